@@ -1,0 +1,411 @@
+//! A table of hostile and edge-case torrents, each mapped to the error it must give.
+
+use super::*;
+
+/// A tiny bencode builder for tests: keys are written in the order given.
+enum B {
+    I(i64),
+    S(Vec<u8>),
+    L(Vec<B>),
+    D(Vec<(&'static str, B)>),
+}
+
+fn s(v: &str) -> B {
+    B::S(v.as_bytes().to_vec())
+}
+
+fn enc(b: &B, out: &mut Vec<u8>) {
+    match b {
+        B::I(i) => out.extend(format!("i{i}e").bytes()),
+        B::S(v) => {
+            out.extend(format!("{}:", v.len()).bytes());
+            out.extend(v);
+        }
+        B::L(l) => {
+            out.push(b'l');
+            l.iter().for_each(|x| enc(x, out));
+            out.push(b'e');
+        }
+        B::D(d) => {
+            out.push(b'd');
+            for (k, v) in d {
+                enc(&s(k), out);
+                enc(v, out);
+            }
+            out.push(b'e');
+        }
+    }
+}
+
+fn torrent(info: B) -> Vec<u8> {
+    let mut out = Vec::new();
+    enc(
+        &B::D(vec![("announce", s("http://t/a")), ("info", info)]),
+        &mut out,
+    );
+    out
+}
+
+fn single(len: i64, piece_len: i64, pieces: usize) -> B {
+    B::D(vec![
+        ("length", B::I(len)),
+        ("name", s("f.bin")),
+        ("piece length", B::I(piece_len)),
+        ("pieces", B::S(vec![7; pieces])),
+    ])
+}
+
+fn multi(paths: Vec<Vec<&str>>) -> B {
+    let n = paths.len() as i64;
+    B::D(vec![
+        (
+            "files",
+            B::L(
+                paths
+                    .into_iter()
+                    .map(|p| {
+                        B::D(vec![
+                            ("length", B::I(10)),
+                            ("path", B::L(p.into_iter().map(s).collect())),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("name", s("root")),
+        ("piece length", B::I(16384)),
+        (
+            "pieces",
+            B::S(vec![1; 20 * ((n * 10 + 16383) / 16384) as usize]),
+        ),
+    ])
+}
+
+fn load(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
+    Metainfo::from_bytes(bytes)
+}
+
+#[test]
+fn reads_a_single_file_torrent() {
+    let m = load(&torrent(single(40000, 16384, 60))).unwrap();
+    assert_eq!(m.info.name, "f.bin");
+    assert_eq!(m.info.piece_count(), 3);
+    assert_eq!(m.info.piece_size(2), 40000 - 2 * 16384);
+    assert_eq!(m.info.piece_size(3), 0);
+    assert!(m.info.single_file);
+    assert_eq!(m.trackers, vec![vec!["http://t/a".to_string()]]);
+}
+
+#[test]
+fn info_hash_is_over_the_raw_bytes_even_with_unknown_and_unsorted_keys() {
+    let info = B::D(vec![
+        ("name", s("f.bin")),
+        ("length", B::I(5)),
+        ("zzz-unknown", B::L(vec![B::I(1), s("x")])),
+        ("piece length", B::I(16384)),
+        ("pieces", B::S(vec![9; 20])),
+    ]);
+    let bytes = torrent(info);
+    let m = load(&bytes).unwrap();
+    let start = bytes.windows(6).position(|w| w == b"4:info").unwrap() + 6;
+    let raw = &bytes[start..bytes.len() - 1];
+    assert_eq!(m.info_hash.0, <[u8; 20]>::from(Sha1::digest(raw)));
+    assert_eq!(m.info_bytes, raw);
+}
+
+#[test]
+fn hostile_torrents_give_their_own_errors() {
+    use MetainfoError as E;
+    let deep = {
+        let mut v = b"d4:info".to_vec();
+        v.extend(std::iter::repeat(b'l').take(50_000));
+        v.extend(std::iter::repeat(b'e').take(50_001));
+        v
+    };
+    let cases: Vec<(&str, Vec<u8>, fn(&E) -> bool)> = vec![
+        (
+            "truncated",
+            torrent(single(5, 16384, 20))[..30].to_vec(),
+            |e| matches!(e, E::Bencode(BencodeError::Truncated { .. })),
+        ),
+        ("deep nesting", deep, |e| {
+            matches!(e, E::Bencode(BencodeError::TooDeep { .. }))
+        }),
+        ("not a dict", b"li1ee".to_vec(), |e| {
+            matches!(e, E::NotADict)
+        }),
+        ("no info", b"d1:ai1ee".to_vec(), |e| {
+            matches!(e, E::MissingInfo)
+        }),
+        ("info is a list", b"d4:infoli1eee".to_vec(), |e| {
+            matches!(e, E::BadInfo(_))
+        }),
+        (
+            "integer too big",
+            b"d4:infod6:lengthi99999999999999999999eee".to_vec(),
+            |e| matches!(e, E::Bencode(BencodeError::IntegerOutOfRange { .. })),
+        ),
+        ("pieces not x20", torrent(single(5, 16384, 21)), |e| {
+            matches!(e, E::PiecesNotMultipleOf20(21))
+        }),
+        ("too few pieces", torrent(single(40000, 16384, 40)), |e| {
+            matches!(
+                e,
+                E::PieceCountMismatch {
+                    found: 2,
+                    expected: 3,
+                    ..
+                }
+            )
+        }),
+        ("too many pieces", torrent(single(5, 16384, 40)), |e| {
+            matches!(e, E::PieceCountMismatch { .. })
+        }),
+        ("piece length 0", torrent(single(5, 0, 20)), |e| {
+            matches!(e, E::BadPieceLength(0))
+        }),
+        ("piece length huge", torrent(single(5, 1 << 40, 20)), |e| {
+            matches!(e, E::BadPieceLength(_))
+        }),
+        ("negative length", torrent(single(-5, 16384, 20)), |e| {
+            matches!(e, E::BadLength(-5))
+        }),
+        ("empty", torrent(single(0, 16384, 0)), |e| {
+            matches!(e, E::Empty)
+        }),
+        ("dotdot", torrent(multi(vec![vec!["..", "etc"]])), |e| {
+            matches!(e, E::UnsafePath { .. })
+        }),
+        (
+            "absolute",
+            torrent(multi(vec![vec!["/etc", "passwd"]])),
+            |e| matches!(e, E::UnsafePath { .. }),
+        ),
+        ("dot", torrent(multi(vec![vec![".", "a"]])), |e| {
+            matches!(e, E::UnsafePath { .. })
+        }),
+        (
+            "empty component",
+            torrent(multi(vec![vec!["a", ""]])),
+            |e| matches!(e, E::UnsafePath { .. }),
+        ),
+        ("empty path", torrent(multi(vec![vec![]])), |e| {
+            matches!(e, E::UnsafePath { .. })
+        }),
+        ("NUL", torrent(multi(vec![vec!["a\0b"]])), |e| {
+            matches!(e, E::UnsafePath { .. })
+        }),
+        ("separator", torrent(multi(vec![vec!["a/b"]])), |e| {
+            matches!(e, E::UnsafePath { .. })
+        }),
+        ("backslash", torrent(multi(vec![vec!["..\\..\\x"]])), |e| {
+            matches!(e, E::UnsafePath { .. })
+        }),
+        (
+            "duplicate",
+            torrent(multi(vec![vec!["a"], vec!["a"]])),
+            |e| matches!(e, E::DuplicatePath(_)),
+        ),
+        (
+            "file and folder",
+            torrent(multi(vec![vec!["a"], vec!["a", "b"]])),
+            |e| matches!(e, E::FileFolderClash(_)),
+        ),
+        (
+            "bad name",
+            {
+                let mut out = Vec::new();
+                enc(
+                    &B::D(vec![(
+                        "info",
+                        B::D(vec![
+                            ("length", B::I(5)),
+                            ("name", s("..")),
+                            ("piece length", B::I(16384)),
+                            ("pieces", B::S(vec![0; 20])),
+                        ]),
+                    )]),
+                    &mut out,
+                );
+                out
+            },
+            |e| matches!(e, E::UnsafePath { .. }),
+        ),
+        (
+            "length and files",
+            {
+                let mut out = Vec::new();
+                enc(
+                    &B::D(vec![(
+                        "info",
+                        B::D(vec![
+                            ("files", B::L(vec![])),
+                            ("length", B::I(5)),
+                            ("name", s("x")),
+                            ("piece length", B::I(16384)),
+                            ("pieces", B::S(vec![0; 20])),
+                        ]),
+                    )]),
+                    &mut out,
+                );
+                out
+            },
+            |e| matches!(e, E::AmbiguousLayout),
+        ),
+        (
+            "trailing garbage",
+            {
+                let mut t = torrent(single(5, 16384, 20));
+                t.extend(b"junk");
+                t
+            },
+            |e| matches!(e, E::Bencode(BencodeError::TrailingBytes { .. })),
+        ),
+    ];
+    for (what, bytes, expect) in cases {
+        match load(&bytes) {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => assert!(expect(&e), "{what}: wrong error {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn lengths_that_overflow_u64_are_rejected() {
+    let file = |len: i64| B::D(vec![("length", B::I(len)), ("path", B::L(vec![s("x")]))]);
+    let info = B::D(vec![
+        (
+            "files",
+            B::L(vec![file(i64::MAX), file(i64::MAX), file(i64::MAX)]),
+        ),
+        ("name", s("root")),
+        ("piece length", B::I(1 << 20)),
+        ("pieces", B::S(vec![0; 20])),
+    ]);
+    assert!(matches!(
+        load(&torrent(info)),
+        Err(MetainfoError::LengthOverflow)
+    ));
+}
+
+#[test]
+fn non_utf8_names_are_kept_losslessly_or_taken_from_utf8_keys() {
+    let info = B::D(vec![
+        (
+            "files",
+            B::L(vec![
+                B::D(vec![
+                    ("length", B::I(3)),
+                    ("path", B::L(vec![B::S(b"caf\xe9".to_vec())])),
+                ]),
+                B::D(vec![
+                    ("length", B::I(3)),
+                    ("path", B::L(vec![B::S(b"\xff".to_vec())])),
+                    ("path.utf-8", B::L(vec![s("ünï")])),
+                ]),
+            ]),
+        ),
+        ("name", B::S(b"r\xf6ot".to_vec())),
+        ("piece length", B::I(16384)),
+        ("pieces", B::S(vec![0; 20])),
+    ]);
+    let m = load(&torrent(info)).unwrap();
+    assert_eq!(m.info.name, "r%F6ot");
+    assert_eq!(m.info.files[0].path, vec!["caf%E9"]);
+    assert_eq!(m.info.files[1].path, vec!["ünï"]);
+    assert_eq!(m.info.files[1].offset, 3);
+}
+
+#[test]
+fn padding_files_are_marked() {
+    let info = B::D(vec![
+        (
+            "files",
+            B::L(vec![
+                B::D(vec![("length", B::I(3)), ("path", B::L(vec![s("a")]))]),
+                B::D(vec![
+                    ("attr", s("p")),
+                    ("length", B::I(16381)),
+                    ("path", B::L(vec![s(".pad"), s("16381")])),
+                ]),
+                B::D(vec![("length", B::I(3)), ("path", B::L(vec![s("b")]))]),
+            ]),
+        ),
+        ("name", s("root")),
+        ("piece length", B::I(16384)),
+        ("pieces", B::S(vec![0; 40])),
+    ]);
+    let m = load(&torrent(info)).unwrap();
+    let pads: Vec<bool> = m.info.files.iter().map(|f| f.padding).collect();
+    assert_eq!(pads, vec![false, true, false]);
+    assert_eq!(m.info.files[2].offset, 16384);
+}
+
+#[test]
+fn wrong_types_in_informative_fields_are_ignored() {
+    let mut out = Vec::new();
+    enc(
+        &B::D(vec![
+            ("announce", B::I(5)),
+            (
+                "announce-list",
+                B::L(vec![B::L(vec![s("udp://a"), s("udp://b")]), B::L(vec![])]),
+            ),
+            ("comment", B::L(vec![])),
+            ("info", single(5, 16384, 20)),
+        ]),
+        &mut out,
+    );
+    let m = load(&out).unwrap();
+    assert_eq!(
+        m.trackers,
+        vec![vec!["udp://a".to_string(), "udp://b".to_string()]]
+    );
+    assert_eq!(m.comment, None);
+}
+
+#[test]
+fn written_torrents_read_back_with_sorted_keys() {
+    use crate::write::{NewFile, NewTorrent};
+    let t = NewTorrent {
+        name: "dir".into(),
+        piece_length: 16384,
+        pieces: vec![3; 40],
+        files: vec![
+            NewFile {
+                path: vec!["a".into(), "b.txt".into()],
+                length: 20000,
+            },
+            NewFile {
+                path: vec!["c".into()],
+                length: 1,
+            },
+        ],
+        single_file: false,
+        trackers: vec!["http://x/announce".into(), "udp://y:1".into()],
+        private: true,
+        comment: Some("hi".into()),
+        created_by: Some("share".into()),
+        creation_date: None,
+    };
+    let bytes = t.to_bytes();
+    let m = load(&bytes).unwrap();
+    assert!(m.info.private);
+    assert_eq!(m.info.files[1].offset, 20000);
+    assert_eq!(m.tracker_urls(), vec!["http://x/announce", "udp://y:1"]);
+    assert_eq!(m.comment.as_deref(), Some("hi"));
+    // Keys in sorted order, as mktorrent writes them.
+    let info = String::from_utf8_lossy(&m.info_bytes);
+    let order: Vec<usize> = [
+        "5:files",
+        "4:name",
+        "12:piece length",
+        "6:pieces",
+        "7:private",
+    ]
+    .iter()
+    .map(|k| info.find(k).unwrap())
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{info}");
+    assert!(String::from_utf8_lossy(&bytes).starts_with("d8:announce"));
+}

@@ -1,0 +1,46 @@
+//! share's disk layer: the only place that builds paths and touches files.
+//!
+//! - [`layout`]: a torrent's byte stream mapped onto files (a piece may span several).
+//! - [`walk`]: the files of a folder being turned into a torrent, in mktorrent's order.
+//! - [`hash`]: pieces hashed or checked on all cores, reading overlapped with hashing, with
+//!   memory bounded by one piece buffer per thread whatever the content's size.
+//! - [`store`]: positional block reads and writes for a transfer.
+
+pub mod hash;
+pub mod layout;
+pub mod store;
+pub mod walk;
+
+use std::path::PathBuf;
+
+pub use layout::Layout;
+
+/// A disk operation that failed, with the path it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: symbolic link loop")]
+    SymlinkLoop(PathBuf),
+    #[error("{0}: no files to share")]
+    NoFiles(PathBuf),
+    #[error("{path}: file changed size while reading (expected {expected} bytes)")]
+    ShortFile { path: PathBuf, expected: u64 },
+    #[error("{0}: the path leaves the download folder")]
+    Escapes(PathBuf),
+    #[error("read or write out of range: {offset}+{len} beyond {total}")]
+    OutOfRange { offset: u64, len: u64, total: u64 },
+}
+
+impl StorageError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StorageError {
+        let path = path.into();
+        move |source| StorageError::Io { path, source }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

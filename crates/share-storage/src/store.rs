@@ -1,0 +1,192 @@
+//! Positional reads and writes of byte ranges that may span several files.
+
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
+
+use crate::hash::short;
+use crate::layout::Layout;
+use crate::{Result, StorageError};
+
+/// Reads byte ranges of a layout, keeping the most recent file open.
+pub struct Reader<'a> {
+    layout: &'a Layout,
+    open: Option<(usize, File)>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(layout: &'a Layout) -> Self {
+        Reader { layout, open: None }
+    }
+
+    /// Fills `buf` with the bytes at `offset` in the torrent's byte stream.
+    pub fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        for seg in self.layout.segments(offset, buf.len())? {
+            let slot = &self.layout.slots[seg.slot];
+            let dst = &mut buf[seg.buf_offset..][..seg.len];
+            if slot.padding {
+                dst.fill(0);
+                continue;
+            }
+            if self.open.as_ref().map(|(i, _)| *i) != Some(seg.slot) {
+                let f = File::open(&slot.path).map_err(StorageError::io(&slot.path))?;
+                self.open = Some((seg.slot, f));
+            }
+            let (_, file) = self.open.as_ref().expect("opened above");
+            file.read_exact_at(dst, seg.file_offset).map_err(|e| {
+                if e.kind() == ErrorKind::UnexpectedEof {
+                    short(&slot.path, slot.length)
+                } else {
+                    StorageError::Io {
+                        path: slot.path.clone(),
+                        source: e,
+                    }
+                }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Read and write access to a torrent's files for a transfer. Files are created (with their
+/// folders, at their full length, sparse) on first write; handles stay open up to a bound.
+pub struct Store {
+    layout: Layout,
+    handles: Vec<Option<File>>,
+    open_count: usize,
+}
+
+/// Most files kept open at once by a [`Store`].
+const MAX_OPEN: usize = 128;
+
+impl Store {
+    pub fn new(layout: Layout) -> Self {
+        let n = layout.slots.len();
+        Store {
+            layout,
+            handles: (0..n).map(|_| None).collect(),
+            open_count: 0,
+        }
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn handle(&mut self, slot: usize, write: bool) -> Result<&File> {
+        if self.handles[slot].is_none() {
+            if self.open_count >= MAX_OPEN {
+                self.handles.iter_mut().for_each(|h| *h = None);
+                self.open_count = 0;
+            }
+            let s = &self.layout.slots[slot];
+            let file = if write {
+                if let Some(parent) = s.path.parent() {
+                    std::fs::create_dir_all(parent).map_err(StorageError::io(parent))?;
+                }
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&s.path)
+                    .map_err(StorageError::io(&s.path))?;
+                let len = f.metadata().map_err(StorageError::io(&s.path))?.len();
+                if len != s.length {
+                    f.set_len(s.length).map_err(StorageError::io(&s.path))?;
+                }
+                f
+            } else {
+                match OpenOptions::new().read(true).write(true).open(&s.path) {
+                    Ok(f) => f,
+                    // Seeding from a read-only copy still works.
+                    Err(_) => File::open(&s.path).map_err(StorageError::io(&s.path))?,
+                }
+            };
+            self.handles[slot] = Some(file);
+            self.open_count += 1;
+        }
+        Ok(self.handles[slot].as_ref().expect("set above"))
+    }
+
+    /// Reads `buf.len()` bytes at `offset` of the byte stream.
+    pub fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let segs: Vec<_> = self.layout.segments(offset, buf.len())?.collect();
+        for seg in segs {
+            let dst = &mut buf[seg.buf_offset..][..seg.len];
+            if self.layout.slots[seg.slot].padding {
+                dst.fill(0);
+                continue;
+            }
+            let path = self.layout.slots[seg.slot].path.clone();
+            let file = self.handle(seg.slot, false)?;
+            file.read_exact_at(dst, seg.file_offset)
+                .map_err(StorageError::io(path))?;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at `offset` of the byte stream; padding files are skipped.
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let segs: Vec<_> = self.layout.segments(offset, data.len())?.collect();
+        for seg in segs {
+            if self.layout.slots[seg.slot].padding {
+                continue;
+            }
+            let path = self.layout.slots[seg.slot].path.clone();
+            let file = self.handle(seg.slot, true)?;
+            file.write_all_at(&data[seg.buf_offset..][..seg.len], seg.file_offset)
+                .map_err(StorageError::io(path))?;
+        }
+        Ok(())
+    }
+
+    /// Creates every (non-padding) file at its full length, so that the content exists on
+    /// disk even before its first piece arrives (and zero-length files exist at all).
+    pub fn allocate(&mut self) -> Result<()> {
+        for slot in 0..self.layout.slots.len() {
+            if !self.layout.slots[slot].padding {
+                self.handle(slot, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes written data to disk.
+    pub fn sync(&mut self) -> Result<()> {
+        for (slot, h) in self.handles.iter().enumerate() {
+            if let Some(f) = h {
+                f.sync_data()
+                    .map_err(StorageError::io(&self.layout.slots[slot].path))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_across_files_create_folders_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![
+            (dir.path().join("t/a"), 10),
+            (dir.path().join("t/sub/deep/b"), 0),
+            (dir.path().join("t/c"), 30),
+        ];
+        let mut store = Store::new(Layout::from_files(files, 16));
+        store.allocate().unwrap();
+        let data: Vec<u8> = (0..40).collect();
+        store.write(0, &data[..16]).unwrap();
+        store.write(16, &data[16..]).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("t/a")).unwrap(), &data[..10]);
+        assert_eq!(std::fs::read(dir.path().join("t/c")).unwrap(), &data[10..]);
+        assert!(dir.path().join("t/sub/deep/b").exists());
+        let mut back = vec![0; 20];
+        store.read(5, &mut back).unwrap();
+        assert_eq!(back, &data[5..25]);
+        assert!(store.write(35, &[0; 6]).is_err());
+    }
+}
