@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use sha1::{Digest, Sha1};
 
+use crate::buf::AlignedBuf;
 use crate::layout::Layout;
 use crate::store::Reader;
 use crate::{Result, StorageError};
@@ -58,7 +59,8 @@ fn par_pieces<T: Send>(
             .map(|_| {
                 scope.spawn(|| {
                     let mut reader = Reader::new(layout);
-                    let mut buf = vec![0u8; layout.piece_length as usize];
+                    let mut aligned = AlignedBuf::new(layout.piece_length as usize);
+                    let buf = aligned.as_mut_slice();
                     let mut out = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         let index = next.fetch_add(1, Ordering::Relaxed);

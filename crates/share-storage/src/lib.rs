@@ -6,6 +6,7 @@
 //!   memory bounded by one piece buffer per thread whatever the content's size.
 //! - [`store`]: positional block reads and writes for a transfer.
 
+pub mod buf;
 pub mod hash;
 pub mod layout;
 pub mod store;

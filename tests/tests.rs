@@ -1,0 +1,7 @@
+//! End-to-end tests: the `share` binary driven as a user or script would, and real clients
+//! (mktorrent, libtorrent, aria2, ...) on the other side.
+
+mod util;
+
+mod create;
+mod inspect;
