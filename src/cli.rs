@@ -21,6 +21,10 @@ pub enum Command {
     Create(CreateArgs),
     /// Show what a .torrent holds.
     Inspect(InspectArgs),
+    /// Check the data on disk and serve it to peers.
+    Seed(SeedArgs),
+    /// Download from peers, verifying every piece; resumes a partial download.
+    Fetch(FetchArgs),
 }
 
 #[derive(Args)]
@@ -114,4 +118,58 @@ mod tests {
         assert!(parse_piece_length("128M").is_err());
         assert!(parse_piece_length("30000").is_err());
     }
+}
+
+#[derive(Args)]
+pub struct SeedArgs {
+    /// The .torrent file.
+    pub torrent: PathBuf,
+    /// The folder that holds the content (DIR/NAME).
+    #[arg(short = 'd', long = "dir", value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args)]
+pub struct FetchArgs {
+    /// The .torrent file.
+    pub torrent: PathBuf,
+    /// The folder to download into (the content goes to DIR/NAME).
+    #[arg(short = 'o', long = "output", value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Keep serving after the download is complete, until SIGINT or SIGTERM.
+    #[arg(long)]
+    pub seed: bool,
+    /// Limit the download rate (bytes per second; K, M, G suffixes).
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub max_download_rate: Option<u64>,
+    /// Never upload to peers (for tests of tit-for-tat).
+    #[arg(long, hide = true)]
+    pub no_upload: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Options that `seed` and `fetch` share.
+#[derive(Args)]
+pub struct NetArgs {
+    /// A peer to connect to (repeatable), besides those the trackers give.
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peers: Vec<std::net::SocketAddr>,
+    /// The address to listen on for peers.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:6881")]
+    pub listen: std::net::SocketAddr,
+    /// A tracker URL to use besides the torrent's own (repeatable).
+    #[arg(short = 't', long = "tracker", value_name = "URL")]
+    pub trackers: Vec<String>,
+    /// Limit the upload rate (bytes per second; K, M, G suffixes).
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub max_upload_rate: Option<u64>,
+    /// Most peers unchoked at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub upload_slots: usize,
+    /// Print only errors and the lines scripts rely on.
+    #[arg(short, long)]
+    pub quiet: bool,
 }

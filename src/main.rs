@@ -5,6 +5,7 @@ mod cli;
 mod create;
 mod inspect;
 mod progress;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Create(args) => create::run(args),
         cli::Command::Inspect(args) => inspect::run(args),
+        cli::Command::Seed(args) => transfer::seed(args),
+        cli::Command::Fetch(args) => transfer::fetch(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,7 +14,7 @@ pub fn bytes_bar(total: u64, quiet: bool, prefix: &str) -> Option<ProgressBar> {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
-            "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
         )
         .expect("valid template")
         .progress_chars("=> "),

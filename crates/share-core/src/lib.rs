@@ -4,7 +4,10 @@
 //! passes a checked, bounded parser here before any other code sees it.
 
 pub mod bencode;
+pub mod bitfield;
 pub mod metainfo;
+pub mod picker;
+pub mod wire;
 pub mod write;
 
 use std::fmt;

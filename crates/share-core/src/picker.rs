@@ -1,0 +1,476 @@
+//! Which blocks to request from which peer.
+//!
+//! - Pieces already under way are finished first, so that verified pieces (which can be
+//!   shared) appear early and partial data stays small.
+//! - A new piece is the rarest one the peer has, ties broken at random.
+//! - Endgame: once every missing block is requested, a block may be requested again from a
+//!   second peer; the engine cancels the other copies when one arrives.
+//! - A piece that failed its hash check is fetched again from one peer only, so that if it
+//!   fails again, that peer is certainly the liar.
+//!
+//! Invariants: a block is `Requested(n)` with n > 0 exactly while n requests for it are out;
+//! a piece is in `partial` exactly while it is neither verified nor untouched.
+
+use std::collections::HashMap;
+
+use crate::bitfield::Bitfield;
+use crate::wire::{BlockRef, MAX_BLOCK};
+
+/// Identifies a peer connection to the picker.
+pub type PeerKey = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Free,
+    Requested(u16),
+    Received(PeerKey),
+}
+
+#[derive(Debug)]
+struct Partial {
+    blocks: Vec<Block>,
+    received: u32,
+    /// After a failed hash check, only this peer fetches the piece.
+    exclusive: bool,
+    owner: Option<PeerKey>,
+}
+
+/// What a block's arrival means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// New data; the piece is not complete yet.
+    Stored,
+    /// New data, and every block of the piece is now here: verify it.
+    PieceComplete,
+    /// A block we already had (endgame duplicate) or never asked for: drop it.
+    Unwanted,
+}
+
+pub struct Picker {
+    piece_length: u32,
+    total_length: u64,
+    have: Bitfield,
+    availability: Vec<u32>,
+    partial: HashMap<u32, Partial>,
+    rng: u64,
+}
+
+impl Picker {
+    pub fn new(piece_length: u32, total_length: u64, have: Bitfield, seed: u64) -> Self {
+        let count = have.len() as usize;
+        Picker {
+            piece_length,
+            total_length,
+            have,
+            availability: vec![0; count],
+            partial: HashMap::new(),
+            rng: seed | 1,
+        }
+    }
+
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.have.is_complete()
+    }
+
+    fn piece_size(&self, index: u32) -> u32 {
+        let start = index as u64 * self.piece_length as u64;
+        (self.total_length - start).min(self.piece_length as u64) as u32
+    }
+
+    fn block_count(&self, index: u32) -> u32 {
+        self.piece_size(index).div_ceil(MAX_BLOCK)
+    }
+
+    /// The block `n` of piece `index`.
+    pub fn block(&self, index: u32, n: u32) -> BlockRef {
+        let begin = n * MAX_BLOCK;
+        BlockRef {
+            index,
+            begin,
+            length: (self.piece_size(index) - begin).min(MAX_BLOCK),
+        }
+    }
+
+    /// Whether `b` is exactly a block of this torrent as the picker would request it.
+    pub fn is_valid_block(&self, b: &BlockRef) -> bool {
+        b.index < self.have.len()
+            && b.begin % MAX_BLOCK == 0
+            && b.begin < self.piece_size(b.index)
+            && self.block(b.index, b.begin / MAX_BLOCK).length == b.length
+    }
+
+    pub fn peer_has_all(&mut self, pieces: &Bitfield) {
+        for i in pieces.ones() {
+            self.availability[i as usize] += 1;
+        }
+    }
+
+    pub fn peer_lost_all(&mut self, pieces: &Bitfield) {
+        for i in pieces.ones() {
+            let a = &mut self.availability[i as usize];
+            *a = a.saturating_sub(1);
+        }
+    }
+
+    pub fn peer_has(&mut self, index: u32) {
+        if let Some(a) = self.availability.get_mut(index as usize) {
+            *a += 1;
+        }
+    }
+
+    /// Whether `peer_has` holds any piece we still need.
+    pub fn wants_from(&self, peer_has: &Bitfield) -> bool {
+        if peer_has.is_complete() {
+            return !self.have.is_complete();
+        }
+        peer_has.ones().any(|i| !self.have.get(i))
+    }
+
+    /// Up to `max` blocks to request from `peer`, which has `peer_has`. `requested_by_peer`
+    /// tells which blocks this peer already has outstanding (never asked twice of one peer).
+    pub fn pick(
+        &mut self,
+        peer: PeerKey,
+        peer_has: &Bitfield,
+        max: usize,
+        requested_by_peer: impl Fn(&BlockRef) -> bool,
+    ) -> Vec<BlockRef> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return out;
+        }
+        // 1. Free blocks of pieces under way.
+        let mut under_way: Vec<u32> = self
+            .partial
+            .iter()
+            .filter(|(i, p)| {
+                peer_has.get(**i) && (!p.exclusive || p.owner.is_none_or(|o| o == peer))
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        under_way.sort_unstable();
+        for index in under_way {
+            self.take_free(index, peer, max, &mut out);
+            if out.len() >= max {
+                return out;
+            }
+        }
+        // 2. New pieces, rarest first.
+        while out.len() < max {
+            let Some(index) = self.rarest_new_piece(peer_has) else {
+                break;
+            };
+            let blocks = vec![Block::Free; self.block_count(index) as usize];
+            self.partial.insert(
+                index,
+                Partial {
+                    blocks,
+                    received: 0,
+                    exclusive: false,
+                    owner: None,
+                },
+            );
+            self.take_free(index, peer, max, &mut out);
+        }
+        if !out.is_empty() || !self.in_endgame() {
+            return out;
+        }
+        // 3. Endgame: blocks requested from others, not yet received.
+        let mut dup: Vec<BlockRef> = Vec::new();
+        for (&index, p) in &self.partial {
+            if !peer_has.get(index) || (p.exclusive && p.owner.is_some_and(|o| o != peer)) {
+                continue;
+            }
+            for (n, b) in p.blocks.iter().enumerate() {
+                if matches!(b, Block::Requested(_)) {
+                    let r = self.block(index, n as u32);
+                    if !requested_by_peer(&r) {
+                        dup.push(r);
+                    }
+                }
+            }
+        }
+        dup.sort_unstable_by_key(|b| (b.index, b.begin));
+        for r in dup.into_iter().take(max) {
+            if let Some(Block::Requested(n)) = self
+                .partial
+                .get_mut(&r.index)
+                .map(|p| &mut p.blocks[(r.begin / MAX_BLOCK) as usize])
+            {
+                *n += 1;
+            }
+            out.push(r);
+        }
+        out
+    }
+
+    /// True when no block is free: every missing block is requested or received.
+    pub fn in_endgame(&self) -> bool {
+        let untouched = self.have.len() - self.have.count() - self.partial.len() as u32;
+        untouched == 0
+            && self
+                .partial
+                .values()
+                .all(|p| p.blocks.iter().all(|b| *b != Block::Free))
+    }
+
+    fn take_free(&mut self, index: u32, peer: PeerKey, max: usize, out: &mut Vec<BlockRef>) {
+        let Some(p) = self.partial.get_mut(&index) else {
+            return;
+        };
+        if p.exclusive {
+            p.owner = Some(peer);
+        }
+        let free: Vec<u32> = p
+            .blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == Block::Free)
+            .map(|(n, _)| n as u32)
+            .take(max - out.len())
+            .collect();
+        for n in free {
+            self.partial.get_mut(&index).expect("present").blocks[n as usize] = Block::Requested(1);
+            out.push(self.block(index, n));
+        }
+    }
+
+    fn rarest_new_piece(&mut self, peer_has: &Bitfield) -> Option<u32> {
+        let mut best: Option<(u32, u32)> = None;
+        let mut ties = 0u64;
+        for i in 0..self.have.len() {
+            if self.have.get(i) || !peer_has.get(i) || self.partial.contains_key(&i) {
+                continue;
+            }
+            let a = self.availability[i as usize];
+            match best {
+                Some((_, b)) if a > b => {}
+                Some((_, b)) if a == b => {
+                    // Reservoir sampling: each tied piece is chosen with equal chance.
+                    ties += 1;
+                    if self.next_random() % ties == 0 {
+                        best = Some((i, a));
+                    }
+                }
+                _ => {
+                    best = Some((i, a));
+                    ties = 1;
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// A request for `b` will not be answered (choke, reject, timeout, disconnect).
+    pub fn request_dropped(&mut self, b: &BlockRef, peer: PeerKey) {
+        if let Some(p) = self.partial.get_mut(&b.index) {
+            if let Some(Block::Requested(n)) = p.blocks.get_mut((b.begin / MAX_BLOCK) as usize) {
+                *n -= 1;
+                if *n == 0 {
+                    p.blocks[(b.begin / MAX_BLOCK) as usize] = Block::Free;
+                }
+            }
+            if p.owner == Some(peer) {
+                p.owner = None;
+            }
+        }
+    }
+
+    /// Block `b` arrived from `peer`.
+    pub fn block_received(&mut self, b: &BlockRef, peer: PeerKey) -> Arrival {
+        if !self.is_valid_block(b) {
+            return Arrival::Unwanted;
+        }
+        let Some(p) = self.partial.get_mut(&b.index) else {
+            return Arrival::Unwanted;
+        };
+        let slot = &mut p.blocks[(b.begin / MAX_BLOCK) as usize];
+        if !matches!(slot, Block::Requested(_)) {
+            return Arrival::Unwanted;
+        }
+        *slot = Block::Received(peer);
+        p.received += 1;
+        if p.received as usize == p.blocks.len() {
+            Arrival::PieceComplete
+        } else {
+            Arrival::Stored
+        }
+    }
+
+    /// Piece `index` matched its hash.
+    pub fn piece_verified(&mut self, index: u32) {
+        self.partial.remove(&index);
+        self.have.set(index);
+    }
+
+    /// Piece `index` failed its hash check: it will be fetched again, from one peer. Returns
+    /// the peers that sent its blocks.
+    pub fn piece_failed(&mut self, index: u32) -> Vec<PeerKey> {
+        let Some(p) = self.partial.get_mut(&index) else {
+            return Vec::new();
+        };
+        let mut senders: Vec<PeerKey> = p
+            .blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Received(peer) => Some(*peer),
+                _ => None,
+            })
+            .collect();
+        senders.sort_unstable();
+        senders.dedup();
+        p.blocks.iter_mut().for_each(|b| *b = Block::Free);
+        p.received = 0;
+        p.exclusive = true;
+        p.owner = None;
+        senders
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: u32 = MAX_BLOCK;
+
+    fn picker(pieces: u32, piece_len: u32) -> Picker {
+        Picker::new(
+            piece_len,
+            pieces as u64 * piece_len as u64,
+            Bitfield::new(pieces),
+            7,
+        )
+    }
+
+    fn none(_: &BlockRef) -> bool {
+        false
+    }
+
+    #[test]
+    fn rarest_piece_is_picked_first() {
+        let mut p = picker(4, B);
+        let all = Bitfield::full(4);
+        p.peer_has_all(&all);
+        p.peer_has_all(&all);
+        let mut few = Bitfield::new(4);
+        few.set(2);
+        p.peer_has_all(&few);
+        // Piece 2 is on three peers; 0, 1, 3 on two. A pick of one takes one of those.
+        let got = p.pick(1, &all, 1, none);
+        assert_eq!(got.len(), 1);
+        assert_ne!(got[0].index, 2);
+    }
+
+    #[test]
+    fn ties_are_broken_at_random() {
+        let mut firsts = std::collections::HashSet::new();
+        for seed in 0..40 {
+            let mut p = Picker::new(B, 8 * B as u64, Bitfield::new(8), seed);
+            firsts.insert(p.pick(1, &Bitfield::full(8), 1, none)[0].index);
+        }
+        assert!(firsts.len() > 3, "{firsts:?}");
+    }
+
+    #[test]
+    fn partial_pieces_are_finished_first() {
+        let mut p = picker(3, 4 * B);
+        let all = Bitfield::full(3);
+        let first = p.pick(1, &all, 2, none);
+        assert_eq!(first.len(), 2);
+        let piece = first[0].index;
+        let next = p.pick(2, &all, 2, none);
+        assert!(next.iter().all(|b| b.index == piece), "{next:?}");
+    }
+
+    #[test]
+    fn a_whole_piece_arrives_then_verifies() {
+        let mut p = Picker::new(B, B as u64 * 2 + 100, Bitfield::new(3), 1);
+        let all = Bitfield::full(3);
+        let blocks = p.pick(1, &all, 10, none);
+        assert_eq!(blocks.len(), 3);
+        assert!(blocks.iter().any(|b| b.length == 100), "short last block");
+        for b in &blocks {
+            assert_eq!(p.block_received(b, 1), Arrival::PieceComplete);
+            p.piece_verified(b.index);
+        }
+        assert!(p.is_complete());
+        assert_eq!(p.block_received(&blocks[0], 1), Arrival::Unwanted);
+    }
+
+    #[test]
+    fn dropped_requests_go_to_other_peers() {
+        let mut p = picker(1, 2 * B);
+        let all = Bitfield::full(1);
+        let a = p.pick(1, &all, 2, none);
+        assert_eq!(a.len(), 2);
+        p.request_dropped(&a[1], 1);
+        let b = p.pick(2, &all, 5, none);
+        assert_eq!(b, vec![a[1]]);
+    }
+
+    #[test]
+    fn endgame_duplicates_requests_but_never_to_the_same_peer() {
+        let mut p = picker(1, 2 * B);
+        let all = Bitfield::full(1);
+        let a = p.pick(1, &all, 2, none);
+        assert!(p.in_endgame());
+        let again = p.pick(1, &all, 5, |b| a.contains(b));
+        assert!(again.is_empty());
+        let dup = p.pick(2, &all, 5, none);
+        assert_eq!(dup, a);
+        // The first copy arrives; the second is unwanted.
+        assert_eq!(p.block_received(&a[0], 2), Arrival::Stored);
+        assert_eq!(p.block_received(&a[0], 1), Arrival::Unwanted);
+    }
+
+    #[test]
+    fn a_failed_piece_is_refetched_from_one_peer_only() {
+        let mut p = picker(1, 2 * B);
+        let all = Bitfield::full(1);
+        let x = p.pick(1, &all, 1, none);
+        let y = p.pick(2, &all, 1, none);
+        p.block_received(&x[0], 1);
+        assert_eq!(p.block_received(&y[0], 2), Arrival::PieceComplete);
+        assert_eq!(p.piece_failed(0), vec![1, 2]);
+        let retry = p.pick(2, &all, 1, none);
+        assert_eq!(retry.len(), 1);
+        assert!(p.pick(1, &all, 5, none).is_empty(), "piece owned by peer 2");
+        assert_eq!(p.pick(2, &all, 5, none).len(), 1);
+    }
+
+    #[test]
+    fn wire_blocks_are_validated() {
+        let p = Picker::new(B * 2, B as u64 * 3, Bitfield::new(2), 1);
+        assert!(p.is_valid_block(&BlockRef {
+            index: 1,
+            begin: 0,
+            length: B
+        }));
+        assert!(!p.is_valid_block(&BlockRef {
+            index: 1,
+            begin: B,
+            length: B
+        }));
+        assert!(!p.is_valid_block(&BlockRef {
+            index: 2,
+            begin: 0,
+            length: B
+        }));
+        assert!(!p.is_valid_block(&BlockRef {
+            index: 0,
+            begin: 1,
+            length: B
+        }));
+    }
+}

@@ -1,0 +1,282 @@
+//! One peer connection: the handshake, then a reader task and a writer task.
+//!
+//! The reader decodes frames (bounded by `wire::max_frame` before any buffer is sized) and
+//! forwards them to the torrent task; the writer encodes what the torrent task or the disk
+//! thread sends, coalescing queued messages into one write, and sends keep-alives when idle.
+//! Either side ending cancels the other.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use share_core::bencode::{self, Limits};
+use share_core::wire::{self, Handshake, Message, HANDSHAKE_LEN};
+use share_core::InfoHash;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+use crate::limit::RateLimiter;
+use crate::torrent::PeerKey;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer that sends nothing at all (not even a keep-alive) for this long is dropped.
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(150);
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
+/// Outgoing messages queued per peer; a full queue means the peer does not read.
+pub const WRITE_QUEUE: usize = 1024;
+/// The request queue depth we advertise (`reqq`) and accept per peer.
+pub const MAX_QUEUED_UPLOADS: usize = 500;
+
+/// What the torrent task (or the disk thread) asks of a connection.
+#[derive(Debug)]
+pub enum Command {
+    Send(Message),
+    Close,
+}
+
+/// What a connection tells the torrent task.
+#[derive(Debug)]
+pub enum Event {
+    Connected {
+        addr: SocketAddr,
+        handshake: Handshake,
+        tx: mpsc::Sender<Command>,
+        queued: Arc<AtomicUsize>,
+        /// Cancelling it closes the connection.
+        token: CancellationToken,
+    },
+    /// The peer's BEP 10 handshake: how many requests it accepts at once.
+    Extensions {
+        reqq: Option<u32>,
+    },
+    Message(Message),
+    Closed(String),
+}
+
+/// What every connection of a session shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub info_hash: InfoHash,
+    pub peer_id: [u8; 20],
+    pub max_frame: u32,
+    pub events: mpsc::Sender<(PeerKey, Event)>,
+    pub uploaded: Arc<AtomicU64>,
+    pub upload_limit: Option<Arc<RateLimiter>>,
+    pub download_limit: Option<Arc<RateLimiter>>,
+    pub shutdown: CancellationToken,
+}
+
+/// Runs a connection to completion. `stream` is an accepted socket, or `None` to dial `addr`.
+pub async fn run(key: PeerKey, addr: SocketAddr, stream: Option<TcpStream>, shared: Shared) {
+    let reason = match connect(key, addr, stream, &shared).await {
+        Ok(()) => "closed".to_owned(),
+        Err(e) => e,
+    };
+    let _ = shared.events.send((key, Event::Closed(reason))).await;
+}
+
+async fn connect(
+    key: PeerKey,
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    shared: &Shared,
+) -> Result<(), String> {
+    let mut stream = match stream {
+        Some(s) => s,
+        None => timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| "connect timed out".to_owned())?
+            .map_err(|e| format!("connect: {e}"))?,
+    };
+    let _ = stream.set_nodelay(true);
+    let ours = Handshake::new(shared.info_hash, shared.peer_id);
+    let theirs = timeout(HANDSHAKE_TIMEOUT, async {
+        stream.write_all(&ours.encode()).await?;
+        let mut buf = [0u8; HANDSHAKE_LEN];
+        stream.read_exact(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    })
+    .await
+    .map_err(|_| "handshake timed out".to_owned())?
+    .map_err(|e| format!("handshake: {e}"))?;
+    let theirs = Handshake::decode(&theirs).map_err(|e| e.to_string())?;
+    if theirs.info_hash != shared.info_hash {
+        return Err("wrong info-hash in handshake".into());
+    }
+    if theirs.peer_id == shared.peer_id {
+        return Err("connected to ourselves".into());
+    }
+
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let (read, write) = stream.into_split();
+    let token = shared.shutdown.child_token();
+    if theirs.supports_extensions() {
+        let ext = Message::Extended {
+            id: 0,
+            payload: Bytes::from(format!(
+                "d1:mde4:reqqi{MAX_QUEUED_UPLOADS}e1:v{}:{}e",
+                VERSION.len(),
+                VERSION
+            )),
+        };
+        let _ = tx.try_send(Command::Send(ext));
+    }
+    shared
+        .events
+        .send((
+            key,
+            Event::Connected {
+                addr,
+                handshake: theirs,
+                tx,
+                queued: queued.clone(),
+                token: token.clone(),
+            },
+        ))
+        .await
+        .map_err(|_| "session ended".to_owned())?;
+    let writer = tokio::spawn(write_loop(write, rx, queued, shared.clone(), token.clone()));
+    let result = read_loop(key, read, shared, &token).await;
+    token.cancel();
+    let _ = writer.await;
+    result
+}
+
+const VERSION: &str = concat!("share ", env!("CARGO_PKG_VERSION"));
+
+async fn read_loop(
+    key: PeerKey,
+    mut read: OwnedReadHalf,
+    shared: &Shared,
+    token: &CancellationToken,
+) -> Result<(), String> {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let n = tokio::select! {
+            _ = token.cancelled() => return Ok(()),
+            r = timeout(SILENCE_TIMEOUT, read.read_buf(&mut buf)) => r
+                .map_err(|_| "peer silent for too long".to_owned())?
+                .map_err(|e| format!("read: {e}"))?,
+        };
+        if n == 0 {
+            return Err("peer closed the connection".into());
+        }
+        if let Some(l) = &shared.download_limit {
+            l.acquire(n).await;
+        }
+        while let Some(msg) = wire::decode(&mut buf, shared.max_frame).map_err(|e| e.to_string())? {
+            let event = match msg {
+                Message::Extended { id: 0, payload } => Event::Extensions {
+                    reqq: parse_reqq(&payload),
+                },
+                Message::KeepAlive => continue,
+                other => Event::Message(other),
+            };
+            if shared.events.send((key, event)).await.is_err() {
+                return Ok(());
+            }
+        }
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+    }
+}
+
+/// The `reqq` of a BEP 10 handshake, if the payload is valid bencode that has one.
+fn parse_reqq(payload: &[u8]) -> Option<u32> {
+    #[derive(serde::Deserialize)]
+    struct Ext {
+        reqq: Option<i64>,
+    }
+    bencode::scan(payload, Limits::MESSAGE).ok()?;
+    let ext: Ext = serde_bencode::from_bytes(payload).ok()?;
+    ext.reqq
+        .and_then(|r| u32::try_from(r).ok())
+        .filter(|&r| r > 0)
+}
+
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Command>,
+    queued: Arc<AtomicUsize>,
+    shared: Shared,
+    token: CancellationToken,
+) {
+    let mut out = BytesMut::with_capacity(256 * 1024);
+    loop {
+        let first = tokio::select! {
+            _ = token.cancelled() => break,
+            r = timeout(KEEPALIVE_EVERY, rx.recv()) => match r {
+                Err(_) => Some(Command::Send(Message::KeepAlive)),
+                Ok(c) => c,
+            },
+        };
+        let mut next = first;
+        let mut payload = 0usize;
+        let mut close = false;
+        // Coalesce what is already queued into one write of up to 256 KiB.
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Close => {
+                    close = true;
+                    break;
+                }
+                Command::Send(msg) => {
+                    if let Message::Piece { data, .. } = &msg {
+                        payload += data.len();
+                        queued.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    msg.encode(&mut out);
+                }
+            }
+            if out.len() < 256 * 1024 {
+                next = rx.try_recv().ok();
+            }
+        }
+        if payload > 0 {
+            if let Some(l) = &shared.upload_limit {
+                l.acquire(payload).await;
+            }
+        }
+        if !out.is_empty() {
+            let ok = tokio::select! {
+                _ = token.cancelled() => false,
+                r = write.write_all(&out) => r.is_ok(),
+            };
+            if !ok {
+                break;
+            }
+            shared.uploaded.fetch_add(payload as u64, Ordering::Relaxed);
+            out.clear();
+        }
+        if close {
+            break;
+        }
+    }
+    let _ = write.shutdown().await;
+    token.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_reqq;
+
+    #[test]
+    fn reqq_is_read_from_a_valid_extension_handshake_only() {
+        assert_eq!(
+            parse_reqq(b"d1:md11:ut_metadatai1ee4:reqqi250ee"),
+            Some(250)
+        );
+        assert_eq!(parse_reqq(b"d4:reqqi-1ee"), None);
+        assert_eq!(parse_reqq(b"d4:reqqi250e"), None);
+        assert_eq!(parse_reqq(b"de"), None);
+    }
+}

@@ -1,0 +1,744 @@
+//! The torrent task: the one owner of the picker, the peer table and choking.
+//!
+//! It reacts to peer events, disk results, new connections and a one-second tick. It never
+//! touches a socket or a file itself: it sends commands to peer writers and jobs to the disk
+//! thread, whose queue is bounded, so a slow disk slows the download instead of filling
+//! memory.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use share_core::bitfield::Bitfield;
+use share_core::picker::{Arrival, Picker};
+use share_core::wire::{self, BlockRef, Handshake, Message, MAX_BLOCK};
+use share_core::{Info, Metainfo};
+use share_storage::store::Store;
+use share_storage::{hash, Layout};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::disk::{self, Done, Job};
+use crate::limit::RateLimiter;
+use crate::peer::{self, Command, Event, Shared, MAX_QUEUED_UPLOADS};
+use crate::{Config, EngineError, Notice, Stats};
+
+pub use share_core::picker::PeerKey;
+
+/// Requests out per peer: at least this many, at most `MAX_DEPTH`, else about a quarter
+/// second of the peer's measured rate.
+const MIN_DEPTH: usize = 16;
+const MAX_DEPTH: usize = 2000;
+/// A peer that owes us blocks and sends none for this long loses its requests to others.
+const STALL: Duration = Duration::from_secs(20);
+/// Invalid requests tolerated from one peer before it is dropped.
+const MAX_BAD_REQUESTS: u32 = 20;
+/// Failed pieces a peer may have contributed to before it is banned.
+const MAX_STRIKES: u32 = 3;
+/// Jobs queued for the disk thread.
+const DISK_QUEUE: usize = 512;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub complete: bool,
+}
+
+struct Peer {
+    addr: SocketAddr,
+    peer_id: [u8; 20],
+    tx: mpsc::Sender<Command>,
+    token: CancellationToken,
+    queued: Arc<AtomicUsize>,
+    has: Bitfield,
+    fast: bool,
+    am_choking: bool,
+    am_interested: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    inflight: HashSet<BlockRef>,
+    depth: usize,
+    reqq: usize,
+    allowed_fast: HashSet<u32>,
+    received_this_tick: u64,
+    rate: f64,
+    last_block: Instant,
+    strikes: u32,
+    bad_requests: u32,
+}
+
+impl Peer {
+    /// Queues a message; a peer whose queue is full does not read and is dropped.
+    fn send(&self, m: Message) {
+        if self.tx.try_send(Command::Send(m)).is_err() {
+            self.token.cancel();
+        }
+    }
+}
+
+struct Known {
+    addr: SocketAddr,
+    next_try: Instant,
+    failures: u32,
+    busy: bool,
+}
+
+struct Torrent {
+    info: Info,
+    picker: Picker,
+    peers: HashMap<PeerKey, Peer>,
+    /// Outgoing connections not yet through the handshake.
+    dialing: HashMap<PeerKey, SocketAddr>,
+    known: Vec<Known>,
+    banned_addrs: HashSet<SocketAddr>,
+    banned_ids: HashSet<[u8; 20]>,
+    next_key: PeerKey,
+    unchoked: usize,
+    shared: Shared,
+    disk: mpsc::Sender<Job>,
+    config: Config,
+    stats: Arc<Stats>,
+    notices: mpsc::UnboundedSender<Notice>,
+}
+
+pub async fn run(
+    listener: TcpListener,
+    meta: Metainfo,
+    dir: PathBuf,
+    config: Config,
+    stats: Arc<Stats>,
+    notices: mpsc::UnboundedSender<Notice>,
+    shutdown: CancellationToken,
+) -> Result<Outcome, EngineError> {
+    let info = meta.info.clone();
+    let layout = Layout::for_torrent(&dir, &info)?;
+    let have = check(&layout, &info, &stats).await;
+    let missing: Vec<u32> = (0..info.piece_count()).filter(|&i| !have.get(i)).collect();
+    let _ = notices.send(Notice::Checked {
+        valid: have.count(),
+        total: have.len(),
+        missing: missing.iter().copied().take(64).collect(),
+    });
+    if config.seed_only && have.count() == 0 {
+        return Err(EngineError::NothingToSeed(dir.join(&info.name)));
+    }
+    let mut store = Store::new(layout);
+    if !have.is_complete() && !config.seed_only {
+        store.allocate()?;
+    }
+
+    let (events_tx, mut events) = mpsc::channel(4096);
+    let (jobs_tx, jobs_rx) = mpsc::channel(DISK_QUEUE);
+    let (done_tx, mut done) = mpsc::unbounded_channel();
+    let disk_thread = disk::spawn(store, info.piece_length, jobs_rx, done_tx);
+    let session = shutdown.child_token();
+    let uploaded = Arc::new(AtomicU64::new(0));
+    let shared = Shared {
+        info_hash: meta.info_hash,
+        peer_id: peer_id(),
+        max_frame: wire::max_frame(info.piece_count()),
+        events: events_tx,
+        uploaded: uploaded.clone(),
+        upload_limit: config
+            .max_upload_rate
+            .map(|r| Arc::new(RateLimiter::new(r))),
+        download_limit: config
+            .max_download_rate
+            .map(|r| Arc::new(RateLimiter::new(r))),
+        shutdown: session.clone(),
+    };
+    let now = Instant::now();
+    let mut t = Torrent {
+        picker: Picker::new(info.piece_length, info.total_length, have, rand::random()),
+        info,
+        peers: HashMap::new(),
+        dialing: HashMap::new(),
+        known: config
+            .peers
+            .iter()
+            .map(|&addr| Known {
+                addr,
+                next_try: now,
+                failures: 0,
+                busy: false,
+            })
+            .collect(),
+        banned_addrs: HashSet::new(),
+        banned_ids: HashSet::new(),
+        next_key: 1,
+        unchoked: 0,
+        shared,
+        disk: jobs_tx,
+        config: config.clone(),
+        stats: stats.clone(),
+        notices: notices.clone(),
+    };
+    if t.picker.is_complete() {
+        let _ = notices.send(Notice::Complete);
+    }
+    t.dial_known();
+
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut failure = None;
+    loop {
+        if config.stop_when_complete && t.picker.is_complete() {
+            break;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some((key, ev)) = events.recv() => t.on_event(key, ev).await,
+            Some(d) = done.recv() => match d {
+                Done::Verified { index, ok } => t.on_verified(index, ok),
+                Done::Failed(e) => { failure = Some(e); break; }
+                Done::Synced => {}
+            },
+            r = listener.accept() => if let Ok((stream, addr)) = r { t.accept(stream, addr) },
+            _ = tick.tick() => t.on_tick(),
+        }
+        t.stats
+            .uploaded
+            .store(uploaded.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    // Wind down: flush the disk, then close every connection.
+    let complete = t.picker.is_complete();
+    if failure.is_none() && t.disk.send(Job::Sync).await.is_ok() {
+        while let Some(d) = done.recv().await {
+            match d {
+                Done::Synced => break,
+                Done::Failed(e) => {
+                    failure = Some(e);
+                    break;
+                }
+                Done::Verified { .. } => {}
+            }
+        }
+    }
+    for p in t.peers.values() {
+        let _ = p.tx.try_send(Command::Close);
+    }
+    drop(t.disk);
+    // Give writers a moment to flush a last message, then cut everything.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    session.cancel();
+    stats
+        .uploaded
+        .store(uploaded.load(Ordering::Relaxed), Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || disk_thread.join()).await;
+    if let Some(e) = failure {
+        return Err(EngineError::Disk(e));
+    }
+    Ok(Outcome { complete })
+}
+
+/// Hashes what is already on disk (on all cores); a missing content folder is skipped.
+async fn check(layout: &Layout, info: &Info, stats: &Arc<Stats>) -> Bitfield {
+    let count = info.piece_count();
+    if !layout.slots.iter().any(|s| s.path.exists()) {
+        return Bitfield::new(count);
+    }
+    let layout = layout.clone();
+    let pieces = info.pieces.clone();
+    let st = stats.clone();
+    let valid = tokio::task::spawn_blocking(move || {
+        hash::check_pieces(&layout, &pieces, hash::default_threads(), &st.checked)
+    })
+    .await
+    .unwrap_or_default();
+    let have = Bitfield::from_bools(&valid);
+    let bytes: u64 = have.ones().map(|i| info.piece_size(i) as u64).sum();
+    stats.verified.store(bytes, Ordering::Relaxed);
+    if valid.len() as u32 == count {
+        have
+    } else {
+        Bitfield::new(count)
+    }
+}
+
+/// `-SH0100-` and 12 random characters.
+fn peer_id() -> [u8; 20] {
+    let mut id = *b"-SH0100-000000000000";
+    const CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    for b in &mut id[8..] {
+        *b = CHARS[rand::random::<usize>() % CHARS.len()];
+    }
+    id
+}
+
+impl Torrent {
+    fn spawn_peer(&mut self, addr: SocketAddr, stream: Option<TcpStream>) -> PeerKey {
+        let key = self.next_key;
+        self.next_key += 1;
+        tokio::spawn(peer::run(key, addr, stream, self.shared.clone()));
+        key
+    }
+
+    fn accept(&mut self, stream: TcpStream, addr: SocketAddr) {
+        if self.peers.len() + self.dialing.len() >= self.config.max_peers
+            || self.banned_addrs.contains(&addr)
+        {
+            return;
+        }
+        self.spawn_peer(addr, Some(stream));
+    }
+
+    /// Dials known addresses that are due, while there is room and something to fetch.
+    fn dial_known(&mut self) {
+        let now = Instant::now();
+        let connected: HashSet<SocketAddr> = self.peers.values().map(|p| p.addr).collect();
+        let due: Vec<SocketAddr> = self
+            .known
+            .iter()
+            .filter(|k| !k.busy && k.next_try <= now && !connected.contains(&k.addr))
+            .map(|k| k.addr)
+            .collect();
+        for addr in due {
+            if self.peers.len() + self.dialing.len() >= self.config.max_peers
+                || self.banned_addrs.contains(&addr)
+                || self.picker.is_complete()
+            {
+                break;
+            }
+            if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
+                k.busy = true;
+            }
+            let key = self.spawn_peer(addr, None);
+            self.dialing.insert(key, addr);
+        }
+    }
+
+    async fn on_event(&mut self, key: PeerKey, ev: Event) {
+        match ev {
+            Event::Connected {
+                addr,
+                handshake,
+                tx,
+                queued,
+                token,
+            } => self.on_connected(key, addr, handshake, tx, queued, token),
+            Event::Extensions { reqq } => {
+                if let (Some(p), Some(r)) = (self.peers.get_mut(&key), reqq) {
+                    p.reqq = (r as usize).clamp(1, MAX_DEPTH);
+                }
+            }
+            Event::Closed(reason) => self.on_closed(key, &reason),
+            Event::Message(m) => self.on_message(key, m).await,
+        }
+    }
+
+    fn on_connected(
+        &mut self,
+        key: PeerKey,
+        addr: SocketAddr,
+        hs: Handshake,
+        tx: mpsc::Sender<Command>,
+        queued: Arc<AtomicUsize>,
+        token: CancellationToken,
+    ) {
+        let banned = self.banned_ids.contains(&hs.peer_id) || self.banned_addrs.contains(&addr);
+        let duplicate = self.peers.values().any(|p| p.peer_id == hs.peer_id);
+        if banned || duplicate || self.peers.len() >= self.config.max_peers {
+            token.cancel();
+            return;
+        }
+        let count = self.info.piece_count();
+        let peer = Peer {
+            addr,
+            peer_id: hs.peer_id,
+            tx,
+            token,
+            queued,
+            has: Bitfield::new(count),
+            fast: hs.supports_fast(),
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            inflight: HashSet::new(),
+            depth: 64,
+            reqq: 250,
+            allowed_fast: HashSet::new(),
+            received_this_tick: 0,
+            rate: 0.0,
+            last_block: Instant::now(),
+            strikes: 0,
+            bad_requests: 0,
+        };
+        let have = self.picker.have();
+        if peer.fast && have.count() == 0 {
+            peer.send(Message::HaveNone);
+        } else if peer.fast && have.is_complete() {
+            peer.send(Message::HaveAll);
+        } else if have.count() > 0 {
+            peer.send(Message::Bitfield(have.as_bytes().to_vec().into()));
+        }
+        self.peers.insert(key, peer);
+        self.stats.peers.store(self.peers.len(), Ordering::Relaxed);
+    }
+
+    fn on_closed(&mut self, key: PeerKey, _reason: &str) {
+        let now = Instant::now();
+        if let Some(addr) = self.dialing.remove(&key) {
+            // Never got through the handshake: back off before trying again.
+            if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
+                k.busy = false;
+                k.failures += 1;
+                k.next_try = now + Duration::from_secs(2u64.pow(k.failures.min(6)));
+            }
+        }
+        let Some(p) = self.peers.remove(&key) else {
+            return;
+        };
+        p.token.cancel();
+        for b in &p.inflight {
+            self.picker.request_dropped(b, key);
+        }
+        self.picker.peer_lost_all(&p.has);
+        if !p.am_choking {
+            self.unchoked -= 1;
+        }
+        if let Some(k) = self.known.iter_mut().find(|k| k.addr == p.addr) {
+            k.busy = false;
+            k.next_try = now + Duration::from_secs(3);
+        }
+        self.stats.peers.store(self.peers.len(), Ordering::Relaxed);
+        // Its requests go to the others.
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            self.fill(k);
+        }
+    }
+
+    async fn on_message(&mut self, key: PeerKey, m: Message) {
+        if self.dialing.remove(&key).is_some() {
+            // First message after the handshake: the dial worked.
+            if let Some(p) = self.peers.get(&key) {
+                let addr = p.addr;
+                if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
+                    k.failures = 0;
+                }
+            }
+        }
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let count = self.info.piece_count();
+        match m {
+            Message::Choke => {
+                p.peer_choking = true;
+                if !p.fast {
+                    for b in p.inflight.drain() {
+                        self.picker.request_dropped(&b, key);
+                    }
+                }
+            }
+            Message::Unchoke => {
+                p.peer_choking = false;
+                self.fill(key);
+            }
+            Message::Interested => {
+                p.peer_interested = true;
+                self.unchoke_waiting();
+            }
+            Message::NotInterested => {
+                p.peer_interested = false;
+                if !p.am_choking {
+                    p.am_choking = true;
+                    p.send(Message::Choke);
+                    self.unchoked -= 1;
+                }
+                self.unchoke_waiting();
+            }
+            Message::Have(i) => {
+                if i < count && p.has.set(i) {
+                    self.picker.peer_has(i);
+                    self.update_interest(key);
+                    self.fill(key);
+                }
+            }
+            Message::Bitfield(bytes) => match Bitfield::from_wire(&bytes, count) {
+                Some(b) => self.set_peer_pieces(key, b),
+                None => {
+                    let token = p.token.clone();
+                    token.cancel();
+                }
+            },
+            Message::HaveAll => self.set_peer_pieces(key, Bitfield::full(count)),
+            Message::HaveNone => {}
+            Message::AllowedFast(i) => {
+                if i < count && p.allowed_fast.len() < 64 {
+                    p.allowed_fast.insert(i);
+                    self.fill(key);
+                }
+            }
+            Message::Reject(b) => {
+                if p.inflight.remove(&b) {
+                    self.picker.request_dropped(&b, key);
+                }
+            }
+            Message::Request(b) => self.on_request(key, b).await,
+            Message::Piece { index, begin, data } => self.on_block(key, index, begin, data).await,
+            Message::Cancel(_)
+            | Message::Suggest(_)
+            | Message::Port(_)
+            | Message::KeepAlive
+            | Message::Extended { .. } => {}
+        }
+    }
+
+    fn set_peer_pieces(&mut self, key: PeerKey, b: Bitfield) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        self.picker.peer_lost_all(&p.has);
+        self.picker.peer_has_all(&b);
+        p.has = b;
+        if p.has.is_complete() && self.picker.is_complete() {
+            // Two seeds have nothing to say to each other.
+            p.token.cancel();
+            return;
+        }
+        self.update_interest(key);
+        self.fill(key);
+    }
+
+    fn update_interest(&mut self, key: PeerKey) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let wants =
+            !self.config.seed_only && !self.picker.is_complete() && self.picker.wants_from(&p.has);
+        if wants != p.am_interested {
+            p.am_interested = wants;
+            p.send(if wants {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            });
+        }
+    }
+
+    /// Sends requests to `key` up to its pipeline depth.
+    fn fill(&mut self, key: PeerKey) {
+        if self.picker.is_complete() {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if !p.am_interested || (p.peer_choking && p.allowed_fast.is_empty()) {
+            return;
+        }
+        let depth = p.depth.min(p.reqq);
+        let room = depth.saturating_sub(p.inflight.len());
+        // Refill in batches, not after every block.
+        if room == 0 || (!p.inflight.is_empty() && room < (depth / 4).max(1)) {
+            return;
+        }
+        let restricted;
+        let has = if p.peer_choking {
+            restricted = {
+                let mut b = Bitfield::new(p.has.len());
+                for &i in &p.allowed_fast {
+                    if p.has.get(i) {
+                        b.set(i);
+                    }
+                }
+                b
+            };
+            &restricted
+        } else {
+            &p.has
+        };
+        let inflight = &p.inflight;
+        let blocks = self.picker.pick(key, has, room, |b| inflight.contains(b));
+        for b in blocks {
+            p.inflight.insert(b);
+            p.send(Message::Request(b));
+        }
+    }
+
+    async fn on_request(&mut self, key: PeerKey, b: BlockRef) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let size = self.info.piece_size(b.index);
+        let in_range = b.length > 0
+            && b.length <= MAX_BLOCK
+            && b.index < self.info.piece_count()
+            && b.begin.checked_add(b.length).is_some_and(|end| end <= size);
+        let refuse = if !in_range {
+            p.bad_requests += 1;
+            true
+        } else {
+            p.am_choking
+                || !self.picker.have().get(b.index)
+                || p.queued.load(Ordering::Relaxed) >= MAX_QUEUED_UPLOADS
+        };
+        if refuse {
+            if p.fast {
+                p.send(Message::Reject(b));
+            }
+            if p.bad_requests > MAX_BAD_REQUESTS {
+                p.token.cancel();
+            }
+            return;
+        }
+        p.queued.fetch_add(1, Ordering::Relaxed);
+        let job = Job::Read {
+            block: b,
+            offset: b.index as u64 * self.info.piece_length as u64 + b.begin as u64,
+            to: p.tx.clone(),
+            queued: p.queued.clone(),
+        };
+        let _ = self.disk.send(job).await;
+    }
+
+    async fn on_block(&mut self, key: PeerKey, index: u32, begin: u32, data: bytes::Bytes) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let b = BlockRef {
+            index,
+            begin,
+            length: data.len() as u32,
+        };
+        p.inflight.remove(&b);
+        p.received_this_tick += data.len() as u64;
+        p.last_block = Instant::now();
+        self.stats
+            .downloaded
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let arrival = self.picker.block_received(&b, key);
+        if arrival != Arrival::Unwanted {
+            // Endgame: cancel the copies requested from others.
+            for (k, other) in self.peers.iter_mut() {
+                if *k != key && other.inflight.remove(&b) {
+                    other.send(Message::Cancel(b));
+                }
+            }
+            let offset = index as u64 * self.info.piece_length as u64 + begin as u64;
+            let _ = self.disk.send(Job::Write { offset, data }).await;
+            if arrival == Arrival::PieceComplete {
+                let expected = self.info.piece_hash(index).unwrap_or_default();
+                let _ = self
+                    .disk
+                    .send(Job::Verify {
+                        index,
+                        offset: index as u64 * self.info.piece_length as u64,
+                        len: self.info.piece_size(index) as usize,
+                        expected,
+                    })
+                    .await;
+            }
+        }
+        self.fill(key);
+    }
+
+    fn on_verified(&mut self, index: u32, ok: bool) {
+        if ok {
+            self.picker.piece_verified(index);
+            self.stats
+                .verified
+                .fetch_add(self.info.piece_size(index) as u64, Ordering::Relaxed);
+            for p in self.peers.values() {
+                if !p.has.get(index) {
+                    p.send(Message::Have(index));
+                }
+            }
+            if self.picker.is_complete() {
+                let _ = self.notices.send(Notice::Complete);
+                for p in self.peers.values_mut() {
+                    if p.am_interested {
+                        p.am_interested = false;
+                        p.send(Message::NotInterested);
+                    }
+                    if p.has.is_complete() {
+                        p.token.cancel();
+                    }
+                }
+            }
+            return;
+        }
+        let senders = self.picker.piece_failed(index);
+        let sole = senders.len() == 1;
+        for key in senders {
+            let Some(p) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            p.strikes += 1;
+            if sole || p.strikes >= MAX_STRIKES {
+                let reason = format!(
+                    "sent data for piece {index} that failed the hash check ({} strike{})",
+                    p.strikes,
+                    if p.strikes == 1 { "" } else { "s" }
+                );
+                self.ban(key, reason);
+            }
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            self.fill(k);
+        }
+    }
+
+    fn ban(&mut self, key: PeerKey, reason: String) {
+        if let Some(p) = self.peers.get(&key) {
+            self.banned_addrs.insert(p.addr);
+            self.banned_ids.insert(p.peer_id);
+            let _ = self.notices.send(Notice::Banned {
+                addr: p.addr,
+                reason,
+            });
+            p.token.cancel();
+        }
+    }
+
+    /// Unchokes interested peers while upload slots are free.
+    fn unchoke_waiting(&mut self) {
+        if self.config.no_upload {
+            return;
+        }
+        for p in self.peers.values_mut() {
+            if self.unchoked >= self.config.upload_slots {
+                break;
+            }
+            if p.peer_interested && p.am_choking {
+                p.am_choking = false;
+                p.send(Message::Unchoke);
+                self.unchoked += 1;
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for &key in &keys {
+            let Some(p) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            p.rate = 0.6 * p.rate + 0.4 * p.received_this_tick as f64;
+            p.received_this_tick = 0;
+            p.depth = ((p.rate / 4.0 / MAX_BLOCK as f64) as usize).clamp(MIN_DEPTH, MAX_DEPTH);
+            if !p.inflight.is_empty() && now.duration_since(p.last_block) > STALL {
+                // Stalled: its requests go to others.
+                for b in p.inflight.drain() {
+                    self.picker.request_dropped(&b, key);
+                }
+                p.last_block = now;
+            }
+            self.update_interest(key);
+        }
+        self.unchoke_waiting();
+        for key in keys {
+            self.fill(key);
+        }
+        self.dial_known();
+    }
+}
