@@ -4,4 +4,6 @@
 mod util;
 
 mod create;
+mod hostile;
 mod inspect;
+mod transfer;

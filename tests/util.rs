@@ -147,3 +147,214 @@ pub fn peer_script(name: &str) -> PathBuf {
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
+
+/// A background process started by a test: stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Proc {
+    pub child: std::process::Child,
+    /// The address from its `listening on` line.
+    pub addr: std::net::SocketAddr,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    pub stdout: Vec<String>,
+}
+
+/// Longest a test waits for a process to say it is listening.
+pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Proc {
+    /// Spawns `cmd` and waits for its `listening on IP:PORT` line.
+    pub fn start(cmd: &mut Command) -> Proc {
+        use std::io::{BufRead, Read};
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut p = Proc {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            lines,
+            stderr,
+            stdout: Vec::new(),
+        };
+        let line = p
+            .wait_line(|l| l.starts_with("listening on "), START_TIMEOUT)
+            .unwrap_or_else(|| panic!("{cmd:?} never said `listening on`; stderr: {}", p.stderr()));
+        p.addr = line["listening on ".len()..]
+            .trim()
+            .parse()
+            .expect("address");
+        p
+    }
+
+    /// Waits for a line of standard output that matches.
+    pub fn wait_line(
+        &mut self,
+        matches: impl Fn(&str) -> bool,
+        timeout: std::time::Duration,
+    ) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout.push(line.clone());
+                    if matches(&line) {
+                        return Some(line);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit on its own; returns its exit code and all its stdout.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> (Option<i32>, Vec<String>) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self
+                    .lines
+                    .recv_timeout(std::time::Duration::from_millis(200))
+                {
+                    self.stdout.push(l);
+                }
+                return (status.code(), self.stdout.clone());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "process did not exit within {timeout:?}; stderr: {}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after a timeout).
+    pub fn stop(&mut self) -> (Option<i32>, Vec<String>) {
+        signal(&self.child, "TERM");
+        self.wait(std::time::Duration::from_secs(20))
+    }
+
+    /// The `uploaded: U downloaded: D` numbers from its last line.
+    pub fn transfer_counts(&self) -> (u64, u64) {
+        let last = self.stdout.last().cloned().unwrap_or_default();
+        parse_counts(&last).unwrap_or_else(|| panic!("last line is not the counts: {last:?}"))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            signal(&self.child, "TERM");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends a signal by name to a child.
+pub fn signal(child: &std::process::Child, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status();
+}
+
+/// Parses `uploaded: U downloaded: D`.
+pub fn parse_counts(line: &str) -> Option<(u64, u64)> {
+    let rest = line.strip_prefix("uploaded: ")?;
+    let (up, down) = rest.split_once(" downloaded: ")?;
+    Some((up.parse().ok()?, down.parse().ok()?))
+}
+
+/// Creates a torrent of `path` with `share create`; returns the torrent's path.
+pub fn make_torrent(d: &Dir, path: &Path, piece_len: u32, extra: &[&str]) -> PathBuf {
+    let out = d.join("t.torrent");
+    ok(share()
+        .arg("create")
+        .arg(path)
+        .args([
+            "-q",
+            "--no-date",
+            "--piece-length",
+            &piece_len.to_string(),
+            "-o",
+        ])
+        .arg(&out)
+        .args(extra));
+    out
+}
+
+/// `share seed` of `torrent` with content under `dir`, on a free loopback port.
+pub fn start_seed(torrent: &Path, dir: &Path, extra: &[&str]) -> Proc {
+    Proc::start(
+        share()
+            .arg("seed")
+            .arg(torrent)
+            .arg("-d")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra),
+    )
+}
+
+/// `share fetch` of `torrent` into `dir` from `peers`, on a free loopback port.
+pub fn start_fetch(
+    torrent: &Path,
+    dir: &Path,
+    peers: &[std::net::SocketAddr],
+    extra: &[&str],
+) -> Proc {
+    let mut cmd = share();
+    cmd.arg("fetch")
+        .arg(torrent)
+        .arg("-o")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra);
+    for p in peers {
+        cmd.arg("--peer").arg(p.to_string());
+    }
+    Proc::start(&mut cmd)
+}
+
+/// Asserts two files have the same bytes (without printing them).
+pub fn assert_same_file(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert!(x == y, "{} and {} differ", a.display(), b.display());
+}

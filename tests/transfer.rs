@@ -1,0 +1,126 @@
+//! share to share on loopback: single and multi-file, resume after SIGKILL, exit codes.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+#[test]
+fn share_fetches_from_share_single_and_multi_file() {
+    let d = Dir::new();
+    d.data_file("src/one.bin", 3_000_017, 1);
+    let t = make_torrent(&d, &d.join("src/one.bin"), 32768, &[]);
+    let mut seed = start_seed(&t, &d.join("src"), &[]);
+    let mut fetch = start_fetch(&t, &d.join("dst"), &[seed.addr], &[]);
+    let (code, _) = fetch.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{}", fetch.stderr());
+    assert_same_file(&d.join("src/one.bin"), &d.join("dst/one.bin"));
+    assert_eq!(fetch.transfer_counts(), (0, 3_000_017));
+    let (code, _) = seed.stop();
+    assert_eq!(code, Some(0), "{}", seed.stderr());
+    assert_eq!(seed.transfer_counts().0, 3_000_017);
+
+    // A folder with nested folders, an empty file and a short last piece.
+    let m = Dir::new();
+    m.data_file("src/tree/a.bin", 100_000, 2);
+    m.data_file("src/tree/sub/deeper/c.bin", 77_777, 3);
+    m.data_file("src/tree/sub/d.bin", 65_536, 4);
+    m.data_file("src/tree/empty", 0, 5);
+    let t = make_torrent(&m, &m.join("src/tree"), 16384, &[]);
+    let seed = start_seed(&t, &m.join("src"), &[]);
+    let mut fetch = start_fetch(&t, &m.join("dst"), &[seed.addr], &["--quiet"]);
+    assert_eq!(
+        fetch.wait(Duration::from_secs(60)).0,
+        Some(0),
+        "{}",
+        fetch.stderr()
+    );
+    for f in ["a.bin", "sub/deeper/c.bin", "sub/d.bin", "empty"] {
+        assert_same_file(&m.join("src/tree").join(f), &m.join("dst/tree").join(f));
+    }
+    // --quiet: only the contract lines.
+    assert_eq!(fetch.stdout.len(), 2, "{:?}", fetch.stdout);
+}
+
+#[test]
+fn a_fetch_killed_half_way_resumes_and_fetches_only_the_rest() {
+    let d = Dir::new();
+    let total = 6 * 1024 * 1024;
+    d.data_file("src/big.bin", total, 7);
+    let t = make_torrent(&d, &d.join("src/big.bin"), 65536, &[]);
+    let seed = start_seed(&t, &d.join("src"), &["--max-upload-rate", "2M"]);
+    let mut first = start_fetch(&t, &d.join("dst"), &[seed.addr], &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        first.child.try_wait().unwrap().is_none(),
+        "finished too soon to test resume"
+    );
+    signal(&first.child, "KILL");
+    let _ = first.child.wait();
+
+    let mut second = start_fetch(&t, &d.join("dst"), &[seed.addr], &[]);
+    let (code, _) = second.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{}", second.stderr());
+    assert_same_file(&d.join("src/big.bin"), &d.join("dst/big.bin"));
+    let (_, downloaded) = second.transfer_counts();
+    assert!(downloaded > 0, "nothing left to fetch: kill came too late");
+    assert!(
+        downloaded < total as u64 * 3 / 4,
+        "resumed run fetched {downloaded} of {total} bytes"
+    );
+    let checked = second.stderr();
+    assert!(checked.contains("checked: "), "{checked}");
+}
+
+#[test]
+fn fetch_without_peers_stops_on_sigterm_with_an_error() {
+    let d = Dir::new();
+    d.data_file("src/x.bin", 50_000, 1);
+    let t = make_torrent(&d, &d.join("src/x.bin"), 16384, &[]);
+    let mut fetch = start_fetch(&t, &d.join("dst"), &[], &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = fetch.stop();
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        out.last().map(|l| parse_counts(l).is_some()),
+        Some(true),
+        "{out:?}"
+    );
+    assert!(
+        fetch.stderr().contains("run again to resume"),
+        "{}",
+        fetch.stderr()
+    );
+}
+
+#[test]
+fn seed_with_no_data_is_a_clear_error_and_damage_is_reported() {
+    let d = Dir::new();
+    d.data_file("src/x.bin", 100_000, 1);
+    let t = make_torrent(&d, &d.join("src/x.bin"), 16384, &[]);
+    let out = run(share()
+        .arg("seed")
+        .arg(&t)
+        .arg("-d")
+        .arg(d.join("elsewhere"))
+        .args(["--listen", "127.0.0.1:0"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no data to seed"));
+    assert!(
+        !d.join("elsewhere/x.bin").exists(),
+        "seed must not create files"
+    );
+
+    // Damage piece 2: the seed says so and still serves the other pieces.
+    let mut data = std::fs::read(d.join("src/x.bin")).unwrap();
+    data[2 * 16384 + 10] ^= 0xff;
+    std::fs::write(d.join("src/x.bin"), data).unwrap();
+    let mut seed = start_seed(&t, &d.join("src"), &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, _) = seed.stop();
+    assert_eq!(code, Some(0));
+    let err = seed.stderr();
+    assert!(
+        err.contains("1 pieces are missing or damaged (first: 2)"),
+        "{err}"
+    );
+}
