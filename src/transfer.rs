@@ -55,7 +55,9 @@ fn run(torrent: PathBuf, dir: PathBuf, net: &NetArgs, config: Config, kind: Kind
             eprintln!("note: trackers are not contacted yet; peers come from --peer and incoming connections");
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // One thread for the network and the torrent task, the disk thread beside it: on a
+    // machine of few cores this avoids the cross-thread wake-ups of a work-stealing pool.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;

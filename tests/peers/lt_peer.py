@@ -2,13 +2,13 @@
 """A libtorrent (python3-libtorrent) peer for interoperability tests, on 127.0.0.1 only.
 
 Usage:
-  lt_peer.py seed  TORRENT SAVE_DIR [--peer IP:PORT]... [--timeout SECS]
+  lt_peer.py seed  TORRENT SAVE_DIR [--peer IP:PORT]... [--timeout SECS] [--out-enc POLICY]
       Serves the content already at SAVE_DIR/NAME. Prints (stdout, flushed)
       `listening on 127.0.0.1:PORT` once listening, then `seeding` once the
       data has been checked and is complete. Runs until SIGTERM/SIGINT (exit 0)
       or until --timeout (default 300) expires (exit 3). Exit 2 if the data on
       disk is incomplete after the check.
-  lt_peer.py fetch TORRENT SAVE_DIR --peer IP:PORT [--peer ...] [--timeout SECS]
+  lt_peer.py fetch TORRENT SAVE_DIR --peer IP:PORT [--peer ...] [--timeout SECS] [--out-enc POLICY]
       Downloads into SAVE_DIR (content lands in SAVE_DIR/NAME) from the given
       peers. Prints `listening on ...` too, progress lines to stderr, and `done`
       on stdout, exit 0, once every piece is verified; exit 1 on timeout
@@ -39,7 +39,14 @@ def parse_peer(s):
     return (host.strip("[]"), int(port))
 
 
-def make_session():
+ENC_POLICIES = {
+    "disabled": int(lt.enc_policy.pe_disabled),  # plaintext only
+    "enabled": int(lt.enc_policy.pe_enabled),    # libtorrent's default: try MSE first
+    "forced": int(lt.enc_policy.pe_forced),      # MSE only
+}
+
+
+def make_session(out_enc):
     settings = {
         # Port 0: the OS picks a free port (works in libtorrent 2.0.x);
         # the real one is read back with listen_port().
@@ -75,6 +82,13 @@ def make_session():
         "seeding_outgoing_connections": True,
         # Both sides are seeds at the end of a test: keep the link anyway.
         "close_redundant_connections": False,
+        # Protocol encryption (MSE/PE): by default libtorrent opens outgoing
+        # connections encrypted and falls back to plaintext only after the
+        # attempt fails (~1 s lost). share speaks plaintext only, so outgoing
+        # defaults to plaintext here (--out-enc changes it); incoming accepts both.
+        "out_enc_policy": out_enc,
+        "in_enc_policy": int(lt.enc_policy.pe_enabled),
+        "allowed_enc_level": int(lt.enc_level.both),
         "user_agent": "lt_peer/" + lt.__version__,
         "alert_mask": (lt.alert.category_t.error_notification
                        | lt.alert.category_t.status_notification
@@ -124,6 +138,8 @@ def main():
     p.add_argument("save_dir")
     p.add_argument("--peer", action="append", default=[], type=parse_peer)
     p.add_argument("--timeout", type=float, default=None)
+    p.add_argument("--out-enc", choices=sorted(ENC_POLICIES), default="disabled",
+                   help="encryption policy for outgoing connections (default: disabled)")
     args = p.parse_args()
     if args.timeout is None:
         args.timeout = 300.0 if args.mode == "seed" else 120.0
@@ -136,7 +152,7 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    ses = make_session()
+    ses = make_session(ENC_POLICIES[args.out_enc])
     port = wait_listening(ses, deadline)
     out("listening on 127.0.0.1:%d" % port)
 

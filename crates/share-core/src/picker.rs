@@ -52,6 +52,10 @@ pub struct Picker {
     have: Bitfield,
     availability: Vec<u32>,
     partial: HashMap<u32, Partial>,
+    /// New pieces are started only while fewer than this many are under way (unless the peer
+    /// can help with none of them, up to four times as many), which bounds the memory that
+    /// holds pieces being assembled.
+    max_partial: usize,
     rng: u64,
 }
 
@@ -64,8 +68,19 @@ impl Picker {
             have,
             availability: vec![0; count],
             partial: HashMap::new(),
+            max_partial: usize::MAX,
             rng: seed | 1,
         }
+    }
+
+    /// Bounds the number of pieces under way (see the field's note).
+    pub fn set_max_partial(&mut self, max: usize) {
+        self.max_partial = max.max(1);
+    }
+
+    /// Pieces under way.
+    pub fn partial_count(&self) -> usize {
+        self.partial.len()
     }
 
     pub fn have(&self) -> &Bitfield {
@@ -159,8 +174,17 @@ impl Picker {
                 return out;
             }
         }
-        // 2. New pieces, rarest first.
+        // 2. New pieces, rarest first, within the bound on pieces under way. A peer that has
+        //    none of the pieces under way may start one more, up to four times the bound, so
+        //    that pieces left by departed peers cannot stall the others.
+        let mut one_more = !self.partial.keys().any(|i| peer_has.get(*i));
         while out.len() < max {
+            if self.partial.len() >= self.max_partial {
+                if !one_more || self.partial.len() >= self.max_partial.saturating_mul(4) {
+                    break;
+                }
+                one_more = false;
+            }
             let Some(index) = self.rarest_new_piece(peer_has) else {
                 break;
             };
@@ -447,6 +471,22 @@ mod tests {
         assert_eq!(retry.len(), 1);
         assert!(p.pick(1, &all, 5, none).is_empty(), "piece owned by peer 2");
         assert_eq!(p.pick(2, &all, 5, none).len(), 1);
+    }
+
+    #[test]
+    fn pieces_under_way_are_bounded() {
+        let mut p = picker(100, B);
+        p.set_max_partial(3);
+        let all = Bitfield::full(100);
+        let got = p.pick(1, &all, 50, none);
+        // The bound, plus one because nothing was under way that this peer could help with.
+        assert_eq!(got.len(), 4);
+        assert_eq!(p.partial_count(), 4);
+        assert!(p.pick(2, &all, 50, none).is_empty());
+        // A peer with none of those pieces may still start one.
+        let mut other = Bitfield::new(100);
+        other.set(99);
+        assert_eq!(p.pick(3, &other, 50, none).len(), 1);
     }
 
     #[test]

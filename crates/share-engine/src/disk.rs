@@ -1,8 +1,9 @@
 //! The disk thread: the only owner of the torrent's files during a transfer.
 //!
-//! Jobs arrive in order on one channel, so a piece's blocks are always written before the
-//! piece is verified. Reads for uploads go straight to the requesting peer's writer, never
-//! through the torrent task. Memory: one piece buffer for verification, one block per read.
+//! A downloaded piece arrives whole (assembled in memory by the torrent task): it is hashed
+//! here and written with one positional write only if it matches, so a bad piece never
+//! touches the disk and a good one is never read back. Reads for uploads go straight to the
+//! requesting peer's writer, never through the torrent task.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,15 +18,11 @@ use tokio::sync::mpsc;
 use crate::peer::Command;
 
 pub enum Job {
-    Write {
-        offset: u64,
-        data: Bytes,
-    },
-    /// Hash piece `index` (`offset`, `len`) and compare with `expected`.
-    Verify {
+    /// Check piece `index` against `expected`; write it at `offset` if it matches.
+    Piece {
         index: u32,
         offset: u64,
-        len: usize,
+        data: AlignedBuf,
         expected: [u8; 20],
     },
     /// Read a block and hand it to a peer's writer; `queued` counts its pending uploads.
@@ -47,7 +44,6 @@ pub enum Done {
 /// Starts the disk thread. It ends when `jobs` closes.
 pub fn spawn(
     store: Store,
-    piece_length: u32,
     mut jobs: mpsc::Receiver<Job>,
     done: mpsc::UnboundedSender<Done>,
 ) -> std::thread::JoinHandle<()> {
@@ -55,20 +51,21 @@ pub fn spawn(
         .name("share-disk".into())
         .spawn(move || {
             let mut store = store;
-            let mut piece_buf = AlignedBuf::new(piece_length as usize);
             while let Some(job) = jobs.blocking_recv() {
                 let result = match job {
-                    Job::Write { offset, data } => store.write(offset, &data).map(|()| None),
-                    Job::Verify {
+                    Job::Piece {
                         index,
                         offset,
-                        len,
+                        data,
                         expected,
                     } => {
-                        let buf = &mut piece_buf.as_mut_slice()[..len];
-                        let ok = store.read(offset, buf).is_ok()
-                            && Sha1::digest(&*buf).as_slice() == expected;
-                        Ok(Some(Done::Verified { index, ok }))
+                        if Sha1::digest(data.as_slice()).as_slice() == expected {
+                            store
+                                .write(offset, data.as_slice())
+                                .map(|()| Some(Done::Verified { index, ok: true }))
+                        } else {
+                            Ok(Some(Done::Verified { index, ok: false }))
+                        }
                     }
                     Job::Read {
                         block,
@@ -76,12 +73,12 @@ pub fn spawn(
                         to,
                         queued,
                     } => {
-                        let mut data = vec![0u8; block.length as usize];
-                        if store.read(offset, &mut data).is_ok() {
+                        let mut data = AlignedBuf::new(block.length as usize);
+                        if store.read(offset, data.as_mut_slice()).is_ok() {
                             let msg = Message::Piece {
                                 index: block.index,
                                 begin: block.begin,
-                                data: data.into(),
+                                data: Bytes::from_owner(data),
                             };
                             // A full or closed writer means the peer is gone or flooding.
                             if to.try_send(Command::Send(msg)).is_err() {

@@ -56,7 +56,8 @@ pub enum Event {
     Extensions {
         reqq: Option<u32>,
     },
-    Message(Message),
+    /// The messages decoded from one read, in order.
+    Messages(Vec<Message>),
     Closed(String),
 }
 
@@ -172,17 +173,33 @@ async fn read_loop(
         if let Some(l) = &shared.download_limit {
             l.acquire(n).await;
         }
+        let mut batch = Vec::new();
+        let mut ext = None;
         while let Some(msg) = wire::decode(&mut buf, shared.max_frame).map_err(|e| e.to_string())? {
-            let event = match msg {
-                Message::Extended { id: 0, payload } => Event::Extensions {
-                    reqq: parse_reqq(&payload),
-                },
-                Message::KeepAlive => continue,
-                other => Event::Message(other),
-            };
-            if shared.events.send((key, event)).await.is_err() {
+            match msg {
+                Message::Extended { id: 0, payload } => ext = Some(parse_reqq(&payload)),
+                Message::KeepAlive => {}
+                other => batch.push(other),
+            }
+        }
+        if let Some(reqq) = ext {
+            if shared
+                .events
+                .send((key, Event::Extensions { reqq }))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
+        }
+        if !batch.is_empty()
+            && shared
+                .events
+                .send((key, Event::Messages(batch)))
+                .await
+                .is_err()
+        {
+            return Ok(());
         }
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);

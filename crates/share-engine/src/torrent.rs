@@ -16,6 +16,7 @@ use share_core::bitfield::Bitfield;
 use share_core::picker::{Arrival, Picker};
 use share_core::wire::{self, BlockRef, Handshake, Message, MAX_BLOCK};
 use share_core::{Info, Metainfo};
+use share_storage::buf::AlignedBuf;
 use share_storage::store::Store;
 use share_storage::{hash, Layout};
 use tokio::net::{TcpListener, TcpStream};
@@ -40,8 +41,10 @@ const STALL: Duration = Duration::from_secs(20);
 const MAX_BAD_REQUESTS: u32 = 20;
 /// Failed pieces a peer may have contributed to before it is banned.
 const MAX_STRIKES: u32 = 3;
-/// Jobs queued for the disk thread.
-const DISK_QUEUE: usize = 512;
+/// Pieces queued for the disk thread.
+const DISK_QUEUE: usize = 16;
+/// Memory for pieces being assembled: bounds the pieces under way.
+const ASSEMBLY_BUDGET: u64 = 32 << 20;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +102,8 @@ struct Torrent {
     banned_ids: HashSet<[u8; 20]>,
     next_key: PeerKey,
     unchoked: usize,
+    /// Pieces being assembled from blocks, each the piece's full size.
+    assembling: HashMap<u32, AlignedBuf>,
     shared: Shared,
     disk: mpsc::Sender<Job>,
     config: Config,
@@ -135,7 +140,7 @@ pub async fn run(
     let (events_tx, mut events) = mpsc::channel(4096);
     let (jobs_tx, jobs_rx) = mpsc::channel(DISK_QUEUE);
     let (done_tx, mut done) = mpsc::unbounded_channel();
-    let disk_thread = disk::spawn(store, info.piece_length, jobs_rx, done_tx);
+    let disk_thread = disk::spawn(store, jobs_rx, done_tx);
     let session = shutdown.child_token();
     let uploaded = Arc::new(AtomicU64::new(0));
     let shared = Shared {
@@ -153,8 +158,10 @@ pub async fn run(
         shutdown: session.clone(),
     };
     let now = Instant::now();
+    let mut picker = Picker::new(info.piece_length, info.total_length, have, rand::random());
+    picker.set_max_partial((ASSEMBLY_BUDGET / info.piece_length as u64).clamp(2, 4096) as usize);
     let mut t = Torrent {
-        picker: Picker::new(info.piece_length, info.total_length, have, rand::random()),
+        picker,
         info,
         peers: HashMap::new(),
         dialing: HashMap::new(),
@@ -172,6 +179,7 @@ pub async fn run(
         banned_ids: HashSet::new(),
         next_key: 1,
         unchoked: 0,
+        assembling: HashMap::new(),
         shared,
         disk: jobs_tx,
         config: config.clone(),
@@ -327,7 +335,11 @@ impl Torrent {
                 }
             }
             Event::Closed(reason) => self.on_closed(key, &reason),
-            Event::Message(m) => self.on_message(key, m).await,
+            Event::Messages(batch) => {
+                for m in batch {
+                    self.on_message(key, m).await;
+                }
+            }
         }
     }
 
@@ -622,19 +634,24 @@ impl Torrent {
                     other.send(Message::Cancel(b));
                 }
             }
-            let offset = index as u64 * self.info.piece_length as u64 + begin as u64;
-            let _ = self.disk.send(Job::Write { offset, data }).await;
+            let size = self.info.piece_size(index) as usize;
+            let buf = self
+                .assembling
+                .entry(index)
+                .or_insert_with(|| AlignedBuf::new(size));
+            buf.as_mut_slice()[begin as usize..][..data.len()].copy_from_slice(&data);
             if arrival == Arrival::PieceComplete {
-                let expected = self.info.piece_hash(index).unwrap_or_default();
-                let _ = self
-                    .disk
-                    .send(Job::Verify {
-                        index,
-                        offset: index as u64 * self.info.piece_length as u64,
-                        len: self.info.piece_size(index) as usize,
-                        expected,
-                    })
-                    .await;
+                let data = self
+                    .assembling
+                    .remove(&index)
+                    .unwrap_or_else(|| AlignedBuf::new(0));
+                let job = Job::Piece {
+                    index,
+                    offset: index as u64 * self.info.piece_length as u64,
+                    data,
+                    expected: self.info.piece_hash(index).unwrap_or_default(),
+                };
+                let _ = self.disk.send(job).await;
             }
         }
         self.fill(key);
