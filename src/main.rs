@@ -13,6 +13,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Diagnostics on standard error when asked for: SHARE_LOG=debug (or a filter such as
+    // share_engine=debug).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("SHARE_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let result = match cli.command {
         cli::Command::Create(args) => create::run(args),
         cli::Command::Inspect(args) => inspect::run(args),

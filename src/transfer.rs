@@ -153,7 +153,9 @@ async fn ui(
                     }
                 }
                 Some(Notice::Banned { addr, reason }) => say(format!("banned peer {addr}: {reason}")),
-                Some(Notice::Complete) => say("complete: every piece verified".to_owned()),
+                Some(Notice::Complete) => if kind == Kind::Fetch {
+                    say("complete: every piece verified".to_owned());
+                },
                 Some(Notice::Warning(w)) => say(format!("warning: {w}")),
             },
             _ = tick.tick() => if let Some(b) = &bar {

@@ -6,4 +6,5 @@ mod util;
 mod create;
 mod hostile;
 mod inspect;
+mod interop;
 mod transfer;

@@ -13,6 +13,7 @@ Usage:
       peers. Prints `listening on ...` too, progress lines to stderr, and `done`
       on stdout, exit 0, once every piece is verified; exit 1 on timeout
       (default 120).
+  Exit 4 if the listen socket cannot be opened.
 
 Error alerts (and peer disconnects / connect failures) are printed to stderr.
 Only TCP is used (uTP off), and DHT/LSD/UPnP/NAT-PMP are off, so no traffic
@@ -119,7 +120,7 @@ SHOWN = tuple(getattr(lt, n) for n in (
     "peer_error_alert", "peer_disconnected_alert", "peer_connect_alert",
     "torrent_error_alert", "file_error_alert", "hash_failed_alert",
     "listen_failed_alert", "peer_ban_alert", "fastresume_rejected_alert",
-    "metadata_failed_alert", "read_piece_alert", "incoming_connection_alert",
+    "metadata_failed_alert", "incoming_connection_alert",
     "peer_blocked_alert",
 ) if hasattr(lt, n))
 

@@ -389,11 +389,18 @@ impl Torrent {
         } else if have.count() > 0 {
             peer.send(Message::Bitfield(have.as_bytes().to_vec().into()));
         }
+        tracing::debug!(%addr, client = %String::from_utf8_lossy(&hs.peer_id[..8]), "connected");
         self.peers.insert(key, peer);
         self.stats.peers.store(self.peers.len(), Ordering::Relaxed);
     }
 
-    fn on_closed(&mut self, key: PeerKey, _reason: &str) {
+    fn on_closed(&mut self, key: PeerKey, reason: &str) {
+        let addr = self
+            .peers
+            .get(&key)
+            .map(|p| p.addr)
+            .or(self.dialing.get(&key).copied());
+        tracing::debug!(peer = ?addr, reason, "connection closed");
         let now = Instant::now();
         if let Some(addr) = self.dialing.remove(&key) {
             // Never got through the handshake: back off before trying again.
