@@ -1,15 +1,14 @@
 //! The disk thread: the only owner of the torrent's files during a transfer.
 //!
-//! A downloaded piece arrives whole (assembled in memory by the torrent task): it is hashed
-//! here and written with one positional write only if it matches, so a bad piece never
-//! touches the disk and a good one is never read back. Reads for uploads go straight to the
+//! A downloaded piece arrives whole and already verified (assembled and hashed in memory by
+//! the torrent task) and is written with one positional write, so a bad piece never touches
+//! the disk and a good one is never read back. Its buffer goes back for reuse. Reads for uploads go straight to the
 //! requesting peer's writer, never through the torrent task.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sha1::{Digest, Sha1};
 use share_core::wire::{BlockRef, Message};
 use share_storage::buf::AlignedBuf;
 use share_storage::store::Store;
@@ -18,12 +17,11 @@ use tokio::sync::mpsc;
 use crate::peer::Command;
 
 pub enum Job {
-    /// Check piece `index` against `expected`; write it at `offset` if it matches.
+    /// Write verified piece `index` at `offset`; the buffer comes back with `Done::Written`.
     Piece {
         index: u32,
         offset: u64,
         data: AlignedBuf,
-        expected: [u8; 20],
     },
     /// Read a block and hand it to a peer's writer; `queued` counts its pending uploads.
     Read {
@@ -36,7 +34,7 @@ pub enum Job {
 }
 
 pub enum Done {
-    Verified { index: u32, ok: bool },
+    Written { index: u32, buf: AlignedBuf },
     Failed(String),
     Synced,
 }
@@ -57,16 +55,9 @@ pub fn spawn(
                         index,
                         offset,
                         data,
-                        expected,
-                    } => {
-                        if Sha1::digest(data.as_slice()).as_slice() == expected {
-                            store
-                                .write(offset, data.as_slice())
-                                .map(|()| Some(Done::Verified { index, ok: true }))
-                        } else {
-                            Ok(Some(Done::Verified { index, ok: false }))
-                        }
-                    }
+                    } => store
+                        .write(offset, data.as_slice())
+                        .map(|()| Some(Done::Written { index, buf: data })),
                     Job::Read {
                         block,
                         offset,

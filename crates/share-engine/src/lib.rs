@@ -4,6 +4,7 @@
 //! connection has a reader task and a writer task that talk to it over bounded channels; one
 //! disk thread owns the files. See `docs/engine.md` for the message flow and its invariants.
 
+mod assembly;
 mod disk;
 mod limit;
 mod peer;

@@ -151,6 +151,9 @@ async fn connect(
     result
 }
 
+/// How much the reader asks of the socket at once.
+const READ_CHUNK: usize = 256 * 1024;
+
 const VERSION: &str = concat!("share ", env!("CARGO_PKG_VERSION"));
 
 async fn read_loop(
@@ -159,7 +162,7 @@ async fn read_loop(
     shared: &Shared,
     token: &CancellationToken,
 ) -> Result<(), String> {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
         let n = tokio::select! {
             _ = token.cancelled() => return Ok(()),
@@ -201,8 +204,8 @@ async fn read_loop(
         {
             return Ok(());
         }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
         }
     }
 }

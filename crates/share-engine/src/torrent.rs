@@ -16,7 +16,6 @@ use share_core::bitfield::Bitfield;
 use share_core::picker::{Arrival, Picker};
 use share_core::wire::{self, BlockRef, Handshake, Message, MAX_BLOCK};
 use share_core::{Info, Metainfo};
-use share_storage::buf::AlignedBuf;
 use share_storage::store::Store;
 use share_storage::{hash, Layout};
 use tokio::net::{TcpListener, TcpStream};
@@ -24,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::assembly::Assembler;
 use crate::disk::{self, Done, Job};
 use crate::limit::RateLimiter;
 use crate::peer::{self, Command, Event, Shared, MAX_QUEUED_UPLOADS};
@@ -41,7 +41,9 @@ const STALL: Duration = Duration::from_secs(20);
 const MAX_BAD_REQUESTS: u32 = 20;
 /// Failed pieces a peer may have contributed to before it is banned.
 const MAX_STRIKES: u32 = 3;
-/// Pieces queued for the disk thread.
+/// Jobs queued for the disk thread. Most are single-block reads for uploads; the pieces
+/// among them are already bounded by the assembly budget (a piece stays "under way" in the
+/// picker until the disk thread has verified it).
 const DISK_QUEUE: usize = 16;
 /// Memory for pieces being assembled: bounds the pieces under way.
 const ASSEMBLY_BUDGET: u64 = 32 << 20;
@@ -102,8 +104,8 @@ struct Torrent {
     banned_ids: HashSet<[u8; 20]>,
     next_key: PeerKey,
     unchoked: usize,
-    /// Pieces being assembled from blocks, each the piece's full size.
-    assembling: HashMap<u32, AlignedBuf>,
+    /// Pieces being assembled from blocks and hashed as they arrive.
+    assembly: Assembler,
     shared: Shared,
     disk: mpsc::Sender<Job>,
     config: Config,
@@ -179,7 +181,7 @@ pub async fn run(
         banned_ids: HashSet::new(),
         next_key: 1,
         unchoked: 0,
-        assembling: HashMap::new(),
+        assembly: Assembler::new(meta.info.piece_length),
         shared,
         disk: jobs_tx,
         config: config.clone(),
@@ -201,7 +203,10 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             Some((key, ev)) = events.recv() => t.on_event(key, ev).await,
             Some(d) = done.recv() => match d {
-                Done::Verified { index, ok } => t.on_verified(index, ok),
+                Done::Written { index, buf } => {
+                    t.assembly.recycle(buf);
+                    t.on_written(index);
+                }
                 Done::Failed(e) => { failure = Some(e); break; }
                 Done::Synced => {}
             },
@@ -223,7 +228,7 @@ pub async fn run(
                     failure = Some(e);
                     break;
                 }
-                Done::Verified { .. } => {}
+                Done::Written { .. } => {}
             }
         }
     }
@@ -642,30 +647,35 @@ impl Torrent {
                 }
             }
             let size = self.info.piece_size(index) as usize;
-            let buf = self
-                .assembling
-                .entry(index)
-                .or_insert_with(|| AlignedBuf::new(size));
-            buf.as_mut_slice()[begin as usize..][..data.len()].copy_from_slice(&data);
+            self.assembly.add(index, size, begin as usize, &data);
             if arrival == Arrival::PieceComplete {
-                let data = self
-                    .assembling
-                    .remove(&index)
-                    .unwrap_or_else(|| AlignedBuf::new(0));
-                let job = Job::Piece {
-                    index,
-                    offset: index as u64 * self.info.piece_length as u64,
-                    data,
-                    expected: self.info.piece_hash(index).unwrap_or_default(),
-                };
-                let _ = self.disk.send(job).await;
+                let expected = self.info.piece_hash(index).unwrap_or_default();
+                match self.assembly.finish(index, &expected) {
+                    Some((data, true)) => {
+                        let offset = index as u64 * self.info.piece_length as u64;
+                        let _ = self
+                            .disk
+                            .send(Job::Piece {
+                                index,
+                                offset,
+                                data,
+                            })
+                            .await;
+                    }
+                    Some((data, false)) => {
+                        self.assembly.recycle(data);
+                        self.on_failed(index);
+                    }
+                    None => {}
+                }
             }
         }
         self.fill(key);
     }
 
-    fn on_verified(&mut self, index: u32, ok: bool) {
-        if ok {
+    /// Piece `index` matched its hash and is on disk.
+    fn on_written(&mut self, index: u32) {
+        {
             self.picker.piece_verified(index);
             self.stats
                 .verified
@@ -687,8 +697,11 @@ impl Torrent {
                     }
                 }
             }
-            return;
         }
+    }
+
+    /// Piece `index` failed its hash check: refetch it, and strike or ban who sent it.
+    fn on_failed(&mut self, index: u32) {
         let senders = self.picker.piece_failed(index);
         let sole = senders.len() == 1;
         for key in senders {

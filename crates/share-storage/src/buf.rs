@@ -34,6 +34,21 @@ impl AlignedBuf {
         self.len
     }
 
+    /// Bytes the buffer can hold without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.pages.len() * PAGE
+    }
+
+    /// Changes the length within the capacity (for reuse); returns false if it does not fit.
+    /// The bytes keep whatever they held.
+    pub fn set_len(&mut self, len: usize) -> bool {
+        if len > self.capacity() {
+            return false;
+        }
+        self.len = len;
+        true
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
