@@ -1,4 +1,5 @@
-# Shared by aria2_seed.sh and aria2_fetch.sh (sourced, not run).
+# Shared by aria2_seed.sh and aria2_fetch.sh, and by transmission_peer.sh
+# (sourced, not run).
 #
 # Gives: WORK (a temporary folder), free_port, spawn (start a child that is
 # stopped on exit), info_hash_of, start_tracker, announce_peer, ARIA2_OPTS, the
@@ -9,7 +10,8 @@
 
 set -u
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/share-aria2.XXXXXX") || exit 4
+# WORK_PREFIX (set before sourcing) names the temporary folder.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/${WORK_PREFIX:-share-aria2}.XXXXXX") || exit 4
 # opentracker refuses to keep root privileges: started as root it switches to
 # "nobody", which must still be able to read the whitelist in WORK.
 chmod 755 "$WORK"

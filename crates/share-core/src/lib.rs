@@ -7,6 +7,7 @@ pub mod bencode;
 pub mod bitfield;
 pub mod metainfo;
 pub mod picker;
+pub mod tracker;
 pub mod wire;
 pub mod write;
 

@@ -91,6 +91,8 @@ struct Known {
     next_try: Instant,
     failures: u32,
     busy: bool,
+    /// It had every piece when last seen: not worth dialing once we have them all too.
+    seed: bool,
 }
 
 struct Torrent {
@@ -175,6 +177,7 @@ pub async fn run(
                 next_try: now,
                 failures: 0,
                 busy: false,
+                seed: false,
             })
             .collect(),
         banned_addrs: HashSet::new(),
@@ -308,14 +311,15 @@ impl Torrent {
             .known
             .iter()
             .filter(|k| !k.busy && k.next_try <= now && !connected.contains(&k.addr))
+            .filter(|k| !(k.seed && self.picker.is_complete()))
             .map(|k| k.addr)
             .collect();
         for addr in due {
-            if self.peers.len() + self.dialing.len() >= self.config.max_peers
-                || self.banned_addrs.contains(&addr)
-                || self.picker.is_complete()
-            {
+            if self.peers.len() + self.dialing.len() >= self.config.max_peers {
                 break;
+            }
+            if self.banned_addrs.contains(&addr) {
+                continue;
             }
             if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
                 k.busy = true;
@@ -522,6 +526,15 @@ impl Torrent {
         self.picker.peer_lost_all(&p.has);
         self.picker.peer_has_all(&b);
         p.has = b;
+        if p.has.is_complete() {
+            let addr = p.addr;
+            if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
+                k.seed = true;
+            }
+        }
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
         if p.has.is_complete() && self.picker.is_complete() {
             // Two seeds have nothing to say to each other.
             p.token.cancel();
