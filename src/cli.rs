@@ -25,6 +25,27 @@ pub enum Command {
     Seed(SeedArgs),
     /// Download from peers, verifying every piece; resumes a partial download.
     Fetch(FetchArgs),
+    /// Run a small tracker (HTTP and UDP on one port) for a LAN or a test.
+    Tracker(TrackerArgs),
+}
+
+#[derive(Args)]
+pub struct TrackerArgs {
+    /// The address to listen on (TCP for HTTP, UDP on the same port).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:6969")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds between announces that the tracker asks of clients.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub interval: u32,
+    /// Most torrents tracked at once.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_torrents: usize,
+    /// Most peers listed per torrent.
+    #[arg(long, value_name = "N", default_value_t = 2_000)]
+    pub max_peers: usize,
+    /// Print only errors and the `listening on` line.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args)]

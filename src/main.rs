@@ -5,6 +5,7 @@ mod cli;
 mod create;
 mod inspect;
 mod progress;
+mod tracker;
 mod transfer;
 
 use std::process::ExitCode;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         cli::Command::Inspect(args) => inspect::run(args),
         cli::Command::Seed(args) => transfer::seed(args),
         cli::Command::Fetch(args) => transfer::fetch(args),
+        cli::Command::Tracker(args) => tracker::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -48,11 +48,19 @@ enum Kind {
     Fetch,
 }
 
-fn run(torrent: PathBuf, dir: PathBuf, net: &NetArgs, config: Config, kind: Kind) -> Result<()> {
+fn run(
+    torrent: PathBuf,
+    dir: PathBuf,
+    net: &NetArgs,
+    mut config: Config,
+    kind: Kind,
+) -> Result<()> {
     let meta = load(&torrent)?;
-    if !net.trackers.is_empty() || !meta.trackers.is_empty() {
-        if !net.quiet {
-            eprintln!("note: trackers are not contacted yet; peers come from --peer and incoming connections");
+    // The torrent's tiers, then each -t URL as a tier of its own.
+    config.trackers = meta.trackers.clone();
+    for url in &net.trackers {
+        if !config.trackers.iter().flatten().any(|u| u == url) {
+            config.trackers.push(vec![url.clone()]);
         }
     }
     // One thread for the network and the torrent task, the disk thread beside it: on a
@@ -100,7 +108,7 @@ fn run(torrent: PathBuf, dir: PathBuf, net: &NetArgs, config: Config, kind: Kind
     })
 }
 
-async fn stop_on_signal(token: CancellationToken) {
+pub async fn stop_on_signal(token: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         return;

@@ -7,4 +7,5 @@ mod create;
 mod hostile;
 mod inspect;
 mod interop;
+mod trackers;
 mod transfer;

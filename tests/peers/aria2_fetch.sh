@@ -3,6 +3,10 @@
 # running `share seed`), for interoperability tests.
 #
 # Usage: aria2_fetch.sh TORRENT OUT_DIR 127.0.0.1:PORT [--timeout SECS]
+#        aria2_fetch.sh TORRENT OUT_DIR TRACKER_URL [--timeout SECS]
+#
+# With a TRACKER_URL (http://...) aria2 announces there and takes its peers from it; no
+# opentracker of the script's own is started.
 #
 # The content lands in OUT_DIR/NAME. Prints `done` (stdout) and exits 0 once
 # aria2 has downloaded and verified everything; exit 1 if aria2 failed or the
@@ -31,13 +35,19 @@ while [ $# -gt 0 ]; do
         *) log "unknown argument: $1"; exit 4 ;;
     esac
 done
-case $PEER in 127.0.0.1:[0-9]*) ;; *) log "the peer must be 127.0.0.1:PORT"; exit 4 ;; esac
+case $PEER in
+    127.0.0.1:[0-9]*) ;;
+    http://127.0.0.1:*) TRACKER_URL=$PEER ;;
+    *) log "the peer must be 127.0.0.1:PORT or http://127.0.0.1:PORT/announce"; exit 4 ;;
+esac
 DEADLINE=$((SECONDS + TIMEOUT))
 
 HASH=$(info_hash_of "$TORRENT")
 [ -n "$HASH" ] || { log "cannot read $TORRENT"; exit 4; }
-start_tracker "$HASH" || exit 4
-announce_peer "$HASH" "${PEER#127.0.0.1:}" || exit 4
+if [ -z "${TRACKER_URL:-}" ]; then
+    start_tracker "$HASH" || exit 4
+    announce_peer "$HASH" "${PEER#127.0.0.1:}" || exit 4
+fi
 
 mkdir -p "$OUT"
 PORT=$(free_port) || exit 4

@@ -16,6 +16,9 @@ use std::collections::HashMap;
 use crate::bitfield::Bitfield;
 use crate::wire::{BlockRef, MAX_BLOCK};
 
+/// Most duplicate requests handed to one peer per pick in endgame.
+const ENDGAME_BATCH: usize = 16;
+
 /// Identifies a peer connection to the picker.
 pub type PeerKey = u64;
 
@@ -203,14 +206,15 @@ impl Picker {
         if !out.is_empty() || !self.in_endgame() {
             return out;
         }
-        // 3. Endgame: blocks requested from others, not yet received.
+        // 3. Endgame: blocks requested from one other peer only, not yet received; a few at a
+        //    time, so that a small torrent is not fetched twice over.
         let mut dup: Vec<BlockRef> = Vec::new();
         for (&index, p) in &self.partial {
             if !peer_has.get(index) || (p.exclusive && p.owner.is_some_and(|o| o != peer)) {
                 continue;
             }
             for (n, b) in p.blocks.iter().enumerate() {
-                if matches!(b, Block::Requested(_)) {
+                if *b == Block::Requested(1) {
                     let r = self.block(index, n as u32);
                     if !requested_by_peer(&r) {
                         dup.push(r);
@@ -219,7 +223,7 @@ impl Picker {
             }
         }
         dup.sort_unstable_by_key(|b| (b.index, b.begin));
-        for r in dup.into_iter().take(max) {
+        for r in dup.into_iter().take(max.min(ENDGAME_BATCH)) {
             if let Some(Block::Requested(n)) = self
                 .partial
                 .get_mut(&r.index)
@@ -453,6 +457,8 @@ mod tests {
         assert!(again.is_empty());
         let dup = p.pick(2, &all, 5, none);
         assert_eq!(dup, a);
+        // A third peer gets nothing: each block already has two requests out.
+        assert!(p.pick(3, &all, 5, none).is_empty());
         // The first copy arrives; the second is unwanted.
         assert_eq!(p.block_received(&a[0], 2), Arrival::Stored);
         assert_eq!(p.block_received(&a[0], 1), Arrival::Unwanted);

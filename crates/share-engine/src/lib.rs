@@ -8,7 +8,9 @@ mod assembly;
 mod disk;
 mod limit;
 mod peer;
+mod serve;
 mod torrent;
+mod tracker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +23,8 @@ use tokio::sync::mpsc;
 pub use tokio_util::sync::CancellationToken;
 
 pub use limit::RateLimiter;
+pub use serve::TrackerServer;
+pub use share_core::tracker::registry::Limits as TrackerLimits;
 pub use torrent::Outcome;
 
 /// How a session behaves.
@@ -28,6 +32,8 @@ pub use torrent::Outcome;
 pub struct Config {
     /// Peers to connect to, besides any that connect to us.
     pub peers: Vec<SocketAddr>,
+    /// Tracker tiers (BEP 12) to announce to.
+    pub trackers: Vec<Vec<String>>,
     /// Stop once every piece is verified (fetch); otherwise serve until shut down.
     pub stop_when_complete: bool,
     /// Upload rate limit in bytes per second.
@@ -48,6 +54,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             peers: Vec::new(),
+            trackers: Vec::new(),
             stop_when_complete: true,
             max_upload_rate: None,
             max_download_rate: None,

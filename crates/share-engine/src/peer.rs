@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::limit::RateLimiter;
 use crate::torrent::PeerKey;
 
+/// The close reason of a connection to our own listener (a tracker listed us).
+pub const SELF_CONNECTION: &str = "connected to ourselves";
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer that sends nothing at all (not even a keep-alive) for this long is dropped.
@@ -112,7 +115,7 @@ async fn connect(
         return Err("wrong info-hash in handshake".into());
     }
     if theirs.peer_id == shared.peer_id {
-        return Err("connected to ourselves".into());
+        return Err(SELF_CONNECTION.into());
     }
 
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);

@@ -27,6 +27,7 @@ use crate::assembly::Assembler;
 use crate::disk::{self, Done, Job};
 use crate::limit::RateLimiter;
 use crate::peer::{self, Command, Event, Shared, MAX_QUEUED_UPLOADS};
+use crate::tracker;
 use crate::{Config, EngineError, Notice, Stats};
 
 pub use share_core::picker::PeerKey;
@@ -47,6 +48,9 @@ const MAX_STRIKES: u32 = 3;
 const DISK_QUEUE: usize = 16;
 /// Memory for pieces being assembled: bounds the pieces under way.
 const ASSEMBLY_BUDGET: u64 = 32 << 20;
+
+/// Most addresses remembered for dialing.
+const MAX_KNOWN: usize = 1000;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +114,8 @@ struct Torrent {
     assembly: Assembler,
     shared: Shared,
     disk: mpsc::Sender<Job>,
+    /// Tells the tracker client when the download completes.
+    complete: tokio::sync::watch::Sender<bool>,
     config: Config,
     stats: Arc<Stats>,
     notices: mpsc::UnboundedSender<Notice>,
@@ -162,8 +168,30 @@ pub async fn run(
         shutdown: session.clone(),
     };
     let now = Instant::now();
+    let have_all = have.is_complete();
     let mut picker = Picker::new(info.piece_length, info.total_length, have, rand::random());
     picker.set_max_partial((ASSEMBLY_BUDGET / info.piece_length as u64).clamp(2, 4096) as usize);
+    let (complete_tx, complete_rx) = tokio::sync::watch::channel(have_all);
+    let (tracker_peers_tx, mut tracker_peers) = mpsc::channel(16);
+    let tracker_stop = CancellationToken::new();
+    let tracker = tokio::spawn(
+        tracker::Client::new(
+            config.trackers.clone(),
+            tracker::Identity {
+                info_hash: meta.info_hash,
+                peer_id: shared.peer_id,
+                port: listener.local_addr()?.port(),
+                total: info.total_length,
+            },
+            stats.clone(),
+        )
+        .run(
+            tracker_peers_tx,
+            complete_rx,
+            tracker_stop.clone(),
+            notices.clone(),
+        ),
+    );
     let mut t = Torrent {
         picker,
         info,
@@ -187,6 +215,7 @@ pub async fn run(
         assembly: Assembler::new(meta.info.piece_length),
         shared,
         disk: jobs_tx,
+        complete: complete_tx,
         config: config.clone(),
         stats: stats.clone(),
         notices: notices.clone(),
@@ -214,6 +243,7 @@ pub async fn run(
                 Done::Synced => {}
             },
             r = listener.accept() => if let Ok((stream, addr)) = r { t.accept(stream, addr) },
+            Some(addrs) = tracker_peers.recv() => t.add_known(addrs),
             _ = tick.tick() => t.on_tick(),
         }
         t.stats
@@ -221,7 +251,8 @@ pub async fn run(
             .store(uploaded.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
-    // Wind down: flush the disk, then close every connection.
+    // Wind down: tell the trackers, flush the disk, then close every connection.
+    tracker_stop.cancel();
     let complete = t.picker.is_complete();
     if failure.is_none() && t.disk.send(Job::Sync).await.is_ok() {
         while let Some(d) = done.recv().await {
@@ -246,6 +277,7 @@ pub async fn run(
         .uploaded
         .store(uploaded.load(Ordering::Relaxed), Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || disk_thread.join()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(6), tracker).await;
     if let Some(e) = failure {
         return Err(EngineError::Disk(e));
     }
@@ -292,6 +324,26 @@ impl Torrent {
         self.next_key += 1;
         tokio::spawn(peer::run(key, addr, stream, self.shared.clone()));
         key
+    }
+
+    /// Remembers addresses (from a tracker) to dial.
+    fn add_known(&mut self, addrs: Vec<SocketAddr>) {
+        let now = Instant::now();
+        for addr in addrs {
+            if self.known.len() >= MAX_KNOWN {
+                break;
+            }
+            if !self.known.iter().any(|k| k.addr == addr) {
+                self.known.push(Known {
+                    addr,
+                    next_try: now,
+                    failures: 0,
+                    busy: false,
+                    seed: false,
+                });
+            }
+        }
+        self.dial_known();
     }
 
     fn accept(&mut self, stream: TcpStream, addr: SocketAddr) {
@@ -411,6 +463,12 @@ impl Torrent {
             .or(self.dialing.get(&key).copied());
         tracing::debug!(peer = ?addr, reason, "connection closed");
         let now = Instant::now();
+        if reason == peer::SELF_CONNECTION {
+            if let Some(addr) = self.dialing.get(&key) {
+                let addr = *addr;
+                self.known.retain(|k| k.addr != addr);
+            }
+        }
         if let Some(addr) = self.dialing.remove(&key) {
             // Never got through the handshake: back off before trying again.
             if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
@@ -700,6 +758,7 @@ impl Torrent {
             }
             if self.picker.is_complete() {
                 let _ = self.notices.send(Notice::Complete);
+                let _ = self.complete.send(true);
                 for p in self.peers.values_mut() {
                     if p.am_interested {
                         p.am_interested = false;

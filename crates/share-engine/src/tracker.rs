@@ -1,0 +1,314 @@
+//! The tracker client: announces over HTTP and UDP (BEP 3, 15), tier by tier (BEP 12), and
+//! hands the peers it learns to the torrent task.
+//!
+//! Lifecycle: `started` once, then a re-announce every interval the tracker asks for,
+//! `completed` as soon as the download completes, and `stopped` (briefly awaited) at the end.
+//! A tracker that is down, slow or answers garbage costs a warning and a growing back-off,
+//! never the transfer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use share_core::tracker::udp::{Request, Response};
+use share_core::tracker::{http, Announce, AnnounceReply, Event};
+use share_core::InfoHash;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{timeout, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Notice, Stats};
+
+/// Largest tracker reply read over HTTP.
+const MAX_BODY: usize = 1 << 20;
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// UDP tries per request: waits of 15 s, 30 s, ... (BEP 15), capped at this many.
+const UDP_TRIES: u32 = 3;
+/// A UDP connection id is good for a minute.
+const CONNECTION_TTL: Duration = Duration::from_secs(60);
+/// Shortest and longest waits between announces.
+const MIN_INTERVAL: u64 = 10;
+const MAX_BACKOFF: u64 = 300;
+
+/// What the client announces about itself.
+pub struct Identity {
+    pub info_hash: InfoHash,
+    pub peer_id: [u8; 20],
+    pub port: u16,
+    pub total: u64,
+}
+
+pub struct Client {
+    tiers: Vec<Vec<String>>,
+    me: Identity,
+    stats: Arc<Stats>,
+    http: reqwest::Client,
+    udp_connections: HashMap<String, (u64, Instant)>,
+    tracker_id: Option<String>,
+    key: u32,
+    /// Seconds to wait for the UDP replies of the first try (BEP 15: 15 s); tests may lower it.
+    udp_first_wait: u64,
+}
+
+impl Client {
+    pub fn new(mut tiers: Vec<Vec<String>>, me: Identity, stats: Arc<Stats>) -> Client {
+        // BEP 12: shuffle within each tier once; working trackers move to the front later.
+        let mut rng = rand::thread_rng();
+        for t in &mut tiers {
+            t.shuffle(&mut rng);
+        }
+        Client {
+            tiers,
+            me,
+            stats,
+            http: reqwest::Client::builder()
+                .timeout(HTTP_TIMEOUT)
+                .connect_timeout(Duration::from_secs(5))
+                .no_proxy()
+                .user_agent(concat!("share/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+            udp_connections: HashMap::new(),
+            tracker_id: None,
+            key: rand::random(),
+            udp_first_wait: 15,
+        }
+    }
+
+    /// Runs until `stop`: announces, forwards peers, re-announces; `stopped` at the end.
+    pub async fn run(
+        mut self,
+        peers: mpsc::Sender<Vec<SocketAddr>>,
+        mut complete: watch::Receiver<bool>,
+        stop: CancellationToken,
+        notices: mpsc::UnboundedSender<Notice>,
+    ) {
+        if self.tiers.is_empty() {
+            return;
+        }
+        let mut event = Event::Started;
+        let mut announced_complete = *complete.borrow();
+        let mut backoff = 5u64;
+        loop {
+            let wait = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = self.announce(event) => match r {
+                    Ok(reply) => {
+                        backoff = 5;
+                        event = Event::None;
+                        if let Some(w) = &reply.warning {
+                            let _ = notices.send(Notice::Warning(format!("tracker: {w}")));
+                        }
+                        let _ = peers.send(reply.peers).await;
+                        let interval = reply.interval.max(reply.min_interval.unwrap_or(0));
+                        (interval as u64).max(MIN_INTERVAL)
+                    }
+                    Err(e) => {
+                        let _ = notices.send(Notice::Warning(format!(
+                            "no tracker answered ({e}); retrying in {backoff} s"
+                        )));
+                        let w = backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        w
+                    }
+                },
+            };
+            let sleep = tokio::time::sleep(Duration::from_secs(wait));
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => {
+                        self.say_stopped(event).await;
+                        return;
+                    }
+                    _ = &mut sleep => break,
+                    r = complete.changed(), if !announced_complete => {
+                        if r.is_err() || *complete.borrow() {
+                            announced_complete = true;
+                            event = Event::Completed;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.say_stopped(event).await;
+    }
+
+    /// `stopped`, unless we never got through with `started`.
+    async fn say_stopped(&mut self, pending: Event) {
+        if pending == Event::Started {
+            return;
+        }
+        self.udp_first_wait = 2;
+        let _ = timeout(Duration::from_secs(4), self.announce(Event::Stopped)).await;
+    }
+
+    /// One announce round: the first tracker that answers, tier by tier (BEP 12).
+    async fn announce(&mut self, event: Event) -> Result<AnnounceReply, String> {
+        let a = Announce {
+            info_hash: self.me.info_hash,
+            peer_id: self.me.peer_id,
+            port: self.me.port,
+            uploaded: self.stats.uploaded.load(Ordering::Relaxed),
+            downloaded: self.stats.downloaded.load(Ordering::Relaxed),
+            left: self
+                .me
+                .total
+                .saturating_sub(self.stats.verified.load(Ordering::Relaxed)),
+            event,
+            numwant: if event == Event::Stopped { 0 } else { 80 },
+            key: self.key,
+            tracker_id: self.tracker_id.clone(),
+        };
+        let mut errors = Vec::new();
+        for t in 0..self.tiers.len() {
+            for i in 0..self.tiers[t].len() {
+                let url = self.tiers[t][i].clone();
+                match self.announce_to(&url, &a).await {
+                    Ok(reply) => {
+                        if reply.tracker_id.is_some() {
+                            self.tracker_id = reply.tracker_id.clone();
+                        }
+                        self.tiers[t][..=i].rotate_right(1);
+                        tracing::debug!(%url, peers = reply.peers.len(), ?event, "announced");
+                        return Ok(reply);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%url, error = %e, "announce failed");
+                        errors.push(format!("{url}: {e}"));
+                    }
+                }
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    async fn announce_to(&mut self, url: &str, a: &Announce) -> Result<AnnounceReply, String> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            self.http_announce(url, a).await
+        } else if let Some(rest) = url.strip_prefix("udp://") {
+            let host = rest.split(['/', '?']).next().unwrap_or(rest).to_owned();
+            self.udp_announce(url, &host, a).await
+        } else {
+            Err("unsupported tracker URL scheme".into())
+        }
+    }
+
+    async fn http_announce(&self, url: &str, a: &Announce) -> Result<AnnounceReply, String> {
+        let mut resp = self
+            .http
+            .get(http::announce_url(url, a))
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| e.without_url().to_string())?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(format!("reply larger than {MAX_BODY} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        http::parse_announce_reply(&body).map_err(|e| e.to_string())
+    }
+
+    async fn udp_announce(
+        &mut self,
+        url: &str,
+        host: &str,
+        a: &Announce,
+    ) -> Result<AnnounceReply, String> {
+        let addr = tokio::net::lookup_host(host)
+            .await
+            .map_err(|e| format!("resolving {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} has no address"))?;
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0".parse().expect("literal")
+        } else {
+            "0.0.0.0:0".parse().expect("literal")
+        };
+        let socket = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
+        socket.connect(addr).await.map_err(|e| e.to_string())?;
+        let connection = match self.udp_connections.get(url) {
+            Some((id, at)) if at.elapsed() < CONNECTION_TTL => *id,
+            _ => {
+                let t = rand::random();
+                match self
+                    .udp_exchange(&socket, Request::Connect { transaction: t }, addr)
+                    .await?
+                {
+                    Response::Connect { connection, .. } => {
+                        self.udp_connections
+                            .insert(url.to_owned(), (connection, Instant::now()));
+                        connection
+                    }
+                    _ => return Err("unexpected reply to connect".into()),
+                }
+            }
+        };
+        let t = rand::random();
+        match self
+            .udp_exchange(&socket, Request::announce(connection, t, a), addr)
+            .await
+        {
+            Ok(Response::Announce { reply, .. }) => Ok(reply),
+            Ok(_) => Err("unexpected reply to announce".into()),
+            Err(e) => {
+                // The connection id may have expired on the tracker's side.
+                self.udp_connections.remove(url);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends `req` and waits for the reply with the same transaction id, retrying on the
+    /// BEP 15 schedule. A tracker's error packet is an error.
+    async fn udp_exchange(
+        &self,
+        socket: &UdpSocket,
+        req: Request,
+        addr: SocketAddr,
+    ) -> Result<Response, String> {
+        let transaction = match &req {
+            Request::Connect { transaction }
+            | Request::Announce { transaction, .. }
+            | Request::Scrape { transaction, .. } => *transaction,
+        };
+        let packet = req.encode();
+        let mut buf = vec![0u8; 2048];
+        for n in 0..UDP_TRIES {
+            socket.send(&packet).await.map_err(|e| e.to_string())?;
+            let wait = Duration::from_secs(self.udp_first_wait << n);
+            let deadline = Instant::now() + wait;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let Ok(got) = timeout(left, socket.recv(&mut buf)).await else {
+                    break;
+                };
+                let len = got.map_err(|e| e.to_string())?;
+                match Response::decode(&buf[..len], addr.is_ipv6()) {
+                    Some(r) if r.transaction() == transaction => {
+                        if let Response::Error { message, .. } = r {
+                            return Err(format!("tracker says: {message}"));
+                        }
+                        return Ok(r);
+                    }
+                    _ => continue,
+                }
+            }
+        }
+        Err("no reply".into())
+    }
+}

@@ -1,0 +1,244 @@
+//! Trackers: share with a real opentracker over HTTP and UDP, real clients through
+//! `share tracker`, and trackers that die, refuse or answer garbage.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::*;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn info_hash_hex(torrent: &Path) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(share().args(["inspect", "--json"]).arg(torrent))).unwrap();
+    v["info_hash"].as_str().unwrap().to_owned()
+}
+
+/// Creates a torrent of `path` announcing to `trackers`, named `name` in `d`.
+fn torrent_with(d: &Dir, path: &Path, name: &str, trackers: &[String]) -> PathBuf {
+    let out = d.join(name);
+    let mut cmd = share();
+    cmd.arg("create")
+        .arg(path)
+        .args(["-q", "--no-date", "--piece-length", "16384", "-o"])
+        .arg(&out);
+    for t in trackers {
+        cmd.args(["-t", t]);
+    }
+    ok(&mut cmd);
+    out
+}
+
+fn start_share_tracker() -> Proc {
+    Proc::start(share().args(["tracker", "--listen", "127.0.0.1:0", "--interval", "5"]))
+}
+
+/// A plain HTTP GET on loopback; returns the body.
+fn http_get(addr: SocketAddr, path: &str) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP reply")
+        + 4;
+    all[split..].to_vec()
+}
+
+#[test]
+fn share_seed_and_fetch_find_each_other_through_opentracker_over_http_and_udp() {
+    if !require("opentracker", "opentracker") {
+        return;
+    }
+    let d = Dir::new();
+    d.data_file("src/f.bin", 1_500_000, 21);
+    let plain = torrent_with(&d, &d.join("src/f.bin"), "plain.torrent", &[]);
+    let mut tracker = Proc::start(
+        Command::new("bash")
+            .arg(peer_script("opentracker.sh"))
+            .arg(info_hash_hex(&plain)),
+    );
+    for scheme in ["http", "udp"] {
+        let url = format!("{scheme}://{}/announce", tracker.addr);
+        let t = torrent_with(
+            &d,
+            &d.join("src/f.bin"),
+            &format!("{scheme}.torrent"),
+            &[url],
+        );
+        let mut seed = start_seed(&t, &d.join("src"), &[]);
+        let dst = d.join(&format!("dst-{scheme}"));
+        let mut fetch = start_fetch(&t, &dst, &[], &[]);
+        let (code, _) = fetch.wait(TIMEOUT);
+        assert_eq!(
+            code,
+            Some(0),
+            "{scheme}: {}\nseed: {}",
+            fetch.stderr(),
+            seed.stderr()
+        );
+        assert_same_file(&d.join("src/f.bin"), &dst.join("f.bin"));
+        assert_eq!(seed.stop().0, Some(0));
+    }
+    tracker.stop();
+}
+
+#[test]
+fn libtorrent_seeds_to_aria2_through_share_tracker() {
+    if !require_libtorrent() || !require("aria2c", "aria2") {
+        return;
+    }
+    let mut tracker = start_share_tracker();
+    let d = Dir::new();
+    d.data_file("src/tree/a.bin", 400_000, 22);
+    d.data_file("src/tree/sub/b.bin", 123_456, 23);
+    let url = format!("http://{}/announce", tracker.addr);
+    let t = torrent_with(&d, &d.join("src/tree"), "t.torrent", &[url.clone()]);
+    let mut seed = Proc::start(
+        Command::new(python())
+            .arg(peer_script("lt_peer.py"))
+            .arg("seed")
+            .arg(&t)
+            .arg(d.join("src"))
+            .args(["--timeout", "200"]),
+    );
+    assert!(
+        seed.wait_line(|l| l == "seeding", TIMEOUT).is_some(),
+        "{}",
+        seed.stderr()
+    );
+    std::fs::create_dir_all(d.join("dst")).unwrap();
+    let out = run(Command::new("bash")
+        .arg(peer_script("aria2_fetch.sh"))
+        .arg(&t)
+        .arg(d.join("dst"))
+        .arg(&url)
+        .args(["--timeout", "100"]));
+    assert!(
+        out.status.success(),
+        "aria2: {}\nlibtorrent: {}",
+        String::from_utf8_lossy(&out.stderr),
+        seed.stderr()
+    );
+    assert_same_file(&d.join("src/tree/a.bin"), &d.join("dst/tree/a.bin"));
+    assert_same_file(&d.join("src/tree/sub/b.bin"), &d.join("dst/tree/sub/b.bin"));
+    seed.stop();
+    tracker.stop();
+}
+
+#[test]
+fn a_seed_announces_stopped_on_sigterm_as_scrape_shows() {
+    let tracker = start_share_tracker();
+    let d = Dir::new();
+    d.data_file("src/f.bin", 50_000, 24);
+    let url = format!("http://{}/announce", tracker.addr);
+    let t = torrent_with(&d, &d.join("src/f.bin"), "t.torrent", &[url]);
+    let hash = info_hash_hex(&t);
+    let scrape = || {
+        let enc: String = hash
+            .as_bytes()
+            .chunks(2)
+            .map(|c| format!("%{}", std::str::from_utf8(c).unwrap()))
+            .collect();
+        String::from_utf8_lossy(&http_get(tracker.addr, &format!("/scrape?info_hash={enc}")))
+            .into_owned()
+    };
+    let mut seed = start_seed(&t, &d.join("src"), &[]);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !scrape().contains("8:completei1e") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the seed never announced: {}",
+            scrape()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(seed.stop().0, Some(0));
+    assert!(
+        scrape().contains("8:completei0e"),
+        "after stop: {}",
+        scrape()
+    );
+}
+
+#[test]
+fn a_tracker_killed_mid_download_does_not_stop_the_download() {
+    let mut tracker = start_share_tracker();
+    let d = Dir::new();
+    d.data_file("src/f.bin", 3_000_000, 25);
+    let url = format!("http://{}/announce", tracker.addr);
+    let t = torrent_with(&d, &d.join("src/f.bin"), "t.torrent", &[url]);
+    let _seed = start_seed(&t, &d.join("src"), &["--max-upload-rate", "1M"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut fetch = start_fetch(&t, &d.join("dst"), &[], &[]);
+    std::thread::sleep(Duration::from_millis(1200));
+    signal(&tracker.child, "KILL");
+    let _ = tracker.child.wait();
+    assert!(
+        fetch.child.try_wait().unwrap().is_none(),
+        "finished before the tracker died"
+    );
+    let (code, _) = fetch.wait(TIMEOUT);
+    assert_eq!(code, Some(0), "{}", fetch.stderr());
+    assert_same_file(&d.join("src/f.bin"), &d.join("dst/f.bin"));
+}
+
+/// An HTTP server that answers every request with `body` (garbage, for instance).
+fn garbage_tracker(body: &'static [u8]) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten().take(50) {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(body);
+        }
+    });
+    addr
+}
+
+#[test]
+fn refused_and_garbage_trackers_cost_a_warning_not_the_download() {
+    let d = Dir::new();
+    d.data_file("src/f.bin", 200_000, 26);
+    let garbage = garbage_tracker(b"<html>this is not bencode</html>");
+    let trackers = [
+        "http://127.0.0.1:1/announce".to_owned(),
+        "udp://127.0.0.1:1/announce".to_owned(),
+        format!("http://{garbage}/announce"),
+    ];
+    let t = torrent_with(&d, &d.join("src/f.bin"), "t.torrent", &trackers);
+    let seed = start_seed(&t, &d.join("src"), &[]);
+    let mut fetch = start_fetch(&t, &d.join("dst"), &[seed.addr], &[]);
+    let (code, _) = fetch.wait(TIMEOUT);
+    assert_eq!(code, Some(0), "{}", fetch.stderr());
+    assert_same_file(&d.join("src/f.bin"), &d.join("dst/f.bin"));
+    let err = fetch.stderr();
+    assert!(err.contains("warning: no tracker answered"), "{err}");
+    assert!(err.contains("malformed tracker reply"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn share_tracker_answers_malformed_announces_with_a_failure_reason() {
+    let tracker = start_share_tracker();
+    let body = http_get(tracker.addr, "/announce?info_hash=short&port=1");
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.starts_with("d14:failure reason"), "{text}");
+    assert!(text.contains("info_hash"), "{text}");
+}
