@@ -187,9 +187,12 @@ pub struct NetArgs {
     /// Limit the upload rate (bytes per second; K, M, G suffixes).
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub max_upload_rate: Option<u64>,
-    /// Most peers unchoked at once.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// Regular upload slots: peers unchoked at once besides the optimistic one.
+    #[arg(long, value_name = "N", default_value_t = 4)]
     pub upload_slots: usize,
+    /// Most peer connections at once.
+    #[arg(long, value_name = "N", default_value_t = 80)]
+    pub max_peers: usize,
     /// Print only errors and the lines scripts rely on.
     #[arg(short, long)]
     pub quiet: bool,

@@ -35,6 +35,7 @@ fn config(net: &NetArgs, no_upload: bool, more: impl FnOnce(&mut Config)) -> Con
         peers: net.peers.clone(),
         max_upload_rate: net.max_upload_rate,
         upload_slots: net.upload_slots,
+        max_peers: net.max_peers.max(1),
         no_upload,
         ..Config::default()
     };

@@ -16,7 +16,9 @@
 #       `listening on 127.0.0.1:PORT` once Transmission accepts incoming
 #       connections for the torrent, then `done` and exits 0 once the download
 #       is complete: "Percent Done: 100%", which Transmission reports only when
-#       every piece has passed its SHA-1 check. On the timeout (default 120 s)
+#       every piece has passed its SHA-1 check. Transmission 3.00 does not
+#       create zero-length files (transmission#417): the script creates the
+#       torrent's missing empty files before `done`. On the timeout (default 120 s)
 #       it prints `timeout` and exits 1; exit 1 too if Transmission stops the
 #       torrent with an error.
 #   Exit 4 on a setup failure (unreadable torrent, daemon does not start,
@@ -229,5 +231,40 @@ while :; do
     sleep 0.2
 done
 log "state: $STATE, done: $PERCENT"
+# Transmission 3.00 never creates zero-length files (transmission#417, fixed in
+# 4.1): create the torrent's empty files that are missing, so that DIR/NAME
+# matches the torrent. Only paths that stay inside DIR/NAME are touched.
+python3 - "$TORRENT" "$DIR" <<'EOF' || { log "cannot create the empty files"; exit 1; }
+import os, sys
+
+def decode(b, i=0):
+    c = b[i:i + 1]
+    if c == b"i":
+        j = b.index(b"e", i)
+        return int(b[i + 1:j]), j + 1
+    if c in (b"l", b"d"):
+        items, i = [], i + 1
+        while b[i:i + 1] != b"e":
+            v, i = decode(b, i)
+            items.append(v)
+        return (items if c == b"l" else dict(zip(items[::2], items[1::2]))), i + 1
+    j = b.index(b":", i)
+    n = int(b[i:j])
+    return b[j + 1:j + 1 + n], j + 1 + n
+
+info = decode(open(sys.argv[1], "rb").read())[0][b"info"]
+if info[b"name"] in (b"", b".", b"..") or b"/" in info[b"name"]:
+    sys.exit(0)
+root = os.path.join(os.fsencode(sys.argv[2]), info[b"name"])
+for f in info.get(b"files", []):
+    parts = f[b"path"]
+    if f[b"length"] != 0 or not parts or any(p in (b"", b".", b"..") or b"/" in p for p in parts):
+        continue
+    path = os.path.join(root, *parts)
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").close()
+        print("transmission_peer.sh: created the empty file", os.fsdecode(path), file=sys.stderr)
+EOF
 echo "done"
 exit 0

@@ -5,6 +5,7 @@
 
 pub mod bencode;
 pub mod bitfield;
+pub mod choker;
 pub mod metainfo;
 pub mod picker;
 pub mod tracker;

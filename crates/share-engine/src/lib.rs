@@ -42,7 +42,7 @@ pub struct Config {
     pub max_download_rate: Option<u64>,
     /// Most peer connections at once.
     pub max_peers: usize,
-    /// Most peers unchoked at once.
+    /// Regular upload slots (the optimistic unchoke comes on top).
     pub upload_slots: usize,
     /// Never upload (a free-rider, for tests of the choker).
     pub no_upload: bool,
@@ -59,7 +59,7 @@ impl Default for Config {
             max_upload_rate: None,
             max_download_rate: None,
             max_peers: 80,
-            upload_slots: 8,
+            upload_slots: 4,
             no_upload: false,
             seed_only: false,
         }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use share_core::bitfield::Bitfield;
+use share_core::choker::{Choker, PeerView};
 use share_core::picker::{Arrival, Picker};
 use share_core::wire::{self, BlockRef, Handshake, Message, MAX_BLOCK};
 use share_core::{Info, Metainfo};
@@ -75,8 +76,12 @@ struct Peer {
     reqq: usize,
     allowed_fast: HashSet<u32>,
     received_this_tick: u64,
+    /// Bytes per second it sends us (smoothed).
     rate: f64,
     last_block: Instant,
+    /// When we last became interested in it (for snubbing).
+    interested_since: Instant,
+    connected_at: Instant,
     strikes: u32,
     bad_requests: u32,
 }
@@ -109,7 +114,8 @@ struct Torrent {
     banned_addrs: HashSet<SocketAddr>,
     banned_ids: HashSet<[u8; 20]>,
     next_key: PeerKey,
-    unchoked: usize,
+    choker: Choker,
+    started: Instant,
     /// Pieces being assembled from blocks and hashed as they arrive.
     assembly: Assembler,
     shared: Shared,
@@ -211,7 +217,8 @@ pub async fn run(
         banned_addrs: HashSet::new(),
         banned_ids: HashSet::new(),
         next_key: 1,
-        unchoked: 0,
+        choker: Choker::new(config.upload_slots, rand::random()),
+        started: Instant::now(),
         assembly: Assembler::new(meta.info.piece_length),
         shared,
         disk: jobs_tx,
@@ -439,6 +446,8 @@ impl Torrent {
             received_this_tick: 0,
             rate: 0.0,
             last_block: Instant::now(),
+            interested_since: Instant::now(),
+            connected_at: Instant::now(),
             strikes: 0,
             bad_requests: 0,
         };
@@ -485,9 +494,7 @@ impl Torrent {
             self.picker.request_dropped(b, key);
         }
         self.picker.peer_lost_all(&p.has);
-        if !p.am_choking {
-            self.unchoked -= 1;
-        }
+        self.choker.remove(key);
         if let Some(k) = self.known.iter_mut().find(|k| k.addr == p.addr) {
             k.busy = false;
             k.next_try = now + Duration::from_secs(3);
@@ -529,16 +536,20 @@ impl Torrent {
             }
             Message::Interested => {
                 p.peer_interested = true;
-                self.unchoke_waiting();
+                // A free slot is given at once; otherwise the next round decides.
+                if p.am_choking && !self.config.no_upload && self.choker.has_free_slot() {
+                    self.choker.grant(key);
+                    p.am_choking = false;
+                    p.send(Message::Unchoke);
+                }
             }
             Message::NotInterested => {
                 p.peer_interested = false;
                 if !p.am_choking {
                     p.am_choking = true;
                     p.send(Message::Choke);
-                    self.unchoked -= 1;
                 }
-                self.unchoke_waiting();
+                self.choker.remove(key);
             }
             Message::Have(i) => {
                 if i < count && p.has.set(i) {
@@ -610,6 +621,9 @@ impl Torrent {
             !self.config.seed_only && !self.picker.is_complete() && self.picker.wants_from(&p.has);
         if wants != p.am_interested {
             p.am_interested = wants;
+            if wants {
+                p.interested_since = Instant::now();
+            }
             p.send(if wants {
                 Message::Interested
             } else {
@@ -808,19 +822,40 @@ impl Torrent {
         }
     }
 
-    /// Unchokes interested peers while upload slots are free.
-    fn unchoke_waiting(&mut self) {
+    /// Runs the choker (tit-for-tat while downloading, rotation while seeding) and applies
+    /// its choice.
+    fn rechoke(&mut self, now: Instant) {
         if self.config.no_upload {
             return;
         }
-        for p in self.peers.values_mut() {
-            if self.unchoked >= self.config.upload_slots {
-                break;
-            }
-            if p.peer_interested && p.am_choking {
-                p.am_choking = false;
-                p.send(Message::Unchoke);
-                self.unchoked += 1;
+        let views: Vec<PeerView> = self
+            .peers
+            .iter()
+            .map(|(&key, p)| PeerView {
+                key,
+                interested: p.peer_interested,
+                download_rate: p.rate,
+                silent_for: p.am_interested.then(|| {
+                    now.duration_since(p.last_block.max(p.interested_since))
+                        .as_secs()
+                }),
+                connected_for: now.duration_since(p.connected_at).as_secs(),
+            })
+            .collect();
+        let secs = now.duration_since(self.started).as_secs();
+        let seeding = self.picker.is_complete();
+        let Some(set) = self.choker.tick(secs, &views, seeding, false) else {
+            return;
+        };
+        for (key, p) in self.peers.iter_mut() {
+            let unchoke = set.contains(key);
+            if unchoke == p.am_choking {
+                p.am_choking = !unchoke;
+                p.send(if unchoke {
+                    Message::Unchoke
+                } else {
+                    Message::Choke
+                });
             }
         }
     }
@@ -844,7 +879,7 @@ impl Torrent {
             }
             self.update_interest(key);
         }
-        self.unchoke_waiting();
+        self.rechoke(now);
         for key in keys {
             self.fill(key);
         }

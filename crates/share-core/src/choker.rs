@@ -1,0 +1,239 @@
+//! Who gets to download from us: tit-for-tat choking with an optimistic unchoke.
+//!
+//! - While downloading, the regular slots go to the interested peers that upload to us
+//!   fastest, recomputed every 10 s. A peer that has sent us nothing for 60 s while we wanted
+//!   its pieces is snubbed and gets no regular slot.
+//! - While seeding, the regular slots rotate: those unchoked longest ago come first, so that
+//!   every leecher is served over time.
+//! - One optimistic slot rotates every 30 s among the choked interested peers, newcomers
+//!   three times as likely, so that new peers get a first piece to trade and better partners
+//!   are found.
+//!
+//! Pure: time comes in as seconds, and the choice comes out as the set to unchoke.
+
+use std::collections::HashSet;
+
+use crate::picker::PeerKey;
+
+pub const REGULAR_ROUND: u64 = 10;
+pub const OPTIMISTIC_ROUND: u64 = 30;
+pub const SNUB_AFTER: u64 = 60;
+/// Peers connected for less than this are favoured for the optimistic slot.
+const NEWCOMER: u64 = 60;
+
+/// What the choker needs to know of a peer.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerView {
+    pub key: PeerKey,
+    pub interested: bool,
+    /// Bytes per second it sends us.
+    pub download_rate: f64,
+    /// Seconds since it last sent us a block while we were interested in it (None: we are
+    /// not interested, or it has not yet had 60 s to do so).
+    pub silent_for: Option<u64>,
+    pub connected_for: u64,
+}
+
+pub struct Choker {
+    slots: usize,
+    unchoked: HashSet<PeerKey>,
+    optimistic: Option<PeerKey>,
+    next_regular: u64,
+    next_optimistic: u64,
+    /// When each peer was last given a regular slot while seeding (for the rotation).
+    last_served: std::collections::HashMap<PeerKey, u64>,
+    rng: u64,
+}
+
+impl Choker {
+    pub fn new(slots: usize, seed: u64) -> Self {
+        Choker {
+            slots,
+            unchoked: HashSet::new(),
+            optimistic: None,
+            next_regular: 0,
+            next_optimistic: 0,
+            last_served: Default::default(),
+            rng: seed | 1,
+        }
+    }
+
+    pub fn unchoked(&self) -> &HashSet<PeerKey> {
+        &self.unchoked
+    }
+
+    /// A peer left: free its slot now.
+    pub fn remove(&mut self, key: PeerKey) {
+        self.unchoked.remove(&key);
+        self.last_served.remove(&key);
+        if self.optimistic == Some(key) {
+            self.optimistic = None;
+        }
+    }
+
+    /// Whether a newly interested peer may be unchoked at once: a regular slot is free.
+    pub fn has_free_slot(&self) -> bool {
+        let regular = self.unchoked.len() - usize::from(self.optimistic.is_some());
+        regular < self.slots
+    }
+
+    /// Takes a free slot for `key` between rounds.
+    pub fn grant(&mut self, key: PeerKey) {
+        self.unchoked.insert(key);
+    }
+
+    /// Recomputes the unchoked set when a round is due (or `force`); returns it if it was.
+    pub fn tick(
+        &mut self,
+        now: u64,
+        peers: &[PeerView],
+        seeding: bool,
+        force: bool,
+    ) -> Option<&HashSet<PeerKey>> {
+        let regular_due = force || now >= self.next_regular;
+        let optimistic_due = now >= self.next_optimistic
+            || self
+                .optimistic
+                .is_none_or(|o| !peers.iter().any(|p| p.key == o && p.interested));
+        if !regular_due && !optimistic_due {
+            return None;
+        }
+        let interested: Vec<&PeerView> = peers.iter().filter(|p| p.interested).collect();
+        let regular: Vec<PeerKey> = if seeding {
+            let mut v = interested.clone();
+            // Never served first, then those served longest ago.
+            v.sort_by_key(|p| (self.last_served.get(&p.key).copied(), p.key));
+            v.iter().take(self.slots).map(|p| p.key).collect()
+        } else {
+            let mut v: Vec<&&PeerView> = interested
+                .iter()
+                .filter(|p| p.silent_for.is_none_or(|s| s < SNUB_AFTER))
+                .collect();
+            v.sort_by(|a, b| {
+                b.download_rate
+                    .total_cmp(&a.download_rate)
+                    .then(a.key.cmp(&b.key))
+            });
+            v.iter().take(self.slots).map(|p| p.key).collect()
+        };
+        if regular_due {
+            self.next_regular = now + REGULAR_ROUND;
+            if seeding {
+                for k in &regular {
+                    self.last_served.insert(*k, now);
+                }
+            }
+        }
+        if optimistic_due || self.optimistic.is_some_and(|o| regular.contains(&o)) {
+            self.next_optimistic = now + OPTIMISTIC_ROUND;
+            let choked: Vec<&PeerView> = interested
+                .iter()
+                .copied()
+                .filter(|p| !regular.contains(&p.key))
+                .collect();
+            let weight = |p: &PeerView| if p.connected_for < NEWCOMER { 3 } else { 1 };
+            let total: u64 = choked.iter().map(|p| weight(p)).sum();
+            self.optimistic = if total == 0 {
+                None
+            } else {
+                let mut r = self.next_random() % total;
+                choked
+                    .iter()
+                    .find(|p| {
+                        let w = weight(p);
+                        if r < w {
+                            true
+                        } else {
+                            r -= w;
+                            false
+                        }
+                    })
+                    .map(|p| p.key)
+            };
+        }
+        self.unchoked = regular.into_iter().chain(self.optimistic).collect();
+        Some(&self.unchoked)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(key: PeerKey, rate: f64) -> PeerView {
+        PeerView {
+            key,
+            interested: true,
+            download_rate: rate,
+            silent_for: None,
+            connected_for: 1000,
+        }
+    }
+
+    #[test]
+    fn fastest_uploaders_get_the_regular_slots_plus_one_optimistic() {
+        let mut c = Choker::new(2, 1);
+        let peers = [peer(1, 10.0), peer(2, 500.0), peer(3, 300.0), peer(4, 0.0)];
+        let set = c.tick(0, &peers, false, false).unwrap().clone();
+        assert!(set.contains(&2) && set.contains(&3));
+        assert_eq!(set.len(), 3, "two regular and one optimistic: {set:?}");
+        // Nothing due a second later.
+        assert!(c.tick(1, &peers, false, false).is_none());
+    }
+
+    #[test]
+    fn a_free_rider_never_gets_a_regular_slot_but_is_tried_optimistically() {
+        let mut optimistic_turns = 0;
+        let mut c = Choker::new(2, 7);
+        for round in 0..20 {
+            let peers = [peer(1, 100.0), peer(2, 90.0), peer(3, 80.0), peer(9, 0.0)];
+            let now = round * OPTIMISTIC_ROUND;
+            let set = c.tick(now, &peers, false, false).unwrap();
+            assert!(set.contains(&1) && set.contains(&2));
+            if set.contains(&9) {
+                optimistic_turns += 1;
+            }
+        }
+        assert!((3..=17).contains(&optimistic_turns), "{optimistic_turns}");
+    }
+
+    #[test]
+    fn snubbed_peers_lose_their_regular_slot() {
+        let mut c = Choker::new(1, 3);
+        let mut fast = peer(1, 1000.0);
+        fast.silent_for = Some(SNUB_AFTER + 1);
+        let set = c.tick(0, &[fast, peer(2, 1.0)], false, false).unwrap();
+        assert!(set.contains(&2));
+    }
+
+    #[test]
+    fn seeding_rotates_so_everyone_is_served() {
+        let mut c = Choker::new(2, 5);
+        let peers: Vec<PeerView> = (1..=6).map(|k| peer(k, 0.0)).collect();
+        let mut served = HashSet::new();
+        for round in 0..3 {
+            let set = c.tick(round * REGULAR_ROUND, &peers, true, false).unwrap();
+            served.extend(set.iter().copied());
+        }
+        assert_eq!(served.len(), 6, "{served:?}");
+    }
+
+    #[test]
+    fn uninterested_peers_are_never_unchoked_and_leaving_frees_a_slot() {
+        let mut c = Choker::new(1, 9);
+        let mut idle = peer(1, 999.0);
+        idle.interested = false;
+        let set = c.tick(0, &[idle, peer(2, 1.0)], false, false).unwrap();
+        assert_eq!(set.iter().copied().collect::<Vec<_>>(), vec![2]);
+        assert!(!c.has_free_slot());
+        c.remove(2);
+        assert!(c.has_free_slot());
+    }
+}
