@@ -7,5 +7,6 @@ mod create;
 mod hostile;
 mod inspect;
 mod interop;
+mod swarm;
 mod trackers;
 mod transfer;

@@ -237,6 +237,18 @@ impl Proc {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits until standard error holds `needle`; false on timeout.
+    pub fn wait_stderr(&self, needle: &str, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.stderr.lock().unwrap().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Waits for the process to exit on its own; returns its exit code and all its stdout.
     pub fn wait(&mut self, timeout: std::time::Duration) -> (Option<i32>, Vec<String>) {
         let deadline = std::time::Instant::now() + timeout;

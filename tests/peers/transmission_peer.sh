@@ -33,6 +33,18 @@
 # So the other side must connect to Transmission (`share seed/fetch --peer
 # 127.0.0.1:PORT`). Incoming connections from 127.0.0.1 are accepted.
 #
+# Other Transmission 3.00 behaviour to expect (measured here):
+# - it unchokes a new peer (seed) or becomes interested in it (fetch) only at
+#   its next rechoke, every 10 s, and batches that Interested message for up
+#   to 2 s more: a few MB take 13-17 s, mostly that wait.
+# - it keys peers by IP address, not IP:port: use one 127.0.0.1 peer per
+#   instance. While one 127.0.0.1 peer is connected, or once one has become a
+#   seed while Transmission seeds, it closes further 127.0.0.1 connections
+#   during the handshake.
+# - with a tracker, make sure the tracker is up (opentracker: its whitelist
+#   loaded, see announce_peer in aria2_common.sh) before starting this script:
+#   if Transmission's first announce fails, it retries only 20 s or more later.
+#
 # The daemon runs in the foreground with its own configuration folder in a
 # temporary folder: peer port and RPC port are free 127.0.0.1 ports, both
 # bound to 127.0.0.1 (IPv6 to ::1), no DHT/LPD/PEX/uTP/port forwarding, no RPC
@@ -97,6 +109,7 @@ cat >"$CONFIG/settings.json" <<EOF
     "download-queue-enabled": false,
     "encryption": 0,
     "idle-seeding-limit-enabled": false,
+    "incomplete-dir": "$DIR",
     "incomplete-dir-enabled": false,
     "lpd-enabled": false,
     "message-level": ${TRANSMISSION_MESSAGE_LEVEL:-2},

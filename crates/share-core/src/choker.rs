@@ -28,6 +28,9 @@ pub struct PeerView {
     pub interested: bool,
     /// Bytes per second it sends us.
     pub download_rate: f64,
+    /// Bytes it has sent us in all: breaks ties in rate, so that a peer that never gave
+    /// anything ranks below every peer that did.
+    pub received_total: u64,
     /// Seconds since it last sent us a block while we were interested in it (None: we are
     /// not interested, or it has not yet had 60 s to do so).
     pub silent_for: Option<u64>,
@@ -77,11 +80,6 @@ impl Choker {
         regular < self.slots
     }
 
-    /// Takes a free slot for `key` between rounds.
-    pub fn grant(&mut self, key: PeerKey) {
-        self.unchoked.insert(key);
-    }
-
     /// Recomputes the unchoked set when a round is due (or `force`); returns it if it was.
     pub fn tick(
         &mut self,
@@ -91,10 +89,13 @@ impl Choker {
         force: bool,
     ) -> Option<&HashSet<PeerKey>> {
         let regular_due = force || now >= self.next_regular;
+        // The optimistic slot rotates on its own clock only (or when its holder left). Drawing
+        // again whenever the holder loses interest would favour peers that never lose
+        // interest, and a free-rider is exactly such a peer.
         let optimistic_due = now >= self.next_optimistic
             || self
                 .optimistic
-                .is_none_or(|o| !peers.iter().any(|p| p.key == o && p.interested));
+                .is_none_or(|o| !peers.iter().any(|p| p.key == o));
         if !regular_due && !optimistic_due {
             return None;
         }
@@ -172,6 +173,7 @@ mod tests {
             key,
             interested: true,
             download_rate: rate,
+            received_total: rate as u64,
             silent_for: None,
             connected_for: 1000,
         }
@@ -202,6 +204,31 @@ mod tests {
             }
         }
         assert!((3..=17).contains(&optimistic_turns), "{optimistic_turns}");
+    }
+
+    #[test]
+    fn at_equal_rates_those_that_ever_gave_come_first() {
+        let mut c = Choker::new(1, 3);
+        let mut gave = peer(5, 0.0);
+        gave.received_total = 16384;
+        let set = c
+            .tick(0, &[peer(1, 0.0), gave], false, false)
+            .unwrap()
+            .clone();
+        assert!(set.contains(&5));
+    }
+
+    #[test]
+    fn the_optimistic_slot_is_not_redrawn_when_its_holder_loses_interest() {
+        let mut c = Choker::new(1, 11);
+        let mut peers = vec![peer(1, 100.0), peer(2, 0.0), peer(3, 0.0)];
+        c.tick(0, &peers, false, false);
+        let opt = c.optimistic.unwrap();
+        peers.iter_mut().find(|p| p.key == opt).unwrap().interested = false;
+        c.tick(REGULAR_ROUND, &peers, false, false);
+        assert_eq!(c.optimistic, Some(opt));
+        c.tick(OPTIMISTIC_ROUND, &peers, false, false);
+        assert_ne!(c.optimistic, Some(opt), "rotated after 30 s");
     }
 
     #[test]

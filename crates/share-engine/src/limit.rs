@@ -28,7 +28,15 @@ impl RateLimiter {
     /// Waits until `bytes` may pass. Takes the tokens at once (going into debt if need be)
     /// and sleeps off the debt, so concurrent callers queue fairly.
     pub async fn acquire(&self, bytes: usize) {
-        let wait = {
+        let wait = self.reserve(bytes);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes the tokens for `bytes` now; returns how long to wait before sending them.
+    pub fn reserve(&self, bytes: usize) -> Duration {
+        {
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
             let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
@@ -39,9 +47,6 @@ impl RateLimiter {
             } else {
                 Duration::ZERO
             }
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
         }
     }
 }

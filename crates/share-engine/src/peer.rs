@@ -5,6 +5,7 @@
 //! thread sends, coalescing queued messages into one write, and sends keep-alives when idle.
 //! Either side ending cancels the other.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::limit::RateLimiter;
@@ -234,39 +235,53 @@ async fn write_loop(
     token: CancellationToken,
 ) {
     let mut out = BytesMut::with_capacity(256 * 1024);
-    loop {
+    // Blocks waiting for the upload rate limit. Everything else (requests, haves, choking)
+    // goes out at once: our own requests must never queue behind our uploads.
+    let mut pieces: VecDeque<Message> = VecDeque::new();
+    let mut ready_at: Option<Instant> = None;
+    let mut close = false;
+    while !close {
+        let wake = ready_at.unwrap_or_else(|| Instant::now() + KEEPALIVE_EVERY);
         let first = tokio::select! {
             _ = token.cancelled() => break,
-            r = timeout(KEEPALIVE_EVERY, rx.recv()) => match r {
-                Err(_) => Some(Command::Send(Message::KeepAlive)),
-                Ok(c) => c,
+            _ = tokio::time::sleep_until(wake) => {
+                (ready_at.is_none() && pieces.is_empty() && out.is_empty())
+                    .then_some(Command::Send(Message::KeepAlive))
+            }
+            c = rx.recv() => match c {
+                Some(c) => Some(c),
+                None => break,
             },
         };
         let mut next = first;
-        let mut payload = 0usize;
-        let mut close = false;
-        // Coalesce what is already queued into one write of up to 256 KiB.
         while let Some(cmd) = next.take() {
             match cmd {
-                Command::Close => {
-                    close = true;
-                    break;
-                }
-                Command::Send(msg) => {
-                    if let Message::Piece { data, .. } = &msg {
-                        payload += data.len();
-                        queued.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    msg.encode(&mut out);
-                }
+                Command::Close => close = true,
+                Command::Send(m @ Message::Piece { .. }) => pieces.push_back(m),
+                Command::Send(m) => m.encode(&mut out),
             }
-            if out.len() < 256 * 1024 {
+            if !close && out.len() < 256 * 1024 && pieces.len() < 64 {
                 next = rx.try_recv().ok();
             }
         }
-        if payload > 0 {
+        // Blocks whose turn has come under the rate limit.
+        let mut payload = 0usize;
+        while let Some(Message::Piece { data, .. }) = pieces.front() {
+            let len = data.len();
             if let Some(l) = &shared.upload_limit {
-                l.acquire(payload).await;
+                let at = *ready_at.get_or_insert_with(|| Instant::now() + l.reserve(len));
+                if at > Instant::now() {
+                    break;
+                }
+            }
+            ready_at = None;
+            if let Some(m) = pieces.pop_front() {
+                m.encode(&mut out);
+            }
+            payload += len;
+            queued.fetch_sub(1, Ordering::Relaxed);
+            if out.len() >= 256 * 1024 {
+                break;
             }
         }
         if !out.is_empty() {
@@ -279,9 +294,6 @@ async fn write_loop(
             }
             shared.uploaded.fetch_add(payload as u64, Ordering::Relaxed);
             out.clear();
-        }
-        if close {
-            break;
         }
     }
     let _ = write.shutdown().await;

@@ -33,9 +33,11 @@ use crate::{Config, EngineError, Notice, Stats};
 
 pub use share_core::picker::PeerKey;
 
-/// Requests out per peer: at least this many, at most `MAX_DEPTH`, else about a quarter
-/// second of the peer's measured rate.
-const MIN_DEPTH: usize = 16;
+/// Requests out per peer: two seconds of the peer's measured rate, at least `MIN_DEPTH`, at
+/// most `MAX_DEPTH`. The window must be longer than a slow peer's reply latency (Transmission
+/// answers in batches every 500 ms), or the depth could never grow past what it allows.
+const MIN_DEPTH: usize = 32;
+const DEPTH_WINDOW_SECS: f64 = 2.0;
 const MAX_DEPTH: usize = 2000;
 /// A peer that owes us blocks and sends none for this long loses its requests to others.
 const STALL: Duration = Duration::from_secs(20);
@@ -76,6 +78,7 @@ struct Peer {
     reqq: usize,
     allowed_fast: HashSet<u32>,
     received_this_tick: u64,
+    received_total: u64,
     /// Bytes per second it sends us (smoothed).
     rate: f64,
     last_block: Instant,
@@ -115,6 +118,12 @@ struct Torrent {
     banned_ids: HashSet<[u8; 20]>,
     next_key: PeerKey,
     choker: Choker,
+    /// Our listening address: a tracker may list us, and we do not dial ourselves.
+    listen: SocketAddr,
+    /// Asks the tracker client for an early announce when we have no peers.
+    need_peers: Arc<tokio::sync::Notify>,
+    /// A slot came free: re-run the choker's ranking at the next tick.
+    rechoke_soon: bool,
     started: Instant,
     /// Pieces being assembled from blocks and hashed as they arrive.
     assembly: Assembler,
@@ -180,6 +189,7 @@ pub async fn run(
     let (complete_tx, complete_rx) = tokio::sync::watch::channel(have_all);
     let (tracker_peers_tx, mut tracker_peers) = mpsc::channel(16);
     let tracker_stop = CancellationToken::new();
+    let need_peers = Arc::new(tokio::sync::Notify::new());
     let tracker = tokio::spawn(
         tracker::Client::new(
             config.trackers.clone(),
@@ -194,6 +204,7 @@ pub async fn run(
         .run(
             tracker_peers_tx,
             complete_rx,
+            need_peers.clone(),
             tracker_stop.clone(),
             notices.clone(),
         ),
@@ -218,6 +229,9 @@ pub async fn run(
         banned_ids: HashSet::new(),
         next_key: 1,
         choker: Choker::new(config.upload_slots, rand::random()),
+        rechoke_soon: false,
+        listen: listener.local_addr()?,
+        need_peers: need_peers.clone(),
         started: Instant::now(),
         assembly: Assembler::new(meta.info.piece_length),
         shared,
@@ -336,7 +350,13 @@ impl Torrent {
     /// Remembers addresses (from a tracker) to dial.
     fn add_known(&mut self, addrs: Vec<SocketAddr>) {
         let now = Instant::now();
-        for addr in addrs {
+        let ours = |a: &SocketAddr| {
+            a.port() == self.listen.port()
+                && (a.ip() == self.listen.ip()
+                    || a.ip().is_loopback()
+                    || self.listen.ip().is_unspecified())
+        };
+        for addr in addrs.into_iter().filter(|a| !ours(a)) {
             if self.known.len() >= MAX_KNOWN {
                 break;
             }
@@ -440,10 +460,11 @@ impl Torrent {
             peer_choking: true,
             peer_interested: false,
             inflight: HashSet::new(),
-            depth: 64,
+            depth: MIN_DEPTH * 2,
             reqq: 250,
             allowed_fast: HashSet::new(),
             received_this_tick: 0,
+            received_total: 0,
             rate: 0.0,
             last_block: Instant::now(),
             interested_since: Instant::now(),
@@ -536,11 +557,11 @@ impl Torrent {
             }
             Message::Interested => {
                 p.peer_interested = true;
-                // A free slot is given at once; otherwise the next round decides.
-                if p.am_choking && !self.config.no_upload && self.choker.has_free_slot() {
-                    self.choker.grant(key);
-                    p.am_choking = false;
-                    p.send(Message::Unchoke);
+                // A free slot goes to the best-ranked peer at the next tick (not simply to
+                // whoever asked first, which would let a free-rider in); otherwise the next
+                // round decides.
+                if p.am_choking && self.choker.has_free_slot() {
+                    self.rechoke_soon = true;
                 }
             }
             Message::NotInterested => {
@@ -548,6 +569,7 @@ impl Torrent {
                 if !p.am_choking {
                     p.am_choking = true;
                     p.send(Message::Choke);
+                    self.rechoke_soon = true;
                 }
                 self.choker.remove(key);
             }
@@ -719,6 +741,7 @@ impl Torrent {
         };
         p.inflight.remove(&b);
         p.received_this_tick += data.len() as u64;
+        p.received_total += data.len() as u64;
         p.last_block = Instant::now();
         self.stats
             .downloaded
@@ -835,6 +858,7 @@ impl Torrent {
                 key,
                 interested: p.peer_interested,
                 download_rate: p.rate,
+                received_total: p.received_total,
                 silent_for: p.am_interested.then(|| {
                     now.duration_since(p.last_block.max(p.interested_since))
                         .as_secs()
@@ -844,7 +868,8 @@ impl Torrent {
             .collect();
         let secs = now.duration_since(self.started).as_secs();
         let seeding = self.picker.is_complete();
-        let Some(set) = self.choker.tick(secs, &views, seeding, false) else {
+        let force = std::mem::take(&mut self.rechoke_soon);
+        let Some(set) = self.choker.tick(secs, &views, seeding, force) else {
             return;
         };
         for (key, p) in self.peers.iter_mut() {
@@ -869,7 +894,8 @@ impl Torrent {
             };
             p.rate = 0.6 * p.rate + 0.4 * p.received_this_tick as f64;
             p.received_this_tick = 0;
-            p.depth = ((p.rate / 4.0 / MAX_BLOCK as f64) as usize).clamp(MIN_DEPTH, MAX_DEPTH);
+            p.depth = ((p.rate * DEPTH_WINDOW_SECS / MAX_BLOCK as f64) as usize)
+                .clamp(MIN_DEPTH, MAX_DEPTH);
             if !p.inflight.is_empty() && now.duration_since(p.last_block) > STALL {
                 // Stalled: its requests go to others.
                 for b in p.inflight.drain() {
@@ -884,5 +910,8 @@ impl Torrent {
             self.fill(key);
         }
         self.dial_known();
+        if self.peers.is_empty() && self.dialing.is_empty() && !self.picker.is_complete() {
+            self.need_peers.notify_one();
+        }
     }
 }

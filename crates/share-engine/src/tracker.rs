@@ -17,7 +17,7 @@ use share_core::tracker::udp::{Request, Response};
 use share_core::tracker::{http, Announce, AnnounceReply, Event};
 use share_core::InfoHash;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,22 @@ const CONNECTION_TTL: Duration = Duration::from_secs(60);
 /// Shortest and longest waits between announces.
 const MIN_INTERVAL: u64 = 10;
 const MAX_BACKOFF: u64 = 300;
+
+/// An error and its causes, `a: b: c` (reqwest's own message omits the cause, such as
+/// "connection refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
 
 /// What the client announces about itself.
 pub struct Identity {
@@ -84,6 +100,7 @@ impl Client {
         mut self,
         peers: mpsc::Sender<Vec<SocketAddr>>,
         mut complete: watch::Receiver<bool>,
+        need_peers: Arc<Notify>,
         stop: CancellationToken,
         notices: mpsc::UnboundedSender<Notice>,
     ) {
@@ -93,6 +110,7 @@ impl Client {
         let mut event = Event::Started;
         let mut announced_complete = *complete.borrow();
         let mut backoff = 5u64;
+        let mut min_wait = 0u64;
         loop {
             let wait = tokio::select! {
                 _ = stop.cancelled() => break,
@@ -104,6 +122,7 @@ impl Client {
                             let _ = notices.send(Notice::Warning(format!("tracker: {w}")));
                         }
                         let _ = peers.send(reply.peers).await;
+                        min_wait = reply.min_interval.unwrap_or(0) as u64;
                         let interval = reply.interval.max(reply.min_interval.unwrap_or(0));
                         (interval as u64).max(MIN_INTERVAL)
                     }
@@ -119,6 +138,9 @@ impl Client {
             };
             let sleep = tokio::time::sleep(Duration::from_secs(wait));
             tokio::pin!(sleep);
+            // With no peers at all, ask again early, but not more often than every
+            // `MIN_INTERVAL` seconds (nor before a `min interval` the tracker set).
+            let early = Instant::now() + Duration::from_secs(MIN_INTERVAL.max(min_wait));
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => {
@@ -126,6 +148,11 @@ impl Client {
                         return;
                     }
                     _ = &mut sleep => break,
+                    _ = need_peers.notified() => {
+                        if Instant::now() >= early {
+                            break;
+                        }
+                    }
                     r = complete.changed(), if !announced_complete => {
                         if r.is_err() || *complete.borrow() {
                             announced_complete = true;
@@ -205,7 +232,7 @@ impl Client {
             .get(http::announce_url(url, a))
             .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(|e| chain(&e.without_url()))?;
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status()));
         }
