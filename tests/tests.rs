@@ -8,5 +8,6 @@ mod hostile;
 mod inspect;
 mod interop;
 mod swarm;
+mod through_trackers;
 mod trackers;
 mod transfer;

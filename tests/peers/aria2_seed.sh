@@ -2,6 +2,10 @@
 # Seeds a torrent with aria2c on 127.0.0.1, for interoperability tests.
 #
 # Usage: aria2_seed.sh TORRENT DIR [--peer 127.0.0.1:PORT]... [--timeout SECS]
+#        aria2_seed.sh TORRENT DIR --tracker http://127.0.0.1:PORT/announce [--timeout SECS]
+#
+# With --tracker, aria2 announces to that tracker (and dials the peers it lists); no
+# opentracker of the script's own is started.
 #
 # Serves the content already at DIR/NAME (aria2 verifies it first). Prints
 # `listening on 127.0.0.1:PORT` (aria2's BitTorrent port, stdout) once aria2
@@ -28,6 +32,7 @@ PEERS=()
 while [ $# -gt 0 ]; do
     case $1 in
         --peer) PEERS+=("${2:?--peer needs IP:PORT}"); shift 2 ;;
+        --tracker) TRACKER_URL=${2:?--tracker needs a URL}; shift 2 ;;
         --timeout) TIMEOUT=${2:?--timeout needs SECS}; shift 2 ;;
         *) log "unknown argument: $1"; exit 4 ;;
     esac
@@ -38,7 +43,9 @@ HASH=$(info_hash_of "$TORRENT")
 [ -n "$HASH" ] || { log "cannot read $TORRENT"; exit 4; }
 
 EXTRA=()
-if [ ${#PEERS[@]} -gt 0 ]; then
+if [ -n "${TRACKER_URL:-}" ]; then
+    EXTRA=(--bt-tracker="$TRACKER_URL" --bt-tracker-interval=5)
+elif [ ${#PEERS[@]} -gt 0 ]; then
     start_tracker "$HASH" || exit 4
     for peer in "${PEERS[@]}"; do
         case $peer in 127.0.0.1:*) ;; *) log "--peer must be 127.0.0.1:PORT"; exit 4 ;; esac
