@@ -228,6 +228,7 @@ def main():
     s = h.status()
     log("stopped by signal: uploaded=%d downloaded=%d"
         % (s.total_payload_upload, s.total_payload_download))
+    out("uploaded: %d downloaded: %d" % (s.total_payload_upload, s.total_payload_download))
     return 0
 
 
