@@ -176,17 +176,41 @@ fn a_tracker_killed_mid_download_does_not_stop_the_download() {
     let mut tracker = start_share_tracker();
     let d = Dir::new();
     d.data_file("src/f.bin", 3_000_000, 25);
+    let full = std::fs::read(d.join("src/f.bin")).unwrap();
     let url = format!("http://{}/announce", tracker.addr);
     let t = torrent_with(&d, &d.join("src/f.bin"), "t.torrent", &[url]);
+    let hash = info_hash_hex(&t);
+    let enc: String = hash
+        .as_bytes()
+        .chunks(2)
+        .map(|c| format!("%{}", std::str::from_utf8(c).unwrap()))
+        .collect();
     let _seed = start_seed(&t, &d.join("src"), &["--max-upload-rate", "1M"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !String::from_utf8_lossy(&http_get(tracker.addr, &format!("/scrape?info_hash={enc}")))
+        .contains("8:completei1e")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the seed never announced"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let mut fetch = start_fetch(&t, &d.join("dst"), &[], &[]);
-    std::thread::sleep(Duration::from_millis(1200));
+    // Once data flows (the fetch found the seed through the tracker), the tracker dies.
+    while bytes_in_place(&full, &d.join("dst/f.bin"), 16384) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no data: {}",
+            fetch.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     signal(&tracker.child, "KILL");
     let _ = tracker.child.wait();
     assert!(
-        fetch.child.try_wait().unwrap().is_none(),
-        "finished before the tracker died"
+        bytes_in_place(&full, &d.join("dst/f.bin"), 16384) < full.len(),
+        "done too soon"
     );
     let (code, _) = fetch.wait(TIMEOUT);
     assert_eq!(code, Some(0), "{}", fetch.stderr());

@@ -45,30 +45,44 @@ fn share_fetches_from_share_single_and_multi_file() {
 fn a_fetch_killed_half_way_resumes_and_fetches_only_the_rest() {
     let d = Dir::new();
     let total = 6 * 1024 * 1024;
+    let piece = 65536;
     d.data_file("src/big.bin", total, 7);
-    let t = make_torrent(&d, &d.join("src/big.bin"), 65536, &[]);
+    let full = std::fs::read(d.join("src/big.bin")).unwrap();
+    let t = make_torrent(&d, &d.join("src/big.bin"), piece as u32, &[]);
     let seed = start_seed(&t, &d.join("src"), &["--max-upload-rate", "2M"]);
     let mut first = start_fetch(&t, &d.join("dst"), &[seed.addr], &[]);
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        first.child.try_wait().unwrap().is_none(),
-        "finished too soon to test resume"
-    );
+    // Kill it once at least 40% of the pieces are on disk.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while bytes_in_place(&full, &d.join("dst/big.bin"), piece) < total * 2 / 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress: {}",
+            first.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     signal(&first.child, "KILL");
     let _ = first.child.wait();
+    let kept = bytes_in_place(&full, &d.join("dst/big.bin"), piece);
+    assert!(kept < total, "finished before it was killed");
 
     let mut second = start_fetch(&t, &d.join("dst"), &[seed.addr], &[]);
     let (code, _) = second.wait(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{}", second.stderr());
     assert_same_file(&d.join("src/big.bin"), &d.join("dst/big.bin"));
     let (_, downloaded) = second.transfer_counts();
-    assert!(downloaded > 0, "nothing left to fetch: kill came too late");
-    assert!(
-        downloaded < total as u64 * 3 / 4,
-        "resumed run fetched {downloaded} of {total} bytes"
+    // Every piece on disk at the kill was kept: only the rest came over the wire again.
+    assert_eq!(
+        downloaded,
+        (total - kept) as u64,
+        "kept {kept} of {total} bytes"
     );
-    let checked = second.stderr();
-    assert!(checked.contains("checked: "), "{checked}");
+    let err = second.stderr();
+    let pieces_kept = kept / piece;
+    assert!(
+        err.contains(&format!("checked: {pieces_kept} of 96 pieces valid")),
+        "{err}"
+    );
 }
 
 #[test]

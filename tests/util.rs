@@ -370,3 +370,14 @@ pub fn assert_same_file(a: &Path, b: &Path) {
     let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
     assert!(x == y, "{} and {} differ", a.display(), b.display());
 }
+
+/// How many bytes of whole pieces of `part` already equal those of `full` (pieces of
+/// `piece` bytes): what a download has verified and written so far.
+pub fn bytes_in_place(full: &[u8], part: &Path, piece: usize) -> usize {
+    let got = std::fs::read(part).unwrap_or_default();
+    full.chunks(piece)
+        .zip(got.chunks(piece))
+        .filter(|(a, b)| a == b)
+        .map(|(a, _)| a.len())
+        .sum()
+}
