@@ -2,19 +2,12 @@
 //!
 //! A downloaded piece arrives whole and already verified (assembled and hashed in memory by
 //! the torrent task) and is written with one positional write, so a bad piece never touches
-//! the disk and a good one is never read back. Its buffer goes back for reuse. Reads for uploads go straight to the
-//! requesting peer's writer, never through the torrent task.
+//! the disk and a good one is never read back; its buffer goes back for reuse. Pieces for
+//! uploads are read whole, for the torrent task's small cache (see `uploads.rs`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use bytes::Bytes;
-use share_core::wire::{BlockRef, Message};
 use share_storage::buf::AlignedBuf;
 use share_storage::store::Store;
 use tokio::sync::mpsc;
-
-use crate::peer::Command;
 
 pub enum Job {
     /// Write verified piece `index` at `offset`; the buffer comes back with `Done::Written`.
@@ -23,18 +16,25 @@ pub enum Job {
         offset: u64,
         data: AlignedBuf,
     },
-    /// Read a block and hand it to a peer's writer; `queued` counts its pending uploads.
-    Read {
-        block: BlockRef,
+    /// Read piece `index` (`len` bytes at `offset`) for uploads.
+    ReadPiece {
+        index: u32,
         offset: u64,
-        to: mpsc::Sender<Command>,
-        queued: Arc<AtomicUsize>,
+        len: usize,
     },
     Sync,
 }
 
 pub enum Done {
-    Written { index: u32, buf: AlignedBuf },
+    Written {
+        index: u32,
+        buf: AlignedBuf,
+    },
+    /// A piece read for uploads (`None` if the read failed).
+    PieceRead {
+        index: u32,
+        data: Option<AlignedBuf>,
+    },
     Failed(String),
     Synced,
 }
@@ -58,27 +58,13 @@ pub fn spawn(
                     } => store
                         .write(offset, data.as_slice())
                         .map(|()| Some(Done::Written { index, buf: data })),
-                    Job::Read {
-                        block,
-                        offset,
-                        to,
-                        queued,
-                    } => {
-                        let mut data = AlignedBuf::new(block.length as usize);
-                        if store.read(offset, data.as_mut_slice()).is_ok() {
-                            let msg = Message::Piece {
-                                index: block.index,
-                                begin: block.begin,
-                                data: Bytes::from_owner(data),
-                            };
-                            // A full or closed writer means the peer is gone or flooding.
-                            if to.try_send(Command::Send(msg)).is_err() {
-                                queued.fetch_sub(1, Ordering::Relaxed);
-                            }
-                        } else {
-                            queued.fetch_sub(1, Ordering::Relaxed);
-                        }
-                        Ok(None)
+                    Job::ReadPiece { index, offset, len } => {
+                        let mut buf = AlignedBuf::new(len);
+                        let data = store
+                            .read(offset, buf.as_mut_slice())
+                            .is_ok()
+                            .then_some(buf);
+                        Ok(Some(Done::PieceRead { index, data }))
                     }
                     Job::Sync => store.sync().map(|()| Some(Done::Synced)),
                 };

@@ -11,6 +11,7 @@ mod peer;
 mod serve;
 mod torrent;
 mod tracker;
+mod uploads;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -241,7 +241,13 @@ async fn write_loop(
     let mut ready_at: Option<Instant> = None;
     let mut close = false;
     while !close {
-        let wake = ready_at.unwrap_or_else(|| Instant::now() + KEEPALIVE_EVERY);
+        // Queued blocks go as soon as the limiter allows (at once without one); with nothing
+        // queued, wake only for a keep-alive.
+        let wake = match (ready_at, pieces.is_empty()) {
+            (Some(at), _) => at,
+            (None, false) => Instant::now(),
+            (None, true) => Instant::now() + KEEPALIVE_EVERY,
+        };
         let first = tokio::select! {
             _ = token.cancelled() => break,
             _ = tokio::time::sleep_until(wake) => {

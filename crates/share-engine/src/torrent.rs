@@ -29,7 +29,9 @@ use crate::disk::{self, Done, Job};
 use crate::limit::RateLimiter;
 use crate::peer::{self, Command, Event, Shared, MAX_QUEUED_UPLOADS};
 use crate::tracker;
+use crate::uploads::{Serve, Uploads};
 use crate::{Config, EngineError, Notice, Stats};
+use share_storage::buf::AlignedBuf;
 
 pub use share_core::picker::PeerKey;
 
@@ -127,6 +129,8 @@ struct Torrent {
     started: Instant,
     /// Pieces being assembled from blocks and hashed as they arrive.
     assembly: Assembler,
+    /// Pieces read for uploads, and requests waiting for them.
+    uploads: Uploads,
     shared: Shared,
     disk: mpsc::Sender<Job>,
     /// Tells the tracker client when the download completes.
@@ -234,6 +238,7 @@ pub async fn run(
         need_peers: need_peers.clone(),
         started: Instant::now(),
         assembly: Assembler::new(meta.info.piece_length),
+        uploads: Uploads::new(meta.info.piece_length),
         shared,
         disk: jobs_tx,
         complete: complete_tx,
@@ -260,6 +265,7 @@ pub async fn run(
                     t.assembly.recycle(buf);
                     t.on_written(index);
                 }
+                Done::PieceRead { index, data } => t.on_piece_read(index, data),
                 Done::Failed(e) => { failure = Some(e); break; }
                 Done::Synced => {}
             },
@@ -283,7 +289,7 @@ pub async fn run(
                     failure = Some(e);
                     break;
                 }
-                Done::Written { .. } => {}
+                Done::Written { .. } | Done::PieceRead { .. } => {}
             }
         }
     }
@@ -721,13 +727,44 @@ impl Torrent {
             return;
         }
         p.queued.fetch_add(1, Ordering::Relaxed);
-        let job = Job::Read {
-            block: b,
-            offset: b.index as u64 * self.info.piece_length as u64 + b.begin as u64,
-            to: p.tx.clone(),
-            queued: p.queued.clone(),
-        };
-        let _ = self.disk.send(job).await;
+        match self.uploads.request(key, b) {
+            Serve::Now(data) => p.send(Message::Piece {
+                index: b.index,
+                begin: b.begin,
+                data,
+            }),
+            Serve::Read(index) => {
+                let job = Job::ReadPiece {
+                    index,
+                    offset: index as u64 * self.info.piece_length as u64,
+                    len: size as usize,
+                };
+                let _ = self.disk.send(job).await;
+            }
+            Serve::Wait => {}
+        }
+    }
+
+    /// A piece read for uploads: answer the requests that waited for it.
+    fn on_piece_read(&mut self, index: u32, data: Option<AlignedBuf>) {
+        for (key, b, block) in self.uploads.piece_read(index, data) {
+            let Some(p) = self.peers.get(&key) else {
+                continue;
+            };
+            match block {
+                Some(data) if !p.am_choking => p.send(Message::Piece {
+                    index: b.index,
+                    begin: b.begin,
+                    data,
+                }),
+                _ => {
+                    p.queued.fetch_sub(1, Ordering::Relaxed);
+                    if p.fast {
+                        p.send(Message::Reject(b));
+                    }
+                }
+            }
+        }
     }
 
     async fn on_block(&mut self, key: PeerKey, index: u32, begin: u32, data: bytes::Bytes) {
