@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import SHARE, build, measure
 LT_CREATE = r"""
 import sys, libtorrent as lt
 path, piece, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -24,14 +24,11 @@ open(out, 'wb').write(lt.bencode(t.generate()))
 """
 
 
-def measure(cmd):
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{cmd[0]} failed: {proc.stderr.read().decode()}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+def run_tool(cmd):
+    wall, cpu, rss, code, err = measure(cmd)
+    if code != 0:
+        sys.exit(f"{cmd[0]} failed: {err}")
+    return wall, cpu, rss
 
 
 def main():
@@ -40,8 +37,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--piece-log2", type=int, default=20)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    share = os.path.join(ROOT, "target/release/share")
+    build()
+    share = SHARE
     cores = os.cpu_count()
     piece = 1 << args.piece_log2
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as d:
@@ -65,7 +62,7 @@ def main():
             for _ in range(args.runs):
                 if os.path.exists(out):
                     os.remove(out)
-                r = measure(cmd)
+                r = run_tool(cmd)
                 best = r if best is None or r[0] < best[0] else best
             rows.append((name, *best))
     mib = args.size_mib

@@ -17,37 +17,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARE = os.path.join(ROOT, "target/release/share")
-LT_PEER = ["/usr/bin/python3", os.path.join(ROOT, "tests/peers/lt_peer.py")]
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_of(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def start(cmd, ready=None, timeout=300):
-    """Starts cmd, waits for its `listening on` line (and then a `ready` line); returns
-    (process, address)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    addr = None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = p.stdout.readline()
-        if not line:
-            break
-        m = re.match(r"listening on (\S+)", line)
-        if m:
-            addr = m.group(1)
-            if ready is None:
-                return p, addr
-        elif ready and ready in line:
-            return p, addr
-    p.kill()
-    sys.exit(f"{cmd[:3]} did not get ready")
+from common import LT_PEER, SHARE, build, cpu_of, make_data, start_listening as start
 
 
 def stop_counts(p):
@@ -84,7 +54,7 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--leechers", type=int, default=4)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    build()
     size = args.size_mib << 20
     n = args.leechers
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as d:
@@ -93,10 +63,7 @@ def main():
         src = os.path.join(d, "src")
         os.makedirs(src)
         data = os.path.join(src, "data.bin")
-        with open(data, "wb") as f:
-            chunk = os.urandom(1 << 20)
-            for i in range(args.size_mib):
-                f.write(chunk[i % 256:] + chunk[: i % 256])
+        make_data(data, args.size_mib)
         torrent = os.path.join(d, "t.torrent")
         subprocess.run([SHARE, "create", data, "-q", "-o", torrent,
                         "-t", f"http://{taddr}/announce"], check=True, stdout=subprocess.DEVNULL)

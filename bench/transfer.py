@@ -17,30 +17,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARE = os.path.join(ROOT, "target/release/share")
-LT_PEER = [ "/usr/bin/python3", os.path.join(ROOT, "tests/peers/lt_peer.py")]
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_of(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def start_listening(cmd):
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = p.stdout.readline()
-        if not line:
-            break
-        m = re.match(r"listening on (\S+)", line)
-        if m:
-            return p, m.group(1)
-    p.kill()
-    sys.exit(f"{cmd[0]} did not start listening")
+from common import LT_PEER, SHARE, build, cpu_of, make_data, measure, start_listening
 
 
 def wait_ready(p, word, timeout=300):
@@ -72,19 +49,16 @@ def one_run(seed_cmd, ready_word, fetch_cmd, dst):
     else:
         time.sleep(3)  # share seed: the check runs before it serves; wait it out
     seed_cpu0 = cpu_of(seeder.pid)
-    start = time.monotonic()
-    leech = subprocess.Popen([*fetch_cmd(addr)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(leech.pid, 0)
-    wall = time.monotonic() - start
+    wall, leech_cpu, rss, code, err = measure(fetch_cmd(addr))
     seed_cpu = cpu_of(seeder.pid) - seed_cpu0
     seeder.send_signal(signal.SIGTERM)
     try:
         seeder.wait(timeout=20)
     except subprocess.TimeoutExpired:
         seeder.kill()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"leecher failed: {leech.stderr.read().decode()[-2000:]}")
-    return wall, seed_cpu, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+    if code != 0:
+        sys.exit(f"leecher failed: {err[-2000:]}")
+    return wall, seed_cpu, leech_cpu, rss
 
 
 def main():
@@ -92,15 +66,12 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=2)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    build()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as d:
         src = os.path.join(d, "src")
         os.makedirs(src)
         data = os.path.join(src, "data.bin")
-        with open(data, "wb") as f:
-            chunk = os.urandom(1 << 20)
-            for i in range(args.size_mib):
-                f.write(chunk[i % 256:] + chunk[: i % 256])
+        make_data(data, args.size_mib)
         torrent = os.path.join(d, "t.torrent")
         subprocess.run([SHARE, "create", data, "-q", "-o", torrent], check=True,
                        stdout=subprocess.DEVNULL)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use share_core::wire::{self, BlockRef, Handshake, Message};
+use share_core::wire::{BlockRef, Handshake, Message};
 use share_core::{InfoHash, Metainfo};
 
 use crate::util::*;
@@ -15,44 +15,6 @@ use crate::util::*;
 fn info_hash(torrent: &std::path::Path) -> (InfoHash, u32) {
     let m = Metainfo::from_bytes(&std::fs::read(torrent).unwrap()).unwrap();
     (m.info_hash, m.info.piece_count())
-}
-
-/// Connects and handshakes as a peer with the fast extension; returns the stream.
-fn handshake(addr: SocketAddr, hash: InfoHash) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(&Handshake::new(hash, *b"-XX0000-hostile00000").encode())
-        .unwrap();
-    let mut buf = [0u8; 68];
-    s.read_exact(&mut buf).unwrap();
-    assert_eq!(Handshake::decode(&buf).unwrap().info_hash, hash);
-    s
-}
-
-fn send(s: &mut TcpStream, m: Message) {
-    let mut out = BytesMut::new();
-    m.encode(&mut out);
-    s.write_all(&out).unwrap();
-}
-
-/// Reads messages until one matches, or the peer closes (None), within the read timeout.
-fn read_until(
-    s: &mut TcpStream,
-    buf: &mut BytesMut,
-    want: impl Fn(&Message) -> bool,
-) -> Option<Message> {
-    loop {
-        while let Some(m) = wire::decode(buf, wire::max_frame(100_000)).unwrap() {
-            if want(&m) {
-                return Some(m);
-            }
-        }
-        let mut chunk = [0u8; 65536];
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
 }
 
 /// Whether the peer closes the connection within `timeout`.

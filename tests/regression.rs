@@ -1,11 +1,10 @@
 //! One test per bug found, so that it stays fixed.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use share_core::wire::{self, BlockRef, Handshake, Message};
+use share_core::wire::{BlockRef, Message};
 use share_core::Metainfo;
 
 use crate::util::*;
@@ -21,30 +20,10 @@ fn a_burst_of_requests_is_answered_in_full_without_further_prompting() {
     let m = Metainfo::from_bytes(&std::fs::read(&t).unwrap()).unwrap();
     let seed = start_seed(&t, &d.join("src"), &[]);
 
-    let mut s = TcpStream::connect(seed.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(&Handshake::new(m.info_hash, *b"-XX0000-regression01").encode())
-        .unwrap();
-    let mut hs = [0u8; 68];
-    s.read_exact(&mut hs).unwrap();
-    let mut out = BytesMut::new();
-    Message::Interested.encode(&mut out);
-    s.write_all(&out).unwrap();
-
+    let mut s = handshake(seed.addr, m.info_hash);
     let mut buf = BytesMut::new();
-    let mut read = |s: &mut TcpStream, buf: &mut BytesMut| -> Option<Message> {
-        loop {
-            if let Some(m) = wire::decode(buf, wire::max_frame(100)).unwrap() {
-                return Some(m);
-            }
-            let mut chunk = [0u8; 65536];
-            match s.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    };
-    while read(&mut s, &mut buf).expect("unchoke") != Message::Unchoke {}
+    send(&mut s, Message::Interested);
+    assert!(read_until(&mut s, &mut buf, |m| *m == Message::Unchoke).is_some());
     // 96 blocks (1.5 MiB) in one burst, then silence.
     let mut out = BytesMut::new();
     for n in 0..96u32 {
@@ -59,9 +38,8 @@ fn a_burst_of_requests_is_answered_in_full_without_further_prompting() {
     let start = Instant::now();
     let mut blocks = 0;
     while blocks < 96 {
-        match read(&mut s, &mut buf) {
-            Some(Message::Piece { .. }) => blocks += 1,
-            Some(_) => {}
+        match read_until(&mut s, &mut buf, |m| matches!(m, Message::Piece { .. })) {
+            Some(_) => blocks += 1,
             None => panic!("got {blocks} of 96 blocks, then nothing for 10 s"),
         }
     }

@@ -381,3 +381,51 @@ pub fn bytes_in_place(full: &[u8], part: &Path, piece: usize) -> usize {
         .map(|(a, _)| a.len())
         .sum()
 }
+
+// ---- A raw peer, for tests that speak the wire protocol themselves ----
+
+/// Connects and handshakes as a peer with the fast extension; returns the stream.
+pub fn handshake(addr: std::net::SocketAddr, hash: share_core::InfoHash) -> std::net::TcpStream {
+    use share_core::wire::Handshake;
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(&Handshake::new(hash, *b"-XX0000-testpeer0000").encode())
+        .unwrap();
+    let mut buf = [0u8; 68];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(Handshake::decode(&buf).unwrap().info_hash, hash);
+    s
+}
+
+/// Writes one message.
+pub fn send(s: &mut std::net::TcpStream, m: share_core::wire::Message) {
+    use std::io::Write;
+    let mut out = bytes::BytesMut::new();
+    m.encode(&mut out);
+    s.write_all(&out).unwrap();
+}
+
+/// Reads messages until one matches, or the peer closes or stays silent past the read
+/// timeout (None).
+pub fn read_until(
+    s: &mut std::net::TcpStream,
+    buf: &mut bytes::BytesMut,
+    want: impl Fn(&share_core::wire::Message) -> bool,
+) -> Option<share_core::wire::Message> {
+    use share_core::wire;
+    use std::io::Read;
+    loop {
+        while let Some(m) = wire::decode(buf, wire::max_frame(100_000)).unwrap() {
+            if want(&m) {
+                return Some(m);
+            }
+        }
+        let mut chunk = [0u8; 65536];
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}

@@ -72,24 +72,22 @@ info_hash_of() {
     aria2c -S "$1" 2>/dev/null | sed -n 's/^Info Hash: *\([0-9a-fA-F]\{40\}\).*/\1/p' | tr 'A-F' 'a-f'
 }
 
-# start_tracker INFO_HASH: runs opentracker (whitelist-only in Debian) on a
-# free 127.0.0.1 port with INFO_HASH whitelisted; sets TRACKER_URL. opentracker
-# reads the whitelist once at start, so it is written first. Returns non-zero
-# if the tracker does not answer within 10 s.
+# start_tracker INFO_HASH...: runs opentracker (whitelist-only in Debian) on a
+# free 127.0.0.1 port, HTTP and UDP, with the INFO_HASHes whitelisted; sets
+# TRACKER_URL, TRACKER_PORT and TRACKER_PID. opentracker reads the whitelist
+# once at start, so it is written first. Returns non-zero if the tracker does
+# not answer within 10 s.
 start_tracker() {
-    local hash=$1 port i
+    local port i
     port=$(free_port) || return 1
-    echo "$hash" >"$WORK/whitelist.txt"
+    printf '%s\n' "$@" | tr 'A-F' 'a-f' >"$WORK/whitelist.txt"
     chmod 644 "$WORK/whitelist.txt"
-    # listen.tcp only: no UDP socket. rootdir "/": the absolute whitelist
-    # path stays valid after opentracker's chroot.
-    cat >"$WORK/opentracker.conf" <<EOF
-listen.tcp 127.0.0.1:$port
-access.whitelist $WORK/whitelist.txt
-tracker.rootdir /
-EOF
+    # rootdir "/": the absolute whitelist path stays valid after opentracker's chroot.
+    printf 'listen.tcp 127.0.0.1:%s\nlisten.udp 127.0.0.1:%s\naccess.whitelist %s\ntracker.rootdir /\n' \
+        "$port" "$port" "$WORK/whitelist.txt" >"$WORK/opentracker.conf"
     spawn "$WORK/opentracker.log" opentracker -f "$WORK/opentracker.conf"
     TRACKER_PID=$SPAWNED
+    TRACKER_PORT=$port
     TRACKER_URL="http://127.0.0.1:$port/announce"
     for i in $(seq 100); do
         kill -0 "$TRACKER_PID" 2>/dev/null || break
