@@ -88,6 +88,9 @@ pub struct InspectArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Also ask each tracker how many seeders and leechers the torrent has.
+    #[arg(long)]
+    pub scrape: bool,
 }
 
 /// A byte count: a plain integer, or with a K, M or G suffix (powers of 1024).

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use serde_json::json;
 use share_core::Metainfo;
+use share_engine::ScrapeCounts;
 
 use crate::cli::InspectArgs;
 
@@ -21,8 +22,20 @@ pub fn run(args: InspectArgs) -> Result<()> {
         .filter(|f| !f.padding)
         .map(|f| json!({"path": f.display_path(info), "length": f.length}))
         .collect();
+    let scraped = if args.scrape {
+        scrape_all(&m)?
+    } else {
+        Vec::new()
+    };
+    let scrape_json: Vec<_> = scraped
+        .iter()
+        .map(|(url, r)| match r {
+            Ok(c) => json!({"url": url, "seeders": c.seeders, "leechers": c.leechers, "completed": c.completed}),
+            Err(e) => json!({"url": url, "error": e}),
+        })
+        .collect();
     if args.json {
-        let v = json!({
+        let mut v = json!({
             "name": info.name,
             "info_hash": m.info_hash.to_hex(),
             "piece_length": info.piece_length,
@@ -36,6 +49,9 @@ pub fn run(args: InspectArgs) -> Result<()> {
             "creation_date": m.creation_date,
             "magnet": m.magnet(),
         });
+        if args.scrape {
+            v["scrape"] = json!(scrape_json);
+        }
         println!("{v}");
         return Ok(());
     }
@@ -63,5 +79,44 @@ pub fn run(args: InspectArgs) -> Result<()> {
     for f in info.files.iter().filter(|f| !f.padding) {
         println!("  {:>14}  {}", f.length, f.display_path(info));
     }
+    if args.scrape {
+        println!("scrape:");
+        for (url, r) in &scraped {
+            match r {
+                Ok(c) => println!(
+                    "  {url}: {} seeders, {} leechers, {} completed",
+                    c.seeders, c.leechers, c.completed
+                ),
+                Err(e) => println!("  {url}: {e}"),
+            }
+        }
+    }
     Ok(())
+}
+
+/// Scrapes every tracker of `m`, all at once.
+fn scrape_all(m: &Metainfo) -> Result<Vec<(String, Result<ScrapeCounts, String>)>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let urls = m.tracker_urls();
+    let hash = m.info_hash;
+    Ok(rt.block_on(async move {
+        let tasks: Vec<_> = urls
+            .into_iter()
+            .map(|url| {
+                tokio::spawn(async move {
+                    let r = share_engine::scrape(&url, hash).await;
+                    (url, r)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            if let Ok(r) = t.await {
+                out.push(r);
+            }
+        }
+        out
+    }))
 }

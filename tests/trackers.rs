@@ -266,3 +266,61 @@ fn share_tracker_answers_malformed_announces_with_a_failure_reason() {
     assert!(text.starts_with("d14:failure reason"), "{text}");
     assert!(text.contains("info_hash"), "{text}");
 }
+
+/// `share inspect --scrape --json`: the seeders each tracker reports.
+fn scraped_seeders(torrent: &Path) -> Vec<Option<u64>> {
+    let v: serde_json::Value = serde_json::from_str(&ok(share()
+        .args(["inspect", "--json", "--scrape"])
+        .arg(torrent)))
+    .unwrap();
+    v["scrape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["seeders"].as_u64())
+        .collect()
+}
+
+#[test]
+fn scrape_over_http_and_udp_on_share_tracker_and_opentracker() {
+    if !require("opentracker", "opentracker") {
+        return;
+    }
+    let ours = start_share_tracker();
+    let d = Dir::new();
+    d.data_file("src/f.bin", 40_000, 27);
+    let plain = torrent_with(&d, &d.join("src/f.bin"), "plain.torrent", &[]);
+    let theirs = Proc::start(
+        Command::new("bash")
+            .arg(peer_script("opentracker.sh"))
+            .arg(info_hash_hex(&plain)),
+    );
+    for (i, url) in [
+        format!("http://{}/announce", ours.addr),
+        format!("udp://{}/announce", ours.addr),
+        format!("http://{}/announce", theirs.addr),
+        format!("udp://{}/announce", theirs.addr),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = torrent_with(
+            &d,
+            &d.join("src/f.bin"),
+            &format!("{i}.torrent"),
+            &[url.clone()],
+        );
+        let mut seed = start_seed(&t, &d.join("src"), &[]);
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while scraped_seeders(&t) != vec![Some(1)] {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{url}: {:?}",
+                scraped_seeders(&t)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(seed.stop().0, Some(0));
+        assert_eq!(scraped_seeders(&t), vec![Some(0)], "{url} after stopped");
+    }
+}

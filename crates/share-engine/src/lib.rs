@@ -26,7 +26,9 @@ pub use tokio_util::sync::CancellationToken;
 pub use limit::RateLimiter;
 pub use serve::TrackerServer;
 pub use share_core::tracker::registry::Limits as TrackerLimits;
+pub use share_core::tracker::ScrapeCounts;
 pub use torrent::Outcome;
+pub use tracker::scrape;
 
 /// How a session behaves.
 #[derive(Debug, Clone)]

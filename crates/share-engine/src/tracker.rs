@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rand::seq::SliceRandom;
 use share_core::tracker::udp::{Request, Response};
-use share_core::tracker::{http, Announce, AnnounceReply, Event};
+use share_core::tracker::{http, Announce, AnnounceReply, Event, ScrapeCounts};
 use share_core::InfoHash;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, Notify};
@@ -218,64 +218,26 @@ impl Client {
     async fn announce_to(&mut self, url: &str, a: &Announce) -> Result<AnnounceReply, String> {
         if url.starts_with("http://") || url.starts_with("https://") {
             self.http_announce(url, a).await
-        } else if let Some(rest) = url.strip_prefix("udp://") {
-            let host = rest.split(['/', '?']).next().unwrap_or(rest).to_owned();
-            self.udp_announce(url, &host, a).await
+        } else if url.starts_with("udp://") {
+            self.udp_announce(url, a).await
         } else {
             Err("unsupported tracker URL scheme".into())
         }
     }
 
     async fn http_announce(&self, url: &str, a: &Announce) -> Result<AnnounceReply, String> {
-        let mut resp = self
-            .http
-            .get(http::announce_url(url, a))
-            .send()
-            .await
-            .map_err(|e| chain(&e.without_url()))?;
-        if !resp.status().is_success() {
-            return Err(format!("HTTP {}", resp.status()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| e.without_url().to_string())?
-        {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(format!("reply larger than {MAX_BODY} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = http_get(&self.http, &http::announce_url(url, a)).await?;
         http::parse_announce_reply(&body).map_err(|e| e.to_string())
     }
 
-    async fn udp_announce(
-        &mut self,
-        url: &str,
-        host: &str,
-        a: &Announce,
-    ) -> Result<AnnounceReply, String> {
-        let addr = tokio::net::lookup_host(host)
-            .await
-            .map_err(|e| format!("resolving {host}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{host} has no address"))?;
-        let bind: SocketAddr = if addr.is_ipv6() {
-            "[::]:0".parse().expect("literal")
-        } else {
-            "0.0.0.0:0".parse().expect("literal")
-        };
-        let socket = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
-        socket.connect(addr).await.map_err(|e| e.to_string())?;
+    async fn udp_announce(&mut self, url: &str, a: &Announce) -> Result<AnnounceReply, String> {
+        let (socket, v6) = udp_socket(url).await?;
+        let wait = self.udp_first_wait;
         let connection = match self.udp_connections.get(url) {
             Some((id, at)) if at.elapsed() < CONNECTION_TTL => *id,
             _ => {
                 let t = rand::random();
-                match self
-                    .udp_exchange(&socket, Request::Connect { transaction: t }, addr)
-                    .await?
-                {
+                match udp_exchange(&socket, Request::Connect { transaction: t }, v6, wait).await? {
                     Response::Connect { connection, .. } => {
                         self.udp_connections
                             .insert(url.to_owned(), (connection, Instant::now()));
@@ -286,10 +248,7 @@ impl Client {
             }
         };
         let t = rand::random();
-        match self
-            .udp_exchange(&socket, Request::announce(connection, t, a), addr)
-            .await
-        {
+        match udp_exchange(&socket, Request::announce(connection, t, a), v6, wait).await {
             Ok(Response::Announce { reply, .. }) => Ok(reply),
             Ok(_) => Err("unexpected reply to announce".into()),
             Err(e) => {
@@ -299,43 +258,123 @@ impl Client {
             }
         }
     }
+}
 
-    /// Sends `req` and waits for the reply with the same transaction id, retrying on the
-    /// BEP 15 schedule. A tracker's error packet is an error.
-    async fn udp_exchange(
-        &self,
-        socket: &UdpSocket,
-        req: Request,
-        addr: SocketAddr,
-    ) -> Result<Response, String> {
-        let transaction = match &req {
-            Request::Connect { transaction }
-            | Request::Announce { transaction, .. }
-            | Request::Scrape { transaction, .. } => *transaction,
-        };
-        let packet = req.encode();
-        let mut buf = vec![0u8; 2048];
-        for n in 0..UDP_TRIES {
-            socket.send(&packet).await.map_err(|e| e.to_string())?;
-            let wait = Duration::from_secs(self.udp_first_wait << n);
-            let deadline = Instant::now() + wait;
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let Ok(got) = timeout(left, socket.recv(&mut buf)).await else {
-                    break;
-                };
-                let len = got.map_err(|e| e.to_string())?;
-                match Response::decode(&buf[..len], addr.is_ipv6()) {
-                    Some(r) if r.transaction() == transaction => {
-                        if let Response::Error { message, .. } = r {
-                            return Err(format!("tracker says: {message}"));
-                        }
-                        return Ok(r);
+/// Sends `req` and waits for the reply with the same transaction id, retrying on the BEP 15
+/// schedule (`first_wait` seconds, then twice that, ...). A tracker's error packet is an error.
+async fn udp_exchange(
+    socket: &UdpSocket,
+    req: Request,
+    v6: bool,
+    first_wait: u64,
+) -> Result<Response, String> {
+    let transaction = match &req {
+        Request::Connect { transaction }
+        | Request::Announce { transaction, .. }
+        | Request::Scrape { transaction, .. } => *transaction,
+    };
+    let packet = req.encode();
+    let mut buf = vec![0u8; 2048];
+    for n in 0..UDP_TRIES {
+        socket.send(&packet).await.map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(first_wait << n);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(got) = timeout(left, socket.recv(&mut buf)).await else {
+                break;
+            };
+            let len = got.map_err(|e| e.to_string())?;
+            match Response::decode(&buf[..len], v6) {
+                Some(r) if r.transaction() == transaction => {
+                    if let Response::Error { message, .. } = r {
+                        return Err(format!("tracker says: {message}"));
                     }
-                    _ => continue,
+                    return Ok(r);
                 }
+                _ => continue,
             }
         }
-        Err("no reply".into())
     }
+    Err("no reply".into())
+}
+
+/// GET `url`; the body, read up to `MAX_BODY` bytes.
+async fn http_get(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| chain(&e.without_url()))?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| chain(&e.without_url()))? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(format!("reply larger than {MAX_BODY} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A UDP socket connected to the tracker of `url` (`udp://host:port/...`).
+async fn udp_socket(url: &str) -> Result<(UdpSocket, bool), String> {
+    let rest = url.strip_prefix("udp://").ok_or("not a udp:// URL")?;
+    let host = rest.split(['/', '?']).next().unwrap_or(rest);
+    let addr = tokio::net::lookup_host(host)
+        .await
+        .map_err(|e| format!("resolving {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0".parse().expect("literal")
+    } else {
+        "0.0.0.0:0".parse().expect("literal")
+    };
+    let socket = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
+    socket.connect(addr).await.map_err(|e| e.to_string())?;
+    Ok((socket, addr.is_ipv6()))
+}
+
+/// Asks the tracker at `url` (HTTP or UDP) how many peers share `info_hash`.
+pub async fn scrape(url: &str, info_hash: InfoHash) -> Result<ScrapeCounts, String> {
+    if url.starts_with("udp://") {
+        let (socket, v6) = udp_socket(url).await?;
+        let connection = match udp_exchange(
+            &socket,
+            Request::Connect {
+                transaction: rand::random(),
+            },
+            v6,
+            5,
+        )
+        .await?
+        {
+            Response::Connect { connection, .. } => connection,
+            _ => return Err("unexpected reply to connect".into()),
+        };
+        let req = Request::Scrape {
+            connection,
+            transaction: rand::random(),
+            hashes: vec![info_hash],
+        };
+        return match udp_exchange(&socket, req, v6, 5).await? {
+            Response::Scrape { counts, .. } => {
+                counts.first().copied().ok_or("empty scrape reply".into())
+            }
+            _ => Err("unexpected reply to scrape".into()),
+        };
+    }
+    let base = http::scrape_url(url).ok_or("this tracker has no scrape address")?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let full = format!("{base}{sep}info_hash={}", share_core::percent(info_hash.0));
+    let client = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .no_proxy()
+        .build()
+        .map_err(|e| chain(&e))?;
+    let body = http_get(&client, &full).await?;
+    let all = http::parse_scrape_reply(&body).map_err(|e| e.to_string())?;
+    Ok(all.get(&info_hash).copied().unwrap_or_default())
 }
