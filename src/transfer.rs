@@ -91,7 +91,13 @@ fn run(
         let _ = ui.await;
         let elapsed = started.elapsed();
         let (up, down) = (stats.get(&stats.uploaded), stats.get(&stats.downloaded));
-        let outcome = result?;
+        let outcome = match result {
+            Ok(o) => o,
+            Err(e) => {
+                println!("uploaded: {up} downloaded: {down}");
+                return Err(e.into());
+            }
+        };
         if kind == Kind::Fetch && !net.quiet && outcome.complete {
             println!(
                 "done: {} bytes verified in {:.1} s ({:.1} MiB/s)",

@@ -138,3 +138,65 @@ fn seed_with_no_data_is_a_clear_error_and_damage_is_reported() {
         "{err}"
     );
 }
+
+/// A tmpfs mount of `size` at `path`, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(path.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_loses_nothing() {
+    let d = Dir::new();
+    let total = 3 << 20;
+    let piece = 65536;
+    d.data_file("src/f.bin", total, 61);
+    let full = std::fs::read(d.join("src/f.bin")).unwrap();
+    let t = make_torrent(&d, &d.join("src/f.bin"), piece as u32, &[]);
+    let Some(disk) = Tmpfs::mount(&d.join("small"), "1m") else {
+        // Mounting needs root, which CI and the developers' machines have.
+        panic!("cannot mount a 1 MiB tmpfs for this test: run it as root");
+    };
+    let seed = start_seed(&t, &d.join("src"), &[]);
+    let mut fetch = start_fetch(&t, &disk.0, &[seed.addr], &[]);
+    let (code, out) = fetch.wait(Duration::from_secs(60));
+    let err = fetch.stderr();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.last().is_some_and(|l| parse_counts(l).is_some()),
+        "{out:?}"
+    );
+
+    // Nothing verified is lost: what fitted is kept by the next run, somewhere roomier.
+    std::fs::create_dir_all(d.join("roomy")).unwrap();
+    std::fs::copy(disk.0.join("f.bin"), d.join("roomy/f.bin")).unwrap();
+    drop(disk);
+    let kept = bytes_in_place(&full, &d.join("roomy/f.bin"), piece);
+    assert!(kept > 0, "nothing was written before the disk filled");
+    let mut again = start_fetch(&t, &d.join("roomy"), &[seed.addr], &[]);
+    assert_eq!(
+        again.wait(Duration::from_secs(60)).0,
+        Some(0),
+        "{}",
+        again.stderr()
+    );
+    assert_same_file(&d.join("src/f.bin"), &d.join("roomy/f.bin"));
+    assert_eq!(again.transfer_counts().1, (total - kept) as u64);
+}
