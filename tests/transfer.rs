@@ -200,3 +200,22 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     assert_same_file(&d.join("src/f.bin"), &d.join("roomy/f.bin"));
     assert_eq!(again.transfer_counts().1, (total - kept) as u64);
 }
+
+#[test]
+fn fetch_refuses_a_torrent_whose_paths_escape_the_folder_and_writes_nothing() {
+    let d = Dir::new();
+    let escape = b"d4:infod5:filesld6:lengthi5e4:pathl2:..2:..6:passwdeee4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
+    std::fs::write(d.join("evil.torrent"), escape).unwrap();
+    std::fs::create_dir_all(d.join("dl")).unwrap();
+    let out = run(share()
+        .arg("fetch")
+        .arg(d.join("evil.torrent"))
+        .arg("-o")
+        .arg(d.join("dl"))
+        .args(["--listen", "127.0.0.1:0"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unsafe path"), "{err}");
+    assert_eq!(std::fs::read_dir(d.join("dl")).unwrap().count(), 0);
+    assert!(!d.path().join("passwd").exists());
+}
