@@ -466,6 +466,7 @@ def draw(data, path, json_path):
 # ---------------------------------------------------------------- main
 
 def main():
+    global SHARE
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--counts", default="1,2,4,8,16", help="the N to run, comma-separated")
     ap.add_argument("--size-mib", type=float, default=16, help="the file's size in MiB")
@@ -486,6 +487,7 @@ def main():
     ap.add_argument("--work", help="the folder for the file and the logs (default: a new one "
                     "under /tmp, kept)")
     ap.add_argument("--plot", default=os.path.join(ROOT, "bench", "netsim.png"))
+    ap.add_argument("--share", default=SHARE, help="the share binary (default: %(default)s)")
     ap.add_argument("--replot", metavar="JSON", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -495,6 +497,7 @@ def main():
         return
     if os.geteuid() != 0:
         sys.exit("needs root (network namespaces and tc)")
+    SHARE = os.path.abspath(args.share)
     if not os.access(SHARE, os.X_OK):
         sys.exit(f"{SHARE} is missing: build it with cargo build --release")
     for tool in ("ip", "tc", "curl"):
@@ -505,6 +508,7 @@ def main():
         sys.exit("--counts: numbers from 1 to 250")
 
     atexit.register(cleanup)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where SIGINT was ignored
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
@@ -553,7 +557,9 @@ def main():
 
     print()
     print(table(results, size))
-    data = {"size": size, "rate": rate, "latency_ms": args.latency_ms,
+    data = {"size": size, "rate": rate, "latency_ms": args.latency_ms, "share": SHARE,
+            "share_mtime": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(
+                os.path.getmtime(SHARE))),
             "interval": args.interval, "results": results}
     json_path = os.path.splitext(args.plot)[0] + ".json"
     with open(json_path, "w") as f:
@@ -564,4 +570,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted (processes stopped, namespaces removed)")
