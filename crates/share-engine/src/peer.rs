@@ -56,9 +56,11 @@ pub enum Event {
         /// Cancelling it closes the connection.
         token: CancellationToken,
     },
-    /// The peer's BEP 10 handshake: how many requests it accepts at once.
+    /// The peer's BEP 10 handshake: how many requests it accepts at once, and the port it
+    /// listens on (its address as we see it has an ephemeral port when it dialed us).
     Extensions {
         reqq: Option<u32>,
+        port: Option<u16>,
     },
     /// The messages decoded from one read, in order.
     Messages(Vec<Message>),
@@ -70,6 +72,8 @@ pub enum Event {
 pub struct Shared {
     pub info_hash: InfoHash,
     pub peer_id: [u8; 20],
+    /// The port we listen on, told to peers in the extension handshake (`p`).
+    pub listen_port: u16,
     pub max_frame: u32,
     pub events: mpsc::Sender<(PeerKey, Event)>,
     pub uploaded: Arc<AtomicU64>,
@@ -127,7 +131,8 @@ async fn connect(
         let ext = Message::Extended {
             id: 0,
             payload: Bytes::from(format!(
-                "d1:mde4:reqqi{MAX_QUEUED_UPLOADS}e1:v{}:{}e",
+                "d1:mde1:pi{}e4:reqqi{MAX_QUEUED_UPLOADS}e1:v{}:{}e",
+                shared.listen_port,
                 VERSION.len(),
                 VERSION
             )),
@@ -184,15 +189,15 @@ async fn read_loop(
         let mut ext = None;
         while let Some(msg) = wire::decode(&mut buf, shared.max_frame).map_err(|e| e.to_string())? {
             match msg {
-                Message::Extended { id: 0, payload } => ext = Some(parse_reqq(&payload)),
+                Message::Extended { id: 0, payload } => ext = Some(parse_extensions(&payload)),
                 Message::KeepAlive => {}
                 other => batch.push(other),
             }
         }
-        if let Some(reqq) = ext {
+        if let Some((reqq, port)) = ext {
             if shared
                 .events
-                .send((key, Event::Extensions { reqq }))
+                .send((key, Event::Extensions { reqq, port }))
                 .await
                 .is_err()
             {
@@ -214,17 +219,26 @@ async fn read_loop(
     }
 }
 
-/// The `reqq` of a BEP 10 handshake, if the payload is valid bencode that has one.
-fn parse_reqq(payload: &[u8]) -> Option<u32> {
+/// The `reqq` and `p` (listen port) of a BEP 10 handshake, where the payload is valid
+/// bencode that has them.
+fn parse_extensions(payload: &[u8]) -> (Option<u32>, Option<u16>) {
     #[derive(serde::Deserialize)]
     struct Ext {
         reqq: Option<i64>,
+        p: Option<i64>,
     }
-    bencode::scan(payload, Limits::MESSAGE).ok()?;
-    let ext: Ext = serde_bencode::from_bytes(payload).ok()?;
-    ext.reqq
-        .and_then(|r| u32::try_from(r).ok())
-        .filter(|&r| r > 0)
+    if bencode::scan(payload, Limits::MESSAGE).is_err() {
+        return (None, None);
+    }
+    let Ok(ext) = serde_bencode::from_bytes::<Ext>(payload) else {
+        return (None, None);
+    };
+    (
+        ext.reqq
+            .and_then(|r| u32::try_from(r).ok())
+            .filter(|&r| r > 0),
+        ext.p.and_then(|p| u16::try_from(p).ok()).filter(|&p| p > 0),
+    )
 }
 
 async fn write_loop(
@@ -308,16 +322,16 @@ async fn write_loop(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_reqq;
+    use super::parse_extensions;
 
     #[test]
-    fn reqq_is_read_from_a_valid_extension_handshake_only() {
+    fn reqq_and_port_are_read_from_a_valid_extension_handshake_only() {
         assert_eq!(
-            parse_reqq(b"d1:md11:ut_metadatai1ee4:reqqi250ee"),
-            Some(250)
+            parse_extensions(b"d1:md11:ut_metadatai1ee1:pi6881e4:reqqi250ee"),
+            (Some(250), Some(6881))
         );
-        assert_eq!(parse_reqq(b"d4:reqqi-1ee"), None);
-        assert_eq!(parse_reqq(b"d4:reqqi250e"), None);
-        assert_eq!(parse_reqq(b"de"), None);
+        assert_eq!(parse_extensions(b"d1:pi70000e4:reqqi-1ee"), (None, None));
+        assert_eq!(parse_extensions(b"d4:reqqi250e"), (None, None));
+        assert_eq!(parse_extensions(b"de"), (None, None));
     }
 }

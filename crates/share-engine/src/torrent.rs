@@ -65,6 +65,8 @@ pub struct Outcome {
 
 struct Peer {
     addr: SocketAddr,
+    /// Where it listens, when its extension handshake said (`p`).
+    listen_addr: Option<SocketAddr>,
     peer_id: [u8; 20],
     tx: mpsc::Sender<Command>,
     token: CancellationToken,
@@ -175,6 +177,7 @@ pub async fn run(
     let shared = Shared {
         info_hash: meta.info_hash,
         peer_id: peer_id(),
+        listen_port: listener.local_addr()?.port(),
         max_frame: wire::max_frame(info.piece_count()),
         events: events_tx,
         uploaded: uploaded.clone(),
@@ -391,7 +394,11 @@ impl Torrent {
     /// Dials known addresses that are due, while there is room and something to fetch.
     fn dial_known(&mut self) {
         let now = Instant::now();
-        let connected: HashSet<SocketAddr> = self.peers.values().map(|p| p.addr).collect();
+        let connected: HashSet<SocketAddr> = self
+            .peers
+            .values()
+            .flat_map(|p| std::iter::once(p.addr).chain(p.listen_addr))
+            .collect();
         let due: Vec<SocketAddr> = self
             .known
             .iter()
@@ -423,9 +430,12 @@ impl Torrent {
                 queued,
                 token,
             } => self.on_connected(key, addr, handshake, tx, queued, token),
-            Event::Extensions { reqq } => {
-                if let (Some(p), Some(r)) = (self.peers.get_mut(&key), reqq) {
-                    p.reqq = (r as usize).clamp(1, MAX_DEPTH);
+            Event::Extensions { reqq, port } => {
+                if let Some(p) = self.peers.get_mut(&key) {
+                    if let Some(r) = reqq {
+                        p.reqq = (r as usize).clamp(1, MAX_DEPTH);
+                    }
+                    p.listen_addr = port.map(|port| SocketAddr::new(p.addr.ip(), port));
                 }
             }
             Event::Closed(reason) => self.on_closed(key, &reason),
@@ -448,6 +458,12 @@ impl Torrent {
     ) {
         let banned = self.banned_ids.contains(&hs.peer_id) || self.banned_addrs.contains(&addr);
         let duplicate = self.peers.values().any(|p| p.peer_id == hs.peer_id);
+        if duplicate {
+            // A known address that is a peer we already have (it dialed us): leave it be.
+            if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
+                k.next_try = Instant::now() + Duration::from_secs(300);
+            }
+        }
         if banned || duplicate || self.peers.len() >= self.config.max_peers {
             token.cancel();
             return;
@@ -455,6 +471,7 @@ impl Torrent {
         let count = self.info.piece_count();
         let peer = Peer {
             addr,
+            listen_addr: None,
             peer_id: hs.peer_id,
             tx,
             token,
@@ -510,7 +527,10 @@ impl Torrent {
             if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
                 k.busy = false;
                 k.failures += 1;
-                k.next_try = now + Duration::from_secs(2u64.pow(k.failures.min(6)));
+                // The later of the back-off and any wait set already (a duplicate).
+                k.next_try = k
+                    .next_try
+                    .max(now + Duration::from_secs(2u64.pow(k.failures.min(6))));
             }
         }
         let Some(p) = self.peers.remove(&key) else {
