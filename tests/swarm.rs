@@ -64,8 +64,9 @@ fn six_leechers_trade_so_the_seed_uploads_under_three_copies() {
 
 #[test]
 fn a_free_rider_finishes_later_than_reciprocating_leechers() {
+    // Its measure is a time: it runs with no other test beside it.
+    let d = Dir::alone();
     let tracker = tracker();
-    let d = Dir::new();
     // The seed is just fast enough to get every piece out once; the leechers' upload carries
     // the rest, so what each leecher gets depends on who unchokes it: reciprocating leechers
     // win regular slots from each other, the free-rider mostly optimistic ones.

@@ -5,15 +5,37 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Tests run in parallel; one whose assertion depends on timing runs alone. Every test's
+/// temporary folder holds this lock shared, and [`Dir::alone`] holds it exclusively.
+static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+#[allow(clippy::large_enum_variant)]
+enum Turn {
+    Shared(std::sync::RwLockReadGuard<'static, ()>),
+    Alone(std::sync::RwLockWriteGuard<'static, ()>),
+}
+
 /// A temporary folder that is removed when dropped.
 pub struct Dir {
     pub tmp: tempfile::TempDir,
+    _turn: Turn,
 }
 
 impl Dir {
     pub fn new() -> Dir {
+        let turn = Turn::Shared(TIMING.read().unwrap_or_else(|p| p.into_inner()));
         Dir {
             tmp: tempfile::tempdir().expect("temp dir"),
+            _turn: turn,
+        }
+    }
+
+    /// A folder for a test that must not share the machine with other tests.
+    pub fn alone() -> Dir {
+        let turn = Turn::Alone(TIMING.write().unwrap_or_else(|p| p.into_inner()));
+        Dir {
+            tmp: tempfile::tempdir().expect("temp dir"),
+            _turn: turn,
         }
     }
 
