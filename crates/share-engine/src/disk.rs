@@ -16,11 +16,12 @@ pub enum Job {
         offset: u64,
         data: AlignedBuf,
     },
-    /// Read piece `index` (`len` bytes at `offset`) for uploads.
+    /// Read piece `index` (`len` bytes at `offset`) for uploads, into `buf` if one is given.
     ReadPiece {
         index: u32,
         offset: u64,
         len: usize,
+        buf: Option<AlignedBuf>,
     },
     Sync,
 }
@@ -58,8 +59,15 @@ pub fn spawn(
                     } => store
                         .write(offset, data.as_slice())
                         .map(|()| Some(Done::Written { index, buf: data })),
-                    Job::ReadPiece { index, offset, len } => {
-                        let mut buf = AlignedBuf::new(len);
+                    Job::ReadPiece {
+                        index,
+                        offset,
+                        len,
+                        buf,
+                    } => {
+                        let mut buf = buf
+                            .and_then(|mut b| b.set_len(len).then_some(b))
+                            .unwrap_or_else(|| AlignedBuf::new(len));
                         let data = store
                             .read(offset, buf.as_mut_slice())
                             .is_ok()

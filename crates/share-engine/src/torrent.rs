@@ -758,6 +758,7 @@ impl Torrent {
                     index,
                     offset: index as u64 * self.info.piece_length as u64,
                     len: size as usize,
+                    buf: self.uploads.spare_buffer(),
                 };
                 let _ = self.disk.send(job).await;
             }
