@@ -66,21 +66,17 @@ fn start_liar(hash: InfoHash, pieces: u32) -> (SocketAddr, Arc<AtomicBool>) {
         );
         send(&mut s, Message::Unchoke);
         let mut buf = BytesMut::new();
-        loop {
-            match read_until(&mut s, &mut buf, |m| matches!(m, Message::Request(_))) {
-                Some(Message::Request(BlockRef {
-                    index,
-                    begin,
-                    length,
-                })) => {
-                    let data = vec![0xAAu8; length as usize].into();
-                    let mut out = BytesMut::new();
-                    Message::Piece { index, begin, data }.encode(&mut out);
-                    if s.write_all(&out).is_err() {
-                        break;
-                    }
-                }
-                _ => break,
+        while let Some(Message::Request(BlockRef {
+            index,
+            begin,
+            length,
+        })) = read_until(&mut s, &mut buf, |m| matches!(m, Message::Request(_)))
+        {
+            let data = vec![0xAAu8; length as usize].into();
+            let mut out = BytesMut::new();
+            Message::Piece { index, begin, data }.encode(&mut out);
+            if s.write_all(&out).is_err() {
+                break;
             }
         }
         flag.store(true, Ordering::SeqCst);

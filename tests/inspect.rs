@@ -63,7 +63,7 @@ fn inspect_human_output_names_the_essentials() {
 fn hostile_torrents_get_a_clear_error_and_exit_1() {
     let d = Dir::new();
     let mut deep = b"d4:info".to_vec();
-    deep.extend(std::iter::repeat(b'l').take(100_000));
+    deep.extend(std::iter::repeat_n(b'l', 100_000));
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "empty"),
         ("garbage", b"hello world".to_vec(), "malformed bencode"),

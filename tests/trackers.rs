@@ -103,7 +103,12 @@ fn libtorrent_seeds_to_aria2_through_share_tracker() {
     d.data_file("src/tree/a.bin", 400_000, 22);
     d.data_file("src/tree/sub/b.bin", 123_456, 23);
     let url = format!("http://{}/announce", tracker.addr);
-    let t = torrent_with(&d, &d.join("src/tree"), "t.torrent", &[url.clone()]);
+    let t = torrent_with(
+        &d,
+        &d.join("src/tree"),
+        "t.torrent",
+        std::slice::from_ref(&url),
+    );
     let mut seed = Proc::start(
         Command::new(python())
             .arg(peer_script("lt_peer.py"))
@@ -308,7 +313,7 @@ fn scrape_over_http_and_udp_on_share_tracker_and_opentracker() {
             &d,
             &d.join("src/f.bin"),
             &format!("{i}.torrent"),
-            &[url.clone()],
+            std::slice::from_ref(&url),
         );
         let mut seed = start_seed(&t, &d.join("src"), &[]);
         let deadline = std::time::Instant::now() + TIMEOUT;

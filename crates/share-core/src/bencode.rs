@@ -408,9 +408,8 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
-        let deep: Vec<u8> = std::iter::repeat(b'l')
-            .take(100_000)
-            .chain(std::iter::repeat(b'e').take(100_000))
+        let deep: Vec<u8> = std::iter::repeat_n(b'l', 100_000)
+            .chain(std::iter::repeat_n(b'e', 100_000))
             .collect();
         assert!(matches!(err(&deep), BencodeError::TooDeep { max: 64, .. }));
     }

@@ -275,7 +275,7 @@ fn validate_info(raw: RawInfo) -> Result<Info, MetainfoError> {
         return Err(MetainfoError::BadPieceLength(raw.piece_length));
     }
     let piece_length = raw.piece_length as u32;
-    if raw.pieces.len() % 20 != 0 {
+    if !raw.pieces.len().is_multiple_of(20) {
         return Err(MetainfoError::PiecesNotMultipleOf20(raw.pieces.len()));
     }
     let name = component(

@@ -116,7 +116,7 @@ impl Picker {
     /// Whether `b` is exactly a block of this torrent as the picker would request it.
     pub fn is_valid_block(&self, b: &BlockRef) -> bool {
         b.index < self.have.len()
-            && b.begin % MAX_BLOCK == 0
+            && b.begin.is_multiple_of(MAX_BLOCK)
             && b.begin < self.piece_size(b.index)
             && self.block(b.index, b.begin / MAX_BLOCK).length == b.length
     }
@@ -280,7 +280,7 @@ impl Picker {
                 Some((_, b)) if a == b => {
                     // Reservoir sampling: each tied piece is chosen with equal chance.
                     ties += 1;
-                    if self.next_random() % ties == 0 {
+                    if self.next_random().is_multiple_of(ties) {
                         best = Some((i, a));
                     }
                 }

@@ -5,7 +5,7 @@
 //! each use is a short, non-blocking update, never held across an await.
 
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,9 +44,7 @@ impl Shared {
     /// A connection id for the client at `addr`, valid for the current and the next minute.
     /// It is tied to the IP only: clients may announce from a new port each time.
     fn connection_id(&self, addr: &SocketAddr, minute: u64) -> u64 {
-        let mut h = self.secret.build_hasher();
-        (addr.ip(), minute).hash(&mut h);
-        h.finish()
+        self.secret.hash_one((addr.ip(), minute))
     }
 
     fn connection_ok(&self, addr: &SocketAddr, id: u64) -> bool {

@@ -33,12 +33,25 @@ pub fn list_files(root: &Path) -> Result<Vec<FoundFile>> {
             length: meta.len(),
         }]);
     }
+    /// A folder still to read: its relative components, and the (dev, inode) of every folder
+    /// on its path, to tell a symbolic link loop from a link to elsewhere.
+    struct Pending {
+        dir: PathBuf,
+        rel: Vec<String>,
+        ancestors: Vec<(u64, u64)>,
+    }
     let mut found = Vec::new();
-    // Folders still to read, each with its relative components and the (dev, inode) of every
-    // folder on its path, to tell a symbolic link loop from a link to elsewhere.
-    let mut todo: Vec<(PathBuf, Vec<String>, Vec<(u64, u64)>)> =
-        vec![(root.to_owned(), Vec::new(), vec![(meta.dev(), meta.ino())])];
-    while let Some((dir, rel, ancestors)) = todo.pop() {
+    let mut todo = vec![Pending {
+        dir: root.to_owned(),
+        rel: Vec::new(),
+        ancestors: vec![(meta.dev(), meta.ino())],
+    }];
+    while let Some(Pending {
+        dir,
+        rel,
+        ancestors,
+    }) = todo.pop()
+    {
         for entry in fs::read_dir(&dir).map_err(StorageError::io(&dir))? {
             let entry = entry.map_err(StorageError::io(&dir))?;
             let path = entry.path();
@@ -62,7 +75,11 @@ pub fn list_files(root: &Path) -> Result<Vec<FoundFile>> {
                 }
                 let mut chain = ancestors.clone();
                 chain.push(id);
-                todo.push((path, components, chain));
+                todo.push(Pending {
+                    dir: path,
+                    rel: components,
+                    ancestors: chain,
+                });
             } else if meta.is_file() {
                 check_readable(&path)?;
                 found.push(FoundFile {

@@ -118,11 +118,13 @@ fn hostile_torrents_give_their_own_errors() {
     use MetainfoError as E;
     let deep = {
         let mut v = b"d4:info".to_vec();
-        v.extend(std::iter::repeat(b'l').take(50_000));
-        v.extend(std::iter::repeat(b'e').take(50_001));
+        v.extend(std::iter::repeat_n(b'l', 50_000));
+        v.extend(std::iter::repeat_n(b'e', 50_001));
         v
     };
-    let cases: Vec<(&str, Vec<u8>, fn(&E) -> bool)> = vec![
+    /// A name, the torrent's bytes, and the check its error must pass.
+    type Case = (&'static str, Vec<u8>, fn(&E) -> bool);
+    let cases: Vec<Case> = vec![
         (
             "truncated",
             torrent(single(5, 16384, 20))[..30].to_vec(),
