@@ -61,10 +61,6 @@ impl Choker {
         }
     }
 
-    pub fn unchoked(&self) -> &HashSet<PeerKey> {
-        &self.unchoked
-    }
-
     /// A peer left: free its slot now.
     pub fn remove(&mut self, key: PeerKey) {
         self.unchoked.remove(&key);

@@ -69,10 +69,6 @@ impl Store {
         }
     }
 
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
     fn handle(&mut self, slot: usize, write: bool) -> Result<&File> {
         if self.handles[slot].is_none() {
             if self.open_count >= MAX_OPEN {
