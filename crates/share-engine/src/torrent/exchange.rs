@@ -1,0 +1,349 @@
+//! The torrent task's side of the piece exchange: what peers tell us, what we ask of them,
+//! blocks that arrive, requests we serve, and pieces that pass or fail their hash.
+
+use super::*;
+
+impl Torrent {
+    pub(super) async fn on_message(&mut self, key: PeerKey, m: Message) {
+        if self.dialing.remove(&key).is_some() {
+            // First message after the handshake: the dial worked.
+            if let Some(p) = self.peers.get(&key) {
+                let addr = p.addr;
+                if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
+                    k.failures = 0;
+                }
+            }
+        }
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let count = self.info.piece_count();
+        match m {
+            Message::Choke => {
+                p.peer_choking = true;
+                if !p.fast {
+                    for b in p.inflight.drain() {
+                        self.picker.request_dropped(&b, key);
+                    }
+                }
+            }
+            Message::Unchoke => {
+                p.peer_choking = false;
+                self.fill(key);
+            }
+            Message::Interested => {
+                p.peer_interested = true;
+                // A free slot goes to the best-ranked peer at the next tick (not simply to
+                // whoever asked first, which would let a free-rider in); otherwise the next
+                // round decides.
+                if p.am_choking && self.choker.has_free_slot() {
+                    self.rechoke_soon = true;
+                }
+            }
+            Message::NotInterested => {
+                p.peer_interested = false;
+                if !p.am_choking {
+                    p.am_choking = true;
+                    p.send(Message::Choke);
+                    self.rechoke_soon = true;
+                }
+                self.choker.remove(key);
+            }
+            Message::Have(i) => {
+                if i < count && p.has.set(i) {
+                    self.picker.peer_has(i);
+                    self.update_interest(key);
+                    self.fill(key);
+                }
+            }
+            Message::Bitfield(bytes) => match Bitfield::from_wire(&bytes, count) {
+                Some(b) => self.set_peer_pieces(key, b),
+                None => {
+                    let token = p.token.clone();
+                    token.cancel();
+                }
+            },
+            Message::HaveAll => self.set_peer_pieces(key, Bitfield::full(count)),
+            Message::HaveNone => {}
+            Message::AllowedFast(i) => {
+                if i < count && p.allowed_fast.len() < 64 {
+                    p.allowed_fast.insert(i);
+                    self.fill(key);
+                }
+            }
+            Message::Reject(b) => {
+                if p.inflight.remove(&b) {
+                    self.picker.request_dropped(&b, key);
+                }
+            }
+            Message::Request(b) => self.on_request(key, b).await,
+            Message::Piece { index, begin, data } => self.on_block(key, index, begin, data).await,
+            Message::Cancel(_)
+            | Message::Suggest(_)
+            | Message::Port(_)
+            | Message::KeepAlive
+            | Message::Extended { .. } => {}
+        }
+    }
+
+    pub(super) fn set_peer_pieces(&mut self, key: PeerKey, b: Bitfield) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        self.picker.peer_lost_all(&p.has);
+        self.picker.peer_has_all(&b);
+        p.has = b;
+        if p.has.is_complete() {
+            let addr = p.addr;
+            if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
+                k.seed = true;
+            }
+        }
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if p.has.is_complete() && self.picker.is_complete() {
+            // Two seeds have nothing to say to each other.
+            p.token.cancel();
+            return;
+        }
+        self.update_interest(key);
+        self.fill(key);
+    }
+
+    pub(super) fn update_interest(&mut self, key: PeerKey) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let wants =
+            !self.config.seed_only && !self.picker.is_complete() && self.picker.wants_from(&p.has);
+        if wants != p.am_interested {
+            p.am_interested = wants;
+            if wants {
+                p.interested_since = Instant::now();
+            }
+            p.send(if wants {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            });
+        }
+    }
+
+    /// Sends requests to `key` up to its pipeline depth.
+    pub(super) fn fill(&mut self, key: PeerKey) {
+        if self.picker.is_complete() {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if !p.am_interested || (p.peer_choking && p.allowed_fast.is_empty()) {
+            return;
+        }
+        let depth = p.depth.min(p.reqq);
+        let room = depth.saturating_sub(p.inflight.len());
+        // Refill in batches, not after every block.
+        if room == 0 || (!p.inflight.is_empty() && room < (depth / 4).max(1)) {
+            return;
+        }
+        let restricted;
+        let has = if p.peer_choking {
+            restricted = {
+                let mut b = Bitfield::new(p.has.len());
+                for &i in &p.allowed_fast {
+                    if p.has.get(i) {
+                        b.set(i);
+                    }
+                }
+                b
+            };
+            &restricted
+        } else {
+            &p.has
+        };
+        let inflight = &p.inflight;
+        let blocks = self.picker.pick(key, has, room, |b| inflight.contains(b));
+        for b in blocks {
+            p.inflight.insert(b);
+            p.send(Message::Request(b));
+        }
+    }
+
+    pub(super) async fn on_request(&mut self, key: PeerKey, b: BlockRef) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let size = self.info.piece_size(b.index);
+        let in_range = b.length > 0
+            && b.length <= MAX_BLOCK
+            && b.index < self.info.piece_count()
+            && b.begin.checked_add(b.length).is_some_and(|end| end <= size);
+        let refuse = if !in_range {
+            p.bad_requests += 1;
+            true
+        } else {
+            p.am_choking
+                || !self.picker.have().get(b.index)
+                || p.queued.load(Ordering::Relaxed) >= MAX_QUEUED_UPLOADS
+        };
+        if refuse {
+            if p.fast {
+                p.send(Message::Reject(b));
+            }
+            if p.bad_requests > MAX_BAD_REQUESTS {
+                p.token.cancel();
+            }
+            return;
+        }
+        p.queued.fetch_add(1, Ordering::Relaxed);
+        match self.uploads.request(key, b) {
+            Serve::Now(data) => p.send(Message::Piece {
+                index: b.index,
+                begin: b.begin,
+                data,
+            }),
+            Serve::Read(index) => {
+                let job = Job::ReadPiece {
+                    index,
+                    offset: index as u64 * self.info.piece_length as u64,
+                    len: size as usize,
+                    buf: self.uploads.spare_buffer(),
+                };
+                let _ = self.disk.send(job).await;
+            }
+            Serve::Wait => {}
+        }
+    }
+
+    /// A piece read for uploads: answer the requests that waited for it.
+    pub(super) fn on_piece_read(&mut self, index: u32, data: Option<AlignedBuf>) {
+        for (key, b, block) in self.uploads.piece_read(index, data) {
+            let Some(p) = self.peers.get(&key) else {
+                continue;
+            };
+            match block {
+                Some(data) if !p.am_choking => p.send(Message::Piece {
+                    index: b.index,
+                    begin: b.begin,
+                    data,
+                }),
+                _ => {
+                    p.queued.fetch_sub(1, Ordering::Relaxed);
+                    if p.fast {
+                        p.send(Message::Reject(b));
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) async fn on_block(
+        &mut self,
+        key: PeerKey,
+        index: u32,
+        begin: u32,
+        data: bytes::Bytes,
+    ) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let b = BlockRef {
+            index,
+            begin,
+            length: data.len() as u32,
+        };
+        p.inflight.remove(&b);
+        p.received_this_tick += data.len() as u64;
+        p.received_total += data.len() as u64;
+        p.last_block = Instant::now();
+        self.stats
+            .downloaded
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let arrival = self.picker.block_received(&b, key);
+        if arrival != Arrival::Unwanted {
+            // Endgame: cancel the copies requested from others.
+            for (k, other) in self.peers.iter_mut() {
+                if *k != key && other.inflight.remove(&b) {
+                    other.send(Message::Cancel(b));
+                }
+            }
+            let size = self.info.piece_size(index) as usize;
+            self.assembly.add(index, size, begin as usize, &data);
+            if arrival == Arrival::PieceComplete {
+                let expected = self.info.piece_hash(index).unwrap_or_default();
+                match self.assembly.finish(index, &expected) {
+                    Some((data, true)) => {
+                        let offset = index as u64 * self.info.piece_length as u64;
+                        let _ = self
+                            .disk
+                            .send(Job::Piece {
+                                index,
+                                offset,
+                                data,
+                            })
+                            .await;
+                    }
+                    Some((data, false)) => {
+                        self.assembly.recycle(data);
+                        self.on_failed(index);
+                    }
+                    None => {}
+                }
+            }
+        }
+        self.fill(key);
+    }
+
+    /// Piece `index` matched its hash and is on disk.
+    pub(super) fn on_written(&mut self, index: u32) {
+        {
+            self.picker.piece_verified(index);
+            self.stats
+                .verified
+                .fetch_add(self.info.piece_size(index) as u64, Ordering::Relaxed);
+            for p in self.peers.values() {
+                if !p.has.get(index) {
+                    p.send(Message::Have(index));
+                }
+            }
+            if self.picker.is_complete() {
+                let _ = self.notices.send(Notice::Complete);
+                let _ = self.complete.send(true);
+                for p in self.peers.values_mut() {
+                    if p.am_interested {
+                        p.am_interested = false;
+                        p.send(Message::NotInterested);
+                    }
+                    if p.has.is_complete() {
+                        p.token.cancel();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Piece `index` failed its hash check: refetch it, and strike or ban who sent it.
+    pub(super) fn on_failed(&mut self, index: u32) {
+        let senders = self.picker.piece_failed(index);
+        let sole = senders.len() == 1;
+        for key in senders {
+            let Some(p) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            p.strikes += 1;
+            if sole || p.strikes >= MAX_STRIKES {
+                let reason = format!(
+                    "sent data for piece {index} that failed the hash check ({} strike{})",
+                    p.strikes,
+                    if p.strikes == 1 { "" } else { "s" }
+                );
+                self.ban(key, reason);
+            }
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            self.fill(k);
+        }
+    }
+}
