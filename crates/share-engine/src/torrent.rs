@@ -72,6 +72,8 @@ pub struct Outcome {
 
 struct Peer {
     addr: SocketAddr,
+    /// We dialed it (rather than it us).
+    outgoing: bool,
     /// Where it listens, when its extension handshake said (`p`).
     listen_addr: Option<SocketAddr>,
     peer_id: [u8; 20],

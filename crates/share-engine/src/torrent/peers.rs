@@ -86,9 +86,21 @@ impl Torrent {
         token: CancellationToken,
     ) {
         let banned = self.banned_ids.contains(&hs.peer_id) || self.banned_addrs.contains(&addr);
-        let duplicate = self.peers.values().any(|p| p.peer_id == hs.peer_id);
-        if duplicate {
-            // A known address that is a peer we already have (it dialed us): leave it be.
+        let outgoing = self.dialing.contains_key(&key);
+        // Two connections to one peer: both sides keep the one that the lower peer id dialed,
+        // so that when both dial at once they do not each close a different one (and keep
+        // neither).
+        let mut duplicate = false;
+        if let Some((&old_key, old)) = self.peers.iter().find(|(_, p)| p.peer_id == hs.peer_id) {
+            let we_are_lower = self.shared.peer_id < hs.peer_id;
+            let keep_new = old.outgoing != outgoing && outgoing == we_are_lower;
+            if keep_new {
+                old.token.cancel();
+                self.drop_peer(old_key);
+            } else {
+                duplicate = true;
+            }
+            // The address is a peer we have: no need to dial it for a while.
             if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
                 k.next_try = Instant::now() + Duration::from_secs(300);
             }
@@ -100,6 +112,7 @@ impl Torrent {
         let count = self.info.piece_count();
         let peer = Peer {
             addr,
+            outgoing,
             listen_addr: None,
             peer_id: hs.peer_id,
             tx,
@@ -162,6 +175,13 @@ impl Torrent {
                     .max(now + Duration::from_secs(2u64.pow(k.failures.min(6))));
             }
         }
+        self.drop_peer(key);
+    }
+
+    /// Forgets peer `key` (closing its connection): its requests go back to the picker and
+    /// then to the others, its pieces leave the availability counts, its slot is freed.
+    pub(super) fn drop_peer(&mut self, key: PeerKey) {
+        let now = Instant::now();
         let Some(p) = self.peers.remove(&key) else {
             return;
         };
