@@ -101,6 +101,22 @@ fn scrape(addr: SocketAddr, path: &str) -> String {
     String::from_utf8_lossy(&all).into_owned()
 }
 
+/// `share fetch` given no address but the tracker's completes from `other`, a seed that
+/// announces there.
+fn share_fetches_through_the_tracker(s: &Setup, other: &Proc, who: &str) {
+    s.wait_announced("complete");
+    let mut fetch = start_fetch(&s.torrent, &s.d.join("dst"), &[], &[]);
+    let (code, _) = fetch.wait(TIMEOUT);
+    assert_eq!(
+        code,
+        Some(0),
+        "share: {}\n{who}: {}",
+        fetch.stderr(),
+        other.stderr()
+    );
+    s.check(&s.d.join("dst"));
+}
+
 fn transmission(mode: &str, s: &Setup, dir: &Path) -> Proc {
     std::fs::create_dir_all(dir).unwrap();
     Proc::start(
@@ -145,17 +161,7 @@ fn share_fetches_from_transmission_found_through_the_tracker() {
         "{}",
         tr.stderr()
     );
-    s.wait_announced("complete");
-    let mut fetch = start_fetch(&s.torrent, &s.d.join("dst"), &[], &[]);
-    let (code, _) = fetch.wait(TIMEOUT);
-    assert_eq!(
-        code,
-        Some(0),
-        "share: {}\ntransmission: {}",
-        fetch.stderr(),
-        tr.stderr()
-    );
-    s.check(&s.d.join("dst"));
+    share_fetches_through_the_tracker(&s, &tr, "transmission");
 }
 
 #[test]
@@ -195,15 +201,5 @@ fn share_fetches_from_aria2_found_through_the_tracker() {
             .arg(s.d.join("src"))
             .args(["--tracker", &s.url(), "--timeout", "150"]),
     );
-    s.wait_announced("complete");
-    let mut fetch = start_fetch(&s.torrent, &s.d.join("dst"), &[], &[]);
-    let (code, _) = fetch.wait(TIMEOUT);
-    assert_eq!(
-        code,
-        Some(0),
-        "share: {}\naria2: {}",
-        fetch.stderr(),
-        aria.stderr()
-    );
-    s.check(&s.d.join("dst"));
+    share_fetches_through_the_tracker(&s, &aria, "aria2");
 }
