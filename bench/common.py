@@ -67,3 +67,15 @@ def measure(cmd, **popen):
     user, system, rss_kib = (float(fields[0]), float(fields[1]), float(fields[2])) \
         if len(fields) >= 3 else (0.0, 0.0, 0.0)
     return wall, user + system, rss_kib / 1024, p.returncode, p.stderr.decode(errors="replace")
+
+
+def stop(p, timeout=30):
+    """SIGTERM, wait (SIGKILL after `timeout` s); returns what it printed on stdout, if piped."""
+    import signal as _signal
+    p.send_signal(_signal.SIGTERM)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+    return out or ""

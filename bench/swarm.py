@@ -11,23 +11,17 @@ leechers traded -- and the seed's CPU seconds.
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-from common import LT_PEER, SHARE, build, cpu_of, make_data, start_listening as start
+from common import LT_PEER, SHARE, build, cpu_of, make_data, stop, start_listening as start
 
 
 def stop_counts(p):
     """SIGTERM, then the `uploaded: U downloaded: D` line."""
-    p.send_signal(signal.SIGTERM)
-    try:
-        out, _ = p.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, _ = p.communicate()
+    out = stop(p)
     m = re.findall(r"uploaded: (\d+) downloaded: (\d+)", out)
     return int(m[-1][0]) if m else 0
 
@@ -85,8 +79,7 @@ def main():
                     "seeding",
                     lambda i, a: [*LT_PEER, "fetch", torrent, os.path.join(d, f"l{i}"),
                                   "--peer", a, "--timeout", "900"], n, size))
-        tracker.send_signal(signal.SIGTERM)
-        tracker.wait(timeout=10)
+        stop(tracker, timeout=10)
     print(f"\none seed, {n} leechers, {args.size_mib} MiB, loopback, {os.cpu_count()} cores\n")
     print(f"| {'swarm':<20} | {'all done s':>10} | {'seed upload / (n x size)':>24} | "
           f"{'seed CPU s':>10} |")

@@ -11,13 +11,12 @@ is dropped between runs when possible (root), so both pairs start alike.
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-from common import LT_PEER, SHARE, build, cpu_of, make_data, measure, start_listening
+from common import LT_PEER, SHARE, build, cpu_of, make_data, measure, start_listening, stop
 
 
 def wait_ready(p, word, timeout=300):
@@ -51,11 +50,7 @@ def one_run(seed_cmd, ready_word, fetch_cmd, dst):
     seed_cpu0 = cpu_of(seeder.pid)
     wall, leech_cpu, rss, code, err = measure(fetch_cmd(addr))
     seed_cpu = cpu_of(seeder.pid) - seed_cpu0
-    seeder.send_signal(signal.SIGTERM)
-    try:
-        seeder.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        seeder.kill()
+    stop(seeder, timeout=20)
     if code != 0:
         sys.exit(f"leecher failed: {err[-2000:]}")
     return wall, seed_cpu, leech_cpu, rss

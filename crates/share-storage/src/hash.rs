@@ -11,7 +11,7 @@ use sha1::{Digest, Sha1};
 use crate::buf::AlignedBuf;
 use crate::layout::Layout;
 use crate::store::Reader;
-use crate::{Result, StorageError};
+use crate::Result;
 
 /// The number of hashing threads to use by default: one per core.
 pub fn default_threads() -> usize {
@@ -94,14 +94,6 @@ fn par_pieces<T: Send>(
     all.sort_unstable_by_key(|(i, _)| *i);
     debug_assert_eq!(all.len(), count as usize);
     Ok(all.into_iter().map(|(_, v)| v).collect())
-}
-
-/// The error for a piece that could not be read in full.
-pub(crate) fn short(path: &std::path::Path, expected: u64) -> StorageError {
-    StorageError::ShortFile {
-        path: path.to_owned(),
-        expected,
-    }
 }
 
 #[cfg(test)]

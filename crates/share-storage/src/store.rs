@@ -4,7 +4,6 @@ use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 
-use crate::hash::short;
 use crate::layout::Layout;
 use crate::{Result, StorageError};
 
@@ -35,7 +34,10 @@ impl<'a> Reader<'a> {
             let (_, file) = self.open.as_ref().expect("opened above");
             file.read_exact_at(dst, seg.file_offset).map_err(|e| {
                 if e.kind() == ErrorKind::UnexpectedEof {
-                    short(&slot.path, slot.length)
+                    StorageError::ShortFile {
+                        path: slot.path.clone(),
+                        expected: slot.length,
+                    }
                 } else {
                     StorageError::Io {
                         path: slot.path.clone(),
