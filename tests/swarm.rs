@@ -63,17 +63,17 @@ fn six_leechers_trade_so_the_seed_uploads_under_three_copies() {
 }
 
 #[test]
-#[ignore = "not yet robust: the free-rider finishes at 0.7-1.2x the reciprocating mean \
-            (measured); issue 5 stays open until tit-for-tat makes it reliably later. \
-            Run by hand: cargo test --test tests free_rider -- --ignored --nocapture"]
 fn a_free_rider_finishes_later_than_reciprocating_leechers() {
     // Its measure is a time: it runs with no other test beside it.
     let d = Dir::alone();
     let tracker = tracker();
-    // The seed is just fast enough to get every piece out once; the leechers' upload carries
-    // the rest, so what each leecher gets depends on who unchokes it: reciprocating leechers
-    // win regular slots from each other, the free-rider mostly optimistic ones.
-    let size = 6 << 20;
+    // Eight leechers that upload at 256 KiB/s and one that never uploads, fed by a seed at
+    // 512 KiB/s: the leechers' upload carries most of the swarm, and what each gets of it
+    // depends on who unchokes it. Reciprocating leechers win regular slots from each other;
+    // the free-rider only its turns at the optimistic slot, the seed's rotation, and slots
+    // nobody else wants. The file takes several 30 s optimistic rounds to spread, so that
+    // a lucky first draw does not decide the outcome.
+    let size = 18 << 20;
     let t = swarm_torrent(&d, size, &tracker);
     let _seed = start_seed(
         &t,
@@ -82,23 +82,20 @@ fn a_free_rider_finishes_later_than_reciprocating_leechers() {
     );
     let start = Instant::now();
     let limits = ["--max-upload-rate", "256K", "--upload-slots", "2"];
-    let mut honest: Vec<Proc> = (0..8)
+    let mut leechers: Vec<Proc> = (0..8)
         .map(|i| leecher(&t, &d.join(&format!("h{i}")), &limits))
         .collect();
-    let mut rider = leecher(
+    leechers.push(leecher(
         &t,
         &d.join("rider"),
         &["--no-upload", "--upload-slots", "2"],
-    );
+    ));
     // Each one's finishing time, polled together.
-    let mut done: Vec<Option<f64>> = vec![None; honest.len() + 1];
+    let timeout = Duration::from_secs(240);
+    let mut done: Vec<Option<f64>> = vec![None; leechers.len()];
     while done.iter().any(Option::is_none) {
-        assert!(start.elapsed() < TIMEOUT, "swarm did not finish: {done:?}");
-        for (i, p) in honest
-            .iter_mut()
-            .chain(std::iter::once(&mut rider))
-            .enumerate()
-        {
+        assert!(start.elapsed() < timeout, "swarm did not finish: {done:?}");
+        for (i, p) in leechers.iter_mut().enumerate() {
             if done[i].is_none() {
                 if let Some(status) = p.child.try_wait().unwrap() {
                     assert!(status.success(), "leecher {i}: {}", p.stderr());
@@ -108,25 +105,24 @@ fn a_free_rider_finishes_later_than_reciprocating_leechers() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    rider.wait(TIMEOUT);
-    let mut honest_times: Vec<f64> = done[..honest.len()].iter().map(|t| t.unwrap()).collect();
-    honest_times.sort_by(f64::total_cmp);
-    let rider_time = done[honest.len()].unwrap();
+    let mut rider = leechers.pop().unwrap();
+    rider.wait(timeout);
+    let rider_time = done.pop().unwrap().unwrap();
+    let mut honest: Vec<f64> = done.into_iter().map(Option::unwrap).collect();
+    honest.sort_by(f64::total_cmp);
     assert_same_file(&d.join("src/f.bin"), &d.join("rider/f.bin"));
     assert_eq!(rider.transfer_counts().0, 0, "the free-rider uploaded");
-    let mean = honest_times.iter().sum::<f64>() / honest_times.len() as f64;
-    let median = (honest_times[3] + honest_times[4]) / 2.0;
+    let mean = honest.iter().sum::<f64>() / honest.len() as f64;
     eprintln!(
-        "reciprocating leechers done at {honest_times:.1?} s (mean {mean:.1}), free-rider at \
+        "reciprocating leechers done at {honest:.1?} s (mean {mean:.1}), free-rider at \
          {rider_time:.1} s ({:.2}x the mean)",
         rider_time / mean
     );
-    // In a swarm this small the seed serves everyone in turn and idle slots go to whoever is
-    // interested, so the free-rider still gets a real share: it finishes later than most
-    // reciprocating leechers, by about a tenth (measured), not by a multiple.
+    // Measured here: the free-rider at 1.15-1.23x the reciprocating mean, and after the last
+    // of them. The bound leaves room for a noisy machine.
     assert!(
-        rider_time > median,
-        "free-rider {rider_time:.1} s, reciprocating median {median:.1} s"
+        rider_time > mean * 1.08,
+        "free-rider {rider_time:.1} s, reciprocating mean {mean:.1} s"
     );
 }
 

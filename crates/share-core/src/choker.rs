@@ -3,23 +3,23 @@
 //! - While downloading, the regular slots go to the interested peers that upload to us
 //!   fastest, recomputed every 10 s. A peer that has sent us nothing for 60 s while we wanted
 //!   its pieces is snubbed and gets no regular slot.
-//! - While seeding, the regular slots rotate: those unchoked longest ago come first, so that
-//!   every leecher is served over time.
-//! - One optimistic slot rotates every 30 s among the choked interested peers, newcomers
-//!   three times as likely, so that new peers get a first piece to trade and better partners
-//!   are found.
+//! - While seeding, all slots (the optimistic one too) rotate: those unchoked longest ago come
+//!   first, so that every leecher is served over time.
+//! - One optimistic slot rotates every 30 s among the choked interested peers: those never
+//!   tried (newcomers) first, then whoever waited longest since its last turn, so that new
+//!   peers get a first piece to trade and better partners are found. Taking turns, rather
+//!   than a fresh draw, keeps a free-rider (always interested, never in a regular slot) to
+//!   its fair share of the turns.
 //!
 //! Pure: time comes in as seconds, and the choice comes out as the set to unchoke.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::picker::PeerKey;
 
 pub const REGULAR_ROUND: u64 = 10;
 pub const OPTIMISTIC_ROUND: u64 = 30;
 pub const SNUB_AFTER: u64 = 60;
-/// Peers connected for less than this are favoured for the optimistic slot.
-const NEWCOMER: u64 = 60;
 
 /// What the choker needs to know of a peer.
 #[derive(Debug, Clone, Copy)]
@@ -34,17 +34,20 @@ pub struct PeerView {
     /// Seconds since it last sent us a block while we were interested in it (None: we are
     /// not interested, or it has not yet had 60 s to do so).
     pub silent_for: Option<u64>,
-    pub connected_for: u64,
 }
 
 pub struct Choker {
     slots: usize,
-    unchoked: HashSet<PeerKey>,
+    /// The regular slots' holders, as chosen at the last round.
+    regular: Vec<PeerKey>,
     optimistic: Option<PeerKey>,
+    unchoked: HashSet<PeerKey>,
     next_regular: u64,
     next_optimistic: u64,
-    /// When each peer was last given a regular slot while seeding (for the rotation).
-    last_served: std::collections::HashMap<PeerKey, u64>,
+    /// When each peer was last given a slot while seeding (for the rotation).
+    last_served: HashMap<PeerKey, u64>,
+    /// When each peer last got the optimistic slot (for taking turns).
+    last_optimistic: HashMap<PeerKey, u64>,
     rng: u64,
 }
 
@@ -52,28 +55,36 @@ impl Choker {
     pub fn new(slots: usize, seed: u64) -> Self {
         Choker {
             slots,
-            unchoked: HashSet::new(),
+            regular: Vec::new(),
             optimistic: None,
+            unchoked: HashSet::new(),
             next_regular: 0,
             next_optimistic: 0,
             last_served: Default::default(),
+            last_optimistic: Default::default(),
             rng: seed | 1,
         }
     }
 
     /// A peer left: free its slot now.
     pub fn remove(&mut self, key: PeerKey) {
+        self.regular.retain(|&k| k != key);
         self.unchoked.remove(&key);
         self.last_served.remove(&key);
+        self.last_optimistic.remove(&key);
         if self.optimistic == Some(key) {
             self.optimistic = None;
         }
     }
 
+    /// The peer holding the optimistic slot.
+    pub fn optimistic(&self) -> Option<PeerKey> {
+        self.optimistic
+    }
+
     /// Whether a newly interested peer may be unchoked at once: a regular slot is free.
     pub fn has_free_slot(&self) -> bool {
-        let regular = self.unchoked.len() - usize::from(self.optimistic.is_some());
-        regular < self.slots
+        self.regular.len() < self.slots
     }
 
     /// Recomputes the unchoked set when a round is due (or `force`); returns it if it was.
@@ -87,68 +98,67 @@ impl Choker {
         let regular_due = force || now >= self.next_regular;
         // The optimistic slot rotates on its own clock only (or when its holder left). Drawing
         // again whenever the holder loses interest would favour peers that never lose
-        // interest, and a free-rider is exactly such a peer.
-        let optimistic_due = now >= self.next_optimistic
-            || self
-                .optimistic
-                .is_none_or(|o| !peers.iter().any(|p| p.key == o));
+        // interest, and a free-rider is exactly such a peer. A seed has none: its rotation
+        // already serves everyone in turn.
+        let optimistic_due = !seeding
+            && (now >= self.next_optimistic
+                || self
+                    .optimistic
+                    .is_none_or(|o| !peers.iter().any(|p| p.key == o)));
         if !regular_due && !optimistic_due {
             return None;
         }
         let interested: Vec<&PeerView> = peers.iter().filter(|p| p.interested).collect();
-        let regular: Vec<PeerKey> = if seeding {
-            let mut v = interested.clone();
-            // Never served first, then those served longest ago.
-            v.sort_by_key(|p| (self.last_served.get(&p.key).copied(), p.key));
-            v.iter().take(self.slots).map(|p| p.key).collect()
-        } else {
-            let mut v: Vec<&&PeerView> = interested
-                .iter()
-                .filter(|p| p.silent_for.is_none_or(|s| s < SNUB_AFTER))
-                .collect();
-            v.sort_by(|a, b| {
-                b.download_rate
-                    .total_cmp(&a.download_rate)
-                    .then(a.key.cmp(&b.key))
-            });
-            v.iter().take(self.slots).map(|p| p.key).collect()
-        };
         if regular_due {
             self.next_regular = now + REGULAR_ROUND;
-            if seeding {
-                for k in &regular {
-                    self.last_served.insert(*k, now);
+            self.regular = if seeding {
+                // Never served first, then those served longest ago; the optimistic slot
+                // joins the rotation.
+                let mut v = interested.clone();
+                v.sort_by_key(|p| (self.last_served.get(&p.key).copied(), p.key));
+                let v: Vec<PeerKey> = v.iter().take(self.slots + 1).map(|p| p.key).collect();
+                for &k in &v {
+                    self.last_served.insert(k, now);
                 }
-            }
-        }
-        if optimistic_due || self.optimistic.is_some_and(|o| regular.contains(&o)) {
-            self.next_optimistic = now + OPTIMISTIC_ROUND;
-            let choked: Vec<&PeerView> = interested
-                .iter()
-                .copied()
-                .filter(|p| !regular.contains(&p.key))
-                .collect();
-            let weight = |p: &PeerView| if p.connected_for < NEWCOMER { 3 } else { 1 };
-            let total: u64 = choked.iter().map(|p| weight(p)).sum();
-            self.optimistic = if total == 0 {
-                None
+                v
             } else {
-                let mut r = self.next_random() % total;
-                choked
+                let mut v: Vec<&&PeerView> = interested
                     .iter()
-                    .find(|p| {
-                        let w = weight(p);
-                        if r < w {
-                            true
-                        } else {
-                            r -= w;
-                            false
-                        }
-                    })
-                    .map(|p| p.key)
+                    .filter(|p| p.silent_for.is_none_or(|s| s < SNUB_AFTER))
+                    .collect();
+                v.sort_by(|a, b| {
+                    b.download_rate
+                        .total_cmp(&a.download_rate)
+                        .then(b.received_total.cmp(&a.received_total))
+                        .then(a.key.cmp(&b.key))
+                });
+                v.iter().take(self.slots).map(|p| p.key).collect()
             };
         }
-        self.unchoked = regular.into_iter().chain(self.optimistic).collect();
+        if seeding {
+            self.optimistic = None;
+        } else if optimistic_due || self.optimistic.is_some_and(|o| self.regular.contains(&o)) {
+            self.next_optimistic = now + OPTIMISTIC_ROUND;
+            // Never tried first, then the longest wait; ties at random.
+            let mut choked: Vec<(Option<u64>, u64, PeerKey)> = Vec::new();
+            for p in &interested {
+                if !self.regular.contains(&p.key) {
+                    let last = self.last_optimistic.get(&p.key).copied();
+                    choked.push((last, self.next_random(), p.key));
+                }
+            }
+            choked.sort_unstable();
+            self.optimistic = choked.first().map(|c| c.2);
+            if let Some(k) = self.optimistic {
+                self.last_optimistic.insert(k, now);
+            }
+        }
+        self.unchoked = self
+            .regular
+            .iter()
+            .copied()
+            .chain(self.optimistic)
+            .collect();
         Some(&self.unchoked)
     }
 
@@ -171,7 +181,6 @@ mod tests {
             download_rate: rate,
             received_total: rate as u64,
             silent_for: None,
-            connected_for: 1000,
         }
     }
 
@@ -187,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn a_free_rider_never_gets_a_regular_slot_but_is_tried_optimistically() {
+    fn a_free_rider_never_gets_a_regular_slot_and_takes_its_turn_optimistically() {
         let mut optimistic_turns = 0;
         let mut c = Choker::new(2, 7);
         for round in 0..20 {
@@ -199,7 +208,39 @@ mod tests {
                 optimistic_turns += 1;
             }
         }
-        assert!((3..=17).contains(&optimistic_turns), "{optimistic_turns}");
+        // Two choked peers take turns: the one that is always interested gets no more.
+        assert_eq!(optimistic_turns, 10);
+    }
+
+    #[test]
+    fn peers_not_yet_tried_come_first_for_the_optimistic_slot() {
+        let mut c = Choker::new(1, 5);
+        let mut peers = vec![peer(1, 100.0), peer(9, 0.0)];
+        c.tick(0, &peers, false, false);
+        assert_eq!(c.optimistic(), Some(9));
+        // A newcomer arrives: it gets the next turn, before the peer already tried.
+        peers.push(peer(7, 0.0));
+        c.tick(OPTIMISTIC_ROUND, &peers, false, false);
+        assert_eq!(c.optimistic(), Some(7));
+        c.tick(2 * OPTIMISTIC_ROUND, &peers, false, false);
+        assert_eq!(c.optimistic(), Some(9));
+    }
+
+    #[test]
+    fn regular_slots_change_only_at_their_round() {
+        let mut c = Choker::new(1, 3);
+        let mut peers = vec![peer(1, 100.0), peer(2, 50.0)];
+        c.tick(0, &peers, false, false);
+        assert_eq!(c.optimistic(), Some(2));
+        // The optimistic holder leaves and the slot is refilled at once, but peer 3's rate
+        // wins it a regular slot only at the next round.
+        c.remove(2);
+        peers = vec![peer(1, 100.0), peer(3, 500.0)];
+        let set = c.tick(1, &peers, false, false).unwrap();
+        assert!(set.contains(&1) && set.contains(&3));
+        assert_eq!(c.optimistic(), Some(3));
+        c.tick(REGULAR_ROUND, &peers, false, false);
+        assert_eq!(c.regular, vec![3]);
     }
 
     #[test]
@@ -212,6 +253,7 @@ mod tests {
             .unwrap()
             .clone();
         assert!(set.contains(&5));
+        assert_eq!(c.optimistic(), Some(1), "5 holds the regular slot");
     }
 
     #[test]
@@ -237,15 +279,21 @@ mod tests {
     }
 
     #[test]
-    fn seeding_rotates_so_everyone_is_served() {
+    fn seeding_rotates_every_slot_so_everyone_is_served() {
         let mut c = Choker::new(2, 5);
         let peers: Vec<PeerView> = (1..=6).map(|k| peer(k, 0.0)).collect();
         let mut served = HashSet::new();
-        for round in 0..3 {
+        for round in 0..2 {
             let set = c.tick(round * REGULAR_ROUND, &peers, true, false).unwrap();
+            assert_eq!(set.len(), 3, "two slots and the optimistic one");
             served.extend(set.iter().copied());
         }
         assert_eq!(served.len(), 6, "{served:?}");
+        assert_eq!(
+            c.optimistic(),
+            None,
+            "a seed has no optimistic slot of its own"
+        );
     }
 
     #[test]

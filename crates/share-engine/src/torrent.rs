@@ -97,12 +97,19 @@ struct Peer {
     last_block: Instant,
     /// When we last became interested in it (for snubbing).
     interested_since: Instant,
-    connected_at: Instant,
     strikes: u32,
     bad_requests: u32,
 }
 
 impl Peer {
+    fn log_totals(&self) {
+        tracing::debug!(
+            peer = %self.listen_addr.unwrap_or(self.addr),
+            received = self.received_total,
+            "peer totals"
+        );
+    }
+
     /// Queues a message; a peer whose queue is full does not read and is dropped.
     fn send(&self, m: Message) {
         if self.tx.try_send(Command::Send(m)).is_err() {
@@ -306,6 +313,7 @@ pub async fn run(
         }
     }
     for p in t.peers.values() {
+        p.log_totals();
         let _ = p.tx.try_send(Command::Close);
     }
     drop(t.disk);
@@ -402,7 +410,6 @@ impl Torrent {
                     now.duration_since(p.last_block.max(p.interested_since))
                         .as_secs()
                 }),
-                connected_for: now.duration_since(p.connected_at).as_secs(),
             })
             .collect();
         let secs = now.duration_since(self.started).as_secs();
@@ -411,6 +418,20 @@ impl Torrent {
         let Some(set) = self.choker.tick(secs, &views, seeding, force) else {
             return;
         };
+        let set = set.clone();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let optimistic = self.choker.optimistic();
+            let names: Vec<String> = set
+                .iter()
+                .filter_map(|k| {
+                    let p = self.peers.get(k)?;
+                    let mark = if optimistic == Some(*k) { "*" } else { "" };
+                    Some(format!("{}{mark}", p.listen_addr.unwrap_or(p.addr)))
+                })
+                .collect();
+            let interested = views.iter().filter(|v| v.interested).count();
+            tracing::debug!(secs, interested, unchoked = names.join(" "), "rechoked");
+        }
         for (key, p) in self.peers.iter_mut() {
             let unchoke = set.contains(key);
             if unchoke == p.am_choking {

@@ -42,12 +42,14 @@ impl Torrent {
             }
             Message::NotInterested => {
                 p.peer_interested = false;
-                if !p.am_choking {
+                // A regular slot goes to someone else at the next tick. The optimistic one
+                // stays with its holder until its turn is over: handing it on whenever the
+                // holder lost interest would favour the peers that never do, free-riders.
+                if !p.am_choking && self.choker.optimistic() != Some(key) {
                     p.am_choking = true;
                     p.send(Message::Choke);
                     self.rechoke_soon = true;
                 }
-                self.choker.remove(key);
             }
             Message::Have(i) => {
                 if i < count && p.has.set(i) {

@@ -133,7 +133,6 @@ impl Torrent {
             rate: 0.0,
             last_block: Instant::now(),
             interested_since: Instant::now(),
-            connected_at: Instant::now(),
             strikes: 0,
             bad_requests: 0,
         };
@@ -185,6 +184,7 @@ impl Torrent {
         let Some(p) = self.peers.remove(&key) else {
             return;
         };
+        p.log_totals();
         p.token.cancel();
         for b in &p.inflight {
             self.picker.request_dropped(b, key);
