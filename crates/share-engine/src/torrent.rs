@@ -281,7 +281,9 @@ pub async fn run(
             Some((key, ev)) = events.recv() => t.on_event(key, ev).await,
             Some(d) = done.recv() => match d {
                 Done::Written { index, buf } => {
-                    t.assembly.recycle(buf);
+                    if let Some(old) = t.uploads.insert(index, buf) {
+                        t.assembly.recycle(old);
+                    }
                     t.on_written(index);
                 }
                 Done::PieceRead { index, data } => t.on_piece_read(index, data),

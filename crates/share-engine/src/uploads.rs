@@ -59,6 +59,20 @@ impl Uploads {
         self.spare.pop()
     }
 
+    /// Keeps piece `index` (just verified and written: peers ask for a new piece soon after
+    /// its `Have`, and the disk may not have it in its page cache). Returns the buffer of
+    /// the piece evicted to make room, if any.
+    pub fn insert(&mut self, index: u32, buf: AlignedBuf) -> Option<AlignedBuf> {
+        if self.cache.insert(index, buf).is_none() {
+            self.order.push_back(index);
+        }
+        if self.order.len() > self.max_pieces {
+            let old = self.order.pop_front()?;
+            return self.cache.remove(&old);
+        }
+        None
+    }
+
     /// A valid request (in range, for a piece we have) from `key`.
     pub fn request(&mut self, key: PeerKey, b: BlockRef) -> Serve {
         if let Some(buf) = self.cache.get(&b.index) {
@@ -87,20 +101,9 @@ impl Uploads {
             .into_iter()
             .map(|(k, b)| (k, b, buf.as_ref().and_then(|buf| block(buf, &b))))
             .collect();
-        if let Some(buf) = buf {
-            if self.cache.insert(index, buf).is_none() {
-                self.order.push_back(index);
-            }
-            while self.order.len() > self.max_pieces {
-                if let Some(buf) = self
-                    .order
-                    .pop_front()
-                    .and_then(|old| self.cache.remove(&old))
-                {
-                    if self.spare.len() < 4 {
-                        self.spare.push(buf);
-                    }
-                }
+        if let Some(old) = buf.and_then(|buf| self.insert(index, buf)) {
+            if self.spare.len() < 4 {
+                self.spare.push(old);
             }
         }
         answers
@@ -166,5 +169,20 @@ mod tests {
         );
         let answers = u.piece_read(0, None);
         assert_eq!(answers[0].2, None);
+    }
+
+    #[test]
+    fn written_pieces_are_served_from_memory_and_evict_the_oldest() {
+        let mut u = Uploads::new(8 << 20); // two pieces fit the budget
+        assert!(u.insert(0, piece(100, 1)).is_none());
+        assert!(u.insert(1, piece(100, 2)).is_none());
+        let evicted = u.insert(2, piece(100, 3)).expect("the oldest comes back");
+        assert_eq!(evicted.as_slice()[0], 1);
+        let b = BlockRef {
+            index: 2,
+            begin: 0,
+            length: 10,
+        };
+        assert_eq!(u.request(1, b), Serve::Now(Bytes::from(vec![3u8; 10])));
     }
 }

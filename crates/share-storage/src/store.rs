@@ -55,8 +55,25 @@ impl<'a> Reader<'a> {
 pub struct Store {
     layout: Layout,
     handles: Vec<Option<File>>,
+    /// Second handles for writes that bypass the page cache, per file.
+    direct: Vec<Direct>,
+    /// Bytes written that way.
+    pub direct_bytes: u64,
     open_count: usize,
 }
+
+/// Direct (O_DIRECT) writes: whole aligned blocks go from our buffer to the disk, with no
+/// copy into the page cache. On this project's test machines that copy was most of a
+/// leecher's CPU time (a virtual machine pays for every fresh page-cache page); a disk write
+/// by DMA costs a tenth of it. Filesystems that refuse O_DIRECT (tmpfs) get plain writes.
+enum Direct {
+    Untried,
+    Open(File),
+    Unsupported,
+}
+
+/// The alignment direct writes keep (offset, length and memory address).
+const BLOCK: usize = 4096;
 
 /// Most files kept open at once by a [`Store`].
 const MAX_OPEN: usize = 128;
@@ -67,6 +84,8 @@ impl Store {
         Store {
             layout,
             handles: (0..n).map(|_| None).collect(),
+            direct: (0..n).map(|_| Direct::Untried).collect(),
+            direct_bytes: 0,
             open_count: 0,
         }
     }
@@ -75,6 +94,11 @@ impl Store {
         if self.handles[slot].is_none() {
             if self.open_count >= MAX_OPEN {
                 self.handles.iter_mut().for_each(|h| *h = None);
+                for d in &mut self.direct {
+                    if matches!(d, Direct::Open(_)) {
+                        *d = Direct::Untried;
+                    }
+                }
                 self.open_count = 0;
             }
             let s = &self.layout.slots[slot];
@@ -132,11 +156,62 @@ impl Store {
                 continue;
             }
             let path = self.layout.slots[seg.slot].path.clone();
+            let src = &data[seg.buf_offset..][..seg.len];
+            // The aligned middle goes direct where it can; the rest through the page cache.
+            let head = (BLOCK - (seg.file_offset % BLOCK as u64) as usize) % BLOCK;
+            let aligned = src.len().saturating_sub(head) / BLOCK * BLOCK;
+            let mut done = (0, 0);
+            if aligned > 0 && (src.as_ptr() as usize + head) % BLOCK == 0 {
+                let at = seg.file_offset + head as u64;
+                if self.write_direct(seg.slot, &src[head..][..aligned], at)? {
+                    done = (head, head + aligned);
+                }
+            }
             let file = self.handle(seg.slot, true)?;
-            file.write_all_at(&data[seg.buf_offset..][..seg.len], seg.file_offset)
-                .map_err(StorageError::io(path))?;
+            for (from, to) in [(0, done.0), (done.1, src.len())] {
+                if from < to {
+                    file.write_all_at(&src[from..to], seg.file_offset + from as u64)
+                        .map_err(StorageError::io(&path))?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Writes aligned `data` at `offset` of file `slot` bypassing the page cache; false
+    /// if the filesystem does not allow that (the caller writes it the usual way).
+    fn write_direct(&mut self, slot: usize, data: &[u8], offset: u64) -> Result<bool> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if matches!(self.direct[slot], Direct::Untried) {
+            // The plain handle creates the file and its folders and sets its length.
+            self.handle(slot, true)?;
+            let path = &self.layout.slots[slot].path;
+            self.direct[slot] = match OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(path)
+            {
+                Ok(f) => Direct::Open(f),
+                Err(_) => Direct::Unsupported,
+            };
+        }
+        let Direct::Open(file) = &self.direct[slot] else {
+            return Ok(false);
+        };
+        match file.write_all_at(data, offset) {
+            Ok(()) => {
+                self.direct_bytes += data.len() as u64;
+                Ok(true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                self.direct[slot] = Direct::Unsupported;
+                Ok(false)
+            }
+            Err(e) => Err(StorageError::Io {
+                path: self.layout.slots[slot].path.clone(),
+                source: e,
+            }),
+        }
     }
 
     /// Creates every (non-padding) file at its full length, so that the content exists on
@@ -186,5 +261,46 @@ mod tests {
         store.read(5, &mut back).unwrap();
         assert_eq!(back, &data[5..25]);
         assert!(store.write(35, &[0; 6]).is_err());
+    }
+
+    #[test]
+    fn pieces_across_unaligned_file_boundaries_write_direct_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        // f1 starts on a 4 KiB boundary of the byte stream and is written direct but for its
+        // last 368 bytes; f3 does not, and goes through the page cache.
+        let sizes = [8192u64, 70000, 0, 40000];
+        let files: Vec<_> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (dir.path().join(format!("f{i}")), n))
+            .collect();
+        let layout = Layout::from_files(files, 16384);
+        let mut store = Store::new(layout.clone());
+        store.allocate().unwrap();
+        let total: u64 = sizes.iter().sum();
+        let data: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
+        for index in 0..layout.piece_count() {
+            let (offset, len) = layout.piece_range(index);
+            let mut buf = crate::buf::AlignedBuf::new(len);
+            buf.as_mut_slice()
+                .copy_from_slice(&data[offset as usize..][..len]);
+            store.write(offset, buf.as_slice()).unwrap();
+        }
+        store.sync().unwrap();
+        let mut at = 0;
+        for (i, &n) in sizes.iter().enumerate() {
+            let on_disk = std::fs::read(dir.path().join(format!("f{i}"))).unwrap();
+            assert!(on_disk == data[at..][..n as usize], "file {i} differs");
+            at += n as usize;
+        }
+        // Where the filesystem allows it.
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct_ok = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(dir.path().join("f0"))
+            .is_ok();
+        let expected = if direct_ok { 8192 + 69632 } else { 0 };
+        assert_eq!(store.direct_bytes, expected);
     }
 }
