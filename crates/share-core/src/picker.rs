@@ -148,20 +148,26 @@ impl Picker {
         peer_has.ones().any(|i| !self.have.get(i))
     }
 
-    /// Up to `max` blocks to request from `peer`, which has `peer_has`. `requested_by_peer`
-    /// tells which blocks this peer already has outstanding (never asked twice of one peer).
+    /// Up to `max` blocks to request from `peer`, which has `peer_has`; `idle`: nothing is
+    /// requested of it now. `requested_by_peer` tells which blocks this peer already has
+    /// outstanding (never asked twice of one peer).
     pub fn pick(
         &mut self,
         peer: PeerKey,
         peer_has: &Bitfield,
         max: usize,
+        idle: bool,
         requested_by_peer: impl Fn(&BlockRef) -> bool,
     ) -> Vec<BlockRef> {
         let mut out = Vec::new();
         if max == 0 {
             return out;
         }
-        // 1. Free blocks of pieces under way.
+        // 1. Free blocks of pieces under way. A peer that has every piece (a seed) is asked
+        //    for those that other peers have too only when it has nothing else to do (3):
+        //    they can come from those peers, and a seed's upload is best spent on pieces
+        //    nobody else has.
+        let seed = peer_has.count() == peer_has.len();
         let mut under_way: Vec<u32> = self
             .partial
             .iter()
@@ -171,6 +177,9 @@ impl Picker {
             .map(|(i, _)| *i)
             .collect();
         under_way.sort_unstable();
+        let (under_way, elsewhere): (Vec<u32>, Vec<u32>) = under_way
+            .into_iter()
+            .partition(|&i| !seed || self.availability[i as usize] <= 1);
         for index in under_way {
             self.take_free(index, peer, max, &mut out);
             if out.len() >= max {
@@ -203,10 +212,16 @@ impl Picker {
             );
             self.take_free(index, peer, max, &mut out);
         }
+        if out.is_empty() && idle {
+            // 3. What other peers could give too, rather than leave a seed idle.
+            for index in elsewhere {
+                self.take_free(index, peer, max, &mut out);
+            }
+        }
         if !out.is_empty() || !self.in_endgame() {
             return out;
         }
-        // 3. Endgame: blocks requested from one other peer only, not yet received; a few at a
+        // 4. Endgame: blocks requested from one other peer only, not yet received; a few at a
         //    time, so that a small torrent is not fetched twice over.
         let mut dup: Vec<BlockRef> = Vec::new();
         for (&index, p) in &self.partial {
@@ -395,7 +410,7 @@ mod tests {
         few.set(2);
         p.peer_has_all(&few);
         // Piece 2 is on three peers; 0, 1, 3 on two. A pick of one takes one of those.
-        let got = p.pick(1, &all, 1, none);
+        let got = p.pick(1, &all, 1, true, none);
         assert_eq!(got.len(), 1);
         assert_ne!(got[0].index, 2);
     }
@@ -405,7 +420,7 @@ mod tests {
         let mut firsts = std::collections::HashSet::new();
         for seed in 0..40 {
             let mut p = Picker::new(B, 8 * B as u64, Bitfield::new(8), seed);
-            firsts.insert(p.pick(1, &Bitfield::full(8), 1, none)[0].index);
+            firsts.insert(p.pick(1, &Bitfield::full(8), 1, true, none)[0].index);
         }
         assert!(firsts.len() > 3, "{firsts:?}");
     }
@@ -414,18 +429,43 @@ mod tests {
     fn partial_pieces_are_finished_first() {
         let mut p = picker(3, 4 * B);
         let all = Bitfield::full(3);
-        let first = p.pick(1, &all, 2, none);
+        let first = p.pick(1, &all, 2, true, none);
         assert_eq!(first.len(), 2);
         let piece = first[0].index;
-        let next = p.pick(2, &all, 2, none);
+        let next = p.pick(2, &all, 2, true, none);
         assert!(next.iter().all(|b| b.index == piece), "{next:?}");
+    }
+
+    #[test]
+    fn a_seed_is_asked_for_what_others_have_only_when_nothing_else_is_left() {
+        let mut p = picker(2, 4 * B);
+        let all = Bitfield::full(2);
+        p.peer_has_all(&all); // the seed, key 1
+        let mut leecher = Bitfield::new(2);
+        leecher.set(0);
+        p.peer_has_all(&leecher); // key 2
+                                  // Piece 0 is started from the leecher; the seed is asked for piece 1, not the rest of
+                                  // piece 0, which the leecher can give.
+        assert!(p
+            .pick(2, &leecher, 1, true, none)
+            .iter()
+            .all(|b| b.index == 0));
+        let from_seed = p.pick(1, &all, 4, true, none);
+        assert_eq!(from_seed.len(), 4);
+        assert!(from_seed.iter().all(|b| b.index == 1), "{from_seed:?}");
+        // With nothing else left, the seed is not left idle: once nothing is requested of it,
+        // it gets piece 0's free blocks.
+        assert!(p.pick(1, &all, 8, false, none).is_empty());
+        let rest = p.pick(1, &all, 8, true, none);
+        assert_eq!(rest.len(), 3);
+        assert!(rest.iter().all(|b| b.index == 0), "{rest:?}");
     }
 
     #[test]
     fn a_whole_piece_arrives_then_verifies() {
         let mut p = Picker::new(B, B as u64 * 2 + 100, Bitfield::new(3), 1);
         let all = Bitfield::full(3);
-        let blocks = p.pick(1, &all, 10, none);
+        let blocks = p.pick(1, &all, 10, true, none);
         assert_eq!(blocks.len(), 3);
         assert!(blocks.iter().any(|b| b.length == 100), "short last block");
         for b in &blocks {
@@ -440,10 +480,10 @@ mod tests {
     fn dropped_requests_go_to_other_peers() {
         let mut p = picker(1, 2 * B);
         let all = Bitfield::full(1);
-        let a = p.pick(1, &all, 2, none);
+        let a = p.pick(1, &all, 2, true, none);
         assert_eq!(a.len(), 2);
         p.request_dropped(&a[1], 1);
-        let b = p.pick(2, &all, 5, none);
+        let b = p.pick(2, &all, 5, true, none);
         assert_eq!(b, vec![a[1]]);
     }
 
@@ -451,14 +491,14 @@ mod tests {
     fn endgame_duplicates_requests_but_never_to_the_same_peer() {
         let mut p = picker(1, 2 * B);
         let all = Bitfield::full(1);
-        let a = p.pick(1, &all, 2, none);
+        let a = p.pick(1, &all, 2, true, none);
         assert!(p.in_endgame());
-        let again = p.pick(1, &all, 5, |b| a.contains(b));
+        let again = p.pick(1, &all, 5, true, |b| a.contains(b));
         assert!(again.is_empty());
-        let dup = p.pick(2, &all, 5, none);
+        let dup = p.pick(2, &all, 5, true, none);
         assert_eq!(dup, a);
         // A third peer gets nothing: each block already has two requests out.
-        assert!(p.pick(3, &all, 5, none).is_empty());
+        assert!(p.pick(3, &all, 5, true, none).is_empty());
         // The first copy arrives; the second is unwanted.
         assert_eq!(p.block_received(&a[0], 2), Arrival::Stored);
         assert_eq!(p.block_received(&a[0], 1), Arrival::Unwanted);
@@ -468,15 +508,18 @@ mod tests {
     fn a_failed_piece_is_refetched_from_one_peer_only() {
         let mut p = picker(1, 2 * B);
         let all = Bitfield::full(1);
-        let x = p.pick(1, &all, 1, none);
-        let y = p.pick(2, &all, 1, none);
+        let x = p.pick(1, &all, 1, true, none);
+        let y = p.pick(2, &all, 1, true, none);
         p.block_received(&x[0], 1);
         assert_eq!(p.block_received(&y[0], 2), Arrival::PieceComplete);
         assert_eq!(p.piece_failed(0), vec![1, 2]);
-        let retry = p.pick(2, &all, 1, none);
+        let retry = p.pick(2, &all, 1, true, none);
         assert_eq!(retry.len(), 1);
-        assert!(p.pick(1, &all, 5, none).is_empty(), "piece owned by peer 2");
-        assert_eq!(p.pick(2, &all, 5, none).len(), 1);
+        assert!(
+            p.pick(1, &all, 5, true, none).is_empty(),
+            "piece owned by peer 2"
+        );
+        assert_eq!(p.pick(2, &all, 5, true, none).len(), 1);
     }
 
     #[test]
@@ -484,15 +527,15 @@ mod tests {
         let mut p = picker(100, B);
         p.set_max_partial(3);
         let all = Bitfield::full(100);
-        let got = p.pick(1, &all, 50, none);
+        let got = p.pick(1, &all, 50, true, none);
         // The bound, plus one because nothing was under way that this peer could help with.
         assert_eq!(got.len(), 4);
         assert_eq!(p.partial_count(), 4);
-        assert!(p.pick(2, &all, 50, none).is_empty());
+        assert!(p.pick(2, &all, 50, true, none).is_empty());
         // A peer with none of those pieces may still start one.
         let mut other = Bitfield::new(100);
         other.set(99);
-        assert_eq!(p.pick(3, &other, 50, none).len(), 1);
+        assert_eq!(p.pick(3, &other, 50, true, none).len(), 1);
     }
 
     #[test]

@@ -165,7 +165,10 @@ impl Torrent {
             &p.has
         };
         let inflight = &p.inflight;
-        let blocks = self.picker.pick(key, has, room, |b| inflight.contains(b));
+        let idle = inflight.is_empty();
+        let blocks = self
+            .picker
+            .pick(key, has, room, idle, |b| inflight.contains(b));
         for b in blocks {
             p.inflight.insert(b);
             p.send(Message::Request(b));
