@@ -65,7 +65,8 @@ pub struct Store {
 /// Direct (O_DIRECT) writes: whole aligned blocks go from our buffer to the disk, with no
 /// copy into the page cache. On this project's test machines that copy was most of a
 /// leecher's CPU time (a virtual machine pays for every fresh page-cache page); a disk write
-/// by DMA costs a tenth of it. Filesystems that refuse O_DIRECT (tmpfs) get plain writes.
+/// by DMA costs a tenth of it. Filesystems that refuse O_DIRECT (older tmpfs, some network
+/// filesystems) get plain writes.
 enum Direct {
     Untried,
     Open(File),
