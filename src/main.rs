@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = cli::Cli::parse();
     // Diagnostics on standard error when asked for: SHARE_LOG=debug (or a filter such as
     // share_engine=debug).
@@ -36,5 +37,18 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Tells glibc's allocator to keep freed memory for reuse instead of handing it back to the
+/// kernel at once. A transfer frees and allocates receive buffers and piece buffers all the
+/// time; returned memory came back as fresh pages, and a leecher spent 7% of its CPU time in
+/// page faults and zeroing them.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tunables; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
