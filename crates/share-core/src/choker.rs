@@ -87,14 +87,13 @@ impl Choker {
         self.regular.len() < self.slots
     }
 
-    /// Recomputes the unchoked set when a round is due (or `force`); returns it if it was.
-    pub fn tick(
-        &mut self,
-        now: u64,
-        peers: &[PeerView],
-        seeding: bool,
-        force: bool,
-    ) -> Option<&HashSet<PeerKey>> {
+    /// The peers to unchoke, as of the last round.
+    pub fn unchoked(&self) -> &HashSet<PeerKey> {
+        &self.unchoked
+    }
+
+    /// Recomputes the unchoked set when a round is due (or `force`); true if it did.
+    pub fn tick(&mut self, now: u64, peers: &[PeerView], seeding: bool, force: bool) -> bool {
         let regular_due = force || now >= self.next_regular;
         // The optimistic slot rotates on its own clock only (or when its holder left). Drawing
         // again whenever the holder loses interest would favour peers that never lose
@@ -106,7 +105,7 @@ impl Choker {
                     .optimistic
                     .is_none_or(|o| !peers.iter().any(|p| p.key == o)));
         if !regular_due && !optimistic_due {
-            return None;
+            return false;
         }
         let interested: Vec<&PeerView> = peers.iter().filter(|p| p.interested).collect();
         if regular_due {
@@ -159,7 +158,7 @@ impl Choker {
             .copied()
             .chain(self.optimistic)
             .collect();
-        Some(&self.unchoked)
+        true
     }
 
     fn next_random(&mut self) -> u64 {
@@ -188,11 +187,12 @@ mod tests {
     fn fastest_uploaders_get_the_regular_slots_plus_one_optimistic() {
         let mut c = Choker::new(2, 1);
         let peers = [peer(1, 10.0), peer(2, 500.0), peer(3, 300.0), peer(4, 0.0)];
-        let set = c.tick(0, &peers, false, false).unwrap().clone();
+        assert!(c.tick(0, &peers, false, false));
+        let set = c.unchoked().clone();
         assert!(set.contains(&2) && set.contains(&3));
         assert_eq!(set.len(), 3, "two regular and one optimistic: {set:?}");
         // Nothing due a second later.
-        assert!(c.tick(1, &peers, false, false).is_none());
+        assert!(!c.tick(1, &peers, false, false));
     }
 
     #[test]
@@ -202,7 +202,8 @@ mod tests {
         for round in 0..20 {
             let peers = [peer(1, 100.0), peer(2, 90.0), peer(3, 80.0), peer(9, 0.0)];
             let now = round * OPTIMISTIC_ROUND;
-            let set = c.tick(now, &peers, false, false).unwrap();
+            assert!(c.tick(now, &peers, false, false));
+            let set = c.unchoked();
             assert!(set.contains(&1) && set.contains(&2));
             if set.contains(&9) {
                 optimistic_turns += 1;
@@ -236,7 +237,8 @@ mod tests {
         // wins it a regular slot only at the next round.
         c.remove(2);
         peers = vec![peer(1, 100.0), peer(3, 500.0)];
-        let set = c.tick(1, &peers, false, false).unwrap();
+        assert!(c.tick(1, &peers, false, false));
+        let set = c.unchoked();
         assert!(set.contains(&1) && set.contains(&3));
         assert_eq!(c.optimistic(), Some(3));
         c.tick(REGULAR_ROUND, &peers, false, false);
@@ -248,10 +250,8 @@ mod tests {
         let mut c = Choker::new(1, 3);
         let mut gave = peer(5, 0.0);
         gave.received_total = 16384;
-        let set = c
-            .tick(0, &[peer(1, 0.0), gave], false, false)
-            .unwrap()
-            .clone();
+        c.tick(0, &[peer(1, 0.0), gave], false, false);
+        let set = c.unchoked();
         assert!(set.contains(&5));
         assert_eq!(c.optimistic(), Some(1), "5 holds the regular slot");
     }
@@ -274,7 +274,8 @@ mod tests {
         let mut c = Choker::new(1, 3);
         let mut fast = peer(1, 1000.0);
         fast.silent_for = Some(SNUB_AFTER + 1);
-        let set = c.tick(0, &[fast, peer(2, 1.0)], false, false).unwrap();
+        assert!(c.tick(0, &[fast, peer(2, 1.0)], false, false));
+        let set = c.unchoked();
         assert!(set.contains(&2));
     }
 
@@ -284,7 +285,8 @@ mod tests {
         let peers: Vec<PeerView> = (1..=6).map(|k| peer(k, 0.0)).collect();
         let mut served = HashSet::new();
         for round in 0..2 {
-            let set = c.tick(round * REGULAR_ROUND, &peers, true, false).unwrap();
+            assert!(c.tick(round * REGULAR_ROUND, &peers, true, false));
+            let set = c.unchoked();
             assert_eq!(set.len(), 3, "two slots and the optimistic one");
             served.extend(set.iter().copied());
         }
@@ -301,7 +303,8 @@ mod tests {
         let mut c = Choker::new(1, 9);
         let mut idle = peer(1, 999.0);
         idle.interested = false;
-        let set = c.tick(0, &[idle, peer(2, 1.0)], false, false).unwrap();
+        assert!(c.tick(0, &[idle, peer(2, 1.0)], false, false));
+        let set = c.unchoked();
         assert_eq!(set.iter().copied().collect::<Vec<_>>(), vec![2]);
         assert!(!c.has_free_slot());
         c.remove(2);

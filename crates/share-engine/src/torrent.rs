@@ -417,10 +417,10 @@ impl Torrent {
         let secs = now.duration_since(self.started).as_secs();
         let seeding = self.picker.is_complete();
         let force = std::mem::take(&mut self.rechoke_soon);
-        let Some(set) = self.choker.tick(secs, &views, seeding, force) else {
+        if !self.choker.tick(secs, &views, seeding, force) {
             return;
-        };
-        let set = set.clone();
+        }
+        let set = self.choker.unchoked();
         if tracing::enabled!(tracing::Level::DEBUG) {
             let optimistic = self.choker.optimistic();
             let names: Vec<String> = set
