@@ -162,7 +162,7 @@ impl Store {
             let head = (BLOCK - (seg.file_offset % BLOCK as u64) as usize) % BLOCK;
             let aligned = src.len().saturating_sub(head) / BLOCK * BLOCK;
             let mut done = (0, 0);
-            if aligned > 0 && (src.as_ptr() as usize + head) % BLOCK == 0 {
+            if aligned > 0 && (src.as_ptr() as usize + head).is_multiple_of(BLOCK) {
                 let at = seg.file_offset + head as u64;
                 if self.write_direct(seg.slot, &src[head..][..aligned], at)? {
                     done = (head, head + aligned);
