@@ -59,6 +59,8 @@ pub struct Picker {
     /// can help with none of them, up to four times as many), which bounds the memory that
     /// holds pieces being assembled.
     max_partial: usize,
+    /// Connected peers that have every piece (as last told).
+    seeds: u32,
     rng: u64,
 }
 
@@ -72,6 +74,7 @@ impl Picker {
             availability: vec![0; count],
             partial: HashMap::new(),
             max_partial: usize::MAX,
+            seeds: 0,
             rng: seed | 1,
         }
     }
@@ -79,6 +82,12 @@ impl Picker {
     /// Bounds the number of pieces under way (see the field's note).
     pub fn set_max_partial(&mut self, max: usize) {
         self.max_partial = max.max(1);
+    }
+
+    /// How many connected peers have every piece: pieces that only they have are what a
+    /// seed is asked for first (see `pick`).
+    pub fn set_seeds(&mut self, seeds: u32) {
+        self.seeds = seeds;
     }
 
     /// Pieces under way.
@@ -164,10 +173,10 @@ impl Picker {
             return out;
         }
         // 1. Free blocks of pieces under way. A peer that has every piece (a seed) is asked
-        //    for those that other peers have too only when it has nothing else to do (3):
-        //    they can come from those peers, and a seed's upload is best spent on pieces
-        //    nobody else has.
-        let seed = peer_has.count() == peer_has.len();
+        //    for those that non-seeds have too only when it has nothing else to do (3): they
+        //    can come from those peers, and a seed's upload is best spent on pieces only
+        //    seeds have.
+        let seed = peer_has.is_complete();
         let mut under_way: Vec<u32> = self
             .partial
             .iter()
@@ -179,7 +188,7 @@ impl Picker {
         under_way.sort_unstable();
         let (under_way, elsewhere): (Vec<u32>, Vec<u32>) = under_way
             .into_iter()
-            .partition(|&i| !seed || self.availability[i as usize] <= 1);
+            .partition(|&i| !seed || self.availability[i as usize] <= self.seeds.max(1));
         for index in under_way {
             self.take_free(index, peer, max, &mut out);
             if out.len() >= max {
@@ -441,6 +450,7 @@ mod tests {
         let mut p = picker(2, 4 * B);
         let all = Bitfield::full(2);
         p.peer_has_all(&all); // the seed, key 1
+        p.set_seeds(1);
         let mut leecher = Bitfield::new(2);
         leecher.set(0);
         p.peer_has_all(&leecher); // key 2
@@ -459,6 +469,24 @@ mod tests {
         let rest = p.pick(1, &all, 8, true, none);
         assert_eq!(rest.len(), 3);
         assert!(rest.iter().all(|b| b.index == 0), "{rest:?}");
+    }
+
+    #[test]
+    fn pieces_only_seeds_have_are_asked_of_any_seed() {
+        let mut p = picker(2, 4 * B);
+        let all = Bitfield::full(2);
+        p.peer_has_all(&all);
+        p.peer_has_all(&all);
+        p.set_seeds(2);
+        // A piece started from one seed is finished from the other without waiting for it
+        // to be idle: no leecher could give it.
+        let first = p.pick(1, &all, 2, true, none);
+        let second = p.pick(2, &all, 2, false, none);
+        assert_eq!(second.len(), 2);
+        assert!(
+            second.iter().all(|b| b.index == first[0].index),
+            "{second:?}"
+        );
     }
 
     #[test]

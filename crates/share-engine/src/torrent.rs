@@ -447,8 +447,15 @@ impl Torrent {
         }
     }
 
+    /// Tells the picker how many connected peers have every piece.
+    fn count_seeds(&mut self) {
+        let seeds = self.peers.values().filter(|p| p.has.is_complete()).count();
+        self.picker.set_seeds(seeds as u32);
+    }
+
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.count_seeds();
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for &key in &keys {
             let Some(p) = self.peers.get_mut(&key) else {

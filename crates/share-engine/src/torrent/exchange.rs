@@ -95,6 +95,10 @@ impl Torrent {
         self.picker.peer_lost_all(&p.has);
         self.picker.peer_has_all(&b);
         p.has = b;
+        self.count_seeds();
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
         if p.has.is_complete() {
             let addr = p.addr;
             if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {

@@ -190,6 +190,7 @@ impl Torrent {
             self.picker.request_dropped(b, key);
         }
         self.picker.peer_lost_all(&p.has);
+        self.count_seeds();
         self.choker.remove(key);
         if let Some(k) = self.known.iter_mut().find(|k| k.addr == p.addr) {
             k.busy = false;
