@@ -41,7 +41,6 @@ pub struct Choker {
     /// The regular slots' holders, as chosen at the last round.
     regular: Vec<PeerKey>,
     optimistic: Option<PeerKey>,
-    unchoked: HashSet<PeerKey>,
     next_regular: u64,
     next_optimistic: u64,
     /// When each peer was last given a slot while seeding (for the rotation).
@@ -57,7 +56,6 @@ impl Choker {
             slots,
             regular: Vec::new(),
             optimistic: None,
-            unchoked: HashSet::new(),
             next_regular: 0,
             next_optimistic: 0,
             last_served: Default::default(),
@@ -69,7 +67,6 @@ impl Choker {
     /// A peer left: free its slot now.
     pub fn remove(&mut self, key: PeerKey) {
         self.regular.retain(|&k| k != key);
-        self.unchoked.remove(&key);
         self.last_served.remove(&key);
         self.last_optimistic.remove(&key);
         if self.optimistic == Some(key) {
@@ -88,8 +85,12 @@ impl Choker {
     }
 
     /// The peers to unchoke, as of the last round.
-    pub fn unchoked(&self) -> &HashSet<PeerKey> {
-        &self.unchoked
+    pub fn unchoked(&self) -> HashSet<PeerKey> {
+        self.regular
+            .iter()
+            .copied()
+            .chain(self.optimistic)
+            .collect()
     }
 
     /// Recomputes the unchoked set when a round is due (or `force`); true if it did.
@@ -152,12 +153,6 @@ impl Choker {
                 self.last_optimistic.insert(k, now);
             }
         }
-        self.unchoked = self
-            .regular
-            .iter()
-            .copied()
-            .chain(self.optimistic)
-            .collect();
         true
     }
 
@@ -188,7 +183,7 @@ mod tests {
         let mut c = Choker::new(2, 1);
         let peers = [peer(1, 10.0), peer(2, 500.0), peer(3, 300.0), peer(4, 0.0)];
         assert!(c.tick(0, &peers, false, false));
-        let set = c.unchoked().clone();
+        let set = c.unchoked();
         assert!(set.contains(&2) && set.contains(&3));
         assert_eq!(set.len(), 3, "two regular and one optimistic: {set:?}");
         // Nothing due a second later.
