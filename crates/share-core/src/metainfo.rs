@@ -224,6 +224,63 @@ impl Metainfo {
         })
     }
 
+    /// Builds a torrent from a bare `info` dictionary (BEP 9 metadata exchange) and the
+    /// trackers a magnet link named. The bytes pass the same strict scan and checks as a
+    /// .torrent file; the info-hash is their SHA-1.
+    pub fn from_info_bytes(
+        info_bytes: &[u8],
+        trackers: Vec<Vec<String>>,
+    ) -> Result<Metainfo, MetainfoError> {
+        let scan = bencode::scan(info_bytes, Limits::TORRENT)?;
+        if !scan.is_dict {
+            return Err(MetainfoError::BadInfo("`info` is not a dictionary".into()));
+        }
+        let raw_info: RawInfo = serde_bencode::from_bytes(info_bytes)
+            .map_err(|e| MetainfoError::BadInfo(e.to_string()))?;
+        let info = validate_info(raw_info)?;
+        Ok(Metainfo {
+            info_hash: InfoHash(Sha1::digest(info_bytes).into()),
+            info,
+            info_bytes: info_bytes.to_vec(),
+            trackers,
+            comment: None,
+            created_by: None,
+            creation_date: None,
+            url_list: Vec::new(),
+        })
+    }
+
+    /// A .torrent holding this torrent's `info` bytes unchanged and its trackers (how a
+    /// magnet link's metadata is kept in the state folder).
+    pub fn to_torrent_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.info_bytes.len() + 256);
+        out.push(b'd');
+        let urls = self.tracker_urls();
+        let bytes = |out: &mut Vec<u8>, s: &[u8]| {
+            out.extend_from_slice(s.len().to_string().as_bytes());
+            out.push(b':');
+            out.extend_from_slice(s);
+        };
+        if let Some(first) = urls.first() {
+            bytes(&mut out, b"announce");
+            bytes(&mut out, first.as_bytes());
+            bytes(&mut out, b"announce-list");
+            out.push(b'l');
+            for tier in &self.trackers {
+                out.push(b'l');
+                for u in tier {
+                    bytes(&mut out, u.as_bytes());
+                }
+                out.push(b'e');
+            }
+            out.push(b'e');
+        }
+        bytes(&mut out, b"info");
+        out.extend_from_slice(&self.info_bytes);
+        out.push(b'e');
+        out
+    }
+
     /// Every tracker URL, tier by tier, without repeats.
     pub fn tracker_urls(&self) -> Vec<String> {
         let mut seen = HashSet::new();

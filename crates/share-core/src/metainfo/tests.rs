@@ -411,3 +411,18 @@ fn written_torrents_read_back_with_sorted_keys() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{info}");
     assert!(String::from_utf8_lossy(&bytes).starts_with("d8:announce"));
 }
+
+#[test]
+fn a_bare_info_dictionary_gives_the_same_torrent_and_round_trips_with_trackers() {
+    let bytes = torrent(single(100, 64, 40));
+    let full = load(&bytes).unwrap();
+    let bare = Metainfo::from_info_bytes(&full.info_bytes, vec![vec!["http://t/a".into()]])
+        .unwrap();
+    assert_eq!(bare.info_hash, full.info_hash);
+    assert_eq!(bare.info.total_length, 100);
+    let again = load(&bare.to_torrent_bytes()).unwrap();
+    assert_eq!(again.info_hash, full.info_hash);
+    assert_eq!(again.trackers, vec![vec!["http://t/a".to_owned()]]);
+    assert!(Metainfo::from_info_bytes(b"li1ee", vec![]).is_err());
+    assert!(Metainfo::from_info_bytes(b"d4:name1:xe", vec![]).is_err());
+}
