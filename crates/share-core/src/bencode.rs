@@ -103,6 +103,24 @@ enum Frame<'a> {
 
 /// Validates `input` as exactly one bencoded value within `limits`.
 pub fn scan(input: &[u8], limits: Limits) -> Result<Scan, BencodeError> {
+    let (out, pos) = scan_value(input, limits)?;
+    if pos != input.len() {
+        return Err(BencodeError::TrailingBytes {
+            offset: pos,
+            count: input.len() - pos,
+        });
+    }
+    Ok(out)
+}
+
+/// Scans the one value at the front of `input`, which may be followed by other bytes (a
+/// BEP 9 `data` message is a dictionary followed by raw bytes); returns the scan and where
+/// the value ends.
+pub fn scan_prefix(input: &[u8], limits: Limits) -> Result<(Scan, usize), BencodeError> {
+    scan_value(input, limits)
+}
+
+fn scan_value(input: &[u8], limits: Limits) -> Result<(Scan, usize), BencodeError> {
     if input.is_empty() {
         return Err(BencodeError::Empty);
     }
@@ -228,14 +246,7 @@ pub fn scan(input: &[u8], limits: Limits) -> Result<Scan, BencodeError> {
         }
         finish_value(&mut stack, &mut pending, &mut out, pos);
     }
-
-    if pos != input.len() {
-        return Err(BencodeError::TrailingBytes {
-            offset: pos,
-            count: input.len() - pos,
-        });
-    }
-    Ok(out)
+    Ok((out, pos))
 }
 
 /// A value ended at `pos` inside the innermost container: a dictionary now wants a key, and a

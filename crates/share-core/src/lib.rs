@@ -6,7 +6,12 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod choker;
+pub mod ext;
+pub mod lsd;
+pub mod magnet;
+pub mod metadata;
 pub mod metainfo;
+pub mod pex;
 pub mod picker;
 pub mod tracker;
 pub mod wire;
@@ -14,6 +19,7 @@ pub mod write;
 
 use std::fmt;
 
+pub use magnet::{Magnet, MagnetError};
 pub use metainfo::{FileEntry, Info, Metainfo, MetainfoError};
 
 /// The SHA-1 of a torrent's `info` dictionary: the torrent's identity (v1).

@@ -256,11 +256,7 @@ impl Metainfo {
         let mut out = Vec::with_capacity(self.info_bytes.len() + 256);
         out.push(b'd');
         let urls = self.tracker_urls();
-        let bytes = |out: &mut Vec<u8>, s: &[u8]| {
-            out.extend_from_slice(s.len().to_string().as_bytes());
-            out.push(b':');
-            out.extend_from_slice(s);
-        };
+        let bytes = crate::write::string;
         if let Some(first) = urls.first() {
             bytes(&mut out, b"announce");
             bytes(&mut out, first.as_bytes());

@@ -100,3 +100,63 @@ impl NewTorrent {
         serde_bencode::to_bytes(&out).expect("bencode serialization of a plain struct")
     }
 }
+
+/// A bencoded dictionary written key by key, for small messages (extension handshakes,
+/// peer exchange, metadata). Keys must be given in sorted order, as bencode requires.
+#[derive(Debug, Default)]
+pub struct Dict {
+    out: Vec<u8>,
+    last: Option<Vec<u8>>,
+}
+
+impl Dict {
+    pub fn new() -> Self {
+        Dict {
+            out: vec![b'd'],
+            last: None,
+        }
+    }
+
+    fn key(&mut self, key: &str) {
+        debug_assert!(
+            self.last.as_deref().is_none_or(|l| l < key.as_bytes()),
+            "bencode keys out of order at {key:?}"
+        );
+        self.last = Some(key.as_bytes().to_vec());
+        string(&mut self.out, key.as_bytes());
+    }
+
+    pub fn int(&mut self, key: &str, v: i64) -> &mut Self {
+        self.key(key);
+        self.out.push(b'i');
+        self.out.extend_from_slice(v.to_string().as_bytes());
+        self.out.push(b'e');
+        self
+    }
+
+    pub fn bytes(&mut self, key: &str, v: &[u8]) -> &mut Self {
+        self.key(key);
+        string(&mut self.out, v);
+        self
+    }
+
+    /// A value that is already bencoded (a nested dictionary or list).
+    pub fn raw(&mut self, key: &str, v: &[u8]) -> &mut Self {
+        self.key(key);
+        self.out.extend_from_slice(v);
+        self
+    }
+
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.out);
+        out.push(b'e');
+        out
+    }
+}
+
+/// Appends a bencoded byte string.
+pub fn string(out: &mut Vec<u8>, v: &[u8]) {
+    out.extend_from_slice(v.len().to_string().as_bytes());
+    out.push(b':');
+    out.extend_from_slice(v);
+}
