@@ -144,10 +144,29 @@ mod tests {
     }
 }
 
+/// A TORRENT argument: a .torrent file or a magnet link.
+#[derive(Debug, Clone)]
+pub enum TorrentArg {
+    File(PathBuf),
+    Magnet(Box<share_core::Magnet>),
+}
+
+/// Parses a TORRENT argument; a malformed magnet link is bad usage (exit 2).
+pub fn parse_torrent_arg(s: &str) -> Result<TorrentArg, String> {
+    if share_core::Magnet::looks_like(s) {
+        share_core::Magnet::parse(s)
+            .map(|m| TorrentArg::Magnet(Box::new(m)))
+            .map_err(|e| e.to_string())
+    } else {
+        Ok(TorrentArg::File(PathBuf::from(s)))
+    }
+}
+
 #[derive(Args)]
 pub struct SeedArgs {
-    /// The .torrent file.
-    pub torrent: PathBuf,
+    /// .torrent files or magnet links, all served on one port.
+    #[arg(required = true, value_name = "TORRENT", value_parser = parse_torrent_arg)]
+    pub torrents: Vec<TorrentArg>,
     /// The folder that holds the content (DIR/NAME).
     #[arg(short = 'd', long = "dir", value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
@@ -157,8 +176,9 @@ pub struct SeedArgs {
 
 #[derive(Args)]
 pub struct FetchArgs {
-    /// The .torrent file.
-    pub torrent: PathBuf,
+    /// .torrent files or magnet links, fetched side by side.
+    #[arg(required = true, value_name = "TORRENT", value_parser = parse_torrent_arg)]
+    pub torrents: Vec<TorrentArg>,
     /// The folder to download into (the content goes to DIR/NAME).
     #[arg(short = 'o', long = "output", value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
@@ -193,10 +213,48 @@ pub struct NetArgs {
     /// Regular upload slots: peers unchoked at once besides the optimistic one.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub upload_slots: usize,
-    /// Most peer connections at once.
+    /// Most peer connections at once, per torrent.
     #[arg(long, value_name = "N", default_value_t = 80)]
     pub max_peers: usize,
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
     /// Print only errors and the lines scripts rely on.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// Where peers come from besides trackers and `--peer`, and where state is kept.
+#[derive(Args, Clone)]
+pub struct DiscoveryArgs {
+    /// A DHT bootstrap node (repeatable; replaces the default public ones).
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
+    /// Do not use the DHT.
+    #[arg(long, env = "SHARE_NO_DHT", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_dht: bool,
+    /// Do not exchange peers with peers (BEP 11).
+    #[arg(long, env = "SHARE_NO_PEX", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_pex: bool,
+    /// Do not announce or listen for peers on the local network (BEP 14 multicast).
+    #[arg(long, env = "SHARE_NO_LSD", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_lsd: bool,
+    /// The folder for what outlives a run (magnet metadata; default:
+    /// $XDG_STATE_HOME/share, else ~/.local/state/share).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl DiscoveryArgs {
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(d) = &self.state_dir {
+            return d.clone();
+        }
+        match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            Some(x) => PathBuf::from(x).join("share"),
+            None => {
+                let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+                PathBuf::from(home).join(".local/state/share")
+            }
+        }
+    }
 }

@@ -3,10 +3,13 @@
 
 mod cli;
 mod create;
+mod guard;
 mod inspect;
 mod progress;
+mod signals;
 mod tracker;
 mod transfer;
+mod ui;
 
 use std::process::ExitCode;
 

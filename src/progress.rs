@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// A byte progress bar, or nothing when it should not be drawn.
-pub fn bytes_bar(total: u64, quiet: bool, prefix: &str) -> Option<ProgressBar> {
-    if quiet || !std::io::stderr().is_terminal() {
-        return None;
-    }
+/// Whether progress bars are drawn: standard error is a terminal and `--quiet` is off.
+pub fn enabled(quiet: bool) -> bool {
+    !quiet && std::io::stderr().is_terminal()
+}
+
+/// A byte progress bar.
+pub fn new_bar(total: u64, prefix: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
@@ -21,7 +23,12 @@ pub fn bytes_bar(total: u64, quiet: bool, prefix: &str) -> Option<ProgressBar> {
     );
     bar.set_prefix(prefix.to_owned());
     bar.enable_steady_tick(Duration::from_millis(100));
-    Some(bar)
+    bar
+}
+
+/// A byte progress bar, or nothing when it should not be drawn.
+pub fn bytes_bar(total: u64, quiet: bool, prefix: &str) -> Option<ProgressBar> {
+    enabled(quiet).then(|| new_bar(total, prefix))
 }
 
 /// Runs `work` while a bar follows `counter`; the bar is cleared when the work ends.

@@ -14,6 +14,7 @@ pub fn run(args: TrackerArgs) -> Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
+        let mut signals = crate::signals::Stop::install()?;
         let limits = TrackerLimits {
             max_torrents: args.max_torrents,
             max_peers: args.max_peers,
@@ -30,7 +31,11 @@ pub fn run(args: TrackerArgs) -> Result<()> {
             eprintln!("announce: http://{addr}/announce  udp://{addr}/announce");
         }
         let stop = CancellationToken::new();
-        tokio::spawn(crate::transfer::stop_on_signal(stop.clone()));
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            signals.recv().await;
+            on_signal.cancel();
+        });
         server.run(stop).await?;
         Ok(())
     })

@@ -1,104 +1,181 @@
-//! `share seed` and `share fetch`: a session of the engine, with the lines and progress bar
-//! that ../shared/CLI.md promises.
+//! `share seed` and `share fetch`: one session of the engine with one or more torrents, and
+//! the lines and progress bars that ../shared/CLI.md promises.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use share_engine::{CancellationToken, Config, Notice, Session, Stats};
-use tokio::sync::mpsc;
+use share_engine::{Session, SessionConfig, Source, TorrentConfig, TorrentHandle};
 
-use crate::cli::{FetchArgs, NetArgs, SeedArgs};
+use crate::cli::{FetchArgs, NetArgs, SeedArgs, TorrentArg};
 use crate::inspect::load;
-use crate::progress;
-
-pub fn seed(args: SeedArgs) -> Result<()> {
-    let config = config(&args.net, false, |c| {
-        c.stop_when_complete = false;
-        c.seed_only = true;
-    });
-    run(args.torrent, args.dir, &args.net, config, Kind::Seed)
-}
-
-pub fn fetch(args: FetchArgs) -> Result<()> {
-    let config = config(&args.net, args.no_upload, |c| {
-        c.stop_when_complete = !args.seed;
-        c.max_download_rate = args.max_download_rate;
-    });
-    run(args.torrent, args.dir, &args.net, config, Kind::Fetch)
-}
-
-fn config(net: &NetArgs, no_upload: bool, more: impl FnOnce(&mut Config)) -> Config {
-    let mut c = Config {
-        peers: net.peers.clone(),
-        max_upload_rate: net.max_upload_rate,
-        upload_slots: net.upload_slots,
-        max_peers: net.max_peers.max(1),
-        no_upload,
-        ..Config::default()
-    };
-    more(&mut c);
-    c
-}
+use crate::signals::Stop;
+use crate::ui;
 
 #[derive(Clone, Copy, PartialEq)]
-enum Kind {
+pub enum Kind {
     Seed,
     Fetch,
 }
 
+pub fn seed(args: SeedArgs) -> Result<()> {
+    let config = TorrentConfig {
+        stop_when_complete: false,
+        seed_only: true,
+        ..torrent_config(&args.net, args.dir.clone())
+    };
+    run(&args.torrents, &args.net, None, config, Kind::Seed)
+}
+
+pub fn fetch(args: FetchArgs) -> Result<()> {
+    let config = TorrentConfig {
+        stop_when_complete: !args.seed,
+        no_upload: args.no_upload,
+        ..torrent_config(&args.net, args.dir.clone())
+    };
+    run(
+        &args.torrents,
+        &args.net,
+        args.max_download_rate,
+        config,
+        Kind::Fetch,
+    )
+}
+
+fn torrent_config(net: &NetArgs, dir: PathBuf) -> TorrentConfig {
+    TorrentConfig {
+        dir,
+        peers: net.peers.clone(),
+        extra_trackers: net.trackers.clone(),
+        upload_slots: net.upload_slots,
+        max_peers: net.max_peers.max(1),
+        ..TorrentConfig::default()
+    }
+}
+
+/// Reads each TORRENT argument (before anything binds, so that a bad file fails early).
+fn sources(args: &[TorrentArg]) -> Result<Vec<Source>> {
+    let mut out: Vec<Source> = Vec::new();
+    for a in args {
+        let s = match a {
+            TorrentArg::File(path) => Source::Torrent(load(path)?),
+            TorrentArg::Magnet(m) => Source::Magnet((**m).clone()),
+        };
+        if out.iter().any(|o| o.info_hash() == s.info_hash()) {
+            bail!("the torrent {} is given twice", s.info_hash());
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<SessionConfig> {
+    let d = &net.discovery;
+    crate::guard::check(d)?;
+    let mut c = SessionConfig::new(net.listen, d.state_dir());
+    c.max_upload_rate = net.max_upload_rate;
+    c.max_download_rate = max_download_rate;
+    c.pex = !d.no_pex;
+    c.lsd = !d.no_lsd;
+    c.loopback_only = crate::guard::loopback_only();
+    Ok(c)
+}
+
 fn run(
-    torrent: PathBuf,
-    dir: PathBuf,
+    args: &[TorrentArg],
     net: &NetArgs,
-    mut config: Config,
+    max_download_rate: Option<u64>,
+    config: TorrentConfig,
     kind: Kind,
 ) -> Result<()> {
-    let meta = load(&torrent)?;
-    // The torrent's tiers, then each -t URL as a tier of its own.
-    config.trackers = meta.trackers.clone();
-    for url in &net.trackers {
-        if !config.trackers.iter().flatten().any(|u| u == url) {
-            config.trackers.push(vec![url.clone()]);
-        }
-    }
-    // One thread for the network and the torrent task, the disk thread beside it: on a
+    let sources = sources(args)?;
+    let session_config = session_config(net, max_download_rate)?;
+    // One thread for the network and the torrent tasks, the disk threads beside it: on a
     // machine of few cores this avoids the cross-thread wake-ups of a work-stealing pool.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
-        let session = Session::bind(net.listen)
+        // Signals count from the start: one that comes right after `listening on` must not
+        // kill the process before its handler exists.
+        let mut stop = Stop::install()?;
+        let session = Session::bind(session_config)
             .await
             .with_context(|| format!("listening on {}", net.listen))?;
-        println!("listening on {}", session.local_addr()?);
+        println!("listening on {}", session.local_addr());
         std::io::stdout().flush()?;
 
-        let stats = Arc::new(Stats::default());
-        let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
-        let (ntx, nrx) = mpsc::unbounded_channel();
-        let total = meta.info.total_length;
-        let pieces = meta.info.piece_count();
-        let ui = tokio::spawn(ui(nrx, stats.clone(), total, net.quiet, kind));
         let started = Instant::now();
-        let result = session
-            .run(meta, dir, config, stats.clone(), ntx, shutdown)
-            .await;
-        let _ = ui.await;
-        let elapsed = started.elapsed();
-        let (up, down) = (stats.get(&stats.uploaded), stats.get(&stats.downloaded));
-        let outcome = match result {
-            Ok(o) => o,
-            Err(e) => {
-                println!("uploaded: {up} downloaded: {down}");
-                return Err(e.into());
+        let view = ui::View::new(net.quiet, kind, sources.len());
+        let mut handles: Vec<TorrentHandle> = Vec::new();
+        let mut uis = Vec::new();
+        for source in sources {
+            let name = match &source {
+                Source::Torrent(m) => m.info.name.clone(),
+                Source::Magnet(m) => m.name.clone().unwrap_or_else(|| m.info_hash.to_hex()),
+            };
+            let total = match &source {
+                Source::Torrent(m) => m.info.total_length,
+                Source::Magnet(_) => 0,
+            };
+            let mut h = session.add(source, config.clone()).await?;
+            uis.push(tokio::spawn(view.clone().follow(
+                name,
+                total,
+                h.notices.take(),
+                h.stats.clone(),
+            )));
+            handles.push(h);
+        }
+        // Each torrent ends on its own when it completes (a plain fetch) or fails; all of
+        // them at a signal.
+        let mut ends = tokio::task::JoinSet::new();
+        for (i, h) in handles.iter().enumerate() {
+            let done = h.done();
+            ends.spawn(async move { (i, done.await) });
+        }
+        let mut results: Vec<Option<Result<share_engine::Outcome, String>>> =
+            vec![None; handles.len()];
+        let mut signalled = false;
+        while results.iter().any(Option::is_none) {
+            tokio::select! {
+                _ = stop.recv(), if !signalled => {
+                    signalled = true;
+                    session.shutdown().await;
+                }
+                Some(Ok((i, r))) = ends.join_next() => {
+                    if let (Err(e), true) = (&r, handles.len() > 1) {
+                        eprintln!("error: {}: {e}", handles[i].info_hash);
+                    }
+                    results[i] = Some(r);
+                }
+                else => break,
             }
-        };
-        if kind == Kind::Fetch && !net.quiet && outcome.complete {
+        }
+        session.shutdown().await;
+        let mut results: Vec<Result<share_engine::Outcome, String>> = results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err("the session has ended".into())))
+            .collect();
+        for u in uis {
+            let _ = u.await;
+        }
+        let elapsed = started.elapsed();
+        let up: u64 = handles.iter().map(|h| h.stats.get(&h.stats.uploaded)).sum();
+        let down: u64 = handles.iter().map(|h| h.stats.get(&h.stats.downloaded)).sum();
+        let mut errors = Vec::new();
+        let mut incomplete = Vec::new();
+        for (h, r) in handles.iter().zip(results.iter_mut()) {
+            match r {
+                Err(e) => errors.push(e.clone()),
+                Ok(o) if kind == Kind::Fetch && !o.complete => incomplete.push(h),
+                Ok(_) => {}
+            }
+        }
+        let total: u64 = handles.iter().map(|h| h.stats.get(&h.stats.total)).sum();
+        if kind == Kind::Fetch && !net.quiet && errors.is_empty() && incomplete.is_empty() {
             println!(
                 "done: {} bytes verified in {:.1} s ({:.1} MiB/s)",
                 total,
@@ -107,84 +184,22 @@ fn run(
             );
         }
         println!("uploaded: {up} downloaded: {down}");
-        if kind == Kind::Fetch && !outcome.complete {
-            let have = stats.get(&stats.verified);
-            bail!("stopped before the download was complete: {have} of {total} bytes verified ({pieces} pieces in all); run again to resume");
+        if let Some(e) = errors.first() {
+            if errors.len() > 1 {
+                for e in &errors[1..] {
+                    eprintln!("error: {e}");
+                }
+            }
+            bail!("{e}");
+        }
+        if let Some(h) = incomplete.first() {
+            let have = h.stats.get(&h.stats.verified);
+            let total = h.stats.get(&h.stats.total);
+            if total == 0 {
+                bail!("stopped before the metadata of {} arrived; run again to resume", h.info_hash);
+            }
+            bail!("stopped before the download was complete: {have} of {total} bytes verified; run again to resume");
         }
         Ok(())
     })
-}
-
-pub async fn stop_on_signal(token: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    token.cancel();
-}
-
-/// Prints notices (to standard error) and drives the progress bar until the session ends.
-async fn ui(
-    mut notices: mpsc::UnboundedReceiver<Notice>,
-    stats: Arc<Stats>,
-    total: u64,
-    quiet: bool,
-    kind: Kind,
-) {
-    let bar = progress::bytes_bar(total, quiet, "checking");
-    let say = |text: String| {
-        if quiet {
-            return;
-        }
-        match &bar {
-            Some(b) => b.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
-        }
-    };
-    let mut checking = true;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tokio::select! {
-            n = notices.recv() => match n {
-                None => break,
-                Some(Notice::Checked { valid, total, missing }) => {
-                    checking = false;
-                    if let Some(b) = &bar {
-                        b.set_prefix(if kind == Kind::Seed { "seeding" } else { "fetching" });
-                        b.reset_eta();
-                    }
-                    say(format!("checked: {valid} of {total} pieces valid on disk"));
-                    if kind == Kind::Seed && valid < total {
-                        let list: Vec<String> = missing.iter().map(u32::to_string).collect();
-                        say(format!(
-                            "warning: {} pieces are missing or damaged (first: {}); serving the rest",
-                            total - valid,
-                            list.join(", ")
-                        ));
-                    }
-                }
-                Some(Notice::Banned { addr, reason }) => say(format!("banned peer {addr}: {reason}")),
-                Some(Notice::Complete) => if kind == Kind::Fetch {
-                    say("complete: every piece verified".to_owned());
-                },
-                Some(Notice::Warning(w)) => say(format!("warning: {w}")),
-            },
-            _ = tick.tick() => if let Some(b) = &bar {
-                let pos = if checking { stats.get(&stats.checked) } else { stats.get(&stats.verified) };
-                b.set_position(pos);
-                b.set_message(format!(
-                    "{} peers, up {}",
-                    stats.peers.load(std::sync::atomic::Ordering::Relaxed),
-                    indicatif::HumanBytes(stats.get(&stats.uploaded))
-                ));
-            },
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
 }

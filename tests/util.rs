@@ -70,9 +70,37 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// The `share` binary under test.
+/// The `share` binary under test, with the harness's promise that nothing leaves this
+/// machine: `SHARE_LOOPBACK_ONLY=1` (share refuses to start a DHT that would bootstrap from
+/// public nodes, or local service discovery, and dials loopback addresses only), the DHT
+/// and LSD off by default (`SHARE_NO_DHT`, `SHARE_NO_LSD`; a test may pass loopback
+/// `--dht-bootstrap` nodes), and a fresh state folder of its own.
 pub fn share() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_share"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_share"));
+    c.env("SHARE_LOOPBACK_ONLY", "1")
+        .env("SHARE_NO_DHT", "1")
+        .env("SHARE_NO_LSD", "1")
+        .env("XDG_STATE_HOME", fresh_state_dir());
+    c
+}
+
+/// `share` for a test that runs it inside a network namespace of its own (LSD, and a DHT
+/// on the namespace's addresses, allowed): no loopback promise, but still a fresh state
+/// folder and the DHT off unless the test turns it on.
+pub fn share_in_namespace() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_share"));
+    c.env("SHARE_NO_DHT", "1")
+        .env("XDG_STATE_HOME", fresh_state_dir());
+    c
+}
+
+/// A state folder no other command of this test run shares.
+fn fresh_state_dir() -> PathBuf {
+    static BASE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let base = BASE.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    base.path().join(format!("state-{n}"))
 }
 
 /// Runs a command and returns its output, failing the test if it could not start.

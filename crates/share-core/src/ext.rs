@@ -188,8 +188,13 @@ impl ExtHandshake {
         if !scan.is_dict {
             return Err(ExtError::NotADict);
         }
-        let raw: RawHandshake = serde_bencode::from_bytes(payload).map_err(|_| ExtError::NotADict)?;
-        let entry = |e: Extension| raw.m.as_ref().and_then(|m| m.get(serde_bytes::Bytes::new(e.name().as_bytes())));
+        let raw: RawHandshake =
+            serde_bencode::from_bytes(payload).map_err(|_| ExtError::NotADict)?;
+        let entry = |e: Extension| {
+            raw.m
+                .as_ref()
+                .and_then(|m| m.get(serde_bytes::Bytes::new(e.name().as_bytes())))
+        };
         let id = |e: Extension| match entry(e) {
             Some(Value::Int(i)) => u8::try_from(*i).ok().filter(|&i| i > 0),
             _ => None,
@@ -342,7 +347,10 @@ mod tests {
     #[test]
     fn incoming_ids_map_to_offered_extensions_only() {
         let public = Registry::public();
-        assert_eq!(Extension::from_local_id(1, &public), Some(Extension::Metadata));
+        assert_eq!(
+            Extension::from_local_id(1, &public),
+            Some(Extension::Metadata)
+        );
         assert_eq!(Extension::from_local_id(2, &public), Some(Extension::Pex));
         assert_eq!(Extension::from_local_id(9, &public), None);
         assert_eq!(Extension::from_local_id(1, &Registry::private()), None);

@@ -18,8 +18,12 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use crate::InfoHash;
 
 pub const GROUP_V4: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(239, 192, 152, 143), 6771);
-pub const GROUP_V6: SocketAddrV6 =
-    SocketAddrV6::new(Ipv6Addr::new(0xff15, 0, 0, 0, 0, 0, 0xefc0, 0x988f), 6771, 0, 0);
+pub const GROUP_V6: SocketAddrV6 = SocketAddrV6::new(
+    Ipv6Addr::new(0xff15, 0, 0, 0, 0, 0, 0xefc0, 0x988f),
+    6771,
+    0,
+    0,
+);
 /// Largest announce read (and written: a datagram that fits any local network).
 pub const MAX_PACKET: usize = 1400;
 /// Most info-hashes in one announce.
@@ -36,7 +40,10 @@ pub struct Announce {
 impl Announce {
     /// The datagram, for the group `host` (`GROUP_V4` or `GROUP_V6`).
     pub fn encode(&self, host: SocketAddr) -> Vec<u8> {
-        let mut s = format!("BT-SEARCH * HTTP/1.1\r\nHost: {host}\r\nPort: {}\r\n", self.port);
+        let mut s = format!(
+            "BT-SEARCH * HTTP/1.1\r\nHost: {host}\r\nPort: {}\r\n",
+            self.port
+        );
         for h in self.info_hashes.iter().take(MAX_HASHES) {
             s.push_str(&format!("Infohash: {}\r\n", h.to_hex()));
         }
@@ -118,7 +125,10 @@ mod tests {
                    Infohash: C12FE1C06BBA254A9DC9F519B335AA7C1367A88A\r\n\r\n\r\n";
         let a = Announce::parse(lt).unwrap();
         assert_eq!(a.port, 51413);
-        assert_eq!(a.info_hashes[0].to_hex(), "c12fe1c06bba254a9dc9f519b335aa7c1367a88a");
+        assert_eq!(
+            a.info_hashes[0].to_hex(),
+            "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
+        );
         assert_eq!(a.cookie, None);
         for junk in [
             &b"GET / HTTP/1.1\r\n\r\n"[..],

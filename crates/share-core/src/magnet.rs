@@ -85,8 +85,7 @@ impl Magnet {
                 "dn" if key == "dn" => name = Some(value()?),
                 "tr" if key == "tr" || key[3..].parse::<u32>().is_ok() => {
                     let url = value()?;
-                    if !url.is_empty() && !trackers.contains(&url) && trackers.len() < MAX_ENTRIES
-                    {
+                    if !url.is_empty() && !trackers.contains(&url) && trackers.len() < MAX_ENTRIES {
                         trackers.push(url);
                     }
                 }
@@ -119,7 +118,8 @@ impl Magnet {
 
     /// Whether `s` looks like a magnet link (so that it is not taken for a file name).
     pub fn looks_like(s: &str) -> bool {
-        s.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+        s.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
     }
 }
 
@@ -242,11 +242,17 @@ mod tests {
             Err(MagnetError::BadEncoding(_))
         ));
         assert!(matches!(
-            Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&xt=urn:btih:{}", "0".repeat(40))),
+            Magnet::parse(&format!(
+                "magnet:?xt=urn:btih:{HEX}&xt=urn:btih:{}",
+                "0".repeat(40)
+            )),
             Err(MagnetError::TwoInfoHashes)
         ));
         assert_eq!(
-            Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&x={}", "a".repeat(70_000))),
+            Magnet::parse(&format!(
+                "magnet:?xt=urn:btih:{HEX}&x={}",
+                "a".repeat(70_000)
+            )),
             Err(MagnetError::TooLong)
         );
     }

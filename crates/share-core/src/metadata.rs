@@ -252,7 +252,9 @@ impl MetadataFetch {
         for o in self.offers.values().filter(|o| !o.refuses) {
             *votes.entry(o.size).or_default() += 1;
         }
-        let Some((&size, _)) = votes.iter().max_by_key(|(&s, &n)| (n, std::cmp::Reverse(s)))
+        let Some((&size, _)) = votes
+            .iter()
+            .max_by_key(|(&s, &n)| (n, std::cmp::Reverse(s)))
         else {
             return;
         };
@@ -289,9 +291,7 @@ impl MetadataFetch {
             }
             let due = match *s {
                 Slot::Missing => true,
-                Slot::Asked { peer, at } => {
-                    peer != key && now.duration_since(at) >= PIECE_TIMEOUT
-                }
+                Slot::Asked { peer, at } => peer != key && now.duration_since(at) >= PIECE_TIMEOUT,
                 Slot::Got { .. } => false,
             };
             if due {
@@ -538,9 +538,18 @@ mod tests {
         f.add_peer(2, size).unwrap();
         assert_eq!(f.requests_for(1, now), vec![0, 1]);
         assert!(f.requests_for(2, now).is_empty());
-        assert!(matches!(f.on_data(1, 1, size, &[0; 6]), Progress::Invalid(_)));
-        assert!(matches!(f.on_data(1, 1, Some(99), &[0; 5]), Progress::Invalid(_)));
-        assert!(matches!(f.on_data(1, 2, size, &[0; 5]), Progress::Invalid(_)));
+        assert!(matches!(
+            f.on_data(1, 1, size, &[0; 6]),
+            Progress::Invalid(_)
+        ));
+        assert!(matches!(
+            f.on_data(1, 1, Some(99), &[0; 5]),
+            Progress::Invalid(_)
+        ));
+        assert!(matches!(
+            f.on_data(1, 2, size, &[0; 5]),
+            Progress::Invalid(_)
+        ));
         // Peer 1 stays silent: after the timeout its pieces go to peer 2.
         assert_eq!(f.requests_for(2, now + PIECE_TIMEOUT), vec![0, 1]);
         f.remove_peer(2);

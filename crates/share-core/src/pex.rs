@@ -241,7 +241,12 @@ mod tests {
     fn the_outbox_sends_changes_only_fifty_at_a_time() {
         let mut out = Outbox::default();
         let peers: Vec<(SocketAddr, u8)> = (1..=60u32)
-            .map(|i| (SocketAddr::new(IpAddr::V4((0x0a00_0000 + i).into()), 6881), 0))
+            .map(|i| {
+                (
+                    SocketAddr::new(IpAddr::V4((0x0a00_0000 + i).into()), 6881),
+                    0,
+                )
+            })
             .collect();
         let first = out.next(&peers).unwrap();
         assert_eq!(first.added.len(), 50);
@@ -252,7 +257,11 @@ mod tests {
         let third = out.next(fewer).unwrap();
         assert!(third.added.is_empty());
         assert_eq!(third.dropped.len(), 5);
-        assert!(out.next(&[(a("0.0.0.0:5"), 0), (a("10.1.1.1:0"), 0)]).unwrap().added.is_empty());
+        assert!(out
+            .next(&[(a("0.0.0.0:5"), 0), (a("10.1.1.1:0"), 0)])
+            .unwrap()
+            .added
+            .is_empty());
     }
 
     #[test]
@@ -266,7 +275,9 @@ mod tests {
             dropped: vec![],
         };
         assert_eq!(inbox.accept(msg(0x0a00_0001), t0).len(), 100);
-        assert!(inbox.accept(msg(0x0b00_0001), t0 + Duration::from_secs(1)).is_empty());
+        assert!(inbox
+            .accept(msg(0x0b00_0001), t0 + Duration::from_secs(1))
+            .is_empty());
         assert_eq!(inbox.ignored, 1);
         let mut total = 100;
         for n in 1..10 {

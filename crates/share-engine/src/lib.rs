@@ -1,14 +1,20 @@
 //! share's engine: the tokio glue around the sans-IO core and the disk layer.
 //!
-//! One torrent task owns all transfer state (picker, peer table, choking); each peer
-//! connection has a reader task and a writer task that talk to it over bounded channels; one
-//! disk thread owns the files. See `docs/engine.md` for the message flow and its invariants.
+//! A [`Session`] runs many torrents in one process: it owns the listener (and routes each
+//! incoming connection by the info-hash of its handshake), the peer id, the rate limits and
+//! connection limits every torrent shares, and the discovery services (trackers through
+//! each torrent, local service discovery for all). Each torrent is one task that owns all
+//! of its transfer state (picker, peer table, choking) and answers a bounded command
+//! channel; each peer connection has a reader task and a writer task that talk to it over
+//! bounded channels; each torrent's disk thread owns its files. See `docs/engine.md`.
 
 mod assembly;
 mod disk;
 mod limit;
+mod lsd;
 mod peer;
 mod serve;
+mod session;
 mod torrent;
 mod tracker;
 mod uploads;
@@ -16,34 +22,49 @@ mod uploads;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use share_core::Metainfo;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 pub use tokio_util::sync::CancellationToken;
 
 pub use limit::RateLimiter;
 pub use serve::TrackerServer;
+pub use session::{Session, SessionConfig, TorrentHandle};
 pub use share_core::tracker::registry::Limits as TrackerLimits;
 pub use share_core::tracker::ScrapeCounts;
-pub use torrent::Outcome;
+pub use torrent::{FileInfo, Outcome, TorrentCommand};
 pub use tracker::scrape;
 
-/// How a session behaves.
+use share_core::{Magnet, Metainfo};
+
+/// What a torrent starts from.
 #[derive(Debug, Clone)]
-pub struct Config {
-    /// Peers to connect to, besides any that connect to us.
+pub enum Source {
+    /// A .torrent we have.
+    Torrent(Metainfo),
+    /// A magnet link: the metadata comes from peers (or the state folder).
+    Magnet(Magnet),
+}
+
+impl Source {
+    pub fn info_hash(&self) -> share_core::InfoHash {
+        match self {
+            Source::Torrent(m) => m.info_hash,
+            Source::Magnet(m) => m.info_hash,
+        }
+    }
+}
+
+/// How one torrent behaves.
+#[derive(Debug, Clone)]
+pub struct TorrentConfig {
+    /// The folder that holds (or will hold) the content, `dir/NAME`.
+    pub dir: PathBuf,
+    /// Peers to connect to, besides any that connect to us or that sources give.
     pub peers: Vec<SocketAddr>,
-    /// Tracker tiers (BEP 12) to announce to.
-    pub trackers: Vec<Vec<String>>,
+    /// Tracker URLs to announce to besides the torrent's own, each as a tier of its own.
+    pub extra_trackers: Vec<String>,
     /// Stop once every piece is verified (fetch); otherwise serve until shut down.
     pub stop_when_complete: bool,
-    /// Upload rate limit in bytes per second.
-    pub max_upload_rate: Option<u64>,
-    /// Download rate limit in bytes per second.
-    pub max_download_rate: Option<u64>,
-    /// Most peer connections at once.
+    /// Most peer connections for this torrent.
     pub max_peers: usize,
     /// Regular upload slots (the optimistic unchoke comes on top).
     pub upload_slots: usize,
@@ -53,14 +74,13 @@ pub struct Config {
     pub seed_only: bool,
 }
 
-impl Default for Config {
+impl Default for TorrentConfig {
     fn default() -> Self {
-        Config {
+        TorrentConfig {
+            dir: PathBuf::from("."),
             peers: Vec::new(),
-            trackers: Vec::new(),
+            extra_trackers: Vec::new(),
             stop_when_complete: true,
-            max_upload_rate: None,
-            max_download_rate: None,
             max_peers: 80,
             upload_slots: 4,
             no_upload: false,
@@ -69,7 +89,48 @@ impl Default for Config {
     }
 }
 
-/// Live counters, read by the command line for its progress bar and summary.
+/// Where a peer address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerSource {
+    /// `--peer`, or a magnet link's `x.pe`.
+    User,
+    Tracker,
+    Dht,
+    Pex,
+    Lsd,
+}
+
+impl PeerSource {
+    /// Sources that anyone in the swarm can feed: their addresses are hints, trusted only
+    /// once they work.
+    pub fn is_hint(self) -> bool {
+        matches!(self, PeerSource::Dht | PeerSource::Pex | PeerSource::Lsd)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerSource::User => "given",
+            PeerSource::Tracker => "tracker",
+            PeerSource::Dht => "DHT",
+            PeerSource::Pex => "PEX",
+            PeerSource::Lsd => "LSD",
+        }
+    }
+
+    pub const ALL: [PeerSource; 5] = [
+        PeerSource::User,
+        PeerSource::Tracker,
+        PeerSource::Dht,
+        PeerSource::Pex,
+        PeerSource::Lsd,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Live counters of one torrent, read by the command line for its progress bar and summary.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Payload bytes sent to peers.
@@ -80,25 +141,45 @@ pub struct Stats {
     pub verified: AtomicU64,
     /// Bytes checked so far by the start-up check.
     pub checked: AtomicU64,
+    /// The content's size (0 until a magnet's metadata has arrived).
+    pub total: AtomicU64,
     /// Connected peers.
     pub peers: AtomicUsize,
+    /// Addresses learned from each source ([`PeerSource::ALL`] order).
+    pub learned: [AtomicU64; 5],
 }
 
 impl Stats {
     pub fn get(&self, c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
     }
+
+    /// How many addresses `source` gave.
+    pub fn learned_from(&self, source: PeerSource) -> u64 {
+        self.learned[source.index()].load(Ordering::Relaxed)
+    }
+
+    fn set_learned(&self, source: PeerSource, n: u64) {
+        self.learned[source.index()].store(n, Ordering::Relaxed);
+    }
 }
 
 /// Things worth telling the user as they happen.
 #[derive(Debug, Clone)]
 pub enum Notice {
+    /// A magnet link's metadata arrived (or was found in the state folder).
+    Metadata {
+        name: String,
+        total: u64,
+        pieces: u32,
+    },
     /// The start-up check finished: `valid` of `total` pieces verified; `missing` lists the
-    /// others.
+    /// others. `found` says whether any of the content was on disk at all.
     Checked {
         valid: u32,
         total: u32,
         missing: Vec<u32>,
+        found: bool,
     },
     /// A peer was disconnected and will not be accepted again.
     Banned { addr: SocketAddr, reason: String },
@@ -118,36 +199,13 @@ pub enum EngineError {
     Io(#[from] std::io::Error),
     #[error("no data to seed: {0} is missing or every piece fails its hash check")]
     NothingToSeed(PathBuf),
-}
-
-/// A bound listening socket: bind first so that `listening on` can be printed before the
-/// data check, which may take a while.
-pub struct Session {
-    listener: TcpListener,
-}
-
-impl Session {
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<Session> {
-        Ok(Session {
-            listener: TcpListener::bind(addr).await?,
-        })
-    }
-
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Checks the data under `dir`, then transfers until complete (when configured so) or
-    /// until `shutdown` is cancelled.
-    pub async fn run(
-        self,
-        meta: Metainfo,
-        dir: PathBuf,
-        config: Config,
-        stats: Arc<Stats>,
-        notices: mpsc::UnboundedSender<Notice>,
-        shutdown: CancellationToken,
-    ) -> Result<Outcome, EngineError> {
-        torrent::run(self.listener, meta, dir, config, stats, notices, shutdown).await
-    }
+    #[error("the torrent {0} is already in this session")]
+    Duplicate(share_core::InfoHash),
+    #[error("the metadata for {hash} is not a usable torrent: {reason}")]
+    BadMetadata {
+        hash: share_core::InfoHash,
+        reason: String,
+    },
+    #[error("the session has ended")]
+    SessionEnded,
 }

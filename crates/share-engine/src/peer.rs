@@ -1,9 +1,14 @@
 //! One peer connection: the handshake, then a reader task and a writer task.
 //!
+//! The connection runs over any byte stream (plain TCP today; an encrypted stream or µTP
+//! later), so the peer protocol does not care how the bytes travel. An outgoing connection
+//! dials and handshakes here; an incoming one arrives with the remote's handshake already
+//! read by the session, which used it to choose the torrent.
+//!
 //! The reader decodes frames (bounded by `wire::max_frame` before any buffer is sized) and
-//! forwards them to the torrent task; the writer encodes what the torrent task or the disk
-//! thread sends, coalescing queued messages into one write, and sends keep-alives when idle.
-//! Either side ending cancels the other.
+//! forwards them to the torrent task; the writer encodes what the torrent task sends,
+//! coalescing queued messages into one write, and sends keep-alives when idle. Either side
+//! ending cancels the other.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -11,25 +16,24 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use share_core::bencode::{self, Limits};
+use bytes::BytesMut;
 use share_core::wire::{self, Handshake, Message, HANDSHAKE_LEN};
 use share_core::InfoHash;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::limit::RateLimiter;
+use crate::session::ConnPermit;
 use crate::torrent::PeerKey;
 
 /// The close reason of a connection to our own listener (a tracker listed us).
 pub const SELF_CONNECTION: &str = "connected to ourselves";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer that sends nothing at all (not even a keep-alive) for this long is dropped.
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(150);
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
@@ -38,7 +42,23 @@ pub const WRITE_QUEUE: usize = 1024;
 /// The request queue depth we advertise (`reqq`) and accept per peer.
 pub const MAX_QUEUED_UPLOADS: usize = 500;
 
-/// What the torrent task (or the disk thread) asks of a connection.
+/// A byte stream a peer connection can run over.
+pub trait PeerStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PeerStream for T {}
+pub type BoxStream = Box<dyn PeerStream>;
+
+/// How a connection starts.
+pub enum Conn {
+    /// Dial this address and handshake.
+    Dial,
+    /// Accepted by the session, which read the remote's handshake.
+    Accepted {
+        stream: BoxStream,
+        theirs: Handshake,
+    },
+}
+
+/// What the torrent task asks of a connection.
 #[derive(Debug)]
 pub enum Command {
     Send(Message),
@@ -56,24 +76,16 @@ pub enum Event {
         /// Cancelling it closes the connection.
         token: CancellationToken,
     },
-    /// The peer's BEP 10 handshake: how many requests it accepts at once, and the port it
-    /// listens on (its address as we see it has an ephemeral port when it dialed us).
-    Extensions {
-        reqq: Option<u32>,
-        port: Option<u16>,
-    },
     /// The messages decoded from one read, in order.
     Messages(Vec<Message>),
     Closed(String),
 }
 
-/// What every connection of a session shares.
+/// What every connection of a torrent shares.
 #[derive(Clone)]
 pub struct Shared {
     pub info_hash: InfoHash,
     pub peer_id: [u8; 20],
-    /// The port we listen on, told to peers in the extension handshake (`p`).
-    pub listen_port: u16,
     pub max_frame: u32,
     pub events: mpsc::Sender<(PeerKey, Event)>,
     pub uploaded: Arc<AtomicU64>,
@@ -82,9 +94,10 @@ pub struct Shared {
     pub shutdown: CancellationToken,
 }
 
-/// Runs a connection to completion. `stream` is an accepted socket, or `None` to dial `addr`.
-pub async fn run(key: PeerKey, addr: SocketAddr, stream: Option<TcpStream>, shared: Shared) {
-    let reason = match connect(key, addr, stream, &shared).await {
+/// Runs a connection to completion. The permit counts it against the session's limits
+/// for as long as it lives.
+pub async fn run(key: PeerKey, addr: SocketAddr, conn: Conn, shared: Shared, permit: ConnPermit) {
+    let reason = match connect(key, addr, conn, &shared, permit).await {
         Ok(()) => "closed".to_owned(),
         Err(e) => e,
     };
@@ -94,51 +107,51 @@ pub async fn run(key: PeerKey, addr: SocketAddr, stream: Option<TcpStream>, shar
 async fn connect(
     key: PeerKey,
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    conn: Conn,
     shared: &Shared,
+    mut permit: ConnPermit,
 ) -> Result<(), String> {
-    let mut stream = match stream {
-        Some(s) => s,
-        None => timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| "connect timed out".to_owned())?
-            .map_err(|e| format!("connect: {e}"))?,
-    };
-    let _ = stream.set_nodelay(true);
     let ours = Handshake::new(shared.info_hash, shared.peer_id);
-    let theirs = timeout(HANDSHAKE_TIMEOUT, async {
-        stream.write_all(&ours.encode()).await?;
-        let mut buf = [0u8; HANDSHAKE_LEN];
-        stream.read_exact(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    })
-    .await
-    .map_err(|_| "handshake timed out".to_owned())?
-    .map_err(|e| format!("handshake: {e}"))?;
-    let theirs = Handshake::decode(&theirs).map_err(|e| e.to_string())?;
-    if theirs.info_hash != shared.info_hash {
-        return Err("wrong info-hash in handshake".into());
-    }
+    let (stream, theirs) = match conn {
+        Conn::Dial => {
+            let tcp = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .map_err(|_| "connect timed out".to_owned())?
+                .map_err(|e| format!("connect: {e}"))?;
+            let _ = tcp.set_nodelay(true);
+            let mut stream: BoxStream = Box::new(tcp);
+            let theirs = timeout(HANDSHAKE_TIMEOUT, async {
+                stream.write_all(&ours.encode()).await?;
+                let mut buf = [0u8; HANDSHAKE_LEN];
+                stream.read_exact(&mut buf).await?;
+                Ok::<_, std::io::Error>(buf)
+            })
+            .await
+            .map_err(|_| "handshake timed out".to_owned())?
+            .map_err(|e| format!("handshake: {e}"))?;
+            let theirs = Handshake::decode(&theirs).map_err(|e| e.to_string())?;
+            if theirs.info_hash != shared.info_hash {
+                return Err("wrong info-hash in handshake".into());
+            }
+            (stream, theirs)
+        }
+        Conn::Accepted { mut stream, theirs } => {
+            timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours.encode()))
+                .await
+                .map_err(|_| "handshake timed out".to_owned())?
+                .map_err(|e| format!("handshake: {e}"))?;
+            (stream, theirs)
+        }
+    };
     if theirs.peer_id == shared.peer_id {
         return Err(SELF_CONNECTION.into());
     }
+    permit.established();
 
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let queued = Arc::new(AtomicUsize::new(0));
-    let (read, write) = stream.into_split();
+    let (read, write) = tokio::io::split(stream);
     let token = shared.shutdown.child_token();
-    if theirs.supports_extensions() {
-        let ext = Message::Extended {
-            id: 0,
-            payload: Bytes::from(format!(
-                "d1:mde1:pi{}e4:reqqi{MAX_QUEUED_UPLOADS}e1:v{}:{}e",
-                shared.listen_port,
-                VERSION.len(),
-                VERSION
-            )),
-        };
-        let _ = tx.try_send(Command::Send(ext));
-    }
     shared
         .events
         .send((
@@ -157,17 +170,19 @@ async fn connect(
     let result = read_loop(key, read, shared, &token).await;
     token.cancel();
     let _ = writer.await;
+    drop(permit);
     result
 }
 
 /// How much the reader asks of the socket at once.
 const READ_CHUNK: usize = 256 * 1024;
 
-const VERSION: &str = concat!("share ", env!("CARGO_PKG_VERSION"));
+/// Our client name and version, as the extension handshake gives it (`v`).
+pub const VERSION: &str = concat!("share ", env!("CARGO_PKG_VERSION"));
 
 async fn read_loop(
     key: PeerKey,
-    mut read: OwnedReadHalf,
+    mut read: impl AsyncRead + Unpin,
     shared: &Shared,
     token: &CancellationToken,
 ) -> Result<(), String> {
@@ -186,22 +201,9 @@ async fn read_loop(
             l.acquire(n).await;
         }
         let mut batch = Vec::new();
-        let mut ext = None;
         while let Some(msg) = wire::decode(&mut buf, shared.max_frame).map_err(|e| e.to_string())? {
-            match msg {
-                Message::Extended { id: 0, payload } => ext = Some(parse_extensions(&payload)),
-                Message::KeepAlive => {}
-                other => batch.push(other),
-            }
-        }
-        if let Some((reqq, port)) = ext {
-            if shared
-                .events
-                .send((key, Event::Extensions { reqq, port }))
-                .await
-                .is_err()
-            {
-                return Ok(());
+            if msg != Message::KeepAlive {
+                batch.push(msg);
             }
         }
         if !batch.is_empty()
@@ -219,30 +221,8 @@ async fn read_loop(
     }
 }
 
-/// The `reqq` and `p` (listen port) of a BEP 10 handshake, where the payload is valid
-/// bencode that has them.
-fn parse_extensions(payload: &[u8]) -> (Option<u32>, Option<u16>) {
-    #[derive(serde::Deserialize)]
-    struct Ext {
-        reqq: Option<i64>,
-        p: Option<i64>,
-    }
-    if bencode::scan(payload, Limits::MESSAGE).is_err() {
-        return (None, None);
-    }
-    let Ok(ext) = serde_bencode::from_bytes::<Ext>(payload) else {
-        return (None, None);
-    };
-    (
-        ext.reqq
-            .and_then(|r| u32::try_from(r).ok())
-            .filter(|&r| r > 0),
-        ext.p.and_then(|p| u16::try_from(p).ok()).filter(|&p| p > 0),
-    )
-}
-
 async fn write_loop(
-    mut write: OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Command>,
     queued: Arc<AtomicUsize>,
     shared: Shared,
@@ -318,20 +298,4 @@ async fn write_loop(
     }
     let _ = write.shutdown().await;
     token.cancel();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_extensions;
-
-    #[test]
-    fn reqq_and_port_are_read_from_a_valid_extension_handshake_only() {
-        assert_eq!(
-            parse_extensions(b"d1:md11:ut_metadatai1ee1:pi6881e4:reqqi250ee"),
-            (Some(250), Some(6881))
-        );
-        assert_eq!(parse_extensions(b"d1:pi70000e4:reqqi-1ee"), (None, None));
-        assert_eq!(parse_extensions(b"d4:reqqi250e"), (None, None));
-        assert_eq!(parse_extensions(b"de"), (None, None));
-    }
 }

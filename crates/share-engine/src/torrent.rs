@@ -1,46 +1,54 @@
-//! The torrent task: the one owner of the picker, the peer table and choking.
+//! A torrent task: the one owner of a torrent's picker, peer table and choking.
 //!
-//! It reacts to peer events, disk results, new connections and a one-second tick. It never
-//! touches a socket or a file itself: it sends commands to peer writers and jobs to the disk
-//! thread, whose queue is bounded, so a slow disk slows the download instead of filling
-//! memory.
+//! A torrent runs in up to two phases. One started from a magnet link first fetches its
+//! metadata (`magnet.rs`): it connects, speaks the extension protocol and assembles the
+//! `info` dictionary with `ut_metadata`. Then, as for a .torrent, it checks the data on disk
+//! and transfers pieces (this file, `peers.rs` and `exchange.rs`); the connections made in
+//! the first phase carry on into the second. What both phases need (the session's limits,
+//! the command and discovery channels, the address book, trackers) is the [`Base`].
 //!
-//! This file holds the state, the run loop, the tick and choking; `peers.rs` the connections
-//! (dialing, admitting, closing, banning); `exchange.rs` the messages, requests, blocks and
-//! hash results.
+//! The task reacts to peer events, disk results, commands, peers found by its sources and a
+//! one-second tick. It never touches a socket or a file itself: it sends commands to peer
+//! writers and jobs to the disk thread, whose queue is bounded, so a slow disk slows the
+//! download instead of filling memory.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use share_core::bitfield::Bitfield;
 use share_core::choker::{Choker, PeerView};
+use share_core::ext::{ExtHandshake, Registry};
+use share_core::pex;
 use share_core::picker::{Arrival, Picker};
 use share_core::wire::{self, BlockRef, Handshake, Message, MAX_BLOCK};
 use share_core::{Info, Metainfo};
 use share_storage::store::Store;
 use share_storage::{hash, Layout};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::assembly::Assembler;
 use crate::disk::{self, Done, Job};
-use crate::limit::RateLimiter;
-use crate::peer::{self, Command, Event, Shared, MAX_QUEUED_UPLOADS};
+use crate::peer::{self, BoxStream, Command, Conn, Event, Shared, MAX_QUEUED_UPLOADS};
+use crate::session::{ConnPermit, SessionCtx};
 use crate::tracker;
 use crate::uploads::{Serve, Uploads};
-use crate::{Config, EngineError, Notice, Stats};
+use crate::{EngineError, Notice, PeerSource, Source, Stats, TorrentConfig};
 use share_storage::buf::AlignedBuf;
 
 pub use share_core::picker::PeerKey;
 
+mod book;
 mod exchange;
+mod extensions;
+mod magnet;
 mod peers;
+
+use book::{Book, DIALS_PER_TICK};
 
 /// Requests out per peer: two seconds of the peer's measured rate, at least `MIN_DEPTH`, at
 /// most `MAX_DEPTH`. The window must be longer than a slow peer's reply latency (Transmission
@@ -60,14 +68,342 @@ const MAX_STRIKES: u32 = 3;
 const DISK_QUEUE: usize = 16;
 /// Memory for pieces being assembled: bounds the pieces under way.
 const ASSEMBLY_BUDGET: u64 = 32 << 20;
-
-/// Most addresses remembered for dialing.
-const MAX_KNOWN: usize = 1000;
+/// Peer events queued for the torrent task.
+const EVENT_QUEUE: usize = 4096;
+/// How often each connection hears which peers we know (BEP 11: about once a minute).
+const PEX_EVERY: Duration = Duration::from_secs(60);
+/// The first peer exchange after a connection starts.
+const PEX_FIRST: Duration = Duration::from_secs(5);
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
     pub complete: bool,
+}
+
+/// What the session (or the command line, or the daemon) asks of a torrent.
+pub enum TorrentCommand {
+    /// A connection for this torrent, its handshake read by the session.
+    Incoming {
+        stream: BoxStream,
+        addr: SocketAddr,
+        handshake: Handshake,
+        permit: ConnPermit,
+    },
+    /// Close every connection and stop announcing, until `Resume`.
+    Pause,
+    Resume,
+    /// The files and how much of each is verified.
+    Files(oneshot::Sender<Vec<FileInfo>>),
+}
+
+/// One file of a torrent, for display.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub path: String,
+    pub length: u64,
+    /// Bytes of it in verified pieces.
+    pub verified: u64,
+}
+
+/// What the session gives a torrent task.
+pub(crate) struct Inputs {
+    pub ctx: Arc<SessionCtx>,
+    pub cmds: mpsc::Receiver<TorrentCommand>,
+    pub found: mpsc::Receiver<(PeerSource, Vec<SocketAddr>)>,
+    pub found_tx: mpsc::Sender<(PeerSource, Vec<SocketAddr>)>,
+    pub stats: Arc<Stats>,
+    pub notices: mpsc::Sender<Notice>,
+    /// Cancelled when the torrent is removed or the session shuts down.
+    pub token: CancellationToken,
+}
+
+/// A tracker client running for this torrent.
+struct TrackerRun {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What both phases of a torrent need.
+pub(crate) struct Base {
+    ctx: Arc<SessionCtx>,
+    config: TorrentConfig,
+    stats: Arc<Stats>,
+    notices: mpsc::Sender<Notice>,
+    token: CancellationToken,
+    cmds: mpsc::Receiver<TorrentCommand>,
+    found: mpsc::Receiver<(PeerSource, Vec<SocketAddr>)>,
+    found_tx: mpsc::Sender<(PeerSource, Vec<SocketAddr>)>,
+    events: mpsc::Receiver<(PeerKey, Event)>,
+    shared: Shared,
+    uploaded: Arc<AtomicU64>,
+    book: Book,
+    /// Outgoing connections not yet through the handshake.
+    dialing: HashMap<PeerKey, SocketAddr>,
+    next_key: PeerKey,
+    tiers: Vec<Vec<String>>,
+    tracker: Option<TrackerRun>,
+    /// Tells the tracker client when the download completes.
+    complete: watch::Sender<bool>,
+    /// Asks the tracker client for an early announce when we have no peers.
+    need_peers: Arc<Notify>,
+    /// The extensions offered on our connections (none of ours on a private torrent).
+    registry: Registry,
+    private: bool,
+    paused: bool,
+}
+
+impl Base {
+    fn notice(&self, n: Notice) {
+        let _ = self.notices.try_send(n);
+    }
+
+    fn spawn_peer(&mut self, addr: SocketAddr, conn: Conn, permit: ConnPermit) -> PeerKey {
+        let key = self.next_key;
+        self.next_key += 1;
+        tokio::spawn(peer::run(key, addr, conn, self.shared.clone(), permit));
+        key
+    }
+
+    /// Dials addresses that are due, within the torrent's and the session's limits.
+    fn dial(&mut self, connected: &HashSet<SocketAddr>, peers: usize, complete: bool) {
+        if self.paused {
+            return;
+        }
+        let room = self
+            .config
+            .max_peers
+            .saturating_sub(peers + self.dialing.len())
+            .min(DIALS_PER_TICK);
+        if room == 0 {
+            return;
+        }
+        let now = Instant::now();
+        for addr in self.book.due(now, complete, connected, room) {
+            let Some(permit) = self.ctx.dial_permit() else {
+                self.book.undial(&addr);
+                continue;
+            };
+            let key = self.spawn_peer(addr, Conn::Dial, permit);
+            self.dialing.insert(key, addr);
+        }
+    }
+
+    /// Takes a connection the session routed to us, if there is room and the peer is not
+    /// banned.
+    fn admit(
+        &mut self,
+        stream: BoxStream,
+        addr: SocketAddr,
+        handshake: Handshake,
+        permit: ConnPermit,
+        peers: usize,
+    ) {
+        if self.paused
+            || peers + self.dialing.len() >= self.config.max_peers
+            || self.book.is_banned(&addr, Some(&handshake.peer_id))
+        {
+            return;
+        }
+        self.spawn_peer(
+            addr,
+            Conn::Accepted {
+                stream,
+                theirs: handshake,
+            },
+            permit,
+        );
+    }
+
+    /// An outgoing connection ended before its handshake (or got through it: `worked`).
+    fn dial_ended(&mut self, key: PeerKey, reason: &str) {
+        let Some(addr) = self.dialing.remove(&key) else {
+            return;
+        };
+        if reason == peer::SELF_CONNECTION {
+            self.book.forget(&addr);
+        } else {
+            self.book.dial_failed(&addr, Instant::now());
+        }
+    }
+
+    /// Remembers addresses a source found.
+    fn add_found(&mut self, source: PeerSource, addrs: Vec<SocketAddr>) {
+        let n = self.book.add(addrs, source, Instant::now());
+        if n > 0 {
+            tracing::debug!(source = source.name(), new = n, "peers found");
+        }
+        self.stats
+            .set_learned(source, self.book.learned.get(&source).copied().unwrap_or(0));
+    }
+
+    fn start_trackers(&mut self) {
+        if self.tiers.is_empty() || self.tracker.is_some() {
+            return;
+        }
+        let stop = CancellationToken::new();
+        let client = tracker::Client::new(
+            self.tiers.clone(),
+            tracker::Identity {
+                info_hash: self.shared.info_hash,
+                peer_id: self.ctx.peer_id,
+                port: self.ctx.listen.port(),
+            },
+            self.stats.clone(),
+            self.ctx.http.clone(),
+        );
+        let task = tokio::spawn(client.run(
+            self.found_tx.clone(),
+            self.complete.subscribe(),
+            self.need_peers.clone(),
+            stop.clone(),
+            self.notices.clone(),
+        ));
+        self.tracker = Some(TrackerRun { stop, task });
+    }
+
+    /// Stops the tracker client (it announces `stopped`) and waits a little for it.
+    async fn stop_trackers(&mut self) {
+        if let Some(t) = self.tracker.take() {
+            t.stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(6), t.task).await;
+        }
+    }
+
+    /// The uploaded counter shared with peer writers, copied into the stats.
+    fn sync_uploaded(&self) {
+        self.stats
+            .uploaded
+            .store(self.uploaded.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Our extension handshake for a peer at `addr`.
+    fn ext_handshake(&self, addr: SocketAddr, metadata_size: Option<u32>) -> Message {
+        let ours = share_core::ext::OurHandshake {
+            registry: self.registry,
+            port: Some(self.ctx.listen.port()),
+            version: peer::VERSION,
+            reqq: MAX_QUEUED_UPLOADS as u32,
+            metadata_size,
+            yourip: Some(addr.ip()),
+        };
+        Message::Extended {
+            id: 0,
+            payload: ours.encode().into(),
+        }
+    }
+}
+
+/// Runs a torrent until it is complete (when so configured), removed, or the session ends.
+pub(crate) async fn run(
+    source: Source,
+    config: TorrentConfig,
+    io: Inputs,
+) -> Result<Outcome, EngineError> {
+    let hash = source.info_hash();
+    // A magnet whose metadata is in the state folder starts as a torrent.
+    let source = match source {
+        Source::Magnet(m) => match magnet::load_saved(&io.ctx, &m) {
+            Some(meta) => Source::Torrent(meta),
+            None => Source::Magnet(m),
+        },
+        s => s,
+    };
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let uploaded = Arc::new(AtomicU64::new(0));
+    let shared = Shared {
+        info_hash: hash,
+        peer_id: io.ctx.peer_id,
+        // Enough for a bitfield of any torrent whose metadata we accept.
+        max_frame: wire::max_frame(u32::MAX / 2048),
+        events: events_tx,
+        uploaded: uploaded.clone(),
+        upload_limit: io.ctx.upload_limit.clone(),
+        download_limit: io.ctx.download_limit.clone(),
+        shutdown: io.token.child_token(),
+    };
+    let mut book = Book::new(io.ctx.listen, io.ctx.loopback_only);
+    let now = Instant::now();
+    book.add(config.peers.iter().copied(), PeerSource::User, now);
+    let (tiers, private) = match &source {
+        Source::Torrent(m) => (tiers(&m.trackers, &config), m.info.private),
+        Source::Magnet(m) => {
+            book.add(m.peers.iter().copied(), PeerSource::User, now);
+            let t: Vec<Vec<String>> = m.trackers.iter().map(|u| vec![u.clone()]).collect();
+            (tiers(&t, &config), false)
+        }
+    };
+    let (complete, _) = watch::channel(false);
+    let mut base = Base {
+        ctx: io.ctx,
+        config,
+        stats: io.stats,
+        notices: io.notices,
+        token: io.token,
+        cmds: io.cmds,
+        found: io.found,
+        found_tx: io.found_tx,
+        events,
+        shared,
+        uploaded,
+        book,
+        dialing: HashMap::new(),
+        next_key: 1,
+        tiers,
+        tracker: None,
+        complete,
+        need_peers: Arc::new(Notify::new()),
+        registry: Registry::public(),
+        private: false,
+        paused: false,
+    };
+    base.set_private(private);
+    let (meta, handed) = match source {
+        Source::Torrent(m) => (m, Vec::new()),
+        Source::Magnet(m) => {
+            base.start_trackers();
+            match magnet::fetch(&mut base, &m).await {
+                Ok(Some(got)) => got,
+                Ok(None) => {
+                    base.stop_trackers().await;
+                    base.sync_uploaded();
+                    return Ok(Outcome { complete: false });
+                }
+                Err(e) => {
+                    base.stop_trackers().await;
+                    return Err(e);
+                }
+            }
+        }
+    };
+    transfer(base, meta, handed).await
+}
+
+impl Base {
+    /// A private torrent (BEP 27) offers no metadata or peer exchange, and its peers come
+    /// only from its trackers and `--peer`; the session stops announcing it on LSD.
+    fn set_private(&mut self, private: bool) {
+        self.private = private;
+        self.registry = if private {
+            Registry::private()
+        } else {
+            Registry::public().with(share_core::ext::Extension::Pex, self.ctx.pex)
+        };
+        if private {
+            let _ = self.ctx.private.try_send(self.shared.info_hash);
+        }
+    }
+}
+
+/// The torrent's tiers, then each extra URL as a tier of its own.
+fn tiers(own: &[Vec<String>], config: &TorrentConfig) -> Vec<Vec<String>> {
+    let mut t = own.to_vec();
+    for url in &config.extra_trackers {
+        if !t.iter().flatten().any(|u| u == url) {
+            t.push(vec![url.clone()]);
+        }
+    }
+    t
 }
 
 struct Peer {
@@ -99,9 +435,60 @@ struct Peer {
     interested_since: Instant,
     strikes: u32,
     bad_requests: u32,
+    /// What its extension handshake said.
+    ext: ExtHandshake,
+    /// Peer exchange with it: what we told it, what we take from it, when we tell it next.
+    pex_out: pex::Outbox,
+    pex_in: pex::Inbox,
+    pex_next: Instant,
+    /// Metadata pieces it asked of us (bounded).
+    metadata_requests: u32,
 }
 
 impl Peer {
+    fn new(
+        addr: SocketAddr,
+        outgoing: bool,
+        hs: &Handshake,
+        tx: mpsc::Sender<Command>,
+        queued: Arc<AtomicUsize>,
+        token: CancellationToken,
+        pieces: u32,
+    ) -> Peer {
+        let now = Instant::now();
+        Peer {
+            addr,
+            outgoing,
+            listen_addr: outgoing.then_some(addr),
+            peer_id: hs.peer_id,
+            tx,
+            token,
+            queued,
+            has: Bitfield::new(pieces),
+            fast: hs.supports_fast(),
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            inflight: HashSet::new(),
+            depth: MIN_DEPTH * 2,
+            reqq: 250,
+            allowed_fast: HashSet::new(),
+            received_this_tick: 0,
+            received_total: 0,
+            rate: 0.0,
+            last_block: now,
+            interested_since: now,
+            strikes: 0,
+            bad_requests: 0,
+            ext: ExtHandshake::default(),
+            pex_out: pex::Outbox::default(),
+            pex_in: pex::Inbox::default(),
+            pex_next: now + PEX_FIRST,
+            metadata_requests: 0,
+        }
+    }
+
     fn log_totals(&self) {
         tracing::debug!(
             peer = %self.listen_addr.unwrap_or(self.addr),
@@ -118,30 +505,13 @@ impl Peer {
     }
 }
 
-struct Known {
-    addr: SocketAddr,
-    next_try: Instant,
-    failures: u32,
-    busy: bool,
-    /// It had every piece when last seen: not worth dialing once we have them all too.
-    seed: bool,
-}
-
 struct Torrent {
+    base: Base,
+    meta: Metainfo,
     info: Info,
     picker: Picker,
     peers: HashMap<PeerKey, Peer>,
-    /// Outgoing connections not yet through the handshake.
-    dialing: HashMap<PeerKey, SocketAddr>,
-    known: Vec<Known>,
-    banned_addrs: HashSet<SocketAddr>,
-    banned_ids: HashSet<[u8; 20]>,
-    next_key: PeerKey,
     choker: Choker,
-    /// Our listening address: a tracker may list us, and we do not dial ourselves.
-    listen: SocketAddr,
-    /// Asks the tracker client for an early announce when we have no peers.
-    need_peers: Arc<tokio::sync::Notify>,
     /// A slot came free: re-run the choker's ranking at the next tick.
     rechoke_soon: bool,
     started: Instant,
@@ -149,136 +519,85 @@ struct Torrent {
     assembly: Assembler,
     /// Pieces read for uploads, and requests waiting for them.
     uploads: Uploads,
-    shared: Shared,
     disk: mpsc::Sender<Job>,
-    /// Tells the tracker client when the download completes.
-    complete: tokio::sync::watch::Sender<bool>,
-    config: Config,
-    stats: Arc<Stats>,
-    notices: mpsc::UnboundedSender<Notice>,
 }
 
-pub async fn run(
-    listener: TcpListener,
+/// The second phase: check the data, then exchange pieces.
+async fn transfer(
+    mut base: Base,
     meta: Metainfo,
-    dir: PathBuf,
-    config: Config,
-    stats: Arc<Stats>,
-    notices: mpsc::UnboundedSender<Notice>,
-    shutdown: CancellationToken,
+    handed: Vec<(PeerKey, magnet::Connected)>,
 ) -> Result<Outcome, EngineError> {
     let info = meta.info.clone();
-    let layout = Layout::for_torrent(&dir, &info)?;
-    let have = check(&layout, &info, &stats).await;
+    base.stats.total.store(info.total_length, Ordering::Relaxed);
+    let layout = Layout::for_torrent(&base.config.dir, &info)?;
+    let (have, found) = {
+        let _turn = base.ctx.checks.clone().acquire_owned().await;
+        check(&layout, &info, &base.stats).await
+    };
     let missing: Vec<u32> = (0..info.piece_count()).filter(|&i| !have.get(i)).collect();
-    let _ = notices.send(Notice::Checked {
+    base.notice(Notice::Checked {
         valid: have.count(),
         total: have.len(),
         missing: missing.iter().copied().take(64).collect(),
+        found,
     });
-    if config.seed_only && have.count() == 0 {
-        return Err(EngineError::NothingToSeed(dir.join(&info.name)));
+    if base.config.seed_only && have.count() == 0 {
+        base.stop_trackers().await;
+        return Err(EngineError::NothingToSeed(base.config.dir.join(&info.name)));
     }
-    let mut store = Store::new(layout);
-    if !have.is_complete() && !config.seed_only {
-        store.allocate()?;
+    let mut store = Store::with_budget(layout, base.ctx.files.clone());
+    if !have.is_complete() && !base.config.seed_only {
+        if let Err(e) = store.allocate() {
+            base.stop_trackers().await;
+            return Err(e.into());
+        }
     }
 
-    let (events_tx, mut events) = mpsc::channel(4096);
     let (jobs_tx, jobs_rx) = mpsc::channel(DISK_QUEUE);
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let disk_thread = disk::spawn(store, jobs_rx, done_tx);
-    let session = shutdown.child_token();
-    let uploaded = Arc::new(AtomicU64::new(0));
-    let shared = Shared {
-        info_hash: meta.info_hash,
-        peer_id: peer_id(),
-        listen_port: listener.local_addr()?.port(),
-        max_frame: wire::max_frame(info.piece_count()),
-        events: events_tx,
-        uploaded: uploaded.clone(),
-        upload_limit: config
-            .max_upload_rate
-            .map(|r| Arc::new(RateLimiter::new(r))),
-        download_limit: config
-            .max_download_rate
-            .map(|r| Arc::new(RateLimiter::new(r))),
-        shutdown: session.clone(),
-    };
-    let now = Instant::now();
     let have_all = have.is_complete();
     let mut picker = Picker::new(info.piece_length, info.total_length, have, rand::random());
     picker.set_max_partial((ASSEMBLY_BUDGET / info.piece_length as u64).clamp(2, 4096) as usize);
-    let (complete_tx, complete_rx) = tokio::sync::watch::channel(have_all);
-    let (tracker_peers_tx, mut tracker_peers) = mpsc::channel(16);
-    let tracker_stop = CancellationToken::new();
-    let need_peers = Arc::new(tokio::sync::Notify::new());
-    let tracker = tokio::spawn(
-        tracker::Client::new(
-            config.trackers.clone(),
-            tracker::Identity {
-                info_hash: meta.info_hash,
-                peer_id: shared.peer_id,
-                port: listener.local_addr()?.port(),
-                total: info.total_length,
-            },
-            stats.clone(),
-        )
-        .run(
-            tracker_peers_tx,
-            complete_rx,
-            need_peers.clone(),
-            tracker_stop.clone(),
-            notices.clone(),
-        ),
-    );
+    base.complete.send_replace(have_all);
+    base.start_trackers();
     let mut t = Torrent {
         picker,
-        info,
-        peers: HashMap::new(),
-        dialing: HashMap::new(),
-        known: config
-            .peers
-            .iter()
-            .map(|&addr| Known {
-                addr,
-                next_try: now,
-                failures: 0,
-                busy: false,
-                seed: false,
-            })
-            .collect(),
-        banned_addrs: HashSet::new(),
-        banned_ids: HashSet::new(),
-        next_key: 1,
-        choker: Choker::new(config.upload_slots, rand::random()),
+        choker: Choker::new(base.config.upload_slots, rand::random()),
         rechoke_soon: false,
-        listen: listener.local_addr()?,
-        need_peers: need_peers.clone(),
         started: Instant::now(),
-        assembly: Assembler::new(meta.info.piece_length),
-        uploads: Uploads::new(meta.info.piece_length),
-        shared,
+        assembly: Assembler::new(info.piece_length),
+        uploads: Uploads::new(info.piece_length),
         disk: jobs_tx,
-        complete: complete_tx,
-        config: config.clone(),
-        stats: stats.clone(),
-        notices: notices.clone(),
+        info,
+        meta,
+        peers: HashMap::new(),
+        base,
     };
     if t.picker.is_complete() {
-        let _ = notices.send(Notice::Complete);
+        t.base.notice(Notice::Complete);
+    }
+    let had_pieces = t.picker.have().count() > 0;
+    for (key, c) in handed {
+        if had_pieces {
+            // It was told we have nothing; simpler to reconnect than to correct that.
+            c.token.cancel();
+        } else {
+            t.adopt(key, c).await;
+        }
     }
     t.dial_known();
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut failure = None;
     loop {
-        if config.stop_when_complete && t.picker.is_complete() {
+        if t.base.config.stop_when_complete && t.picker.is_complete() {
             break;
         }
         tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some((key, ev)) = events.recv() => t.on_event(key, ev).await,
+            _ = t.base.token.cancelled() => break,
+            Some((key, ev)) = t.base.events.recv() => t.on_event(key, ev).await,
             Some(d) = done.recv() => match d {
                 Done::Written { index, buf } => {
                     if let Some(old) = t.uploads.insert(index, buf) {
@@ -290,18 +609,22 @@ pub async fn run(
                 Done::Failed(e) => { failure = Some(e); break; }
                 Done::Synced => {}
             },
-            r = listener.accept() => if let Ok((stream, addr)) = r { t.accept(stream, addr) },
-            Some(addrs) = tracker_peers.recv() => t.add_known(addrs),
+            Some(c) = t.base.cmds.recv() => t.on_command(c).await,
+            Some((source, addrs)) = t.base.found.recv() => {
+                t.base.add_found(source, addrs);
+                t.dial_known();
+            }
             _ = tick.tick() => t.on_tick(),
         }
-        t.stats
-            .uploaded
-            .store(uploaded.load(Ordering::Relaxed), Ordering::Relaxed);
+        t.base.sync_uploaded();
     }
 
     // Wind down: tell the trackers, flush the disk, then close every connection.
-    tracker_stop.cancel();
     let complete = t.picker.is_complete();
+    let stopping = t.base.tracker.take();
+    if let Some(s) = &stopping {
+        s.stop.cancel();
+    }
     if failure.is_none() && t.disk.send(Job::Sync).await.is_ok() {
         while let Some(d) = done.recv().await {
             match d {
@@ -321,12 +644,12 @@ pub async fn run(
     drop(t.disk);
     // Give writers a moment to flush a last message, then cut everything.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    session.cancel();
-    stats
-        .uploaded
-        .store(uploaded.load(Ordering::Relaxed), Ordering::Relaxed);
+    t.base.shared.shutdown.cancel();
+    t.base.sync_uploaded();
     let _ = tokio::task::spawn_blocking(move || disk_thread.join()).await;
-    let _ = tokio::time::timeout(Duration::from_secs(6), tracker).await;
+    if let Some(s) = stopping {
+        let _ = tokio::time::timeout(Duration::from_secs(6), s.task).await;
+    }
     if let Some(e) = failure {
         return Err(EngineError::Disk(e));
     }
@@ -334,10 +657,11 @@ pub async fn run(
 }
 
 /// Hashes what is already on disk (on all cores); a missing content folder is skipped.
-async fn check(layout: &Layout, info: &Info, stats: &Arc<Stats>) -> Bitfield {
+/// Returns the pieces that verify and whether any of the content was there at all.
+async fn check(layout: &Layout, info: &Info, stats: &Arc<Stats>) -> (Bitfield, bool) {
     let count = info.piece_count();
     if !layout.slots.iter().any(|s| s.path.exists()) {
-        return Bitfield::new(count);
+        return (Bitfield::new(count), false);
     }
     let layout = layout.clone();
     let pieces = info.pieces.clone();
@@ -351,20 +675,10 @@ async fn check(layout: &Layout, info: &Info, stats: &Arc<Stats>) -> Bitfield {
     let bytes: u64 = have.ones().map(|i| info.piece_size(i) as u64).sum();
     stats.verified.store(bytes, Ordering::Relaxed);
     if valid.len() as u32 == count {
-        have
+        (have, true)
     } else {
-        Bitfield::new(count)
+        (Bitfield::new(count), true)
     }
-}
-
-/// `-SH0100-` and 12 random characters.
-fn peer_id() -> [u8; 20] {
-    let mut id = *b"-SH0100-000000000000";
-    const CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    for b in &mut id[8..] {
-        *b = CHARS[rand::random::<usize>() % CHARS.len()];
-    }
-    id
 }
 
 impl Torrent {
@@ -377,14 +691,6 @@ impl Torrent {
                 queued,
                 token,
             } => self.on_connected(key, addr, handshake, tx, queued, token),
-            Event::Extensions { reqq, port } => {
-                if let Some(p) = self.peers.get_mut(&key) {
-                    if let Some(r) = reqq {
-                        p.reqq = (r as usize).clamp(1, MAX_DEPTH);
-                    }
-                    p.listen_addr = port.map(|port| SocketAddr::new(p.addr.ip(), port));
-                }
-            }
             Event::Closed(reason) => self.on_closed(key, &reason),
             Event::Messages(batch) => {
                 for m in batch {
@@ -394,10 +700,69 @@ impl Torrent {
         }
     }
 
+    async fn on_command(&mut self, c: TorrentCommand) {
+        match c {
+            TorrentCommand::Incoming {
+                stream,
+                addr,
+                handshake,
+                permit,
+            } => {
+                let n = self.peers.len();
+                self.base.admit(stream, addr, handshake, permit, n);
+            }
+            TorrentCommand::Pause => {
+                if !self.base.paused {
+                    self.base.paused = true;
+                    for p in self.peers.values() {
+                        p.token.cancel();
+                    }
+                    self.base.stop_trackers().await;
+                }
+            }
+            TorrentCommand::Resume => {
+                if self.base.paused {
+                    self.base.paused = false;
+                    self.base.start_trackers();
+                    self.dial_known();
+                }
+            }
+            TorrentCommand::Files(reply) => {
+                let _ = reply.send(self.files());
+            }
+        }
+    }
+
+    fn files(&self) -> Vec<FileInfo> {
+        let pl = self.info.piece_length as u64;
+        self.info
+            .files
+            .iter()
+            .filter(|f| !f.padding)
+            .map(|f| {
+                let end = f.offset + f.length;
+                let mut verified = 0;
+                if f.length > 0 {
+                    for i in (f.offset / pl) as u32..=((end - 1) / pl) as u32 {
+                        if self.picker.have().get(i) {
+                            let (s, e) = (i as u64 * pl, (i as u64 + 1) * pl);
+                            verified += e.min(end) - s.max(f.offset);
+                        }
+                    }
+                }
+                FileInfo {
+                    path: f.display_path(&self.info),
+                    length: f.length,
+                    verified,
+                }
+            })
+            .collect()
+    }
+
     /// Runs the choker (tit-for-tat while downloading, rotation while seeding) and applies
     /// its choice.
     fn rechoke(&mut self, now: Instant) {
-        if self.config.no_upload {
+        if self.base.config.no_upload {
             return;
         }
         let views: Vec<PeerView> = self
@@ -478,9 +843,10 @@ impl Torrent {
         for key in keys {
             self.fill(key);
         }
+        self.send_pex(now);
         self.dial_known();
-        if self.peers.is_empty() && self.dialing.is_empty() && !self.picker.is_complete() {
-            self.need_peers.notify_one();
+        if self.peers.is_empty() && self.base.dialing.is_empty() && !self.picker.is_complete() {
+            self.base.need_peers.notify_one();
         }
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Notice, Stats};
+use crate::{Notice, PeerSource, Stats};
 
 /// Largest tracker reply read over HTTP.
 const MAX_BODY: usize = 1 << 20;
@@ -55,7 +55,17 @@ pub struct Identity {
     pub info_hash: InfoHash,
     pub peer_id: [u8; 20],
     pub port: u16,
-    pub total: u64,
+}
+
+/// The HTTP client every tracker client of a session shares.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .no_proxy()
+        .user_agent(concat!("share/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
 }
 
 pub struct Client {
@@ -71,7 +81,12 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(mut tiers: Vec<Vec<String>>, me: Identity, stats: Arc<Stats>) -> Client {
+    pub fn new(
+        mut tiers: Vec<Vec<String>>,
+        me: Identity,
+        stats: Arc<Stats>,
+        http: reqwest::Client,
+    ) -> Client {
         // BEP 12: shuffle within each tier once; working trackers move to the front later.
         let mut rng = rand::thread_rng();
         for t in &mut tiers {
@@ -81,13 +96,7 @@ impl Client {
             tiers,
             me,
             stats,
-            http: reqwest::Client::builder()
-                .timeout(HTTP_TIMEOUT)
-                .connect_timeout(Duration::from_secs(5))
-                .no_proxy()
-                .user_agent(concat!("share/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .unwrap_or_default(),
+            http,
             udp_connections: HashMap::new(),
             tracker_id: None,
             key: rand::random(),
@@ -98,11 +107,11 @@ impl Client {
     /// Runs until `stop`: announces, forwards peers, re-announces; `stopped` at the end.
     pub async fn run(
         mut self,
-        peers: mpsc::Sender<Vec<SocketAddr>>,
+        peers: mpsc::Sender<(PeerSource, Vec<SocketAddr>)>,
         mut complete: watch::Receiver<bool>,
         need_peers: Arc<Notify>,
         stop: CancellationToken,
-        notices: mpsc::UnboundedSender<Notice>,
+        notices: mpsc::Sender<Notice>,
     ) {
         if self.tiers.is_empty() {
             return;
@@ -119,15 +128,15 @@ impl Client {
                         backoff = 5;
                         event = Event::None;
                         if let Some(w) = &reply.warning {
-                            let _ = notices.send(Notice::Warning(format!("tracker: {w}")));
+                            let _ = notices.try_send(Notice::Warning(format!("tracker: {w}")));
                         }
-                        let _ = peers.send(reply.peers).await;
+                        let _ = peers.send((PeerSource::Tracker, reply.peers)).await;
                         min_wait = reply.min_interval.unwrap_or(0) as u64;
                         let interval = reply.interval.max(reply.min_interval.unwrap_or(0));
                         (interval as u64).max(MIN_INTERVAL)
                     }
                     Err(e) => {
-                        let _ = notices.send(Notice::Warning(format!(
+                        let _ = notices.try_send(Notice::Warning(format!(
                             "no tracker answered ({e}); retrying in {backoff} s"
                         )));
                         let w = backoff;
@@ -183,10 +192,11 @@ impl Client {
             port: self.me.port,
             uploaded: self.stats.uploaded.load(Ordering::Relaxed),
             downloaded: self.stats.downloaded.load(Ordering::Relaxed),
-            left: self
-                .me
-                .total
-                .saturating_sub(self.stats.verified.load(Ordering::Relaxed)),
+            // Before a magnet's metadata arrives the size is unknown: say one piece is left.
+            left: match self.stats.total.load(Ordering::Relaxed) {
+                0 => 16384,
+                total => total.saturating_sub(self.stats.verified.load(Ordering::Relaxed)),
+            },
             event,
             numwant: if event == Event::Stopped { 0 } else { 80 },
             key: self.key,
@@ -369,12 +379,7 @@ pub async fn scrape(url: &str, info_hash: InfoHash) -> Result<ScrapeCounts, Stri
     let base = http::scrape_url(url).ok_or("this tracker has no scrape address")?;
     let sep = if base.contains('?') { '&' } else { '?' };
     let full = format!("{base}{sep}info_hash={}", share_core::percent(info_hash.0));
-    let client = reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .no_proxy()
-        .build()
-        .map_err(|e| chain(&e))?;
-    let body = http_get(&client, &full).await?;
+    let body = http_get(&http_client(), &full).await?;
     let all = http::parse_scrape_reply(&body).map_err(|e| e.to_string())?;
     Ok(all.get(&info_hash).copied().unwrap_or_default())
 }

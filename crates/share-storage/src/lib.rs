@@ -9,6 +9,7 @@
 pub mod buf;
 pub mod hash;
 pub mod layout;
+pub mod state;
 pub mod store;
 pub mod walk;
 

@@ -3,6 +3,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::layout::Layout;
 use crate::{Result, StorageError};
@@ -50,6 +52,39 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Open file handles shared by every [`Store`] of a session: when the session is at its
+/// budget, a store closes its own handles before it opens another, so that many torrents
+/// together keep about `max` files open (each store may go over by the one it is opening).
+#[derive(Debug, Clone)]
+pub struct FileBudget {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl FileBudget {
+    pub fn new(max: usize) -> Self {
+        FileBudget {
+            open: Arc::new(AtomicUsize::new(0)),
+            max: max.max(1),
+        }
+    }
+
+    /// Handles open in all stores now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn full(&self) -> bool {
+        self.open() >= self.max
+    }
+}
+
+impl Default for FileBudget {
+    fn default() -> Self {
+        FileBudget::new(MAX_OPEN)
+    }
+}
+
 /// Read and write access to a torrent's files for a transfer. Files are created (with their
 /// folders, at their full length, sparse) on first write; handles stay open up to a bound.
 pub struct Store {
@@ -60,6 +95,7 @@ pub struct Store {
     /// Bytes written that way.
     pub direct_bytes: u64,
     open_count: usize,
+    budget: FileBudget,
 }
 
 /// Direct (O_DIRECT) writes: whole aligned blocks go from our buffer to the disk, with no
@@ -81,6 +117,11 @@ const MAX_OPEN: usize = 128;
 
 impl Store {
     pub fn new(layout: Layout) -> Self {
+        Store::with_budget(layout, FileBudget::default())
+    }
+
+    /// A store whose open handles count against a session's shared budget.
+    pub fn with_budget(layout: Layout, budget: FileBudget) -> Self {
         let n = layout.slots.len();
         Store {
             layout,
@@ -88,19 +129,28 @@ impl Store {
             direct: (0..n).map(|_| Direct::Untried).collect(),
             direct_bytes: 0,
             open_count: 0,
+            budget,
         }
+    }
+
+    /// Closes every handle this store holds.
+    fn close_all(&mut self) {
+        self.handles.iter_mut().for_each(|h| *h = None);
+        for d in &mut self.direct {
+            if matches!(d, Direct::Open(_)) {
+                *d = Direct::Untried;
+            }
+        }
+        self.budget
+            .open
+            .fetch_sub(self.open_count, Ordering::Relaxed);
+        self.open_count = 0;
     }
 
     fn handle(&mut self, slot: usize, write: bool) -> Result<&File> {
         if self.handles[slot].is_none() {
-            if self.open_count >= MAX_OPEN {
-                self.handles.iter_mut().for_each(|h| *h = None);
-                for d in &mut self.direct {
-                    if matches!(d, Direct::Open(_)) {
-                        *d = Direct::Untried;
-                    }
-                }
-                self.open_count = 0;
+            if self.open_count >= MAX_OPEN || (self.open_count > 0 && self.budget.full()) {
+                self.close_all();
             }
             let s = &self.layout.slots[slot];
             let file = if write {
@@ -128,6 +178,7 @@ impl Store {
             };
             self.handles[slot] = Some(file);
             self.open_count += 1;
+            self.budget.open.fetch_add(1, Ordering::Relaxed);
         }
         Ok(self.handles[slot].as_ref().expect("set above"))
     }
@@ -238,6 +289,14 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.budget
+            .open
+            .fetch_sub(self.open_count, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +321,30 @@ mod tests {
         store.read(5, &mut back).unwrap();
         assert_eq!(back, &data[5..25]);
         assert!(store.write(35, &[0; 6]).is_err());
+    }
+
+    #[test]
+    fn stores_share_a_budget_of_open_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = FileBudget::new(3);
+        let files = |tag: &str| -> Vec<(std::path::PathBuf, u64)> {
+            (0..4)
+                .map(|i| (dir.path().join(format!("{tag}{i}")), 10))
+                .collect()
+        };
+        let mut a = Store::with_budget(Layout::from_files(files("a"), 10), budget.clone());
+        let mut b = Store::with_budget(Layout::from_files(files("b"), 10), budget.clone());
+        a.allocate().unwrap();
+        assert!(budget.open() <= 3, "{}", budget.open());
+        b.allocate().unwrap();
+        assert!(budget.open() <= 4, "{}", budget.open());
+        let mut buf = [0u8; 40];
+        a.read(0, &mut buf).unwrap();
+        b.read(0, &mut buf).unwrap();
+        assert!(budget.open() <= 4);
+        drop(a);
+        drop(b);
+        assert_eq!(budget.open(), 0);
     }
 
     #[test]

@@ -5,15 +5,6 @@ use super::*;
 
 impl Torrent {
     pub(super) async fn on_message(&mut self, key: PeerKey, m: Message) {
-        if self.dialing.remove(&key).is_some() {
-            // First message after the handshake: the dial worked.
-            if let Some(p) = self.peers.get(&key) {
-                let addr = p.addr;
-                if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
-                    k.failures = 0;
-                }
-            }
-        }
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
@@ -80,11 +71,8 @@ impl Torrent {
             }
             Message::Request(b) => self.on_request(key, b).await,
             Message::Piece { index, begin, data } => self.on_block(key, index, begin, data).await,
-            Message::Cancel(_)
-            | Message::Suggest(_)
-            | Message::Port(_)
-            | Message::KeepAlive
-            | Message::Extended { .. } => {}
+            Message::Extended { id, payload } => self.on_extended(key, id, &payload),
+            Message::Cancel(_) | Message::Suggest(_) | Message::Port(_) | Message::KeepAlive => {}
         }
     }
 
@@ -100,9 +88,9 @@ impl Torrent {
             return;
         };
         if p.has.is_complete() {
-            let addr = p.addr;
-            if let Some(k) = self.known.iter_mut().find(|k| k.addr == addr) {
-                k.seed = true;
+            self.base.book.mark_seed(&p.addr);
+            if let Some(l) = p.listen_addr {
+                self.base.book.mark_seed(&l);
             }
         }
         let Some(p) = self.peers.get_mut(&key) else {
@@ -121,8 +109,9 @@ impl Torrent {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        let wants =
-            !self.config.seed_only && !self.picker.is_complete() && self.picker.wants_from(&p.has);
+        let wants = !self.base.config.seed_only
+            && !self.picker.is_complete()
+            && self.picker.wants_from(&p.has);
         if wants != p.am_interested {
             p.am_interested = wants;
             if wants {
@@ -266,7 +255,8 @@ impl Torrent {
         p.received_this_tick += data.len() as u64;
         p.received_total += data.len() as u64;
         p.last_block = Instant::now();
-        self.stats
+        self.base
+            .stats
             .downloaded
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         let arrival = self.picker.block_received(&b, key);
@@ -308,7 +298,8 @@ impl Torrent {
     pub(super) fn on_written(&mut self, index: u32) {
         {
             self.picker.piece_verified(index);
-            self.stats
+            self.base
+                .stats
                 .verified
                 .fetch_add(self.info.piece_size(index) as u64, Ordering::Relaxed);
             for p in self.peers.values() {
@@ -317,8 +308,8 @@ impl Torrent {
                 }
             }
             if self.picker.is_complete() {
-                let _ = self.notices.send(Notice::Complete);
-                let _ = self.complete.send(true);
+                self.base.notice(Notice::Complete);
+                self.base.complete.send_replace(true);
                 for p in self.peers.values_mut() {
                     if p.am_interested {
                         p.am_interested = false;

@@ -1,0 +1,135 @@
+//! The transfer phase's extension messages (BEP 10): the remote's extension handshake, the
+//! metadata we serve (BEP 9), and peer exchange (BEP 11) both ways.
+//!
+//! A message id we did not offer on this connection is ignored, as is a malformed message:
+//! extensions are never fatal. A private torrent offers neither ut_metadata nor ut_pex, so
+//! their messages are ignored there too.
+
+use share_core::ext::Extension;
+use share_core::metadata::{self, MetadataMsg};
+use share_core::pex::{flags, PexMessage};
+
+use super::*;
+
+impl Torrent {
+    pub(super) fn on_extended(&mut self, key: PeerKey, id: u8, payload: &[u8]) {
+        if id == 0 {
+            self.on_ext_handshake(key, payload);
+            return;
+        }
+        match Extension::from_local_id(id, &self.base.registry) {
+            Some(Extension::Metadata) => self.on_metadata_message(key, payload),
+            Some(Extension::Pex) => self.on_pex(key, payload),
+            None => {}
+        }
+    }
+
+    fn on_ext_handshake(&mut self, key: PeerKey, payload: &[u8]) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Ok(h) = ExtHandshake::parse(payload) else {
+            tracing::debug!(peer = %p.addr, "malformed extension handshake ignored");
+            return;
+        };
+        if let Some(r) = h.reqq {
+            p.reqq = (r as usize).clamp(1, MAX_DEPTH);
+        }
+        if let Some(port) = h.port {
+            p.listen_addr = Some(SocketAddr::new(p.addr.ip(), port));
+        }
+        p.ext.update(h);
+    }
+
+    fn on_metadata_message(&mut self, key: PeerKey, payload: &[u8]) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Ok(MetadataMsg::Request(piece)) = MetadataMsg::parse(payload) else {
+            // Data and rejects are for a fetch we are not doing; junk is ignored.
+            return;
+        };
+        let Some(their_id) = p.ext.metadata_id else {
+            return;
+        };
+        let info = &self.meta.info_bytes;
+        // Each piece a few times over per connection, no more: metadata requests cost
+        // 16 KiB of queue each.
+        let allowance = info.len().div_ceil(metadata::PIECE) as u32 * 3 + 8;
+        p.metadata_requests += 1;
+        let reply = match metadata::piece_of(info, piece) {
+            Some(data) if p.metadata_requests <= allowance => MetadataMsg::Data {
+                piece,
+                total_size: Some(info.len() as i64),
+                data,
+            },
+            _ => MetadataMsg::Reject(piece),
+        };
+        p.send(Message::Extended {
+            id: their_id,
+            payload: reply.encode().into(),
+        });
+    }
+
+    fn on_pex(&mut self, key: PeerKey, payload: &[u8]) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Ok(msg) = PexMessage::parse(payload) else {
+            tracing::debug!(peer = %p.addr, "malformed ut_pex message ignored");
+            return;
+        };
+        let addrs: Vec<SocketAddr> = p
+            .pex_in
+            .accept(msg, Instant::now().into_std())
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        if !addrs.is_empty() {
+            self.base.add_found(PeerSource::Pex, addrs);
+        }
+    }
+
+    /// Tells each peer that is due which peers we are connected to (about once a minute).
+    pub(super) fn send_pex(&mut self, now: Instant) {
+        if !self.base.registry.offers(Extension::Pex) {
+            return;
+        }
+        // Only peers we are connected to, at an address they can be reached at.
+        let known: Vec<(PeerKey, SocketAddr, u8)> = self
+            .peers
+            .iter()
+            .filter_map(|(k, p)| {
+                let addr = p.listen_addr?;
+                let mut f = 0;
+                if p.outgoing {
+                    f |= flags::REACHABLE;
+                }
+                if p.has.is_complete() {
+                    f |= flags::SEED;
+                }
+                Some((*k, addr, f))
+            })
+            .collect();
+        for (key, p) in self.peers.iter_mut() {
+            let Some(their_id) = p.ext.pex_id else {
+                continue;
+            };
+            if p.pex_next > now {
+                continue;
+            }
+            p.pex_next = now + PEX_EVERY;
+            let others: Vec<(SocketAddr, u8)> = known
+                .iter()
+                .filter(|(k, _, _)| k != key)
+                .map(|(_, a, f)| (*a, *f))
+                .collect();
+            if let Some(msg) = p.pex_out.next(&others) {
+                p.send(Message::Extended {
+                    id: their_id,
+                    payload: msg.encode().into(),
+                });
+            }
+        }
+    }
+}

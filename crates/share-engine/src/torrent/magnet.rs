@@ -1,0 +1,392 @@
+//! The metadata phase of a torrent started from a magnet link: connect to peers, ask those
+//! that offer it for the `info` dictionary (BEP 9), check it against the info-hash and the
+//! same strict rules as a .torrent file, and keep it in the state folder so that a re-run
+//! does not fetch it again.
+//!
+//! The connections made here carry on into the transfer. What they send meanwhile (their
+//! bitfield, haves, choking) is held, at most [`MAX_HELD`] messages each, and taken by the
+//! transfer phase once it knows the piece count. A peer that claims an oversized
+//! `metadata_size`, or sends pieces that do not fit, is banned; one whose pieces made a
+//! dictionary that fails the hash is banned once it is known to be the liar (see
+//! `share_core::metadata`).
+
+use share_core::ext::Extension;
+use share_core::metadata::{MetadataFetch, MetadataMsg, Progress};
+use share_core::pex::PexMessage;
+use share_core::Magnet;
+
+use super::*;
+
+/// Messages held per connection until the metadata is here.
+const MAX_HELD: usize = 4096;
+
+/// A connection made during the metadata phase.
+pub(super) struct Connected {
+    pub addr: SocketAddr,
+    pub outgoing: bool,
+    pub handshake: Handshake,
+    pub tx: mpsc::Sender<Command>,
+    pub queued: Arc<AtomicUsize>,
+    pub token: CancellationToken,
+    pub ext: ExtHandshake,
+    pub held: Vec<Message>,
+    pub pex_in: pex::Inbox,
+}
+
+impl Connected {
+    fn send(&self, m: Message) {
+        if self.tx.try_send(Command::Send(m)).is_err() {
+            self.token.cancel();
+        }
+    }
+}
+
+/// The metadata kept from an earlier run, if it is there and is what the link names.
+pub(super) fn load_saved(ctx: &SessionCtx, magnet: &Magnet) -> Option<Metainfo> {
+    let path = ctx.metadata_path(&magnet.info_hash);
+    let bytes = share_storage::state::read(&path)?;
+    match Metainfo::from_bytes(&bytes) {
+        Ok(mut meta) if meta.info_hash == magnet.info_hash => {
+            for url in &magnet.trackers {
+                if !meta.trackers.iter().flatten().any(|u| u == url) {
+                    meta.trackers.push(vec![url.clone()]);
+                }
+            }
+            tracing::debug!(path = %path.display(), "metadata read from the state folder");
+            Some(meta)
+        }
+        _ => {
+            tracing::warn!(path = %path.display(), "ignoring a damaged metadata file");
+            None
+        }
+    }
+}
+
+struct Fetching<'a> {
+    base: &'a mut Base,
+    fetch: MetadataFetch,
+    peers: HashMap<PeerKey, Connected>,
+    done: Option<Vec<u8>>,
+}
+
+/// Fetches the metadata. `None` if the torrent was stopped first.
+pub(super) async fn fetch(
+    base: &mut Base,
+    magnet: &Magnet,
+) -> Result<Option<(Metainfo, Vec<(PeerKey, Connected)>)>, EngineError> {
+    let hash = magnet.info_hash;
+    let mut f = Fetching {
+        base,
+        fetch: MetadataFetch::new(hash),
+        peers: HashMap::new(),
+        done: None,
+    };
+    f.dial();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while f.done.is_none() {
+        tokio::select! {
+            _ = f.base.token.cancelled() => {
+                for p in f.peers.values() {
+                    p.token.cancel();
+                }
+                return Ok(None);
+            }
+            Some((key, ev)) = f.base.events.recv() => f.on_event(key, ev),
+            Some(c) = f.base.cmds.recv() => f.on_command(c),
+            Some((source, addrs)) = f.base.found.recv() => {
+                f.base.add_found(source, addrs);
+                f.dial();
+            }
+            _ = tick.tick() => f.on_tick(),
+        }
+    }
+    let bytes = f.done.take().unwrap_or_default();
+    let meta = match Metainfo::from_info_bytes(&bytes, f.base.tiers.clone()) {
+        Ok(m) => m,
+        Err(e) => {
+            for p in f.peers.values() {
+                p.token.cancel();
+            }
+            return Err(EngineError::BadMetadata {
+                hash,
+                reason: e.to_string(),
+            });
+        }
+    };
+    let path = f.base.ctx.metadata_path(&hash);
+    if let Err(e) = share_storage::state::write_atomic(&path, &meta.to_torrent_bytes()) {
+        f.base.notice(Notice::Warning(format!(
+            "could not keep the metadata in the state folder: {e}"
+        )));
+    }
+    f.base.notice(Notice::Metadata {
+        name: meta.info.name.clone(),
+        total: meta.info.total_length,
+        pieces: meta.info.piece_count(),
+    });
+    tracing::debug!(%hash, bytes = bytes.len(), peers = f.peers.len(), "metadata received");
+    if meta.info.private {
+        f.base.set_private(true);
+    }
+    let handed = f.peers.drain().collect();
+    Ok(Some((meta, handed)))
+}
+
+impl Fetching<'_> {
+    fn dial(&mut self) {
+        let connected: HashSet<SocketAddr> = self
+            .peers
+            .values()
+            .flat_map(|p| {
+                std::iter::once(p.addr)
+                    .chain(p.ext.port.map(|port| SocketAddr::new(p.addr.ip(), port)))
+            })
+            .collect();
+        let n = self.peers.len();
+        self.base.dial(&connected, n, false);
+    }
+
+    fn on_tick(&mut self) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            self.ask(k);
+        }
+        self.dial();
+        let (got, size) = self.fetch.progress();
+        self.base.stats.checked.store(got as u64, Ordering::Relaxed);
+        if let Some(size) = size {
+            tracing::trace!(got, size, "metadata progress");
+        }
+        if self.peers.is_empty() && self.base.dialing.is_empty() {
+            self.base.need_peers.notify_one();
+        }
+    }
+
+    fn on_command(&mut self, c: TorrentCommand) {
+        match c {
+            TorrentCommand::Incoming {
+                stream,
+                addr,
+                handshake,
+                permit,
+            } => {
+                let n = self.peers.len();
+                self.base.admit(stream, addr, handshake, permit, n);
+            }
+            TorrentCommand::Pause => {
+                self.base.paused = true;
+                for p in self.peers.values() {
+                    p.token.cancel();
+                }
+            }
+            TorrentCommand::Resume => {
+                self.base.paused = false;
+                self.dial();
+            }
+            TorrentCommand::Files(reply) => {
+                let _ = reply.send(Vec::new());
+            }
+        }
+    }
+
+    fn on_event(&mut self, key: PeerKey, ev: Event) {
+        match ev {
+            Event::Connected {
+                addr,
+                handshake,
+                tx,
+                queued,
+                token,
+            } => {
+                let outgoing = self.base.dialing.remove(&key).is_some();
+                if outgoing {
+                    self.base.book.worked(&addr);
+                }
+                let duplicate = self
+                    .peers
+                    .values()
+                    .any(|p| p.handshake.peer_id == handshake.peer_id);
+                if duplicate
+                    || self.base.book.is_banned(&addr, Some(&handshake.peer_id))
+                    || self.peers.len() >= self.base.config.max_peers
+                {
+                    token.cancel();
+                    return;
+                }
+                let c = Connected {
+                    addr,
+                    outgoing,
+                    handshake,
+                    tx,
+                    queued,
+                    token,
+                    ext: ExtHandshake::default(),
+                    held: Vec::new(),
+                    pex_in: pex::Inbox::default(),
+                };
+                if handshake.supports_extensions() {
+                    c.send(self.base.ext_handshake(addr, None));
+                }
+                if handshake.supports_fast() {
+                    c.send(Message::HaveNone);
+                }
+                tracing::debug!(%addr, "connected (fetching metadata)");
+                self.peers.insert(key, c);
+                self.base
+                    .stats
+                    .peers
+                    .store(self.peers.len(), Ordering::Relaxed);
+            }
+            Event::Closed(reason) => {
+                tracing::debug!(reason, "connection closed (fetching metadata)");
+                self.base.dial_ended(key, &reason);
+                if let Some(p) = self.peers.remove(&key) {
+                    self.base.book.closed(&p.addr, Instant::now());
+                }
+                self.fetch.remove_peer(key);
+                self.base
+                    .stats
+                    .peers
+                    .store(self.peers.len(), Ordering::Relaxed);
+            }
+            Event::Messages(batch) => {
+                for m in batch {
+                    if self.done.is_some() && !matches!(m, Message::Extended { .. }) {
+                        // Metadata complete: the rest is for the transfer.
+                        if let Some(p) = self.peers.get_mut(&key) {
+                            p.held.push(m);
+                        }
+                        continue;
+                    }
+                    self.on_message(key, m);
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, key: PeerKey, m: Message) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        match m {
+            Message::Extended { id: 0, payload } => {
+                let Ok(h) = ExtHandshake::parse(&payload) else {
+                    return;
+                };
+                p.ext.update(h);
+                if p.ext.metadata_id.is_some() {
+                    if let Err(refusal) = self.fetch.add_peer(key, p.ext.metadata_size) {
+                        self.ban(key, refusal.to_string());
+                        return;
+                    }
+                    self.ask(key);
+                }
+            }
+            Message::Extended { id, payload } => {
+                match Extension::from_local_id(id, &self.base.registry) {
+                    Some(Extension::Metadata) => self.on_metadata(key, &payload),
+                    Some(Extension::Pex) => {
+                        if let Ok(msg) = PexMessage::parse(&payload) {
+                            let addrs: Vec<SocketAddr> = p
+                                .pex_in
+                                .accept(msg, Instant::now().into_std())
+                                .into_iter()
+                                .map(|(a, _)| a)
+                                .collect();
+                            self.base.add_found(PeerSource::Pex, addrs);
+                            self.dial();
+                        }
+                    }
+                    None => {}
+                }
+            }
+            other => {
+                if p.held.len() >= MAX_HELD {
+                    tracing::debug!(peer = %p.addr, "too many messages before the metadata: closed");
+                    p.token.cancel();
+                } else {
+                    p.held.push(other);
+                }
+            }
+        }
+    }
+
+    fn on_metadata(&mut self, key: PeerKey, payload: &[u8]) {
+        let msg = match MetadataMsg::parse(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.ban(key, e.to_string());
+                return;
+            }
+        };
+        match msg {
+            MetadataMsg::Request(piece) => {
+                // We have nothing to give yet.
+                if let Some(p) = self.peers.get(&key) {
+                    if let Some(id) = p.ext.metadata_id {
+                        p.send(Message::Extended {
+                            id,
+                            payload: MetadataMsg::Reject(piece).encode().into(),
+                        });
+                    }
+                }
+            }
+            MetadataMsg::Reject(piece) => self.fetch.on_reject(key, piece),
+            MetadataMsg::Data {
+                piece,
+                total_size,
+                data,
+            } => match self.fetch.on_data(key, piece, total_size, data) {
+                Progress::Pending => self.ask(key),
+                Progress::Invalid(why) => self.ban(key, why.to_owned()),
+                Progress::Done(bytes) => self.done = Some(bytes),
+                Progress::HashFailed { ban } => {
+                    let who = if ban.is_empty() {
+                        "several peers"
+                    } else {
+                        "a peer"
+                    };
+                    self.base.notice(Notice::Warning(format!(
+                        "the metadata from {who} did not match the info-hash; fetching it again"
+                    )));
+                    for k in ban {
+                        self.ban(k, "sent metadata that does not match the info-hash".into());
+                    }
+                    let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+                    for k in keys {
+                        self.ask(k);
+                    }
+                }
+            },
+        }
+    }
+
+    /// Sends `key` the metadata requests the fetch wants of it.
+    fn ask(&mut self, key: PeerKey) {
+        let Some(p) = self.peers.get(&key) else {
+            return;
+        };
+        let Some(id) = p.ext.metadata_id else {
+            return;
+        };
+        for piece in self.fetch.requests_for(key, Instant::now().into_std()) {
+            p.send(Message::Extended {
+                id,
+                payload: MetadataMsg::Request(piece).encode().into(),
+            });
+        }
+    }
+
+    fn ban(&mut self, key: PeerKey, reason: String) {
+        let Some(p) = self.peers.get(&key) else {
+            return;
+        };
+        self.base.book.ban(p.addr, p.handshake.peer_id);
+        self.base.notice(Notice::Banned {
+            addr: p.addr,
+            reason,
+        });
+        p.token.cancel();
+        self.fetch.remove_peer(key);
+    }
+}
