@@ -7,6 +7,7 @@ mod create;
 mod hostile;
 mod inspect;
 mod interop;
+mod magnet;
 mod regression;
 mod swarm;
 mod through_trackers;

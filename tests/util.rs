@@ -401,6 +401,16 @@ pub fn start_fetch(
     peers: &[std::net::SocketAddr],
     extra: &[&str],
 ) -> Proc {
+    start_fetch_of(torrent.as_os_str(), dir, peers, extra)
+}
+
+/// `share fetch` of a .torrent path or a magnet link.
+pub fn start_fetch_of(
+    torrent: impl AsRef<std::ffi::OsStr>,
+    dir: &Path,
+    peers: &[std::net::SocketAddr],
+    extra: &[&str],
+) -> Proc {
     let mut cmd = share();
     cmd.arg("fetch")
         .arg(torrent)
@@ -412,6 +422,32 @@ pub fn start_fetch(
         cmd.arg("--peer").arg(p.to_string());
     }
     Proc::start(&mut cmd)
+}
+
+/// The torrent's info-hash and magnet link (`magnet:?xt=urn:btih:...&dn=...&tr=...`).
+pub fn magnet_of(torrent: &Path) -> (share_core::InfoHash, String) {
+    let m = share_core::Metainfo::from_bytes(&std::fs::read(torrent).unwrap()).unwrap();
+    (m.info_hash, m.magnet())
+}
+
+/// Peak resident memory of a running process, in bytes (VmHWM).
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// A free TCP port on 127.0.0.1 (free now; a test that binds it later may race).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Asserts two files have the same bytes (without printing them).

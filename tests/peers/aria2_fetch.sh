@@ -5,6 +5,9 @@
 # Usage: aria2_fetch.sh TORRENT OUT_DIR 127.0.0.1:PORT [--timeout SECS]
 #        aria2_fetch.sh TORRENT OUT_DIR TRACKER_URL [--timeout SECS]
 #
+# TORRENT may be a magnet link with a hex info-hash: aria2 then fetches the metadata from
+# the peers (BEP 9).
+#
 # With a TRACKER_URL (http://...) aria2 announces there and takes its peers from it; no
 # opentracker of the script's own is started.
 #
@@ -42,7 +45,10 @@ case $PEER in
 esac
 DEADLINE=$((SECONDS + TIMEOUT))
 
-HASH=$(info_hash_of "$TORRENT")
+case $TORRENT in
+    magnet:*) HASH=$(echo "$TORRENT" | sed -n 's/.*xt=urn:btih:\([0-9a-fA-F]\{40\}\).*/\1/p' | tr 'A-F' 'a-f') ;;
+    *) HASH=$(info_hash_of "$TORRENT") ;;
+esac
 [ -n "$HASH" ] || { log "cannot read $TORRENT"; exit 4; }
 if [ -z "${TRACKER_URL:-}" ]; then
     start_tracker "$HASH" || exit 4

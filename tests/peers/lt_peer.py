@@ -10,9 +10,14 @@ Usage:
       disk is incomplete after the check.
   lt_peer.py fetch TORRENT SAVE_DIR --peer IP:PORT [--peer ...] [--timeout SECS] [--out-enc POLICY]
       Downloads into SAVE_DIR (content lands in SAVE_DIR/NAME) from the given
-      peers. Prints `listening on ...` too, progress lines to stderr, and `done`
-      on stdout, exit 0, once every piece is verified; exit 1 on timeout
-      (default 120).
+      peers. TORRENT may be a magnet link (the metadata then comes from the
+      peers, BEP 9). Prints `listening on ...` too, progress lines to stderr,
+      `metadata` once a magnet's metadata is in, and `done` on stdout, exit 0,
+      once every piece is verified; exit 1 on timeout (default 120).
+  Both modes: --upload-rate BYTES limits the upload; --listen-ip IP listens on
+  IP instead of 127.0.0.1 (inside a test's own network namespace); --lsd turns
+  local service discovery on (only inside such a namespace); --seed-after
+  (fetch) keeps seeding once done, until a signal.
   Exit 4 if the listen socket cannot be opened.
 
 Error alerts (and peer disconnects / connect failures) are printed to stderr.
@@ -47,14 +52,14 @@ ENC_POLICIES = {
 }
 
 
-def make_session(out_enc):
+def make_session(out_enc, listen_ip="127.0.0.1", lsd=False, upload_rate=0):
     settings = {
         # Port 0: the OS picks a free port (works in libtorrent 2.0.x);
         # the real one is read back with listen_port().
-        "listen_interfaces": "127.0.0.1:0",
+        "listen_interfaces": "%s:0" % listen_ip,
         "outgoing_interfaces": "",
         "enable_dht": False,
-        "enable_lsd": False,
+        "enable_lsd": lsd,
         "enable_upnp": False,
         "enable_natpmp": False,
         # share speaks TCP only.
@@ -64,11 +69,11 @@ def make_session(out_enc):
         "enable_incoming_tcp": True,
         # Every test peer is 127.0.0.1, so several connections per IP are normal.
         "allow_multiple_connections_per_ip": True,
-        # No rate limits at all, local or not.
-        "upload_rate_limit": 0,
+        # No rate limits at all, local or not (unless asked).
+        "upload_rate_limit": upload_rate,
         "download_rate_limit": 0,
         "rate_limit_ip_overhead": False,
-        "ignore_limits_on_local_network": True,
+        "ignore_limits_on_local_network": upload_rate == 0,
         # Test peers may listen on any port.
         "no_connect_privileged_ports": False,
         # Do not let queueing / auto-management park the torrent.
@@ -141,6 +146,10 @@ def main():
     p.add_argument("--timeout", type=float, default=None)
     p.add_argument("--out-enc", choices=sorted(ENC_POLICIES), default="disabled",
                    help="encryption policy for outgoing connections (default: disabled)")
+    p.add_argument("--upload-rate", type=int, default=0)
+    p.add_argument("--listen-ip", default="127.0.0.1")
+    p.add_argument("--lsd", action="store_true")
+    p.add_argument("--seed-after", action="store_true")
     args = p.parse_args()
     if args.timeout is None:
         args.timeout = 300.0 if args.mode == "seed" else 120.0
@@ -153,17 +162,23 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    ses = make_session(ENC_POLICIES[args.out_enc])
+    ses = make_session(ENC_POLICIES[args.out_enc], args.listen_ip, args.lsd,
+                       args.upload_rate)
     port = wait_listening(ses, deadline)
-    out("listening on 127.0.0.1:%d" % port)
+    out("listening on %s:%d" % (args.listen_ip, port))
 
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(args.torrent)
+    magnet = args.torrent.startswith("magnet:")
+    if magnet:
+        atp = lt.parse_magnet_uri(args.torrent)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = args.save_dir
     # Not auto-managed (so never queued) and not paused.
     atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     h = ses.add_torrent(atp)
-    total = atp.ti.num_pieces()
+    total = atp.ti.num_pieces() if not magnet else None
+    said_done = False
 
     def connect_all():
         for peer in args.peer:
@@ -188,6 +203,15 @@ def main():
             return 3
         drain_alerts(ses)
         s = h.status()
+        if total is None:
+            if s.has_metadata:
+                total = h.torrent_file().num_pieces()
+                out("metadata")
+            else:
+                total = -1
+        elif total == -1 and s.has_metadata:
+            total = h.torrent_file().num_pieces()
+            out("metadata")
         checking = s.state in (lt.torrent_status.checking_files,
                                lt.torrent_status.checking_resume_data,
                                lt.torrent_status.queued_for_checking,
@@ -213,11 +237,14 @@ def main():
                 out("seeding")
                 announced_seeding = True
         else:
-            if not checking and complete:
-                log("finished: %d/%d pieces, %d bytes downloaded"
-                    % (s.num_pieces, total, s.total_payload_download))
-                out("done")
-                return 0
+            if not checking and complete and total > 0:
+                if not said_done:
+                    log("finished: %d/%d pieces, %d bytes downloaded"
+                        % (s.num_pieces, total, s.total_payload_download))
+                    out("done")
+                said_done = True
+                if not args.seed_after:
+                    return 0
             if now - last_progress >= 1.0:
                 log("state=%s progress=%.1f%% pieces=%d/%d peers=%d down=%dB/s"
                     % (s.state, s.progress * 100, s.num_pieces, total,

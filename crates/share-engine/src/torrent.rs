@@ -301,6 +301,11 @@ pub(crate) async fn run(
     io: Inputs,
 ) -> Result<Outcome, EngineError> {
     let hash = source.info_hash();
+    // A magnet's peers (`x.pe`) are dialed whether or not its metadata is kept.
+    let magnet_peers = match &source {
+        Source::Magnet(m) => m.peers.clone(),
+        Source::Torrent(_) => Vec::new(),
+    };
     // A magnet whose metadata is in the state folder starts as a torrent.
     let source = match source {
         Source::Magnet(m) => match magnet::load_saved(&io.ctx, &m) {
@@ -325,10 +330,10 @@ pub(crate) async fn run(
     let mut book = Book::new(io.ctx.listen, io.ctx.loopback_only);
     let now = Instant::now();
     book.add(config.peers.iter().copied(), PeerSource::User, now);
+    book.add(magnet_peers, PeerSource::User, now);
     let (tiers, private) = match &source {
         Source::Torrent(m) => (tiers(&m.trackers, &config), m.info.private),
         Source::Magnet(m) => {
-            book.add(m.peers.iter().copied(), PeerSource::User, now);
             let t: Vec<Vec<String>> = m.trackers.iter().map(|u| vec![u.clone()]).collect();
             (tiers(&t, &config), false)
         }

@@ -145,12 +145,16 @@ impl Registry {
         if let Some(s) = swarm {
             counts = s.counts();
             if a.event != Event::Stopped {
-                // Seeds need leechers only; leechers get everyone.
+                // A seed hears of leechers first, then of other seeds: a client that fetches
+                // a magnet's metadata says `left=0` until it knows the size (aria2 does),
+                // and needs the seeds.
                 let seed = a.left == 0;
-                peers = s
-                    .peers
-                    .iter()
-                    .filter(|(id, e)| **id != a.peer_id && !(seed && e.seed))
+                let others = || s.peers.iter().filter(|(id, _)| **id != a.peer_id);
+                let (first, rest): (Vec<_>, Vec<_>) =
+                    others().partition(|(_, e)| !(seed && e.seed));
+                peers = first
+                    .into_iter()
+                    .chain(rest)
                     .map(|(_, e)| e.addr)
                     .take(want)
                     .collect();
@@ -208,9 +212,16 @@ mod tests {
         let second = r.announce(&ann(2, 2000, 10, Event::Started), 1).unwrap();
         assert_eq!(second.peers, vec![SocketAddr::from(([127, 0, 0, 1], 1000))]);
         assert_eq!((second.seeders, second.leechers), (Some(1), Some(1)));
-        // The seed hears of the leecher.
+        // The seed hears of the leecher, and then of other seeds.
+        r.announce(&ann(3, 3000, 0, Event::Started), 2).unwrap();
         let again = r.announce(&ann(1, 1000, 0, Event::None), 2).unwrap();
-        assert_eq!(again.peers, vec![SocketAddr::from(([127, 0, 0, 1], 2000))]);
+        assert_eq!(
+            again.peers,
+            vec![
+                SocketAddr::from(([127, 0, 0, 1], 2000)),
+                SocketAddr::from(([127, 0, 0, 1], 3000))
+            ]
+        );
     }
 
     #[test]
