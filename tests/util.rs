@@ -214,6 +214,17 @@ pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60
 impl Proc {
     /// Spawns `cmd` and waits for its `listening on IP:PORT` line.
     pub fn start(cmd: &mut Command) -> Proc {
+        let mut p = Proc::start_with(cmd, |l| l.starts_with("listening on "));
+        let line = p.stdout.last().cloned().unwrap_or_default();
+        p.addr = line["listening on ".len()..]
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{cmd:?}: not an address: {line}"));
+        p
+    }
+
+    /// Spawns `cmd` and waits for a line of standard output that matches `ready`.
+    pub fn start_with(cmd: &mut Command, ready: impl Fn(&str) -> bool) -> Proc {
         use std::io::{BufRead, Read};
         use std::process::Stdio;
         let mut child = cmd
@@ -252,13 +263,9 @@ impl Proc {
             stderr,
             stdout: Vec::new(),
         };
-        let line = p
-            .wait_line(|l| l.starts_with("listening on "), START_TIMEOUT)
-            .unwrap_or_else(|| panic!("{cmd:?} never said `listening on`; stderr: {}", p.stderr()));
-        p.addr = line["listening on ".len()..]
-            .trim()
-            .parse()
-            .expect("address");
+        if p.wait_line(ready, START_TIMEOUT).is_none() {
+            panic!("{cmd:?} never said it was ready; stderr: {}", p.stderr());
+        }
         p
     }
 
