@@ -5,6 +5,12 @@ import subprocess
 import sys
 import time
 
+# Benchmarks run on loopback: every share they start promises that nothing leaves the machine
+# (no DHT bootstrap from public nodes, no local service discovery multicast).
+os.environ.setdefault("SHARE_LOOPBACK_ONLY", "1")
+os.environ.setdefault("SHARE_NO_DHT", "1")
+os.environ.setdefault("SHARE_NO_LSD", "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARE = os.path.join(ROOT, "target/release/share")
 LT_PEER = ["/usr/bin/python3", os.path.join(ROOT, "tests/peers/lt_peer.py")]

@@ -41,6 +41,11 @@ import sys
 import tempfile
 import time
 
+# Inside its own namespaces, but with no way out: no DHT (it would bootstrap from public
+# nodes), and no local service discovery, so that peers come from the tracker as before.
+os.environ.setdefault("SHARE_NO_DHT", "1")
+os.environ.setdefault("SHARE_NO_LSD", "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARE = os.path.join(ROOT, "target/release/share")
 PREFIX = "shs-"

@@ -216,6 +216,9 @@ pub struct NetArgs {
     /// Most peer connections at once, per torrent.
     #[arg(long, value_name = "N", default_value_t = 80)]
     pub max_peers: usize,
+    /// Most peer connections at once, all torrents together.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub max_connections: usize,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
     /// Print only errors and the lines scripts rely on.

@@ -76,6 +76,7 @@ fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<Sessi
     let mut c = SessionConfig::new(net.listen, d.state_dir());
     c.max_upload_rate = net.max_upload_rate;
     c.max_download_rate = max_download_rate;
+    c.max_connections = net.max_connections.max(1);
     c.pex = !d.no_pex;
     c.lsd = !d.no_lsd;
     c.loopback_only = crate::guard::loopback_only();
