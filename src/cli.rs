@@ -219,6 +219,9 @@ pub struct NetArgs {
     /// Most peer connections at once, all torrents together.
     #[arg(long, value_name = "N", default_value_t = 500)]
     pub max_connections: usize,
+    /// Most connections to or from one IP address, all torrents together.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_per_ip: usize,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
     /// Print only errors and the lines scripts rely on.

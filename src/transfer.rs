@@ -77,6 +77,7 @@ fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<Sessi
     c.max_upload_rate = net.max_upload_rate;
     c.max_download_rate = max_download_rate;
     c.max_connections = net.max_connections.max(1);
+    c.max_per_ip = net.max_per_ip.max(1);
     c.pex = !d.no_pex;
     c.lsd = !d.no_lsd;
     c.loopback_only = crate::guard::loopback_only();

@@ -180,6 +180,12 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Our client name and version, as the extension handshake gives it (`v`).
 pub const VERSION: &str = concat!("share ", env!("CARGO_PKG_VERSION"));
 
+/// Messages handed to the torrent task at once: a bound on the work one peer can give it
+/// per turn (a read of 256 KiB could hold 29,000 `have` messages).
+const MAX_BATCH: usize = 512;
+/// Keep-alives a peer may send in a minute (an honest one sends one every minute or two).
+const MAX_KEEPALIVES_PER_MIN: u32 = 30;
+
 async fn read_loop(
     key: PeerKey,
     mut read: impl AsyncRead + Unpin,
@@ -187,7 +193,43 @@ async fn read_loop(
     token: &CancellationToken,
 ) -> Result<(), String> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut keepalives = (Instant::now(), 0u32);
     loop {
+        // Decode what is buffered, a bounded batch at a time; read more only once the
+        // torrent task has taken it all (so a peer that outpaces the task waits, unbuffered).
+        let mut batch = Vec::new();
+        while batch.len() < MAX_BATCH {
+            match wire::decode(&mut buf, shared.max_frame).map_err(|e| e.to_string())? {
+                Some(Message::KeepAlive) => {
+                    let now = Instant::now();
+                    if now.duration_since(keepalives.0) > Duration::from_secs(60) {
+                        keepalives = (now, 0);
+                    }
+                    keepalives.1 += 1;
+                    if keepalives.1 > MAX_KEEPALIVES_PER_MIN {
+                        return Err("flooded keep-alives".into());
+                    }
+                }
+                Some(m) => batch.push(m),
+                None => break,
+            }
+        }
+        let full = batch.len() == MAX_BATCH;
+        if !batch.is_empty()
+            && shared
+                .events
+                .send((key, Event::Messages(batch)))
+                .await
+                .is_err()
+        {
+            return Ok(());
+        }
+        if full {
+            continue;
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
         let n = tokio::select! {
             _ = token.cancelled() => return Ok(()),
             r = timeout(SILENCE_TIMEOUT, read.read_buf(&mut buf)) => r
@@ -199,24 +241,6 @@ async fn read_loop(
         }
         if let Some(l) = &shared.download_limit {
             l.acquire(n).await;
-        }
-        let mut batch = Vec::new();
-        while let Some(msg) = wire::decode(&mut buf, shared.max_frame).map_err(|e| e.to_string())? {
-            if msg != Message::KeepAlive {
-                batch.push(msg);
-            }
-        }
-        if !batch.is_empty()
-            && shared
-                .events
-                .send((key, Event::Messages(batch)))
-                .await
-                .is_err()
-        {
-            return Ok(());
-        }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
         }
     }
 }

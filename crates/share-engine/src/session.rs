@@ -14,7 +14,8 @@
 //!   service discovery for every public torrent.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -33,8 +34,14 @@ use crate::peer::{self, HANDSHAKE_TIMEOUT};
 use crate::torrent::{self, TorrentCommand};
 use crate::{EngineError, Notice, Outcome, PeerSource, Source, Stats, TorrentConfig};
 
-/// Connections being handshaken on the listener at once; more are closed at once.
+/// Connections being handshaken on the listener at once. When they are all taken, the
+/// oldest is dropped for the newcomer: an honest peer handshakes in milliseconds, so
+/// connections that sit silent (slowloris) cannot keep it out.
 pub const MAX_INCOMING_HANDSHAKES: usize = 64;
+/// Handshakes under way from one IP address at once; more from it are closed at once.
+pub const MAX_HANDSHAKES_PER_IP: usize = 8;
+/// Connections to or from one IP address, in all torrents together (default).
+pub const MAX_PER_IP: usize = 16;
 /// Outgoing connections being set up at once (across all torrents).
 pub const MAX_DIALING: usize = 48;
 /// Open files across all torrents.
@@ -52,6 +59,8 @@ pub struct SessionConfig {
     pub max_download_rate: Option<u64>,
     /// Most peer connections in all torrents together.
     pub max_connections: usize,
+    /// Most connections to or from one IP address.
+    pub max_per_ip: usize,
     /// What outlives a run: magnet metadata (and later the DHT table, resume data).
     pub state_dir: PathBuf,
     /// Local service discovery (BEP 14) for public torrents.
@@ -69,6 +78,7 @@ impl SessionConfig {
             max_upload_rate: None,
             max_download_rate: None,
             max_connections: 500,
+            max_per_ip: MAX_PER_IP,
             state_dir,
             lsd: false,
             pex: true,
@@ -82,7 +92,50 @@ impl SessionConfig {
 #[derive(Debug)]
 pub struct ConnPermit {
     _conn: OwnedSemaphorePermit,
+    _ip: IpGuard,
     setting_up: Option<OwnedSemaphorePermit>,
+}
+
+/// Connections per IP address. A lock, because connections end in their own tasks; it is
+/// held for one map update.
+#[derive(Debug)]
+pub(crate) struct PerIp {
+    counts: std::sync::Mutex<HashMap<IpAddr, usize>>,
+    max: usize,
+}
+
+impl PerIp {
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpGuard> {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = c.entry(ip).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpGuard {
+            ip,
+            per_ip: self.clone(),
+        })
+    }
+}
+
+/// One connection's place in its IP address's count.
+#[derive(Debug)]
+pub(crate) struct IpGuard {
+    ip: IpAddr,
+    per_ip: Arc<PerIp>,
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        let mut c = self.per_ip.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = c.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl ConnPermit {
@@ -100,6 +153,7 @@ pub(crate) struct SessionCtx {
     pub download_limit: Option<Arc<RateLimiter>>,
     connections: Arc<Semaphore>,
     dialing: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
     /// One start-up data check at a time: each uses every core.
     pub checks: Arc<Semaphore>,
     pub files: FileBudget,
@@ -112,12 +166,14 @@ pub(crate) struct SessionCtx {
 }
 
 impl SessionCtx {
-    /// A permit for a new outgoing connection, if the session has room for one.
-    pub fn dial_permit(&self) -> Option<ConnPermit> {
+    /// A permit for a new outgoing connection to `ip`, if the session has room for one.
+    pub fn dial_permit(&self, ip: IpAddr) -> Option<ConnPermit> {
         let setting_up = self.dialing.clone().try_acquire_owned().ok()?;
         let conn = self.connections.clone().try_acquire_owned().ok()?;
+        let ip = self.per_ip.acquire(ip)?;
         Some(ConnPermit {
             _conn: conn,
+            _ip: ip,
             setting_up: Some(setting_up),
         })
     }
@@ -219,6 +275,10 @@ impl Session {
                 .map(|r| Arc::new(RateLimiter::new(r))),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             dialing: Arc::new(Semaphore::new(MAX_DIALING)),
+            per_ip: Arc::new(PerIp {
+                counts: std::sync::Mutex::new(HashMap::new()),
+                max: config.max_per_ip.max(1),
+            }),
             checks: Arc::new(Semaphore::new(1)),
             files: FileBudget::new(FILE_BUDGET),
             http: crate::tracker::http_client(),
@@ -450,6 +510,44 @@ impl SessionTask {
     }
 }
 
+/// The incoming handshakes under way, oldest first. A lock, because each handshake ends in
+/// its own task; it is held for a scan of at most [`MAX_INCOMING_HANDSHAKES`] entries.
+#[derive(Default)]
+struct Handshaking {
+    slots: VecDeque<(u64, IpAddr, CancellationToken)>,
+    next: u64,
+}
+
+impl Handshaking {
+    /// A slot for a handshake from `ip`: `None` if that IP has too many under way; the
+    /// oldest handshake is dropped if every slot is taken.
+    fn enter(&mut self, ip: IpAddr) -> Option<(u64, CancellationToken)> {
+        if self.slots.iter().filter(|(_, i, _)| *i == ip).count() >= MAX_HANDSHAKES_PER_IP {
+            return None;
+        }
+        if self.slots.len() >= MAX_INCOMING_HANDSHAKES {
+            if let Some((_, _, oldest)) = self.slots.pop_front() {
+                oldest.cancel();
+            }
+        }
+        let id = self.next;
+        self.next += 1;
+        let token = CancellationToken::new();
+        self.slots.push_back((id, ip, token.clone()));
+        Some((id, token))
+    }
+
+    fn leave(&mut self, id: u64) {
+        self.slots.retain(|(i, _, _)| *i != id);
+    }
+}
+
+type SharedHandshaking = Arc<std::sync::Mutex<Handshaking>>;
+
+fn lock(h: &SharedHandshaking) -> std::sync::MutexGuard<'_, Handshaking> {
+    h.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Accepts connections and hands each, after its handshake, to its torrent.
 async fn accept_loop(
     listener: TcpListener,
@@ -457,7 +555,7 @@ async fn accept_loop(
     ctx: Arc<SessionCtx>,
     shutdown: CancellationToken,
 ) {
-    let handshaking = Arc::new(Semaphore::new(MAX_INCOMING_HANDSHAKES));
+    let handshaking: SharedHandshaking = Arc::default();
     loop {
         let (stream, addr) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -471,19 +569,39 @@ async fn accept_loop(
                 }
             },
         };
-        let Ok(setting_up) = handshaking.clone().try_acquire_owned() else {
-            tracing::debug!(%addr, "too many handshakes under way: closed");
+        let ip = addr.ip();
+        let Some((id, token)) = lock(&handshaking).enter(ip) else {
+            tracing::debug!(%addr, "too many handshakes from this address: closed");
             continue;
         };
-        let Ok(conn) = ctx.connections.clone().try_acquire_owned() else {
+        let permit = ctx
+            .connections
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .and_then(|conn| {
+                Some(ConnPermit {
+                    _conn: conn,
+                    _ip: ctx.per_ip.acquire(ip)?,
+                    setting_up: None,
+                })
+            });
+        let Some(permit) = permit else {
+            lock(&handshaking).leave(id);
             tracing::debug!(%addr, "connection limit reached: closed");
             continue;
         };
-        let permit = ConnPermit {
-            _conn: conn,
-            setting_up: Some(setting_up),
-        };
-        tokio::spawn(route_incoming(stream, addr, permit, routes.clone()));
+        let routes = routes.clone();
+        let handshaking = handshaking.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {
+                    tracing::debug!(%addr, "handshake dropped for a newer connection");
+                }
+                _ = route_incoming(stream, addr, permit, routes) => {}
+            }
+            lock(&handshaking).leave(id);
+        });
     }
 }
 

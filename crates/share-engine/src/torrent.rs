@@ -70,6 +70,22 @@ const DISK_QUEUE: usize = 16;
 const ASSEMBLY_BUDGET: u64 = 32 << 20;
 /// Peer events queued for the torrent task.
 const EVENT_QUEUE: usize = 4096;
+/// Bitfields (have-all, have-none) a peer may send.
+const MAX_PIECE_SETS: u32 = 4;
+/// Blocks a peer may send that we never asked of it before it is banned.
+const MAX_UNREQUESTED: u32 = 64;
+/// Requests beyond our `reqq` a peer may send (each is refused) before it is banned.
+const MAX_EXCESS_REQUESTS: u32 = 2000;
+/// Extension messages taken from a peer: a burst, then a steady rate per second.
+const EXTENDED_BURST: f64 = 200.0;
+const EXTENDED_PER_SEC: f64 = 20.0;
+/// Extension messages ignored for coming too fast before the peer is banned.
+const MAX_IGNORED_EXTENDED: u32 = 2000;
+/// Blocks we withdrew (cancel, choke, stall) remembered per peer, so that one arriving late
+/// is not taken for junk.
+const MAX_WITHDRAWN: usize = 4096;
+/// Stalls (20 s with requests out and no block) before a peer is dropped.
+const MAX_STALLS: u32 = 3;
 /// How often each connection hears which peers we know (BEP 11: about once a minute).
 const PEX_EVERY: Duration = Duration::from_secs(60);
 /// The first peer exchange after a connection starts.
@@ -180,7 +196,7 @@ impl Base {
         }
         let now = Instant::now();
         for addr in self.book.due(now, complete, connected, room) {
-            let Some(permit) = self.ctx.dial_permit() else {
+            let Some(permit) = self.ctx.dial_permit(addr.ip()) else {
                 self.book.undial(&addr);
                 continue;
             };
@@ -448,6 +464,50 @@ struct Peer {
     pex_next: Instant,
     /// Metadata pieces it asked of us (bounded).
     metadata_requests: u32,
+    /// Bitfields (or have-all, have-none) it sent.
+    piece_sets: u32,
+    /// Blocks we asked of it and then withdrew (cancelled, or choked without the fast
+    /// extension): still welcome if they come, but no longer expected.
+    withdrawn: HashSet<BlockRef>,
+    /// Abuse counters: blocks never asked for, requests beyond our queue, extension
+    /// messages ignored for their rate, stalls.
+    unrequested: u32,
+    excess_requests: u32,
+    ext_budget: Budget,
+    ext_ignored: u32,
+    stalls: u32,
+}
+
+/// A token bucket counting messages (not bytes): `burst` at once, `rate` a second after.
+#[derive(Debug)]
+struct Budget {
+    tokens: f64,
+    at: Instant,
+    burst: f64,
+    rate: f64,
+}
+
+impl Budget {
+    fn new(burst: f64, rate: f64) -> Self {
+        Budget {
+            tokens: burst,
+            at: Instant::now(),
+            burst,
+            rate,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Peer {
@@ -491,7 +551,22 @@ impl Peer {
             pex_in: pex::Inbox::default(),
             pex_next: now + PEX_FIRST,
             metadata_requests: 0,
+            piece_sets: 0,
+            withdrawn: HashSet::new(),
+            unrequested: 0,
+            excess_requests: 0,
+            ext_budget: Budget::new(EXTENDED_BURST, EXTENDED_PER_SEC),
+            ext_ignored: 0,
+            stalls: 0,
         }
+    }
+
+    /// A request we will not wait for any more (its block is still welcome).
+    fn withdraw(&mut self, b: BlockRef) {
+        if self.withdrawn.len() >= MAX_WITHDRAWN {
+            self.withdrawn.clear();
+        }
+        self.withdrawn.insert(b);
     }
 
     fn log_totals(&self) {
@@ -833,14 +908,24 @@ impl Torrent {
             };
             p.rate = 0.6 * p.rate + 0.4 * p.received_this_tick as f64;
             p.received_this_tick = 0;
-            p.depth = ((p.rate * DEPTH_WINDOW_SECS / MAX_BLOCK as f64) as usize)
-                .clamp(MIN_DEPTH, MAX_DEPTH);
+            // A peer that stalled once gets no more than its rate earns (a peer that sends a
+            // byte a second must not hold 32 blocks at a time).
+            let floor = if p.stalls > 0 { 1 } else { MIN_DEPTH };
+            p.depth =
+                ((p.rate * DEPTH_WINDOW_SECS / MAX_BLOCK as f64) as usize).clamp(floor, MAX_DEPTH);
             if !p.inflight.is_empty() && now.duration_since(p.last_block) > STALL {
                 // Stalled: its requests go to others.
-                for b in p.inflight.drain() {
+                let held: Vec<BlockRef> = p.inflight.drain().collect();
+                for b in held {
                     self.picker.request_dropped(&b, key);
+                    p.withdraw(b);
                 }
                 p.last_block = now;
+                p.stalls += 1;
+                if p.stalls >= MAX_STALLS {
+                    self.close(key, "stalled three times with requests out");
+                    continue;
+                }
             }
             self.update_interest(key);
         }

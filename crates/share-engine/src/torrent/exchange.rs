@@ -13,8 +13,10 @@ impl Torrent {
             Message::Choke => {
                 p.peer_choking = true;
                 if !p.fast {
+                    // Blocks already on the way may still come: they are not junk.
                     for b in p.inflight.drain() {
                         self.picker.request_dropped(&b, key);
+                        p.withdrawn.insert(b);
                     }
                 }
             }
@@ -45,19 +47,38 @@ impl Torrent {
             Message::Have(i) => {
                 if i < count && p.has.set(i) {
                     self.picker.peer_has(i);
-                    self.update_interest(key);
+                    // Interest can only start here, and only for a piece we lack: no need to
+                    // look at the whole bitfield again (a flood of haves stays cheap).
+                    let complete = p.has.is_complete();
+                    if !p.am_interested && !self.picker.have().get(i) {
+                        self.update_interest(key);
+                    }
+                    if complete {
+                        self.count_seeds();
+                    }
                     self.fill(key);
                 }
             }
+            // A bitfield (or have-all / have-none) belongs at the start; some clients send two
+            // (aria2: have-none, then a bitfield), but each costs a pass over every piece, so
+            // a peer that keeps sending them is closed.
+            Message::Bitfield(_) | Message::HaveAll | Message::HaveNone
+                if p.piece_sets >= MAX_PIECE_SETS =>
+            {
+                self.close(key, "sent its pieces over and over");
+            }
             Message::Bitfield(bytes) => match Bitfield::from_wire(&bytes, count) {
-                Some(b) => self.set_peer_pieces(key, b),
-                None => {
-                    let token = p.token.clone();
-                    token.cancel();
+                Some(b) => {
+                    p.piece_sets += 1;
+                    self.set_peer_pieces(key, b)
                 }
+                None => self.close(key, "sent a bitfield of the wrong size"),
             },
-            Message::HaveAll => self.set_peer_pieces(key, Bitfield::full(count)),
-            Message::HaveNone => {}
+            Message::HaveAll => {
+                p.piece_sets += 1;
+                self.set_peer_pieces(key, Bitfield::full(count))
+            }
+            Message::HaveNone => p.piece_sets += 1,
             Message::AllowedFast(i) => {
                 if i < count && p.allowed_fast.len() < 64 {
                     p.allowed_fast.insert(i);
@@ -71,7 +92,17 @@ impl Torrent {
             }
             Message::Request(b) => self.on_request(key, b).await,
             Message::Piece { index, begin, data } => self.on_block(key, index, begin, data).await,
-            Message::Extended { id, payload } => self.on_extended(key, id, &payload),
+            Message::Extended { id, payload } => {
+                let now = Instant::now();
+                if !p.ext_budget.take(now) {
+                    p.ext_ignored += 1;
+                    if p.ext_ignored > MAX_IGNORED_EXTENDED {
+                        self.ban(key, "flooded extension messages".into());
+                    }
+                    return;
+                }
+                self.on_extended(key, id, &payload)
+            }
             Message::Cancel(_) | Message::Suggest(_) | Message::Port(_) | Message::KeepAlive => {}
         }
     }
@@ -177,20 +208,26 @@ impl Torrent {
             && b.length <= MAX_BLOCK
             && b.index < self.info.piece_count()
             && b.begin.checked_add(b.length).is_some_and(|end| end <= size);
+        let over_queue = p.queued.load(Ordering::Relaxed) >= MAX_QUEUED_UPLOADS;
         let refuse = if !in_range {
             p.bad_requests += 1;
             true
         } else {
-            p.am_choking
-                || !self.picker.have().get(b.index)
-                || p.queued.load(Ordering::Relaxed) >= MAX_QUEUED_UPLOADS
+            if over_queue {
+                p.excess_requests += 1;
+            }
+            p.am_choking || !self.picker.have().get(b.index) || over_queue
         };
         if refuse {
-            if p.fast {
-                p.send(Message::Reject(b));
-            }
             if p.bad_requests > MAX_BAD_REQUESTS {
-                p.token.cancel();
+                self.close(key, "sent too many invalid requests");
+            } else if p.excess_requests > MAX_EXCESS_REQUESTS {
+                self.ban(
+                    key,
+                    format!("sent requests far beyond the {MAX_QUEUED_UPLOADS} we queue"),
+                );
+            } else if p.fast {
+                p.send(Message::Reject(b));
             }
             return;
         }
@@ -251,7 +288,17 @@ impl Torrent {
             begin,
             length: data.len() as u32,
         };
-        p.inflight.remove(&b);
+        // Only what we asked of this peer counts (or asked and withdrew: a cancel or a choke
+        // may cross a block on the way). Anything else is dropped, uncounted, and a peer
+        // that keeps sending it is banned.
+        if !p.inflight.remove(&b) && !p.withdrawn.remove(&b) {
+            p.unrequested += 1;
+            let n = p.unrequested;
+            if n > MAX_UNREQUESTED {
+                self.ban(key, format!("sent {n} blocks that were never requested"));
+            }
+            return;
+        }
         p.received_this_tick += data.len() as u64;
         p.received_total += data.len() as u64;
         p.last_block = Instant::now();
@@ -264,6 +311,7 @@ impl Torrent {
             // Endgame: cancel the copies requested from others.
             for (k, other) in self.peers.iter_mut() {
                 if *k != key && other.inflight.remove(&b) {
+                    other.withdraw(b);
                     other.send(Message::Cancel(b));
                 }
             }

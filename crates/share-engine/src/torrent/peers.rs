@@ -174,6 +174,14 @@ impl Torrent {
         }
     }
 
+    /// Closes a connection that broke the protocol (without banning the peer).
+    pub(super) fn close(&mut self, key: PeerKey, reason: &str) {
+        if let Some(p) = self.peers.get(&key) {
+            tracing::debug!(peer = %p.addr, reason, "closing");
+            p.token.cancel();
+        }
+    }
+
     pub(super) fn ban(&mut self, key: PeerKey, reason: String) {
         if let Some(p) = self.peers.get(&key) {
             self.base.book.ban(p.addr, p.peer_id);
