@@ -5,6 +5,7 @@ mod util;
 
 mod create;
 mod hostile;
+mod hostile_load;
 mod inspect;
 mod interop;
 mod lsd;

@@ -21,7 +21,7 @@ use share_core::wire::{self, Handshake, Message, HANDSHAKE_LEN};
 use share_core::InfoHash;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -76,8 +76,9 @@ pub enum Event {
         /// Cancelling it closes the connection.
         token: CancellationToken,
     },
-    /// The messages decoded from one read, in order.
-    Messages(Vec<Message>),
+    /// Messages decoded, in order, with their share of the connection's buffer budget: the
+    /// reader reads on only while the torrent task has taken (dropped) enough of these.
+    Messages(Vec<Message>, OwnedSemaphorePermit),
     Closed(String),
 }
 
@@ -185,6 +186,10 @@ pub const VERSION: &str = concat!("share ", env!("CARGO_PKG_VERSION"));
 const MAX_BATCH: usize = 512;
 /// Keep-alives a peer may send in a minute (an honest one sends one every minute or two).
 const MAX_KEEPALIVES_PER_MIN: u32 = 30;
+/// Bytes of one connection's messages that may wait for the torrent task at once. A peer
+/// that sends faster than the task takes its messages is back-pressured (its socket is not
+/// read), not buffered: a flood costs at most this much memory.
+pub const PEER_BUFFER: u32 = 4 << 20;
 
 async fn read_loop(
     key: PeerKey,
@@ -194,10 +199,12 @@ async fn read_loop(
 ) -> Result<(), String> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut keepalives = (Instant::now(), 0u32);
+    let budget = Arc::new(Semaphore::new(PEER_BUFFER as usize));
     loop {
         // Decode what is buffered, a bounded batch at a time; read more only once the
         // torrent task has taken it all (so a peer that outpaces the task waits, unbuffered).
         let mut batch = Vec::new();
+        let before = buf.len();
         while batch.len() < MAX_BATCH {
             match wire::decode(&mut buf, shared.max_frame).map_err(|e| e.to_string())? {
                 Some(Message::KeepAlive) => {
@@ -215,14 +222,20 @@ async fn read_loop(
             }
         }
         let full = batch.len() == MAX_BATCH;
-        if !batch.is_empty()
-            && shared
+        if !batch.is_empty() {
+            let bytes = (before - buf.len()).clamp(1, PEER_BUFFER as usize) as u32;
+            let permit = tokio::select! {
+                _ = token.cancelled() => return Ok(()),
+                p = budget.clone().acquire_many_owned(bytes) => p.map_err(|_| "closed".to_owned())?,
+            };
+            if shared
                 .events
-                .send((key, Event::Messages(batch)))
+                .send((key, Event::Messages(batch, permit)))
                 .await
                 .is_err()
-        {
-            return Ok(());
+            {
+                return Ok(());
+            }
         }
         if full {
             continue;

@@ -591,6 +591,8 @@ struct Torrent {
     info: Info,
     picker: Picker,
     peers: HashMap<PeerKey, Peer>,
+    /// Connections banned in this run (their blocks may still be in pieces under way).
+    banned_keys: HashSet<PeerKey>,
     choker: Choker,
     /// A slot came free: re-run the choker's ranking at the next tick.
     rechoke_soon: bool,
@@ -653,6 +655,7 @@ async fn transfer(
         info,
         meta,
         peers: HashMap::new(),
+        banned_keys: HashSet::new(),
         base,
     };
     if t.picker.is_complete() {
@@ -772,8 +775,13 @@ impl Torrent {
                 token,
             } => self.on_connected(key, addr, handshake, tx, queued, token),
             Event::Closed(reason) => self.on_closed(key, &reason),
-            Event::Messages(batch) => {
+            Event::Messages(batch, _permit) => {
                 for m in batch {
+                    // A peer closed or banned by an earlier message: the rest is not read.
+                    match self.peers.get(&key) {
+                        Some(p) if !p.token.is_cancelled() => {}
+                        _ => break,
+                    }
                     self.on_message(key, m).await;
                 }
             }

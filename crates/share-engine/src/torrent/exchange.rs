@@ -213,20 +213,22 @@ impl Torrent {
             p.bad_requests += 1;
             true
         } else {
-            if over_queue {
+            // Choked, for a piece we lack, or beyond the queue we advertise: a few cross a
+            // choke on the way, thousands are a flood.
+            let refuse = p.am_choking || !self.picker.have().get(b.index) || over_queue;
+            if refuse {
                 p.excess_requests += 1;
             }
-            p.am_choking || !self.picker.have().get(b.index) || over_queue
+            refuse
         };
         if refuse {
             if p.bad_requests > MAX_BAD_REQUESTS {
                 self.close(key, "sent too many invalid requests");
             } else if p.excess_requests > MAX_EXCESS_REQUESTS {
-                self.ban(
-                    key,
-                    format!("sent requests far beyond the {MAX_QUEUED_UPLOADS} we queue"),
-                );
-            } else if p.fast {
+                self.ban(key, "flooded requests that we do not serve".into());
+            } else if p.fast && p.excess_requests <= MAX_EXCESS_REQUESTS / 8 {
+                // Rejects are owed for a few; a flood gets none (they would only fill the
+                // queue to a peer that does not read).
                 p.send(Message::Reject(b));
             }
             return;
@@ -375,6 +377,15 @@ impl Torrent {
     pub(super) fn on_failed(&mut self, index: u32) {
         let senders = self.picker.piece_failed(index);
         let sole = senders.len() == 1;
+        // A peer banned already (a liar caught another way) explains the bad piece: the
+        // others who sent blocks of it get no strike.
+        if senders.iter().any(|k| self.banned_keys.contains(k)) {
+            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+            for k in keys {
+                self.fill(k);
+            }
+            return;
+        }
         for key in senders {
             let Some(p) = self.peers.get_mut(&key) else {
                 continue;

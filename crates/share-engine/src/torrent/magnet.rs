@@ -249,8 +249,12 @@ impl Fetching<'_> {
                     .peers
                     .store(self.peers.len(), Ordering::Relaxed);
             }
-            Event::Messages(batch) => {
+            Event::Messages(batch, _permit) => {
                 for m in batch {
+                    match self.peers.get(&key) {
+                        Some(p) if !p.token.is_cancelled() => {}
+                        _ => break,
+                    }
                     if self.done.is_some() && !matches!(m, Message::Extended { .. }) {
                         // Metadata complete: the rest is for the transfer.
                         if let Some(p) = self.peers.get_mut(&key) {
@@ -299,6 +303,20 @@ impl Fetching<'_> {
                     }
                     None => {}
                 }
+            }
+            // Blocks and requests cannot mean anything yet: dropped.
+            Message::Piece { .. }
+            | Message::Request(_)
+            | Message::Reject(_)
+            | Message::Cancel(_)
+            | Message::Suggest(_)
+            | Message::KeepAlive
+            | Message::Port(_) => {}
+            // Only the last bitfield counts, so only it is held.
+            m @ (Message::Bitfield(_) | Message::HaveAll) => {
+                p.held
+                    .retain(|h| !matches!(h, Message::Bitfield(_) | Message::HaveAll));
+                p.held.push(m);
             }
             other => {
                 if p.held.len() >= MAX_HELD {

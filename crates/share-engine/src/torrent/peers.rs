@@ -183,6 +183,10 @@ impl Torrent {
     }
 
     pub(super) fn ban(&mut self, key: PeerKey, reason: String) {
+        if self.banned_keys.len() >= 10_000 {
+            self.banned_keys.clear();
+        }
+        self.banned_keys.insert(key);
         if let Some(p) = self.peers.get(&key) {
             self.base.book.ban(p.addr, p.peer_id);
             if let Some(l) = p.listen_addr {
