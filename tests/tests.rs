@@ -1,12 +1,14 @@
 //! End-to-end tests: the `share` binary driven as a user or script would, and real clients
 //! (mktorrent, libtorrent, aria2, ...) on the other side.
 
+mod craft;
 mod util;
 
 mod create;
 mod hostile;
 mod inspect;
 mod interop;
+mod odd_torrents;
 mod regression;
 mod swarm;
 mod through_trackers;
