@@ -3,43 +3,25 @@
 
 #![allow(dead_code)]
 
+use serde_bencode::value::Value;
 use sha1::{Digest, Sha1};
 
-/// A bencode value; dictionaries are written with their keys sorted.
-pub enum B {
-    I(i64),
-    S(Vec<u8>),
-    L(Vec<B>),
-    D(Vec<(&'static str, B)>),
+/// A dictionary (serde_bencode writes its keys sorted).
+fn dict(entries: Vec<(&str, Value)>) -> Value {
+    Value::Dict(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .collect(),
+    )
 }
 
-pub fn s(v: impl AsRef<[u8]>) -> B {
-    B::S(v.as_ref().to_vec())
+fn bytes(b: impl AsRef<[u8]>) -> Value {
+    Value::Bytes(b.as_ref().to_vec())
 }
 
-pub fn encode(b: &B, out: &mut Vec<u8>) {
-    match b {
-        B::I(i) => out.extend(format!("i{i}e").bytes()),
-        B::S(v) => {
-            out.extend(format!("{}:", v.len()).bytes());
-            out.extend(v);
-        }
-        B::L(l) => {
-            out.push(b'l');
-            l.iter().for_each(|x| encode(x, out));
-            out.push(b'e');
-        }
-        B::D(d) => {
-            let mut keys: Vec<&(&str, B)> = d.iter().collect();
-            keys.sort_by_key(|(k, _)| k.as_bytes());
-            out.push(b'd');
-            for (k, v) in keys {
-                encode(&s(k), out);
-                encode(v, out);
-            }
-            out.push(b'e');
-        }
-    }
+fn list<T: AsRef<[u8]>>(items: &[T]) -> Value {
+    Value::List(items.iter().map(bytes).collect())
 }
 
 /// One file of a crafted multi-file torrent.
@@ -76,28 +58,26 @@ pub fn multi_file(name: &str, files: &[File], piece_length: usize) -> Vec<u8> {
         .iter()
         .map(|f| {
             let mut d = vec![
-                ("length", B::I(f.data.len() as i64)),
-                ("path", B::L(f.path.iter().map(s).collect())),
+                ("length", Value::Int(f.data.len() as i64)),
+                ("path", list(&f.path)),
             ];
             if let Some(a) = f.attr {
-                d.push(("attr", s(a)));
+                d.push(("attr", bytes(a)));
             }
             if let Some(target) = &f.symlink {
-                d.push(("symlink path", B::L(target.iter().map(s).collect())));
+                d.push(("symlink path", list(target)));
             }
-            B::D(d)
+            dict(d)
         })
         .collect();
-    let torrent = B::D(vec![(
+    let torrent = dict(vec![(
         "info",
-        B::D(vec![
-            ("files", B::L(entries)),
-            ("name", s(name)),
-            ("piece length", B::I(piece_length as i64)),
-            ("pieces", B::S(pieces)),
+        dict(vec![
+            ("files", Value::List(entries)),
+            ("name", bytes(name)),
+            ("piece length", Value::Int(piece_length as i64)),
+            ("pieces", Value::Bytes(pieces)),
         ]),
     )]);
-    let mut out = Vec::new();
-    encode(&torrent, &mut out);
-    out
+    serde_bencode::to_bytes(&torrent).expect("a value encodes")
 }

@@ -84,6 +84,22 @@ pub(super) fn multi(paths: Vec<Vec<&str>>) -> B {
     ])
 }
 
+/// `files` with `a` (3 bytes), a padding file up to the next 16 KiB piece, and `b`.
+pub(super) fn padded_files(b_length: i64) -> B {
+    B::L(vec![
+        B::D(vec![("length", B::I(3)), ("path", B::L(vec![s("a")]))]),
+        B::D(vec![
+            ("attr", s("p")),
+            ("length", B::I(16381)),
+            ("path", B::L(vec![s(".pad"), s("16381")])),
+        ]),
+        B::D(vec![
+            ("length", B::I(b_length)),
+            ("path", B::L(vec![s("b")])),
+        ]),
+    ])
+}
+
 pub(super) fn load(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
     Metainfo::from_bytes(bytes)
 }
@@ -178,22 +194,6 @@ fn hostile_torrents_give_their_own_errors() {
         ("empty", torrent(single(0, 16384, 0)), |e| {
             matches!(e, E::Empty)
         }),
-        (
-            "v2 only",
-            torrent(B::D(vec![
-                (
-                    "file tree",
-                    B::D(vec![(
-                        "a",
-                        B::D(vec![("", B::D(vec![("length", B::I(5))]))]),
-                    )]),
-                ),
-                ("meta version", B::I(2)),
-                ("name", s("x")),
-                ("piece length", B::I(16384)),
-            ])),
-            |e| matches!(e, E::V2Only),
-        ),
         (
             "meta version 3",
             torrent(B::D(vec![
@@ -302,18 +302,7 @@ fn non_utf8_names_are_kept_losslessly_or_taken_from_utf8_keys() {
 #[test]
 fn padding_files_are_marked() {
     let info = B::D(vec![
-        (
-            "files",
-            B::L(vec![
-                B::D(vec![("length", B::I(3)), ("path", B::L(vec![s("a")]))]),
-                B::D(vec![
-                    ("attr", s("p")),
-                    ("length", B::I(16381)),
-                    ("path", B::L(vec![s(".pad"), s("16381")])),
-                ]),
-                B::D(vec![("length", B::I(3)), ("path", B::L(vec![s("b")]))]),
-            ]),
-        ),
+        ("files", padded_files(3)),
         ("name", s("root")),
         ("piece length", B::I(16384)),
         ("pieces", B::S(vec![0; 40])),

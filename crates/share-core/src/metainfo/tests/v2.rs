@@ -12,18 +12,7 @@ fn hybrid(tree: Vec<(&'static str, i64)>) -> Vec<u8> {
             "file tree",
             B::D(tree.into_iter().map(|(n, l)| (n, leaf(l))).collect()),
         ),
-        (
-            "files",
-            B::L(vec![
-                B::D(vec![("length", B::I(3)), ("path", B::L(vec![s("a")]))]),
-                B::D(vec![
-                    ("attr", s("p")),
-                    ("length", B::I(16381)),
-                    ("path", B::L(vec![s(".pad"), s("16381")])),
-                ]),
-                B::D(vec![("length", B::I(5)), ("path", B::L(vec![s("b")]))]),
-            ]),
-        ),
+        ("files", padded_files(5)),
         ("meta version", B::I(2)),
         ("name", s("h")),
         ("piece length", B::I(16384)),
