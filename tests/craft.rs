@@ -1,8 +1,6 @@
 //! Crafted .torrent files for end-to-end tests: raw names as bytes, BEP 47 keys, and piece
 //! hashes computed over the files' data, so that real clients accept and transfer them.
 
-#![allow(dead_code)]
-
 use serde_bencode::value::Value;
 use sha1::{Digest, Sha1};
 
