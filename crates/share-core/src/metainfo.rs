@@ -4,9 +4,9 @@
 //! only what passed, with every name and path as raw bytes. The info-hash is the SHA-1 of the
 //! exact bytes of `info` as they stand in the file, so keys we do not model, BEP 52 keys of a
 //! hybrid torrent, or keys out of order keep the true hash. The `info` dictionary itself is
-//! read in [`info`]: names and paths pass the sanitizing rule of [`sanitize`] (what
-//! mainstream clients load, we load, at safe paths), BEP 47 attributes are kept, a v2-only
-//! torrent is told apart and a hybrid one checked ([`v2`]).
+//! read in `metainfo/info.rs`: names and paths pass the sanitizing rule of [`sanitize`]
+//! (what mainstream clients load, we load, at safe paths), BEP 47 attributes are kept, a
+//! v2-only torrent is told apart and a hybrid one checked (`metainfo/v2.rs`).
 
 use std::collections::HashSet;
 

@@ -37,7 +37,7 @@ const MAX_EXTENSION_LEN: usize = 16;
 
 /// Most names tried, over a whole torrent, while giving duplicates their own paths. A real
 /// torrent needs about one per duplicate; this bounds the work a hostile one can cause.
-const MAX_RENAME_TRIES: usize = 4_000_000;
+pub const MAX_RENAME_TRIES: usize = 4_000_000;
 
 /// One raw path element, made safe; `None` when the rule drops it (empty, `.`, `..`).
 pub fn element(raw: &[u8]) -> Option<String> {
