@@ -1,26 +1,64 @@
 //! `share inspect`: what a .torrent holds, for people or as JSON.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::{Context, Result};
 use serde_json::json;
-use share_core::Metainfo;
+use share_core::{FileEntry, Info, Metainfo};
 use share_engine::ScrapeCounts;
 
 use crate::cli::InspectArgs;
+use crate::human;
 
-/// Reads and validates a .torrent file, with the path in any error.
+/// Whether [`load`] prints a torrent's warnings; `--quiet` turns it off.
+static SHOW_WARNINGS: AtomicBool = AtomicBool::new(true);
+
+/// Keeps [`load`] from printing warnings (for `--quiet`).
+pub fn quiet_warnings() {
+    SHOW_WARNINGS.store(false, Ordering::Relaxed);
+}
+
+/// Reads and validates a .torrent file, with the path in any error, and says on standard
+/// error what was changed to load it safely (renamed paths, skipped symlinks).
 pub fn load(path: &std::path::Path) -> Result<Metainfo> {
+    let m = read(path)?;
+    if SHOW_WARNINGS.load(Ordering::Relaxed) {
+        for w in &m.info.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(m)
+}
+
+fn read(path: &std::path::Path) -> Result<Metainfo> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Metainfo::from_bytes(&bytes).with_context(|| format!("{}: not a valid torrent", path.display()))
 }
 
+/// A file as `--json` shows it: `path` and `length`, and BEP 47 attributes when set.
+fn file_json(f: &FileEntry, info: &Info) -> serde_json::Value {
+    let mut v = json!({"path": f.display_path(info), "length": f.length});
+    if f.executable {
+        v["executable"] = json!(true);
+    }
+    if f.hidden {
+        v["hidden"] = json!(true);
+    }
+    if let Some(target) = &f.symlink {
+        v["symlink"] = json!(target.join("/"));
+    }
+    v
+}
+
 pub fn run(args: InspectArgs) -> Result<()> {
-    let m = load(&args.torrent)?;
+    // The warnings are part of what inspect shows, not said beside it.
+    let m = read(&args.torrent)?;
     let info = &m.info;
     let files: Vec<_> = info
         .files
         .iter()
         .filter(|f| !f.padding)
-        .map(|f| json!({"path": f.display_path(info), "length": f.length}))
+        .map(|f| file_json(f, info))
         .collect();
     let scraped = if args.scrape {
         scrape_all(&m)?
@@ -47,7 +85,9 @@ pub fn run(args: InspectArgs) -> Result<()> {
             "comment": m.comment,
             "created_by": m.created_by,
             "creation_date": m.creation_date,
+            "creation_date_utc": m.creation_date.map(human::utc),
             "magnet": m.magnet(),
+            "warnings": info.warnings,
         });
         if args.scrape {
             v["scrape"] = json!(scrape_json);
@@ -57,9 +97,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
     }
     println!("name:         {}", info.name);
     println!("info-hash:    {}", m.info_hash);
-    println!("piece length: {}", info.piece_length);
+    let size = |n: u64| format!("{n} bytes ({})", human::bytes(n));
+    println!("piece length: {}", size(info.piece_length.into()));
     println!("pieces:       {}", info.piece_count());
-    println!("total size:   {}", info.total_length);
+    println!("total size:   {}", size(info.total_length));
     println!("private:      {}", if info.private { "yes" } else { "no" });
     for (label, v) in [("comment", &m.comment), ("created by", &m.created_by)] {
         if let Some(v) = v {
@@ -67,7 +108,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
         }
     }
     if let Some(d) = m.creation_date {
-        println!("created:      {d} (unix time)");
+        println!("created:      {}", human::utc(d));
     }
     println!("trackers:");
     for (i, tier) in m.trackers.iter().enumerate() {
@@ -77,7 +118,21 @@ pub fn run(args: InspectArgs) -> Result<()> {
     }
     println!("files:");
     for f in info.files.iter().filter(|f| !f.padding) {
-        println!("  {:>14}  {}", f.length, f.display_path(info));
+        let mut what = f.display_path(info);
+        if let Some(target) = &f.symlink {
+            what = format!("{what} -> {}", target.join("/"));
+        }
+        if f.executable {
+            what.push_str(" (executable)");
+        }
+        let human = format!("({})", human::bytes(f.length));
+        println!("  {:>14} {human:>12}  {what}", f.length);
+    }
+    if !info.warnings.is_empty() {
+        println!("warnings:");
+        for w in &info.warnings {
+            println!("  {w}");
+        }
     }
     if args.scrape {
         println!("scrape:");

@@ -4,6 +4,7 @@
 mod cli;
 mod create;
 mod guard;
+mod human;
 mod inspect;
 mod progress;
 mod signals;
@@ -26,6 +27,11 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
+    }
+    if matches!(&cli.command, cli::Command::Seed(a) if a.net.quiet)
+        || matches!(&cli.command, cli::Command::Fetch(a) if a.net.quiet)
+    {
+        inspect::quiet_warnings();
     }
     let result = match cli.command {
         cli::Command::Create(args) => create::run(args),

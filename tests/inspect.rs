@@ -60,6 +60,54 @@ fn inspect_human_output_names_the_essentials() {
 }
 
 #[test]
+fn inspect_shows_sizes_in_human_units_and_the_creation_date_as_a_date() {
+    let d = Dir::new();
+    // 2026-12-02 12:00:00 UTC.
+    let t = d.join("dated.torrent");
+    let mut bytes = b"d13:creation datei1796212800e4:infod6:lengthi150159e4:name1:x\
+                      12:piece lengthi16384e6:pieces200:"
+        .to_vec();
+    bytes.extend([b'a'; 200]);
+    bytes.extend(b"ee");
+    std::fs::write(&t, bytes).unwrap();
+    let out = ok(share().arg("inspect").arg(&t));
+    assert!(
+        out.contains("total size:   150159 bytes (146.6 KiB)"),
+        "{out}"
+    );
+    assert!(out.contains("piece length: 16384 bytes (16 KiB)"), "{out}");
+    assert!(
+        out.contains("created:      2026-12-02 12:00:00 UTC"),
+        "{out}"
+    );
+    let v: Value = serde_json::from_str(&ok(share().args(["inspect", "--json"]).arg(&t))).unwrap();
+    assert_eq!(v["creation_date"], 1796212800);
+    assert_eq!(v["creation_date_utc"], "2026-12-02 12:00:00 UTC");
+    assert_eq!(v["total_size"], 150159);
+}
+
+#[test]
+fn inspect_shows_where_odd_paths_are_stored_and_why() {
+    let d = Dir::new();
+    let t = d.join("odd.torrent");
+    std::fs::write(
+        &t,
+        b"d4:infod5:filesld6:lengthi1e4:pathl2:..6:passwdeed6:lengthi1e4:pathl3:a/beee\
+          4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee",
+    )
+    .unwrap();
+    let v: Value = serde_json::from_str(&ok(share().args(["inspect", "--json"]).arg(&t))).unwrap();
+    assert_eq!(v["files"][0]["path"], "passwd");
+    assert_eq!(v["files"][1]["path"], "a_b");
+    assert_eq!(v["warnings"][0], "`../passwd` is stored as `passwd`");
+    let out = ok(share().arg("inspect").arg(&t));
+    assert!(
+        out.contains("warnings:\n  `../passwd` is stored as `passwd`"),
+        "{out}"
+    );
+}
+
+#[test]
 fn hostile_torrents_get_a_clear_error_and_exit_1() {
     let d = Dir::new();
     let mut deep = b"d4:info".to_vec();
@@ -69,10 +117,10 @@ fn hostile_torrents_get_a_clear_error_and_exit_1() {
         ("garbage", b"hello world".to_vec(), "malformed bencode"),
         ("deep", deep, "nesting deeper"),
         (
-            "escape",
-            b"d4:infod5:filesld6:lengthi1e4:pathl2:..6:passwdeee4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee"
+            "v2 only",
+            b"d4:infod9:file treed1:fd0:d6:lengthi1eeee12:meta versioni2e4:name1:f12:piece lengthi16384eee"
                 .to_vec(),
-            "unsafe path",
+            "BitTorrent v2-only torrents are not supported yet",
         ),
         (
             "pieces",

@@ -412,7 +412,32 @@ fn a_well_hashed_but_deeply_nested_dictionary_is_refused_clearly() {
 }
 
 #[test]
-fn a_well_hashed_dictionary_whose_paths_escape_the_folder_is_refused_clearly() {
+fn a_well_hashed_dictionary_whose_paths_would_escape_lands_inside_the_folder() {
     let files = b"5:filesld6:lengthi1000e4:pathl2:..2:..4:evileee";
-    refused(info_with(b"", "tree", Some(files)), "unsafe path");
+    let info = info_with(b"", "tree", Some(files));
+    let d = Dir::new();
+    let hash = InfoHash(Sha1::digest(&info).into());
+    let (liar, _) = metadata_peer(hash, Lie::Serve(info));
+    let link = format!("magnet:?xt=urn:btih:{hash}&x.pe={liar}");
+    let mut fetch = start_fetch_of(&link, &d.join("dst"), &[], &[]);
+    // The metadata arrives, is sanitized, and its one file is made inside the folder; the
+    // data itself never comes (the peer has only metadata), so the fetch is stopped.
+    assert!(
+        fetch.wait_stderr("metadata: tree", TIMEOUT),
+        "{}",
+        fetch.stderr()
+    );
+    let inside = d.join("dst/tree/evil");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !inside.exists() {
+        assert!(std::time::Instant::now() < deadline, "{}", fetch.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, _) = fetch.stop();
+    assert_eq!(code, Some(1), "{}", fetch.stderr());
+    let beside: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(beside, vec!["dst"], "wrote beside the download folder");
 }

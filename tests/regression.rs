@@ -45,3 +45,28 @@ fn a_burst_of_requests_is_answered_in_full_without_further_prompting() {
     }
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+/// An error's cause was printed twice in the chain: `malformed bencode: 1 unexpected bytes
+/// after the end of the value (at byte 146): 1 unexpected bytes after the end of the value
+/// (at byte 146)`, because the message embedded its source and also returned it.
+#[test]
+fn an_error_chain_says_each_cause_once() {
+    let d = Dir::new();
+    let t = d.join("trailing.torrent");
+    std::fs::write(
+        &t,
+        b"d4:infod6:lengthi1e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaeex",
+    )
+    .unwrap();
+    let out = run(share().arg("inspect").arg(&t));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.matches("unexpected bytes after the end").count(),
+        1,
+        "{err}"
+    );
+    let missing = run(share().arg("create").arg(d.join("nothing-here")));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests: the `share` binary driven as a user or script would, and real clients
 //! (mktorrent, libtorrent, aria2, ...) on the other side.
 
+mod craft;
 mod util;
 
 mod create;
@@ -11,6 +12,7 @@ mod interop;
 mod lsd;
 mod magnet;
 mod netns;
+mod odd_torrents;
 mod pex;
 mod private;
 mod regression;

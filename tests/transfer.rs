@@ -201,21 +201,30 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     assert_eq!(again.transfer_counts().1, (total - kept) as u64);
 }
 
+/// `../../passwd` was refused; it is now stored as `x/passwd`, inside the download folder.
 #[test]
-fn fetch_refuses_a_torrent_whose_paths_escape_the_folder_and_writes_nothing() {
+fn a_torrent_whose_paths_would_escape_the_folder_is_fetched_inside_it() {
     let d = Dir::new();
-    let escape = b"d4:infod5:filesld6:lengthi5e4:pathl2:..2:..6:passwdeee4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
-    std::fs::write(d.join("evil.torrent"), escape).unwrap();
-    std::fs::create_dir_all(d.join("dl")).unwrap();
-    let out = run(share()
-        .arg("fetch")
-        .arg(d.join("evil.torrent"))
-        .arg("-o")
-        .arg(d.join("dl"))
-        .args(["--listen", "127.0.0.1:0"]));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("unsafe path"), "{err}");
-    assert_eq!(std::fs::read_dir(d.join("dl")).unwrap().count(), 0);
-    assert!(!d.path().join("passwd").exists());
+    let data = pseudo_random(5000, 71);
+    let file = crate::craft::File::new(&[b"..", b"..", b"passwd"], data.clone());
+    let t = d.join("evil.torrent");
+    std::fs::write(&t, crate::craft::multi_file("x", &[file], 16384)).unwrap();
+    std::fs::create_dir_all(d.join("src/x")).unwrap();
+    std::fs::write(d.join("src/x/passwd"), &data).unwrap();
+    let mut seed = start_seed(&t, &d.join("src"), &[]);
+    let mut fetch = start_fetch(&t, &d.join("dl"), &[seed.addr], &[]);
+    let (code, _) = fetch.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{}", fetch.stderr());
+    seed.stop();
+    assert!(std::fs::read(d.join("dl/x/passwd")).unwrap() == data);
+    assert!(fetch
+        .stderr()
+        .contains("warning: `../../passwd` is stored as `passwd`"));
+    let mut top: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["dl", "evil.torrent", "src"]);
+    assert_eq!(std::fs::read_dir(d.join("dl")).unwrap().count(), 1);
 }

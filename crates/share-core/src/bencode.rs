@@ -16,6 +16,8 @@
 
 use std::ops::Range;
 
+pub mod tokens;
+
 /// Bounds applied while scanning.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

@@ -2,16 +2,16 @@
 //!
 //! The input passes the strict scanner in [`crate::bencode`] first; serde_bencode then decodes
 //! only what passed, with every name and path as raw bytes. The info-hash is the SHA-1 of the
-//! exact bytes of `info` as they stand in the file, so keys we do not model (BEP 47 `attr`,
-//! BEP 52 `file tree` in a hybrid torrent, `source`, ...) or keys out of order keep the true
-//! hash. Everything a later layer relies on is checked here: piece count against total size,
-//! safe relative paths, lengths that add up without overflow.
+//! exact bytes of `info` as they stand in the file, so keys we do not model, BEP 52 keys of a
+//! hybrid torrent, or keys out of order keep the true hash. The `info` dictionary itself is
+//! read in `metainfo/info.rs`: names and paths pass the sanitizing rule of [`sanitize`]
+//! (what mainstream clients load, we load, at safe paths), BEP 47 attributes are kept, a
+//! v2-only torrent is told apart and a hybrid one checked (`metainfo/v2.rs`).
 
 use std::collections::HashSet;
 
 use serde::Deserialize;
 use serde_bencode::value::Value;
-use serde_bytes::ByteBuf;
 use sha1::{Digest, Sha1};
 
 use crate::bencode::{self, BencodeError, Limits};
@@ -22,13 +22,19 @@ pub const MAX_PIECE_LENGTH: u64 = 256 << 20;
 /// Most files in one torrent.
 pub const MAX_FILES: usize = 1_000_000;
 /// Longest single path component in bytes (common filesystems allow 255).
-pub const MAX_COMPONENT_LEN: usize = 255;
+pub const MAX_COMPONENT_LEN: usize = sanitize::MAX_ELEMENT_LEN;
+
+mod info;
+pub mod sanitize;
+mod v2;
 
 /// Why a .torrent cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum MetainfoError {
+    /// The text of the bencode error is part of this one's (it is not also a `source`, so
+    /// that a printed error chain says it once).
     #[error("malformed bencode: {0}")]
-    Bencode(#[from] BencodeError),
+    Bencode(BencodeError),
     #[error("the torrent is not a dictionary")]
     NotADict,
     #[error("the torrent has no `info` dictionary")]
@@ -55,25 +61,45 @@ pub enum MetainfoError {
     AmbiguousLayout,
     #[error("too many files ({0})")]
     TooManyFiles(usize),
-    #[error("unsafe path in torrent: {path:?}: {reason}")]
-    UnsafePath { path: String, reason: &'static str },
-    #[error("the path {0:?} appears twice")]
-    DuplicatePath(String),
-    #[error("the path {0:?} is both a file and a folder")]
-    FileFolderClash(String),
+    #[error("too many files share a path to give each one its own")]
+    TooManyDuplicates,
+    #[error(
+        "BitTorrent v2-only torrents are not supported yet; this one has a v2 `file tree` but \
+         no v1 `pieces` (v1 and hybrid v1+v2 torrents load)"
+    )]
+    V2Only,
+    #[error("`meta version` {0} is not supported (only v1 and hybrid v1+v2 torrents are)")]
+    UnknownVersion(i64),
+    #[error("the v1 and v2 file lists of this hybrid torrent disagree: {0}")]
+    HybridMismatch(String),
+}
+
+impl From<BencodeError> for MetainfoError {
+    fn from(e: BencodeError) -> Self {
+        MetainfoError::Bencode(e)
+    }
 }
 
 /// One file in the torrent's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
-    /// Components relative to the content root `NAME/` (empty for a single-file torrent, whose
-    /// content is the file `NAME` itself).
+    /// Where the file is stored: sanitized components relative to the content root `NAME/`
+    /// (empty for a single-file torrent, whose content is the file `NAME` itself).
     pub path: Vec<String>,
+    /// Bytes in the torrent's byte stream (0 for a symlink).
     pub length: u64,
     /// Offset of the file's first byte in the torrent's byte stream.
     pub offset: u64,
-    /// A BEP 47 padding file: its bytes are zeros and are never written to disk.
+    /// A BEP 47 padding file (`attr` holds `p`): its bytes are zeros and are never written
+    /// to disk.
     pub padding: bool,
+    /// BEP 47 `x`: the file is made executable.
+    pub executable: bool,
+    /// BEP 47 `h`: the creator's file was hidden (kept for display; nothing is renamed).
+    pub hidden: bool,
+    /// BEP 47 `l`: a symlink to this target, sanitized components relative to the content
+    /// root, always inside it (a symlink that would leave it is not in the list at all).
+    pub symlink: Option<Vec<String>>,
 }
 
 impl FileEntry {
@@ -100,6 +126,9 @@ pub struct Info {
     pub private: bool,
     /// True for a single-file torrent (`length`), false for a folder (`files`).
     pub single_file: bool,
+    /// What was changed to load the torrent safely (a renamed path, a skipped symlink), for
+    /// the user to see.
+    pub warnings: Vec<String>,
 }
 
 impl Info {
@@ -153,28 +182,6 @@ struct RawTorrent {
     url_list: Option<Value>,
 }
 
-#[derive(Deserialize)]
-struct RawInfo {
-    name: ByteBuf,
-    #[serde(rename = "name.utf-8")]
-    name_utf8: Option<ByteBuf>,
-    #[serde(rename = "piece length")]
-    piece_length: i64,
-    pieces: ByteBuf,
-    length: Option<i64>,
-    files: Option<Vec<RawFile>>,
-    private: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct RawFile {
-    length: i64,
-    path: Vec<ByteBuf>,
-    #[serde(rename = "path.utf-8")]
-    path_utf8: Option<Vec<ByteBuf>>,
-    attr: Option<ByteBuf>,
-}
-
 impl Metainfo {
     /// Reads and validates a .torrent file's bytes.
     pub fn from_bytes(input: &[u8]) -> Result<Metainfo, MetainfoError> {
@@ -186,12 +193,7 @@ impl Metainfo {
             .value_span(input, b"info")
             .ok_or(MetainfoError::MissingInfo)?;
         let info_bytes = &input[span];
-        if info_bytes.first() != Some(&b'd') {
-            return Err(MetainfoError::BadInfo("`info` is not a dictionary".into()));
-        }
-        let raw_info: RawInfo = serde_bencode::from_bytes(info_bytes)
-            .map_err(|e| MetainfoError::BadInfo(e.to_string()))?;
-        let info = validate_info(raw_info)?;
+        let (info_hash, info) = read_info(info_bytes)?;
         // The outer fields are informative only: a wrong type is ignored, not fatal.
         let raw: Option<RawTorrent> = serde_bencode::from_bytes(input).ok();
         let (announce, announce_list, comment, created_by, creation_date, url_list) = match raw {
@@ -206,7 +208,7 @@ impl Metainfo {
             None => Default::default(),
         };
         Ok(Metainfo {
-            info_hash: InfoHash(Sha1::digest(info_bytes).into()),
+            info_hash,
             info,
             info_bytes: info_bytes.to_vec(),
             trackers: tracker_tiers(announce, announce_list),
@@ -231,15 +233,9 @@ impl Metainfo {
         info_bytes: &[u8],
         trackers: Vec<Vec<String>>,
     ) -> Result<Metainfo, MetainfoError> {
-        let scan = bencode::scan(info_bytes, Limits::TORRENT)?;
-        if !scan.is_dict {
-            return Err(MetainfoError::BadInfo("`info` is not a dictionary".into()));
-        }
-        let raw_info: RawInfo = serde_bencode::from_bytes(info_bytes)
-            .map_err(|e| MetainfoError::BadInfo(e.to_string()))?;
-        let info = validate_info(raw_info)?;
+        let (info_hash, info) = read_info(info_bytes)?;
         Ok(Metainfo {
-            info_hash: InfoHash(Sha1::digest(info_bytes).into()),
+            info_hash,
             info,
             info_bytes: info_bytes.to_vec(),
             trackers,
@@ -323,133 +319,25 @@ fn tracker_tiers(announce: Option<Value>, list: Option<Value>) -> Vec<Vec<String
     tiers
 }
 
-fn validate_info(raw: RawInfo) -> Result<Info, MetainfoError> {
-    if raw.piece_length <= 0 || raw.piece_length as u64 > MAX_PIECE_LENGTH {
-        return Err(MetainfoError::BadPieceLength(raw.piece_length));
+/// Scans, decodes and validates the bytes of an `info` dictionary; its info-hash is their
+/// SHA-1.
+fn read_info(info_bytes: &[u8]) -> Result<(InfoHash, Info), MetainfoError> {
+    let scan = bencode::scan(info_bytes, Limits::TORRENT)?;
+    if !scan.is_dict {
+        return Err(MetainfoError::BadInfo("`info` is not a dictionary".into()));
     }
-    let piece_length = raw.piece_length as u32;
-    if !raw.pieces.len().is_multiple_of(20) {
-        return Err(MetainfoError::PiecesNotMultipleOf20(raw.pieces.len()));
-    }
-    let name = component(
-        raw.name_utf8
-            .as_deref()
-            .filter(|n| std::str::from_utf8(n).is_ok())
-            .unwrap_or(&raw.name),
-    )
-    .map_err(|reason| MetainfoError::UnsafePath {
-        path: String::from_utf8_lossy(&raw.name).into_owned(),
-        reason,
-    })?;
-
-    let (files, single_file) = match (raw.length, raw.files) {
-        (Some(len), None) => {
-            let length = u64::try_from(len).map_err(|_| MetainfoError::BadLength(len))?;
-            let entry = FileEntry {
-                path: Vec::new(),
-                length,
-                offset: 0,
-                padding: false,
-            };
-            (vec![entry], true)
-        }
-        (None, Some(raw_files)) => (validate_files(raw_files)?, false),
-        _ => return Err(MetainfoError::AmbiguousLayout),
-    };
-    let total_length = files.last().map(|f| f.offset + f.length).unwrap_or(0);
-    if total_length == 0 {
-        return Err(MetainfoError::Empty);
-    }
-    let expected = total_length.div_ceil(piece_length as u64);
-    let found = raw.pieces.len() / 20;
-    if found as u64 != expected {
-        return Err(MetainfoError::PieceCountMismatch {
-            found,
-            expected,
-            total: total_length,
-        });
-    }
-    Ok(Info {
-        name,
-        piece_length,
-        pieces: raw.pieces.into_vec(),
-        files,
-        total_length,
-        private: raw.private == Some(1),
-        single_file,
-    })
+    let raw: info::RawInfo =
+        serde_bencode::from_bytes(info_bytes).map_err(|e| MetainfoError::BadInfo(e.to_string()))?;
+    let hash = InfoHash(Sha1::digest(info_bytes).into());
+    let tree = scan
+        .value_span(info_bytes, b"file tree")
+        .map(|span| &info_bytes[span]);
+    Ok((hash, info::validate(raw, tree, &hash)?))
 }
 
-fn validate_files(raw_files: Vec<RawFile>) -> Result<Vec<FileEntry>, MetainfoError> {
-    if raw_files.len() > MAX_FILES {
-        return Err(MetainfoError::TooManyFiles(raw_files.len()));
-    }
-    let mut files = Vec::with_capacity(raw_files.len());
-    let mut offset = 0u64;
-    for f in raw_files {
-        let length = u64::try_from(f.length).map_err(|_| MetainfoError::BadLength(f.length))?;
-        let utf8 = f
-            .path_utf8
-            .filter(|p| p.iter().all(|c| std::str::from_utf8(c).is_ok()));
-        let raw_path = utf8.as_ref().unwrap_or(&f.path);
-        let shown = || {
-            raw_path
-                .iter()
-                .map(|c| String::from_utf8_lossy(c))
-                .collect::<Vec<_>>()
-                .join("/")
-        };
-        if raw_path.is_empty() {
-            return Err(MetainfoError::UnsafePath {
-                path: String::new(),
-                reason: "the path is empty",
-            });
-        }
-        let path = raw_path
-            .iter()
-            .map(|c| component(c))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|reason| MetainfoError::UnsafePath {
-                path: shown(),
-                reason,
-            })?;
-        files.push(FileEntry {
-            path,
-            length,
-            offset,
-            padding: f.attr.is_some_and(|a| a.contains(&b'p')),
-        });
-        offset = offset
-            .checked_add(length)
-            .ok_or(MetainfoError::LengthOverflow)?;
-    }
-    check_unique(&files)?;
-    Ok(files)
-}
-
-/// No two files share a path, and no file is also a folder of another.
-fn check_unique(files: &[FileEntry]) -> Result<(), MetainfoError> {
-    let mut paths = HashSet::with_capacity(files.len());
-    for f in files.iter().filter(|f| !f.padding) {
-        if !paths.insert(f.path.as_slice()) {
-            return Err(MetainfoError::DuplicatePath(f.path.join("/")));
-        }
-    }
-    for f in files.iter().filter(|f| !f.padding) {
-        for n in 1..f.path.len() {
-            if paths.contains(&f.path[..n]) {
-                return Err(MetainfoError::FileFolderClash(f.path[..n].join("/")));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Turns one raw path component into a safe one, or says why it is unsafe.
-///
-/// Names that are not UTF-8 are kept losslessly: each byte that is not part of valid UTF-8
-/// becomes `%XX`, so distinct raw names stay distinct (a clash with a real `%XX` name is
-/// caught as a duplicate path).
+/// Checks that a name we are about to write into a new torrent (`share create --name`) is
+/// one path component that needs no sanitizing; says why not otherwise. Reading a torrent
+/// never refuses a name: it applies [`sanitize::element`] instead.
 pub fn component(raw: &[u8]) -> Result<String, &'static str> {
     if raw.is_empty() {
         return Err("a path component is empty");
@@ -466,31 +354,9 @@ pub fn component(raw: &[u8]) -> Result<String, &'static str> {
     if raw.len() > MAX_COMPONENT_LEN {
         return Err("a path component is longer than 255 bytes");
     }
-    Ok(match std::str::from_utf8(raw) {
-        Ok(s) => s.to_owned(),
-        Err(_) => lossless_escape(raw),
-    })
-}
-
-fn lossless_escape(mut raw: &[u8]) -> String {
-    let mut out = String::new();
-    loop {
-        match std::str::from_utf8(raw) {
-            Ok(s) => {
-                out.push_str(s);
-                return out;
-            }
-            Err(e) => {
-                let (good, rest) = raw.split_at(e.valid_up_to());
-                out.push_str(std::str::from_utf8(good).unwrap_or_default());
-                let bad = e.error_len().unwrap_or(rest.len());
-                for b in &rest[..bad] {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-                raw = &rest[bad..];
-            }
-        }
-    }
+    std::str::from_utf8(raw)
+        .map(str::to_owned)
+        .map_err(|_| "a path component is not UTF-8")
 }
 
 #[cfg(test)]

@@ -195,7 +195,7 @@ pub enum EngineError {
     Storage(#[from] share_storage::StorageError),
     #[error("disk error: {0}")]
     Disk(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("no data to seed: {0} is missing or every piece fails its hash check")]
     NothingToSeed(PathBuf),

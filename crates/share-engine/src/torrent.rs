@@ -629,7 +629,9 @@ async fn transfer(
         return Err(EngineError::NothingToSeed(base.config.dir.join(&info.name)));
     }
     let mut store = Store::with_budget(layout, base.ctx.files.clone());
-    if !have.is_complete() && !base.config.seed_only {
+    // Every file at full length, and BEP 47's executables and symlinks, even when the data
+    // is all there already (a seed only serves what it has).
+    if !base.config.seed_only {
         if let Err(e) = store.allocate() {
             base.stop_trackers().await;
             return Err(e.into());

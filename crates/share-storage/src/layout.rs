@@ -1,4 +1,6 @@
-//! A torrent's byte stream mapped onto the files that hold it.
+//! A torrent's byte stream mapped onto the files that hold it, and where each file goes on
+//! disk: every path, and every symlink's target, is checked to stay below the download
+//! folder.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -12,8 +14,13 @@ pub struct Slot {
     pub path: PathBuf,
     pub length: u64,
     pub offset: u64,
-    /// BEP 47 padding: reads as zeros, never written.
+    /// BEP 47 padding: reads as zeros, never written, never created.
     pub padding: bool,
+    /// BEP 47 `x`: created (or found) with its execute bits set.
+    pub executable: bool,
+    /// BEP 47 `l`: a symlink to be created at `path`, holding this relative target (which
+    /// resolves inside the content root); such a slot has no bytes.
+    pub symlink: Option<PathBuf>,
 }
 
 /// The content's files in torrent order, plus the piece geometry.
@@ -36,24 +43,37 @@ pub struct Segment {
 }
 
 impl Layout {
-    /// The layout of `info`'s content under `dir` (`dir/NAME` or `dir/NAME/...`). Every path is
-    /// checked to stay below `dir`, even though the metainfo reader already refused unsafe ones.
+    /// The layout of `info`'s content under `dir` (`dir/NAME` or `dir/NAME/...`). Every path,
+    /// and every symlink target, is checked to stay below `dir`, even though the metainfo
+    /// reader already made them safe.
     pub fn for_torrent(dir: &Path, info: &Info) -> Result<Layout> {
         let root = dir.join(&info.name);
+        if !one_element(&info.name) {
+            return Err(StorageError::Escapes(root));
+        }
         let slots = info
             .files
             .iter()
             .map(|f| {
                 let path = f.path.iter().fold(root.clone(), |p, c| p.join(c));
                 let rel = path.strip_prefix(dir).unwrap_or(&path);
-                if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+                if !all_normal(rel) || !f.path.iter().all(|c| one_element(c)) {
                     return Err(StorageError::Escapes(path));
                 }
+                let symlink = match &f.symlink {
+                    Some(target) => Some(
+                        link_text(&f.path, target)
+                            .ok_or_else(|| StorageError::Escapes(path.clone()))?,
+                    ),
+                    None => None,
+                };
                 Ok(Slot {
                     path,
                     length: f.length,
                     offset: f.offset,
                     padding: f.padding,
+                    executable: f.executable,
+                    symlink,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -75,6 +95,8 @@ impl Layout {
                     length,
                     offset,
                     padding: false,
+                    executable: false,
+                    symlink: None,
                 };
                 offset += length;
                 s
@@ -133,6 +155,30 @@ impl Layout {
     }
 }
 
+fn all_normal(p: &Path) -> bool {
+    p.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Whether `c` is exactly one normal path element (no separator, not `.` or `..`).
+fn one_element(c: &str) -> bool {
+    let mut parts = Path::new(c).components();
+    matches!(parts.next(), Some(Component::Normal(n)) if n == c) && parts.next().is_none()
+}
+
+/// The text of a symlink at `link` (elements below the content root) pointing to `target`
+/// (elements below the root too): up from the link's folder to the root, then down. `None`
+/// unless both are plain elements, so the link cannot resolve outside the root.
+fn link_text(link: &[String], target: &[String]) -> Option<PathBuf> {
+    if target.is_empty() || !target.iter().chain(link).all(|c| one_element(c)) {
+        return None;
+    }
+    let up = link.len().checked_sub(1)?;
+    let mut text = PathBuf::new();
+    (0..up).for_each(|_| text.push(".."));
+    target.iter().for_each(|c| text.push(c));
+    Some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +221,23 @@ mod tests {
         );
         assert_eq!(l.piece_count(), 3);
         assert_eq!(l.piece_range(2), (32, 3));
+    }
+
+    #[test]
+    fn a_symlink_target_climbs_only_to_the_content_root() {
+        let v = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            link_text(&v(&["a", "b", "link"]), &v(&["c", "d"])),
+            Some(PathBuf::from("../../c/d"))
+        );
+        assert_eq!(
+            link_text(&v(&["link"]), &v(&["d"])),
+            Some(PathBuf::from("d"))
+        );
+        for bad in [&["..", "x"][..], &["a/b"], &["."], &[]] {
+            assert_eq!(link_text(&v(&["link"]), &v(bad)), None, "{bad:?}");
+        }
+        assert_eq!(link_text(&[], &v(&["d"])), None, "a single file is no link");
     }
 
     #[test]

@@ -17,14 +17,14 @@ use std::path::PathBuf;
 
 pub use layout::Layout;
 
-/// A disk operation that failed, with the path it was about.
+/// A disk operation that failed, with the path it was about. Each message holds the text of
+/// its cause, which is not also a `source`: a printed chain says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{0}: symbolic link loop")]
     SymlinkLoop(PathBuf),
@@ -41,7 +41,7 @@ pub enum StorageError {
 impl StorageError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StorageError {
         let path = path.into();
-        move |source| StorageError::Io { path, source }
+        move |error| StorageError::Io { path, error }
     }
 }
 

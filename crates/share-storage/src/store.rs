@@ -1,8 +1,11 @@
-//! Positional reads and writes of byte ranges that may span several files.
+//! Positional reads and writes of byte ranges that may span several files, and the files
+//! themselves: created at full length (sparse), executable where BEP 47 says `x`, symlinks
+//! created at allocation; padding files never exist on disk.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -43,7 +46,7 @@ impl<'a> Reader<'a> {
                 } else {
                     StorageError::Io {
                         path: slot.path.clone(),
-                        source: e,
+                        error: e,
                     }
                 }
             })?;
@@ -164,9 +167,12 @@ impl Store {
                     .truncate(false)
                     .open(&s.path)
                     .map_err(StorageError::io(&s.path))?;
-                let len = f.metadata().map_err(StorageError::io(&s.path))?.len();
-                if len != s.length {
+                let meta = f.metadata().map_err(StorageError::io(&s.path))?;
+                if meta.len() != s.length {
                     f.set_len(s.length).map_err(StorageError::io(&s.path))?;
+                }
+                if s.executable {
+                    make_executable(&f, &meta).map_err(StorageError::io(&s.path))?;
                 }
                 f
             } else {
@@ -261,16 +267,20 @@ impl Store {
             }
             Err(e) => Err(StorageError::Io {
                 path: self.layout.slots[slot].path.clone(),
-                source: e,
+                error: e,
             }),
         }
     }
 
     /// Creates every (non-padding) file at its full length, so that the content exists on
-    /// disk even before its first piece arrives (and zero-length files exist at all).
+    /// disk even before its first piece arrives (and zero-length files exist at all), and
+    /// every symlink: a symlink holds no bytes, so nothing later would create it.
     pub fn allocate(&mut self) -> Result<()> {
         for slot in 0..self.layout.slots.len() {
-            if !self.layout.slots[slot].padding {
+            let s = &self.layout.slots[slot];
+            if let Some(target) = &s.symlink {
+                create_symlink(target, &s.path)?;
+            } else if !s.padding {
                 self.handle(slot, true)?;
             }
         }
@@ -297,9 +307,39 @@ impl Drop for Store {
     }
 }
 
+/// Adds execute bits where the file has read bits (so the umask that shaped it holds),
+/// unless some are set already.
+fn make_executable(f: &File, meta: &std::fs::Metadata) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode();
+    if mode & 0o111 == 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(mode | (mode & 0o444) >> 2))?;
+    }
+    Ok(())
+}
+
+/// Creates the symlink `path -> target`, with its folders. Whatever is at `path` already (a
+/// link from an earlier run, or the user's own file) is left as it is.
+fn create_symlink(target: &Path, path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(StorageError::io(parent))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            std::os::unix::fs::symlink(target, path).map_err(StorageError::io(path))
+        }
+        Err(e) => Err(StorageError::Io {
+            path: path.to_owned(),
+            error: e,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::Slot;
 
     #[test]
     fn writes_across_files_create_folders_and_read_back() {
@@ -345,6 +385,64 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(budget.open(), 0);
+    }
+
+    #[test]
+    fn allocation_makes_executables_and_symlinks_and_never_padding_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let slot = |rel: &str, length, offset| Slot {
+            path: dir.path().join(rel),
+            length,
+            offset,
+            padding: false,
+            executable: false,
+            symlink: None,
+        };
+        let layout = Layout {
+            slots: vec![
+                Slot {
+                    executable: true,
+                    ..slot("t/run.sh", 5, 0)
+                },
+                Slot {
+                    padding: true,
+                    ..slot("t/.pad/11", 11, 5)
+                },
+                Slot {
+                    symlink: Some("../run.sh".into()),
+                    ..slot("t/sub/link", 0, 16)
+                },
+                slot("t/data", 4, 16),
+            ],
+            piece_length: 16,
+            total_length: 20,
+        };
+        let mut store = Store::new(layout);
+        store.allocate().unwrap();
+        store.write(0, &[7; 16]).unwrap();
+        store.allocate().unwrap(); // again, as a resumed download does
+        let mode = std::fs::metadata(dir.path().join("t/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o100, 0o100, "executable: {mode:o}");
+        assert_eq!(mode & 0o002, 0, "no more than the umask allows: {mode:o}");
+        let data_mode = std::fs::metadata(dir.path().join("t/data"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(data_mode & 0o111, 0, "a plain file is not executable");
+        assert!(
+            !dir.path().join("t/.pad").exists(),
+            "no padding file on disk"
+        );
+        let link = dir.path().join("t/sub/link");
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("../run.sh"));
+        assert_eq!(std::fs::read(&link).unwrap(), [7; 5]);
+        let mut back = [1u8; 16];
+        store.read(0, &mut back).unwrap();
+        assert_eq!(back[5..], [0; 11], "padding reads as zeros");
     }
 
     #[test]

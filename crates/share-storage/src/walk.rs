@@ -59,7 +59,7 @@ pub fn list_files(root: &Path) -> Result<Vec<FoundFile>> {
             let name = std::str::from_utf8(name.as_bytes())
                 .map_err(|_| StorageError::Io {
                     path: path.clone(),
-                    source: std::io::Error::new(
+                    error: std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         "file name is not UTF-8",
                     ),
