@@ -175,8 +175,13 @@ async fn connect(
     result
 }
 
-/// How much the reader asks of the socket at once.
+/// How much the reader asks of the socket at once, at most: a fast peer's reads grow to
+/// this; an idle connection's buffer stays at `MIN_READ` (500 idle peers then hold 8 MiB of
+/// read buffers, not 128).
 const READ_CHUNK: usize = 256 * 1024;
+const MIN_READ: usize = 16 * 1024;
+/// What the writer coalesces into one write, at most.
+const WRITE_CHUNK: usize = 256 * 1024;
 
 /// Our client name and version, as the extension handshake gives it (`v`).
 pub const VERSION: &str = concat!("share ", env!("CARGO_PKG_VERSION"));
@@ -197,7 +202,8 @@ async fn read_loop(
     shared: &Shared,
     token: &CancellationToken,
 ) -> Result<(), String> {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(MIN_READ);
+    let mut last_read = 0usize;
     let mut keepalives = (Instant::now(), 0u32);
     let budget = Arc::new(Semaphore::new(PEER_BUFFER as usize));
     loop {
@@ -240,8 +246,10 @@ async fn read_loop(
         if full {
             continue;
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
+        // Room for twice the last read (the socket had that much ready), within bounds.
+        let want = (last_read * 2).clamp(MIN_READ, READ_CHUNK);
+        if buf.capacity() - buf.len() < want / 4 {
+            buf.reserve(want);
         }
         let n = tokio::select! {
             _ = token.cancelled() => return Ok(()),
@@ -252,6 +260,7 @@ async fn read_loop(
         if n == 0 {
             return Err("peer closed the connection".into());
         }
+        last_read = n;
         if let Some(l) = &shared.download_limit {
             l.acquire(n).await;
         }
@@ -265,7 +274,7 @@ async fn write_loop(
     shared: Shared,
     token: CancellationToken,
 ) {
-    let mut out = BytesMut::with_capacity(256 * 1024);
+    let mut out = BytesMut::with_capacity(MIN_READ);
     // Blocks waiting for the upload rate limit. Everything else (requests, haves, choking)
     // goes out at once: our own requests must never queue behind our uploads.
     let mut pieces: VecDeque<Message> = VecDeque::new();
@@ -297,7 +306,7 @@ async fn write_loop(
                 Command::Send(m @ Message::Piece { .. }) => pieces.push_back(m),
                 Command::Send(m) => m.encode(&mut out),
             }
-            if !close && out.len() < 256 * 1024 && pieces.len() < 64 {
+            if !close && out.len() < WRITE_CHUNK && pieces.len() < 64 {
                 next = rx.try_recv().ok();
             }
         }
@@ -317,7 +326,7 @@ async fn write_loop(
             }
             payload += len;
             queued.fetch_sub(1, Ordering::Relaxed);
-            if out.len() >= 256 * 1024 {
+            if out.len() >= WRITE_CHUNK {
                 break;
             }
         }
