@@ -416,8 +416,8 @@ fn written_torrents_read_back_with_sorted_keys() {
 fn a_bare_info_dictionary_gives_the_same_torrent_and_round_trips_with_trackers() {
     let bytes = torrent(single(100, 64, 40));
     let full = load(&bytes).unwrap();
-    let bare = Metainfo::from_info_bytes(&full.info_bytes, vec![vec!["http://t/a".into()]])
-        .unwrap();
+    let bare =
+        Metainfo::from_info_bytes(&full.info_bytes, vec![vec!["http://t/a".into()]]).unwrap();
     assert_eq!(bare.info_hash, full.info_hash);
     assert_eq!(bare.info.total_length, 100);
     let again = load(&bare.to_torrent_bytes()).unwrap();
