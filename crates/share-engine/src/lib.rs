@@ -5,6 +5,7 @@
 //! disk thread owns the files. See `docs/engine.md` for the message flow and its invariants.
 
 mod assembly;
+pub mod dht;
 mod disk;
 mod limit;
 mod peer;

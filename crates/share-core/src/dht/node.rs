@@ -91,6 +91,13 @@ pub struct LookupId(pub u64);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    LookupStarted {
+        lookup: LookupId,
+        target: NodeId,
+        get_peers: bool,
+        /// Nodes it starts from.
+        seeds: usize,
+    },
     /// Peers a `get_peers` lookup found, new to that lookup.
     PeersFound {
         lookup: LookupId,
@@ -678,6 +685,12 @@ impl Node {
                 l.add(None, *a);
             }
         }
+        self.event(Event::LookupStarted {
+            lookup: lid,
+            target,
+            get_peers: kind == lookup::Kind::GetPeers,
+            seeds: l.candidates(),
+        });
         if self.lookups.len() >= MAX_LOOKUPS {
             // Over the bound: the lookup ends at once, having asked nobody.
             self.finish(
