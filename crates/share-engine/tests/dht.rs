@@ -156,3 +156,115 @@ async fn stop_all(nodes: Vec<DhtHandle>) {
         n.shutdown().await;
     }
 }
+
+/// Resident memory of this process, in KiB (Linux).
+fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_sybil_flood_leaves_the_honest_seed_findable() {
+    use share_core::dht::lookup::MAX_PEERS;
+    use share_core::dht::routing::{subnet, BUCKETS, K, SUBNET_CAP};
+    use std::collections::HashMap;
+    use std::net::Ipv4Addr;
+
+    let rss_before = vm_rss_kib();
+    let honest = start_net(10, 15).await;
+    for n in &honest {
+        wait_for(Duration::from_secs(20), || async {
+            n.stats().await.nodes >= 3
+        })
+        .await
+        .expect("honest tables");
+    }
+    let hash = InfoHash([0x99; 20]);
+    let r = honest[1].lookup(hash, true).await;
+    assert!(r.announced >= 3, "{r:?}");
+    let seed = SocketAddr::new(honest[1].local_addr().ip(), ANNOUNCE_PORT);
+
+    // 400 fake nodes: 100 on each of four IPs in two /24s; they ping every honest node.
+    let ips: Vec<Ipv4Addr> = ["127.66.0.1", "127.66.0.2", "127.67.0.1", "127.67.0.2"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let honest_addrs: Vec<SocketAddr> = honest.iter().map(|h| h.local_addr()).collect();
+    let flood = sybil::Flood::start(&ips, 100, &honest_addrs).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The victim knows twenty fakes and one honest node, and wants the torrent's peers.
+    let mut bootstrap: Vec<String> = flood.addrs[..20].iter().map(|a| a.to_string()).collect();
+    bootstrap.push(honest_addrs[0].to_string());
+    let victim = spawn_standalone(ip(16, 0, 0), config(bootstrap, None))
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    victim.add_torrent(hash, tx);
+    let start = std::time::Instant::now();
+    let (mut found, mut bogus) = (false, 0usize);
+    while start.elapsed() < Duration::from_secs(30) {
+        victim.want_peers(hash);
+        match tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+            Ok(Some(peers)) => {
+                found |= peers.contains(&seed);
+                bogus += peers.iter().filter(|p| **p != seed).count();
+            }
+            Ok(None) => break,
+            Err(_) => {}
+        }
+        if found && start.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    assert!(found, "the honest seed was found through the flood");
+    assert!(
+        flood.queries.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the flood was asked"
+    );
+    // Lookups run at most once a minute, each reporting at most MAX_PEERS peers.
+    assert!(bogus <= 2 * MAX_PEERS, "{bogus} bogus peers in {elapsed:?}");
+
+    let (mut worst, mut worst_of) = (0, 0);
+    for n in honest.iter().chain(std::iter::once(&victim)) {
+        let own = n.stats().await.id.unwrap();
+        let table = n.routing_table().await;
+        assert!(table.len() <= BUCKETS * K);
+        let mut per_bucket: HashMap<(usize, [u8; 9]), usize> = HashMap::new();
+        for (id, addr) in table.iter().filter(|(_, a)| flood.addrs.contains(a)) {
+            *per_bucket
+                .entry((own.common_prefix(id), subnet(addr.ip())))
+                .or_default() += 1;
+        }
+        assert!(
+            per_bucket.values().all(|&c| c <= SUBNET_CAP),
+            "{per_bucket:?}"
+        );
+        let fakes: usize = per_bucket.values().sum();
+        assert!(fakes <= ips.len(), "one node per IP address: {fakes} fakes");
+        worst = worst.max(fakes);
+        worst_of = if worst == fakes {
+            table.len()
+        } else {
+            worst_of
+        };
+        let s = n.stats().await;
+        assert!(s.pending <= 512 && s.lookups_active <= 64, "{s:?}");
+    }
+    let grown_mib = vm_rss_kib().saturating_sub(rss_before) / 1024;
+    eprintln!(
+        "sybil: seed found; {bogus} bogus peers in {elapsed:?}; at most {worst} fakes in a table (of {worst_of}); \
+         {} queries to the flood, {} bogus peers sent; RSS +{grown_mib} MiB",
+        flood.queries.load(std::sync::atomic::Ordering::Relaxed),
+        flood.bogus_sent.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(grown_mib < 64, "memory grew by {grown_mib} MiB");
+    flood.stop();
+    victim.shutdown().await;
+    stop_all(honest).await;
+}

@@ -51,6 +51,8 @@ pub struct Config {
     pub external_ip: Option<IpAddr>,
     /// Nodes of one /24 (/64) per bucket.
     pub subnet_cap: usize,
+    /// Nodes of one IP address in the routing table.
+    pub ip_cap: usize,
     /// Candidates of one /24 (/64) in a lookup.
     pub lookup_subnet_cap: usize,
     /// Incoming queries allowed per source IP, and in all.
@@ -70,6 +72,7 @@ impl Default for Config {
             ipv6: false,
             external_ip: None,
             subnet_cap: routing::SUBNET_CAP,
+            ip_cap: routing::IP_CAP,
             lookup_subnet_cap: lookup::SUBNET_CAP,
             ip_rate: Rate {
                 per_sec: 20.0,
@@ -219,9 +222,11 @@ impl Node {
             None => NodeId::random(&mut rng),
         };
         let tokens = Tokens::new(&mut rng, now);
+        let mut table = RoutingTable::new(id, config.subnet_cap, now);
+        table.set_ip_cap(config.ip_cap);
         Node {
             id,
-            table: RoutingTable::new(id, config.subnet_cap, now),
+            table,
             rate: RateLimiter::new(config.ip_rate, config.global_rate, now),
             config,
             rng,
@@ -949,6 +954,7 @@ impl Node {
         if keep_id {
             self.id = NodeId(id);
             self.table = RoutingTable::new(self.id, self.config.subnet_cap, now);
+            self.table.set_ip_cap(self.config.ip_cap);
         }
         self.saved = raw
             .chunks_exact(size)

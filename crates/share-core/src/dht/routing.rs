@@ -9,7 +9,8 @@
 //! - only nodes that answered one of our queries (a node that queries us is pinged first);
 //!   ids learned from `nodes` lists go to lookups, never straight into the table;
 //! - at most `subnet_cap` (default 2) nodes of one IPv4 /24 or IPv6 /64 in a bucket;
-//! - an address already in the table under another id is refused (no id hopping);
+//! - at most `ip_cap` (default 1) nodes of one IP address in the whole table, so an address
+//!   already in the table under another id is refused (no id hopping, no crowd of ports);
 //! - a node whose id matches its address (BEP 42) displaces one whose id does not;
 //! - a full bucket keeps its nodes: a newcomer waits in the bucket's replacement cache
 //!   ([`REPLACEMENTS`], 8) and takes the place of a node that goes bad.
@@ -30,6 +31,8 @@ pub const GOOD_FOR: Duration = Duration::from_secs(15 * 60);
 pub const MAX_FAILS: u8 = 2;
 /// Nodes of one /24 (or /64) per bucket, unless configured otherwise.
 pub const SUBNET_CAP: usize = 2;
+/// Nodes of one IP address in the whole table, unless configured otherwise.
+pub const IP_CAP: usize = 1;
 
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -91,6 +94,7 @@ pub struct RoutingTable {
     own: NodeId,
     buckets: Vec<Bucket>,
     subnet_cap: usize,
+    ip_cap: usize,
 }
 
 /// The /24 of an IPv4 address or the /64 of an IPv6 one.
@@ -118,7 +122,17 @@ impl RoutingTable {
                 })
                 .collect(),
             subnet_cap: subnet_cap.max(1),
+            ip_cap: IP_CAP,
         }
+    }
+
+    /// Changes how many nodes of one IP address the table takes (default [`IP_CAP`]).
+    pub fn set_ip_cap(&mut self, cap: usize) {
+        self.ip_cap = cap.max(1);
+    }
+
+    fn same_ip(&self, ip: IpAddr) -> usize {
+        self.iter().filter(|e| e.addr.ip() == ip).count()
     }
 
     pub fn own_id(&self) -> NodeId {
@@ -152,12 +166,7 @@ impl RoutingTable {
             b.last_changed = now;
             return Insert::Updated;
         }
-        let elsewhere = self
-            .buckets
-            .iter()
-            .flat_map(|b| b.nodes.iter())
-            .any(|e| e.addr == addr);
-        if elsewhere {
+        if self.contains_addr(addr) || self.same_ip(addr.ip()) >= self.ip_cap {
             return Insert::Refused;
         }
         let b = &mut self.buckets[i];
@@ -253,7 +262,7 @@ impl RoutingTable {
 
     /// Whether a node we have not heard from would be taken in if it answered: worth a ping.
     pub fn would_take(&self, id: &NodeId, addr: SocketAddr, now: Instant) -> bool {
-        if *id == self.own || self.contains_addr(addr) {
+        if *id == self.own || self.contains_addr(addr) || self.same_ip(addr.ip()) >= self.ip_cap {
             return false;
         }
         let b = &self.buckets[self.index(id)];
@@ -336,7 +345,9 @@ impl RoutingTable {
     /// The same nodes around a new id of ours (after BEP 42 gave us one).
     pub fn recentre(&mut self, own: NodeId, now: Instant) {
         let old: Vec<Entry> = self.iter().cloned().collect();
+        let ip_cap = self.ip_cap;
         *self = RoutingTable::new(own, self.subnet_cap, now);
+        self.ip_cap = ip_cap;
         for e in old {
             if self.heard_from(e.id, e.addr, e.bep42, e.last_response) == Insert::Added {
                 let i = self.index(&e.id);

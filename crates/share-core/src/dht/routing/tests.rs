@@ -36,6 +36,7 @@ fn at_most_two_nodes_of_a_slash_24_per_bucket() {
     let mut rng = Rng::new([2; 32]);
     let own = NodeId::random(&mut rng);
     let mut t = RoutingTable::new(own, SUBNET_CAP, now);
+    t.set_ip_cap(100);
     for port in 0..200u16 {
         let host = (port % 250) as u8 + 1;
         t.heard_from(
@@ -90,6 +91,26 @@ fn an_address_cannot_change_its_id_and_an_id_cannot_move() {
         t.heard_from(own, v4(127, 3, 0, 1, 1), false, now),
         Insert::Refused
     );
+}
+
+#[test]
+fn one_node_per_ip_in_the_whole_table() {
+    let now = Instant::now();
+    let mut rng = Rng::new([7; 32]);
+    let own = NodeId::random(&mut rng);
+    let mut t = RoutingTable::new(own, SUBNET_CAP, now);
+    let added = (0..300u16)
+        .filter(|p| {
+            t.heard_from(
+                NodeId::random(&mut rng),
+                v4(127, 9, 9, 9, 1000 + p),
+                false,
+                now,
+            ) == Insert::Added
+        })
+        .count();
+    assert_eq!(added, 1);
+    assert!(!t.would_take(&NodeId::random(&mut rng), v4(127, 9, 9, 9, 5), now));
 }
 
 #[test]
