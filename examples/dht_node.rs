@@ -46,7 +46,11 @@ fn parse() -> Result<Args, String> {
             "--nodes" => a.nodes = value()?.parse().map_err(|e| format!("--nodes: {e}"))?,
             "--net" => a.net = value()?.parse().map_err(|e| format!("--net: {e}"))?,
             "--port" => a.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
-            "--announce-port" => a.announce_port = value()?.parse().map_err(|e| format!("--announce-port: {e}"))?,
+            "--announce-port" => {
+                a.announce_port = value()?
+                    .parse()
+                    .map_err(|e| format!("--announce-port: {e}"))?
+            }
             "--state-dir" => a.state_dir = Some(value()?.into()),
             "--bootstrap" => {
                 let b = value()?;
@@ -77,7 +81,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let addr = |i: usize| -> SocketAddr { format!("127.{}.{}.1:{}", args.net, i, args.port).parse().unwrap() };
+    let addr = |i: usize| -> SocketAddr {
+        format!("127.{}.{}.1:{}", args.net, i, args.port)
+            .parse()
+            .unwrap()
+    };
     let mut nodes: Vec<DhtHandle> = Vec::new();
     for i in 0..args.nodes {
         let mut config = DhtConfig::new(args.announce_port);
@@ -85,7 +93,10 @@ async fn main() {
         if i > 0 {
             config.bootstrap.insert(0, addr(0).to_string());
         }
-        config.state_file = args.state_dir.as_ref().map(|d| d.join(format!("dht-{i}.dat")));
+        config.state_file = args
+            .state_dir
+            .as_ref()
+            .map(|d| d.join(format!("dht-{i}.dat")));
         match spawn_standalone(addr(i), config).await {
             Ok(h) => nodes.push(h),
             Err(e) => {
@@ -113,11 +124,18 @@ async fn main() {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let pick = |w: Option<&&str>| w.and_then(|s| s.parse::<usize>().ok()).filter(|&i| i < nodes.len());
+        let pick = |w: Option<&&str>| {
+            w.and_then(|s| s.parse::<usize>().ok())
+                .filter(|&i| i < nodes.len())
+        };
         match words.first().copied() {
             Some("quit") => break,
             Some("get_peers") => {
-                let Some(hash) = words.get(1).and_then(|h| hex::decode(h).ok()).and_then(|b| <[u8; 20]>::try_from(b).ok()) else {
+                let Some(hash) = words
+                    .get(1)
+                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|b| <[u8; 20]>::try_from(b).ok())
+                else {
                     eprintln!("dht_node: get_peers needs 40 hex digits");
                     continue;
                 };
@@ -125,12 +143,20 @@ async fn main() {
                 let announce = words.contains(&"announce");
                 let r = nodes[i].lookup(InfoHash(hash), announce).await;
                 let peers: Vec<String> = r.peers.iter().map(|p| p.to_string()).collect();
-                println!("peers {} {:.1} {}", hex::encode(hash), r.duration.as_secs_f64() * 1000.0, peers.join(","));
+                println!(
+                    "peers {} {:.1} {}",
+                    hex::encode(hash),
+                    r.duration.as_secs_f64() * 1000.0,
+                    peers.join(",")
+                );
             }
             Some("stats") => {
                 let i = pick(words.get(1)).unwrap_or(0);
                 let s = nodes[i].stats().await;
-                println!("stats {i} {} {} {} {}", s.nodes, s.good_nodes, s.lookups_done, s.peers_found);
+                println!(
+                    "stats {i} {} {} {} {}",
+                    s.nodes, s.good_nodes, s.lookups_done, s.peers_found
+                );
             }
             Some(other) => eprintln!("dht_node: unknown command {other}"),
             None => {}
