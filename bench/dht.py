@@ -79,9 +79,9 @@ def main():
                 ours.send("get_peers %s %d announce" % (h, k % args.ours))
                 ours.wait("peers")
             else:
-                lt.send("announce %s %d %d" % (h, 7000, k % args.lt))
+                lt.send("announce %s %d" % (h, k % args.lt))
                 lt.wait("announced")
-        time.sleep(5)
+        time.sleep(10)  # libtorrent announces a new torrent within seconds
 
         ours_ms, lt_ms, ours_found, lt_found = [], [], 0, 0
         for k, h in enumerate(hashes):

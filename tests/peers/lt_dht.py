@@ -16,8 +16,10 @@ Commands, one a line on standard input (answers on standard output):
                         `seeding HEX IP:PORT`.
   get_peers HEX [I]     A DHT get_peers lookup from session I (default: the last one);
                         prints `peers HEX MS ADDR,ADDR,...` (MS: the lookup's time).
-  announce HEX PORT [I] Announces HEX with PORT from session I (default: the last one);
-                        prints `announced HEX`.
+  announce HEX [I]      Adds a torrent known by its info-hash alone to session I (default:
+                        the last one), which libtorrent then announces on the DHT with
+                        its listen port; prints `announced HEX IP:PORT`. (The Python
+                        binding cannot call dht_announce: its flags type is not exposed.)
   nodes                 Prints `nodes N1 N2 ...`: each session's routing table size.
   quit                  Exits 0 (so does the end of standard input).
 Exits 3 when --timeout (default 300 s) expires.
@@ -186,10 +188,14 @@ def main():
                 peers = [] if a is None else ["%s:%d" % (ip, port) for ip, port in a.peers()]
                 out("peers %s %.1f %s" % (h, ms, ",".join(peers)))
             elif cmd == "announce":
-                h, port = words[1], int(words[2])
-                i = int(words[3]) if len(words) > 3 else len(sessions) - 1
-                sessions[i].dht_announce(lt.sha1_hash(bytes.fromhex(h)), port, 0)
-                out("announced %s" % h)
+                h = words[1]
+                i = int(words[2]) if len(words) > 2 else len(sessions) - 1
+                atp = lt.add_torrent_params()
+                atp.info_hash = lt.sha1_hash(bytes.fromhex(h))
+                atp.save_path = tmp
+                atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+                handles.append(sessions[i].add_torrent(atp))
+                out("announced %s %s:%d" % (h, ips[i], args.port))
             elif cmd == "nodes":
                 out("nodes " + " ".join(str(s) for s in table_sizes(sessions, deadline)))
             else:
