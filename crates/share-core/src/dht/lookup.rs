@@ -200,12 +200,12 @@ impl Lookup {
         self.window().all(|c| c.state == State::Responded)
     }
 
-    /// When a query in flight stops holding its slot.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// When a query in flight next stops holding its slot (after `now`).
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.candidates
             .iter()
             .filter_map(|c| match c.state {
-                State::InFlight(t) => Some(t + SOFT_TIMEOUT),
+                State::InFlight(t) if t + SOFT_TIMEOUT > now => Some(t + SOFT_TIMEOUT),
                 _ => None,
             })
             .min()

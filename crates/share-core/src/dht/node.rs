@@ -199,6 +199,10 @@ pub struct Node {
     lookups: HashMap<LookupId, Running>,
     next_lookup: u64,
     torrents: HashMap<InfoHash, Torrent>,
+    /// The earliest `next` of a torrent with no lookup running (kept so that
+    /// [`Node::next_timeout`] need not scan every torrent).
+    torrents_due: Option<Instant>,
+    last_tick: Instant,
     out: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<Event>,
     /// Nodes from the saved table: seeds for the bootstrap lookup.
@@ -236,6 +240,8 @@ impl Node {
             lookups: HashMap::new(),
             next_lookup: 0,
             torrents: HashMap::new(),
+            torrents_due: None,
+            last_tick: now,
             out: VecDeque::new(),
             events: VecDeque::new(),
             saved: Vec::new(),
@@ -329,7 +335,12 @@ impl Node {
                 running: None,
             },
         );
+        self.due_at(now);
         true
+    }
+
+    fn due_at(&mut self, t: Instant) {
+        self.torrents_due = Some(self.torrents_due.map_or(t, |d| d.min(t)));
     }
 
     pub fn remove_torrent(&mut self, info_hash: &InfoHash) {
@@ -343,7 +354,9 @@ impl Node {
             Some(t) if t.running.is_none() => {
                 let earliest = t.last.map_or(now, |l| l + min);
                 t.next = t.next.min(earliest.max(now));
-                t.next <= now
+                let next = t.next;
+                self.due_at(next);
+                next <= now
             }
             _ => false,
         }
@@ -557,6 +570,7 @@ impl Node {
     // ----- time -----
 
     pub fn tick(&mut self, now: Instant) {
+        self.last_tick = now;
         self.tokens.tick(&mut self.rng, now);
         self.expire_pending(now);
 
@@ -569,7 +583,7 @@ impl Node {
             self.bootstrap = Some(self.start_lookup(own, lookup::Kind::FindNode, None, None, now));
         }
 
-        if !self.table.is_empty() {
+        if !self.table.is_empty() && self.torrents_due.is_some_and(|t| t <= now) {
             let due: Vec<InfoHash> = self
                 .torrents
                 .iter()
@@ -588,6 +602,13 @@ impl Node {
                     t.next = now + self.config.reannounce;
                 }
             }
+            // Torrents left waiting by the lookup bound are tried again in a second.
+            self.torrents_due = self
+                .torrents
+                .values()
+                .filter(|t| t.running.is_none())
+                .map(|t| t.next.max(now + Duration::from_secs(1)))
+                .min();
         }
 
         if now >= self.next_maintenance {
@@ -616,24 +637,22 @@ impl Node {
         }
     }
 
-    /// When [`Node::tick`] should next be called.
+    /// When [`Node::tick`] should next be called; always after the last tick.
     pub fn next_timeout(&self) -> Option<Instant> {
+        let last = self.last_tick;
         let timeout = self.config.query_timeout;
         let mut next = self.next_maintenance.min(self.tokens.next_rotation());
         let mut at = |t: Instant| next = next.min(t);
         self.pending.values().for_each(|p| at(p.sent + timeout));
         self.lookups
             .values()
-            .filter_map(|r| r.lookup.next_deadline())
+            .filter_map(|r| r.lookup.next_deadline(last))
             .for_each(&mut at);
         if self.bootstrap.is_none() && !self.bootstrapped {
             at(self.next_bootstrap);
         }
-        if !self.table.is_empty() {
-            self.torrents
-                .values()
-                .filter(|t| t.running.is_none())
-                .for_each(|t| at(t.next));
+        if let (false, Some(t)) = (self.table.is_empty(), self.torrents_due) {
+            at(t);
         }
         Some(next)
     }
@@ -776,6 +795,8 @@ impl Node {
             if let Some(t) = self.torrents.get_mut(&h) {
                 if t.running == Some(lid) {
                     t.running = None;
+                    let next = t.next;
+                    self.due_at(next);
                 }
             }
         }

@@ -60,8 +60,18 @@ pub(super) async fn run(
             .map(Instant::from_std)
             .unwrap_or(next_save)
             .min(next_save);
+        // Timers first, so that a stream of packets cannot starve timeouts.
         tokio::select! {
             biased;
+            _ = tokio::time::sleep_until(wake) => {
+                node.tick(now());
+                if Instant::now() >= next_save {
+                    next_save = Instant::now() + SAVE_EVERY;
+                    if let Some(path) = &config.state_file {
+                        save(&node, path);
+                    }
+                }
+            }
             cmd = cmds.recv() => match cmd {
                 None => break,
                 Some(Command::Shutdown(ack)) => {
@@ -74,15 +84,6 @@ pub(super) async fn run(
                 None => break,
                 Some((bytes, from)) => node.handle_packet(from, &bytes, now()),
             },
-            _ = tokio::time::sleep_until(wake) => {
-                node.tick(now());
-                if Instant::now() >= next_save {
-                    next_save = Instant::now() + SAVE_EVERY;
-                    if let Some(path) = &config.state_file {
-                        save(&node, path);
-                    }
-                }
-            }
         }
     }
     flush(&mut node, &socket).await;

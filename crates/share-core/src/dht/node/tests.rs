@@ -22,6 +22,13 @@ fn ask(n: &mut Node, from: SocketAddr, method: Method, now: Instant) -> Message 
     Message::decode(&bytes).unwrap()
 }
 
+fn get_peers(info_hash: NodeId) -> Method {
+    Method::GetPeers {
+        info_hash,
+        want: Want::default(),
+    }
+}
+
 fn response(m: Message) -> Response {
     match m.kind {
         Kind::Response(r) => r,
@@ -45,15 +52,7 @@ fn answers_the_four_queries_and_stores_an_announce() {
     assert_eq!(r.id, Some(n.id()));
 
     let hash = NodeId([7; 20]);
-    let r = response(ask(
-        &mut n,
-        from,
-        Method::GetPeers {
-            info_hash: hash,
-            want: Want::default(),
-        },
-        now,
-    ));
+    let r = response(ask(&mut n, from, get_peers(hash), now));
     let token = r.token.expect("a token");
     assert!(r.values.is_empty());
 
@@ -64,15 +63,7 @@ fn answers_the_four_queries_and_stores_an_announce() {
         token: token.clone(),
     };
     response(ask(&mut n, from, announce, now));
-    let r = response(ask(
-        &mut n,
-        from,
-        Method::GetPeers {
-            info_hash: hash,
-            want: Want::default(),
-        },
-        now,
-    ));
+    let r = response(ask(&mut n, from, get_peers(hash), now));
     assert_eq!(r.values, vec!["127.5.0.1:51413".parse().unwrap()]);
 
     // implied_port: the UDP source port is stored instead.
@@ -83,15 +74,7 @@ fn answers_the_four_queries_and_stores_an_announce() {
         token,
     };
     response(ask(&mut n, from, implied, now));
-    let r = response(ask(
-        &mut n,
-        from,
-        Method::GetPeers {
-            info_hash: hash,
-            want: Want::default(),
-        },
-        now,
-    ));
+    let r = response(ask(&mut n, from, get_peers(hash), now));
     assert_eq!(r.values, vec![from]);
 
     let r = response(ask(
@@ -131,10 +114,7 @@ fn a_bad_token_or_unknown_method_gets_an_error() {
     let r = response(ask(
         &mut n,
         "127.6.0.1:1".parse().unwrap(),
-        Method::GetPeers {
-            info_hash: NodeId([7; 20]),
-            want: Want::default(),
-        },
+        get_peers(NodeId([7; 20])),
         now,
     ));
     let stolen = Method::AnnouncePeer {
