@@ -6,6 +6,7 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod choker;
+pub mod dht;
 pub mod ext;
 pub mod lsd;
 pub mod magnet;

@@ -9,6 +9,7 @@
 //! bounded channels; each torrent's disk thread owns its files. See `docs/engine.md`.
 
 mod assembly;
+pub mod dht;
 mod disk;
 mod limit;
 mod lsd;

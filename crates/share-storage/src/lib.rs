@@ -5,6 +5,7 @@
 //! - [`hash`]: pieces hashed or checked on all cores, reading overlapped with hashing, with
 //!   memory bounded by one piece buffer per thread whatever the content's size.
 //! - [`store`]: positional block reads and writes for a transfer.
+//! - [`state`]: small state files (the DHT table), read bounded and written atomically.
 
 pub mod buf;
 pub mod hash;

@@ -1,48 +1,62 @@
-//! Files that outlive a run (a magnet's metadata, and later resume data and the DHT's
-//! routing table), written so that a crash never leaves half a file: write a temporary file
-//! beside the target, flush it to disk, then rename it over the target.
+//! Small state files that outlive a run (the DHT routing table, and the like): read with a
+//! size bound, written atomically (a temporary file beside the target, fsync, rename, fsync
+//! of the folder), so a crash leaves either the old file or the new one, never half of one.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::{Result, StorageError};
 
-/// Largest state file read back.
-pub const MAX_STATE_FILE: u64 = 64 << 20;
-
-/// Writes `bytes` to `path` atomically, creating its folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(StorageError::io(parent))?;
+/// Reads `path` if it exists; `None` when it does not, an error when it is over `max_len`.
+pub fn read_state(path: &Path, max_len: u64) -> Result<Option<Vec<u8>>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io(path)(e)),
+    };
+    let mut buf = Vec::new();
+    file.take(max_len + 1)
+        .read_to_end(&mut buf)
+        .map_err(StorageError::io(path))?;
+    if buf.len() as u64 > max_len {
+        return Err(StorageError::io(path)(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("state file larger than {max_len} bytes"),
+        )));
     }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(parent) = path.parent() {
-            // The rename itself is durable once the folder is synced.
-            if let Ok(d) = File::open(parent) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(StorageError::io(path))
+    Ok(Some(buf))
 }
 
-/// Reads a state file, if it exists and is not larger than [`MAX_STATE_FILE`].
-pub fn read(path: &Path) -> Option<Vec<u8>> {
-    let meta = fs::metadata(path).ok()?;
-    if meta.len() > MAX_STATE_FILE {
-        return None;
+/// Replaces `path` with `bytes` atomically, creating its folder if needed.
+pub fn write_state(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(StorageError::io(dir))?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(name);
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(StorageError::io(&tmp)(e));
     }
-    fs::read(path).ok()
+    fs::rename(&tmp, path).map_err(StorageError::io(path))?;
+    // The rename is durable once the folder is synced.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -50,17 +64,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_replace_the_whole_file_and_leave_no_temporary_behind() {
+    fn write_then_read_and_bounds() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/state.bin");
-        write_atomic(&path, b"first version, longer").unwrap();
-        write_atomic(&path, b"second").unwrap();
-        assert_eq!(read(&path).unwrap(), b"second");
-        let names: Vec<_> = fs::read_dir(dir.path().join("sub"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec!["state.bin"]);
-        assert!(read(&dir.path().join("missing")).is_none());
+        let path = dir.path().join("sub/dht.dat");
+        assert!(read_state(&path, 10).unwrap().is_none());
+        write_state(&path, b"hello").unwrap();
+        write_state(&path, b"world!").unwrap();
+        assert_eq!(read_state(&path, 10).unwrap().unwrap(), b"world!");
+        assert!(read_state(&path, 3).is_err());
+        let leftovers = fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left behind");
     }
 }

@@ -17,6 +17,8 @@ use share_core::Magnet;
 
 use super::*;
 
+/// Largest metadata file read back from the state folder (the metadata cap plus trackers).
+const MAX_METADATA_FILE: u64 = share_core::metadata::MAX_METADATA as u64 + (1 << 20);
 /// Messages held per connection until the metadata is here.
 const MAX_HELD: usize = 4096;
 
@@ -44,7 +46,7 @@ impl Connected {
 /// The metadata kept from an earlier run, if it is there and is what the link names.
 pub(super) fn load_saved(ctx: &SessionCtx, magnet: &Magnet) -> Option<Metainfo> {
     let path = ctx.metadata_path(&magnet.info_hash);
-    let bytes = share_storage::state::read(&path)?;
+    let bytes = share_storage::state::read_state(&path, MAX_METADATA_FILE).ok()??;
     match Metainfo::from_bytes(&bytes) {
         Ok(mut meta) if meta.info_hash == magnet.info_hash => {
             for url in &magnet.trackers {
@@ -114,7 +116,7 @@ pub(super) async fn fetch(
         }
     };
     let path = f.base.ctx.metadata_path(&hash);
-    if let Err(e) = share_storage::state::write_atomic(&path, &meta.to_torrent_bytes()) {
+    if let Err(e) = share_storage::state::write_state(&path, &meta.to_torrent_bytes()) {
         f.base.notice(Notice::Warning(format!(
             "could not keep the metadata in the state folder: {e}"
         )));

@@ -1,0 +1,242 @@
+//! The node task: one loop that owns the sans-IO node and feeds it packets, commands and
+//! timeouts, then sends what it wants sent and routes what it found.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use bytes::Bytes;
+use rand::RngCore;
+use share_core::dht::{Event, LookupId, Node};
+use share_core::InfoHash;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{Command, DhtConfig, LookupResult, MAX_STATE_FILE, SAVE_EVERY};
+
+/// The clock the node sees: tokio's, so that tests with a paused clock drive it too.
+fn now() -> StdInstant {
+    Instant::now().into_std()
+}
+
+/// A one-off lookup someone is waiting for.
+struct Waiting {
+    reply: oneshot::Sender<LookupResult>,
+    peers: Vec<SocketAddr>,
+}
+
+pub(super) async fn run(
+    socket: Arc<UdpSocket>,
+    mut packets: mpsc::Receiver<(Bytes, SocketAddr)>,
+    mut cmds: mpsc::Receiver<Command>,
+    config: DhtConfig,
+) {
+    let local = socket.local_addr().ok();
+    let mut core = config.node.clone();
+    core.ipv6 = local.is_some_and(|a| a.is_ipv6());
+    core.external_ip = config.external_ip.or(core.external_ip);
+    core.bootstrap = resolve(&config.bootstrap, core.ipv6).await;
+    let mut seed = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut seed);
+    let mut node = Node::new(seed, core, now());
+    if let Some(path) = &config.state_file {
+        load(&mut node, path);
+    }
+    tracing::debug!(id = %node.id(), addr = ?local, bootstrap = config.bootstrap.len(), "dht: node started");
+
+    let mut torrents: HashMap<InfoHash, mpsc::Sender<Vec<SocketAddr>>> = HashMap::new();
+    let mut waiting: HashMap<LookupId, Waiting> = HashMap::new();
+    let mut next_save = Instant::now() + SAVE_EVERY;
+    let mut shutdown: Option<oneshot::Sender<()>> = None;
+
+    loop {
+        flush(&mut node, &socket).await;
+        route_events(&mut node, &torrents, &mut waiting);
+        let wake = node
+            .next_timeout()
+            .map(Instant::from_std)
+            .unwrap_or(next_save)
+            .min(next_save);
+        // Timers first, so that a stream of packets cannot starve timeouts.
+        tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(wake) => {
+                node.tick(now());
+                if Instant::now() >= next_save {
+                    next_save = Instant::now() + SAVE_EVERY;
+                    if let Some(path) = &config.state_file {
+                        save(&node, path);
+                    }
+                }
+            }
+            cmd = cmds.recv() => match cmd {
+                None => break,
+                Some(Command::Shutdown(ack)) => {
+                    shutdown = Some(ack);
+                    break;
+                }
+                Some(cmd) => command(&mut node, cmd, &config, &mut torrents, &mut waiting),
+            },
+            pkt = packets.recv() => match pkt {
+                None => break,
+                Some((bytes, from)) => node.handle_packet(from, &bytes, now()),
+            },
+        }
+    }
+    flush(&mut node, &socket).await;
+    if let Some(path) = &config.state_file {
+        save(&node, path);
+    }
+    tracing::debug!(id = %node.id(), "dht: node stopped");
+    if let Some(ack) = shutdown {
+        let _ = ack.send(());
+    }
+}
+
+fn command(
+    node: &mut Node,
+    cmd: Command,
+    config: &DhtConfig,
+    torrents: &mut HashMap<InfoHash, mpsc::Sender<Vec<SocketAddr>>>,
+    waiting: &mut HashMap<LookupId, Waiting>,
+) {
+    let t = now();
+    match cmd {
+        Command::AddTorrent(h, peers) => {
+            if node.add_torrent(h, Some(config.port_for_announce), t) {
+                torrents.insert(h, peers);
+            }
+        }
+        Command::RemoveTorrent(h) => {
+            node.remove_torrent(&h);
+            torrents.remove(&h);
+        }
+        Command::WantPeers(h) => {
+            node.want_peers(&h, t);
+        }
+        Command::AddNode(addr) => node.add_node(addr, t),
+        Command::Lookup {
+            info_hash,
+            announce,
+            reply,
+        } => {
+            let port = announce.then_some(config.port_for_announce);
+            let lid = node.get_peers(info_hash, port, t);
+            waiting.insert(
+                lid,
+                Waiting {
+                    reply,
+                    peers: Vec::new(),
+                },
+            );
+        }
+        Command::Stats(reply) => {
+            let _ = reply.send(node.stats(t));
+        }
+        Command::Table(reply) => {
+            let _ = reply.send(node.table().iter().map(|e| (e.id, e.addr)).collect());
+        }
+        Command::Shutdown(_) => {}
+    }
+}
+
+async fn flush(node: &mut Node, socket: &UdpSocket) {
+    while let Some((to, bytes)) = node.poll_transmit() {
+        if let Err(e) = socket.send_to(&bytes, to).await {
+            tracing::trace!(%to, error = %e, "dht: send failed");
+        }
+    }
+}
+
+fn route_events(
+    node: &mut Node,
+    torrents: &HashMap<InfoHash, mpsc::Sender<Vec<SocketAddr>>>,
+    waiting: &mut HashMap<LookupId, Waiting>,
+) {
+    while let Some(e) = node.poll_event() {
+        match e {
+            Event::LookupStarted {
+                lookup,
+                target,
+                get_peers,
+                seeds,
+            } => {
+                tracing::debug!(lookup = lookup.0, %target, get_peers, seeds, "dht: lookup started");
+            }
+            Event::PeersFound {
+                lookup,
+                info_hash,
+                peers,
+            } => {
+                if let Some(w) = waiting.get_mut(&lookup) {
+                    w.peers.extend_from_slice(&peers);
+                }
+                if let Some(tx) = torrents.get(&info_hash) {
+                    let _ = tx.try_send(peers);
+                }
+            }
+            Event::LookupDone {
+                lookup,
+                target,
+                get_peers,
+                peers,
+                queried,
+                responded,
+                announced,
+                duration,
+                ..
+            } => {
+                tracing::debug!(
+                    lookup = lookup.0, %target, get_peers, peers, queried, responded, announced,
+                    ms = duration.as_millis() as u64,
+                    "dht: lookup done"
+                );
+                if let Some(w) = waiting.remove(&lookup) {
+                    let _ = w.reply.send(LookupResult {
+                        peers: w.peers,
+                        queried,
+                        responded,
+                        announced,
+                        duration,
+                    });
+                }
+            }
+            Event::Bootstrapped { nodes } => tracing::debug!(nodes, "dht: bootstrapped"),
+            Event::IdChanged { id } => tracing::debug!(%id, "dht: new id for our external address"),
+        }
+    }
+}
+
+/// Resolves `host:port` strings to addresses of our family; failures are logged and skipped.
+async fn resolve(hosts: &[String], ipv6: bool) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for h in hosts {
+        match tokio::net::lookup_host(h.as_str()).await {
+            Ok(addrs) => out.extend(addrs.filter(|a| a.is_ipv6() == ipv6)),
+            Err(e) => tracing::debug!(host = %h, error = %e, "dht: bootstrap node not resolved"),
+        }
+    }
+    out
+}
+
+fn load(node: &mut Node, path: &Path) {
+    match share_storage::state::read_state(path, MAX_STATE_FILE) {
+        Ok(Some(bytes)) => match node.load(&bytes, now()) {
+            Ok(n) => tracing::debug!(nodes = n, path = %path.display(), "dht: table loaded"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "dht: saved table ignored")
+            }
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "dht: saved table not read"),
+    }
+}
+
+fn save(node: &Node, path: &Path) {
+    if let Err(e) = share_storage::state::write_state(path, &node.save(now())) {
+        tracing::warn!(error = %e, "dht: table not saved");
+    }
+}
