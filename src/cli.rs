@@ -232,7 +232,7 @@ pub struct NetArgs {
 /// Where peers come from besides trackers and `--peer`, and where state is kept.
 #[derive(Args, Clone)]
 pub struct DiscoveryArgs {
-    /// A DHT bootstrap node (repeatable; replaces the default public ones).
+    /// A DHT bootstrap node (repeatable; replaces the default public routers).
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
     pub dht_bootstrap: Vec<String>,
     /// Do not use the DHT.

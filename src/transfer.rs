@@ -80,6 +80,8 @@ fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<Sessi
     c.max_per_ip = net.max_per_ip.max(1);
     c.pex = !d.no_pex;
     c.lsd = !d.no_lsd;
+    // The DHT bootstraps from the given nodes, or the public routers without any.
+    c.dht = (!d.no_dht).then(|| d.dht_bootstrap.clone());
     c.loopback_only = crate::guard::loopback_only();
     Ok(c)
 }

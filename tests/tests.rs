@@ -5,6 +5,7 @@ mod craft;
 mod util;
 
 mod create;
+mod dht;
 mod hostile;
 mod hostile_load;
 mod inspect;

@@ -225,10 +225,18 @@ impl Proc {
 
     /// Spawns `cmd` and waits for a line of standard output that matches `ready`.
     pub fn start_with(cmd: &mut Command, ready: impl Fn(&str) -> bool) -> Proc {
+        Proc::spawn(cmd.stdin(std::process::Stdio::null()), ready)
+    }
+
+    /// As [`Proc::start_with`], with standard input piped (`child.stdin`) for commands.
+    pub fn start_with_stdin(cmd: &mut Command, ready: impl Fn(&str) -> bool) -> Proc {
+        Proc::spawn(cmd.stdin(std::process::Stdio::piped()), ready)
+    }
+
+    fn spawn(cmd: &mut Command, ready: impl Fn(&str) -> bool) -> Proc {
         use std::io::{BufRead, Read};
         use std::process::Stdio;
         let mut child = cmd
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -20,6 +20,11 @@ Commands, one a line on standard input (answers on standard output):
                         the last one), which libtorrent then announces on the DHT with
                         its listen port; prints `announced HEX IP:PORT`. (The Python
                         binding cannot call dht_announce: its flags type is not exposed.)
+  seed_file PATH        Seeds PATH (a file that exists) from session 1, as a torrent of
+                        16 KiB pieces made here; prints `seeding HEX IP:PORT`.
+  fetch HEX DIR [I]     Fetches the torrent known by its info-hash alone into DIR from
+                        session I (default: the last one): metadata and peers from the DHT;
+                        prints `fetched HEX` once every piece is there.
   nodes                 Prints `nodes N1 N2 ...`: each session's routing table size.
   quit                  Exits 0 (so does the end of standard input).
 Exits 3 when --timeout (default 300 s) expires.
@@ -145,12 +150,18 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="lt-dht-")
     handles = []
+    fetching = []  # (handle, hex) not yet reported complete
     buf = b""
     while time.monotonic() < deadline:
         for ses in sessions:
             for a in ses.pop_alerts():
                 if a.category() & lt.alert.category_t.error_notification:
                     log("alert:", type(a).__name__, a.message())
+        for h, hexh in list(fetching):
+            st = h.status()
+            if st.has_metadata and (st.is_seeding or st.is_finished):
+                out("fetched %s" % hexh)
+                fetching.remove((h, hexh))
         r, _, _ = select.select([sys.stdin], [], [], 0.1)
         if not r:
             continue
@@ -176,6 +187,30 @@ def main():
                 handles.append(sessions[1].add_torrent(atp))
                 h = str(ti.info_hashes().v1) if hasattr(ti, "info_hashes") else str(ti.info_hash())
                 out("seeding %s %s:%d" % (h, ips[1], args.port))
+            elif cmd == "seed_file":
+                path = words[1]
+                fs = lt.file_storage()
+                lt.add_files(fs, path)
+                ct = lt.create_torrent(fs, 16 * 1024)
+                lt.set_piece_hashes(ct, os.path.dirname(path))
+                ti = lt.torrent_info(lt.bencode(ct.generate()))
+                atp = lt.add_torrent_params()
+                atp.ti = ti
+                atp.save_path = os.path.dirname(path)
+                atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+                handles.append(sessions[1].add_torrent(atp))
+                h = str(ti.info_hashes().v1) if hasattr(ti, "info_hashes") else str(ti.info_hash())
+                out("seeding %s %s:%d" % (h, ips[1], args.port))
+            elif cmd == "fetch":
+                h = words[1]
+                i = int(words[3]) if len(words) > 3 else len(sessions) - 1
+                atp = lt.add_torrent_params()
+                atp.info_hash = lt.sha1_hash(bytes.fromhex(h))
+                atp.save_path = words[2]
+                atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+                handle = sessions[i].add_torrent(atp)
+                handles.append(handle)
+                fetching.append((handle, h))
             elif cmd == "get_peers":
                 h = words[1]
                 i = int(words[2]) if len(words) > 2 else len(sessions) - 1

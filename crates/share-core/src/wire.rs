@@ -43,6 +43,19 @@ impl Handshake {
         self.reserved[7] & 0x04 != 0
     }
 
+    /// The DHT bit (BEP 5): the peer runs a DHT node and takes a `port` message.
+    pub fn supports_dht(&self) -> bool {
+        self.reserved[7] & 0x01 != 0
+    }
+
+    /// Our handshake, saying we run a DHT node.
+    pub fn with_dht(mut self, on: bool) -> Self {
+        if on {
+            self.reserved[7] |= 0x01;
+        }
+        self
+    }
+
     pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {
         let mut out = [0u8; HANDSHAKE_LEN];
         out[0] = 19;
@@ -360,6 +373,10 @@ mod tests {
         let back = Handshake::decode(&h.encode()).unwrap();
         assert_eq!(back, h);
         assert!(back.supports_extensions() && back.supports_fast());
+        assert!(!back.supports_dht());
+        assert!(Handshake::decode(&h.with_dht(true).encode())
+            .unwrap()
+            .supports_dht());
         let mut bad = h.encode();
         bad[3] = b'x';
         assert_eq!(Handshake::decode(&bad), Err(WireError::NotBitTorrent));

@@ -87,6 +87,8 @@ pub enum Event {
 pub struct Shared {
     pub info_hash: InfoHash,
     pub peer_id: [u8; 20],
+    /// We run a DHT node (the handshake says so, BEP 5).
+    pub dht: bool,
     pub max_frame: u32,
     pub events: mpsc::Sender<(PeerKey, Event)>,
     pub uploaded: Arc<AtomicU64>,
@@ -112,7 +114,7 @@ async fn connect(
     shared: &Shared,
     mut permit: ConnPermit,
 ) -> Result<(), String> {
-    let ours = Handshake::new(shared.info_hash, shared.peer_id);
+    let ours = Handshake::new(shared.info_hash, shared.peer_id).with_dht(shared.dht);
     let (stream, theirs) = match conn {
         Conn::Dial => {
             let tcp = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))

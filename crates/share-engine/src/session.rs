@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
+use crate::dht::{self, DhtConfig, DhtHandle};
 use crate::limit::RateLimiter;
 use crate::peer::{self, HANDSHAKE_TIMEOUT};
 use crate::torrent::{self, TorrentCommand};
@@ -69,6 +70,8 @@ pub struct SessionConfig {
     pub pex: bool,
     /// Dial no address outside loopback (tests and benchmarks promise this).
     pub loopback_only: bool,
+    /// The DHT (BEP 5), with its bootstrap nodes (`None`: off).
+    pub dht: Option<Vec<String>>,
 }
 
 impl SessionConfig {
@@ -83,6 +86,7 @@ impl SessionConfig {
             lsd: false,
             pex: true,
             loopback_only: false,
+            dht: None,
         }
     }
 }
@@ -161,6 +165,10 @@ pub(crate) struct SessionCtx {
     pub state_dir: PathBuf,
     pub pex: bool,
     pub loopback_only: bool,
+    /// The session's DHT node, when it runs one.
+    pub dht: Option<DhtHandle>,
+    /// The UDP port the DHT listens on (told to peers in a `port` message).
+    pub udp_port: Option<u16>,
     /// Tells the session task that a torrent turned out to be private (a magnet's metadata).
     pub private: mpsc::Sender<InfoHash>,
 }
@@ -263,6 +271,18 @@ impl Session {
     pub async fn bind(config: SessionConfig) -> std::io::Result<Session> {
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        // One UDP socket on the same port, for the DHT (and µTP).
+        let (dht, udp_port) = match &config.dht {
+            Some(bootstrap) => match start_dht(local_addr, bootstrap, &config, &shutdown).await {
+                Ok(d) => (Some(d), Some(local_addr.port())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the DHT is off: no UDP socket on {local_addr}");
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
         let (private_tx, private_rx) = mpsc::channel(16);
         let ctx = Arc::new(SessionCtx {
             peer_id: peer_id(),
@@ -285,10 +305,11 @@ impl Session {
             state_dir: config.state_dir.clone(),
             pex: config.pex,
             loopback_only: config.loopback_only,
+            dht,
+            udp_port,
             private: private_tx,
         });
         let (routes_tx, routes_rx) = watch::channel(Routes::default());
-        let shutdown = CancellationToken::new();
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(accept_loop(
             listener,
@@ -406,6 +427,9 @@ impl SessionTask {
                 Some(hash) = private.recv() => {
                     if let Some(e) = self.torrents.get_mut(&hash) {
                         e.route.private = true;
+                        if let Some(d) = &self.ctx.dht {
+                            d.remove_torrent(hash);
+                        }
                         self.publish();
                     }
                 }
@@ -417,6 +441,10 @@ impl SessionTask {
         }
         while let Some(r) = self.tasks.join_next().await {
             self.on_ended(r);
+        }
+        if let Some(d) = self.ctx.dht.clone() {
+            // Saves the routing table.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), d.shutdown()).await;
         }
     }
 
@@ -465,6 +493,9 @@ impl SessionTask {
             notices: notice_tx,
             token: token.clone(),
         };
+        if !private {
+            self.dht_add(hash, &route.found);
+        }
         self.tasks.spawn(async move {
             let r = torrent::run(source, config, inputs).await;
             (hash, r)
@@ -497,7 +528,28 @@ impl SessionTask {
         if let Some(e) = self.torrents.remove(&hash) {
             let _ = e.ended.send(Some(result.map_err(|e| e.to_string())));
         }
+        if let Some(d) = &self.ctx.dht {
+            d.remove_torrent(hash);
+        }
         self.publish();
+    }
+
+    /// Looks the torrent up on the DHT (and announces it) from now on; the peers found go
+    /// to its discovery channel.
+    fn dht_add(&self, hash: InfoHash, found: &mpsc::Sender<(PeerSource, Vec<SocketAddr>)>) {
+        let Some(d) = &self.ctx.dht else {
+            return;
+        };
+        let (tx, mut rx) = mpsc::channel::<Vec<SocketAddr>>(16);
+        let found = found.clone();
+        tokio::spawn(async move {
+            while let Some(peers) = rx.recv().await {
+                if found.send((PeerSource::Dht, peers)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        d.add_torrent(hash, tx);
     }
 
     fn publish(&self) {
@@ -642,6 +694,52 @@ async fn route_incoming(
     if route.cmd.try_send(cmd).is_err() {
         tracing::debug!(%addr, "torrent busy: closed");
     }
+}
+
+/// Binds the UDP socket beside the listener and starts the DHT node on it, with a reader
+/// that hands it the KRPC datagrams (those that begin with `d`).
+async fn start_dht(
+    local: SocketAddr,
+    bootstrap: &[String],
+    config: &SessionConfig,
+    shutdown: &CancellationToken,
+) -> std::io::Result<DhtHandle> {
+    let socket = Arc::new(tokio::net::UdpSocket::bind(local).await?);
+    let (tx, rx) = mpsc::channel(dht::PACKET_QUEUE);
+    let mut dc = DhtConfig::new(local.port());
+    dc.bootstrap = bootstrap.to_vec();
+    if dc.bootstrap.is_empty() {
+        dc.bootstrap = dht::DEFAULT_BOOTSTRAP
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    }
+    let family = if local.is_ipv6() {
+        "dht6.dat"
+    } else {
+        "dht.dat"
+    };
+    dc.state_file = Some(config.state_dir.join(family));
+    let handle = dht::spawn(socket.clone(), rx, dc)?;
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let got = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = socket.recv_from(&mut buf) => r,
+            };
+            let Ok((n, from)) = got else { continue };
+            match buf.first() {
+                Some(b'd') if n <= share_core::dht::krpc::MAX_PACKET => {
+                    let _ = tx.try_send((bytes::Bytes::copy_from_slice(&buf[..n]), from));
+                }
+                // µTP comes here next; anything else is dropped.
+                _ => {}
+            }
+        }
+    });
+    Ok(handle)
 }
 
 /// `-SH0100-` and 12 random characters.

@@ -48,7 +48,7 @@ mod extensions;
 mod magnet;
 mod peers;
 
-use book::{Book, DIALS_PER_TICK};
+use book::{Book, DIALS_PER_SEC, DIAL_BURST};
 
 /// Requests out per peer: two seconds of the peer's measured rate, at least `MIN_DEPTH`, at
 /// most `MAX_DEPTH`. The window must be longer than a slow peer's reply latency (Transmission
@@ -167,6 +167,9 @@ pub(crate) struct Base {
     registry: Registry,
     private: bool,
     paused: bool,
+    /// Dials started: a rate, however often dialing is tried (each batch of peers a source
+    /// finds, each tick, each closed connection).
+    dial_budget: Budget,
 }
 
 impl Base {
@@ -186,16 +189,17 @@ impl Base {
         if self.paused {
             return;
         }
+        let now = Instant::now();
         let room = self
             .config
             .max_peers
             .saturating_sub(peers + self.dialing.len())
-            .min(DIALS_PER_TICK);
+            .min(self.dial_budget.available(now));
         if room == 0 {
             return;
         }
-        let now = Instant::now();
         for addr in self.book.due(now, complete, connected, room) {
+            self.dial_budget.take(now);
             let Some(permit) = self.ctx.dial_permit(addr.ip()) else {
                 self.book.undial(&addr);
                 continue;
@@ -293,6 +297,29 @@ impl Base {
             .store(self.uploaded.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
+    /// Tells a peer that runs a DHT node where ours listens (BEP 5 `port`).
+    fn port_message(&self, hs: &Handshake) -> Option<Message> {
+        let port = self.ctx.udp_port?;
+        (self.shared.dht && !self.private && hs.supports_dht()).then_some(Message::Port(port))
+    }
+
+    /// A peer told us where its DHT node listens: our node pings it.
+    fn dht_node(&self, peer: SocketAddr, port: u16) {
+        if let (Some(d), false) = (&self.ctx.dht, self.private) {
+            if port != 0 {
+                d.add_node(SocketAddr::new(peer.ip(), port));
+            }
+        }
+    }
+
+    /// With no peers at all, asks the trackers and the DHT early.
+    fn ask_for_peers(&self) {
+        self.need_peers.notify_one();
+        if let (Some(d), false) = (&self.ctx.dht, self.private) {
+            d.want_peers(self.shared.info_hash);
+        }
+    }
+
     /// Our extension handshake for a peer at `addr`.
     fn ext_handshake(&self, addr: SocketAddr, metadata_size: Option<u32>) -> Message {
         let ours = share_core::ext::OurHandshake {
@@ -332,9 +359,11 @@ pub(crate) async fn run(
     };
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let uploaded = Arc::new(AtomicU64::new(0));
+    let private_torrent = matches!(&source, Source::Torrent(m) if m.info.private);
     let shared = Shared {
         info_hash: hash,
         peer_id: io.ctx.peer_id,
+        dht: io.ctx.dht.is_some() && !private_torrent,
         // Enough for a bitfield of any torrent whose metadata we accept.
         max_frame: wire::max_frame(u32::MAX / 2048),
         events: events_tx,
@@ -377,6 +406,7 @@ pub(crate) async fn run(
         registry: Registry::public(),
         private: false,
         paused: false,
+        dial_budget: Budget::new(DIAL_BURST, DIALS_PER_SEC),
     };
     base.set_private(private);
     let (meta, handed) = match source {
@@ -497,10 +527,20 @@ impl Budget {
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    /// Whole tokens available now.
+    fn available(&mut self, now: Instant) -> usize {
+        self.refill(now);
+        self.tokens as usize
+    }
+
+    fn refill(&mut self, now: Instant) {
         self.tokens =
             (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
         self.at = now;
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -946,7 +986,7 @@ impl Torrent {
         self.send_pex(now);
         self.dial_known();
         if self.peers.is_empty() && self.base.dialing.is_empty() && !self.picker.is_complete() {
-            self.base.need_peers.notify_one();
+            self.base.ask_for_peers();
         }
     }
 }

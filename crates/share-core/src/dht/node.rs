@@ -184,7 +184,14 @@ struct Torrent {
     next: Instant,
     last: Option<Instant>,
     running: Option<LookupId>,
+    /// After a lookup that found no peer or could announce to nobody (a young network, or
+    /// one we have only just joined), the next comes after this wait, doubling up to
+    /// `reannounce`.
+    retry: Duration,
 }
+
+/// The first wait after a lookup that came back empty.
+const FIRST_RETRY: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct Node {
@@ -333,6 +340,7 @@ impl Node {
                 next: now,
                 last: None,
                 running: None,
+                retry: FIRST_RETRY,
             },
         );
         self.due_at(now);
@@ -424,6 +432,19 @@ impl Node {
                 r.values = self
                     .store
                     .get(&info_hash, self.config.ipv6, now, &mut self.rng);
+                // We are a peer of our own torrents: say so, when we know our address (in a
+                // small network the nodes we announced to may all have gone).
+                if let (Some(ip), Some(port)) = (
+                    self.config.external_ip,
+                    self.torrents
+                        .get(&InfoHash(info_hash.0))
+                        .and_then(|t| t.announce_port),
+                ) {
+                    let me = SocketAddr::new(ip, port);
+                    if ip.is_ipv6() == self.config.ipv6 && !r.values.contains(&me) {
+                        r.values.insert(0, me);
+                    }
+                }
                 self.fill_nodes(&mut r, &info_hash, want, now);
             }
             Method::AnnouncePeer {
@@ -792,9 +813,18 @@ impl Node {
             }
         }
         if let Some(h) = run.info_hash {
+            let empty =
+                run.lookup.peers_found() == 0 || (run.announce_port.is_some() && announced == 0);
+            let reannounce = self.config.reannounce;
             if let Some(t) = self.torrents.get_mut(&h) {
                 if t.running == Some(lid) {
                     t.running = None;
+                    if empty {
+                        t.next = t.next.min(now + t.retry);
+                        t.retry = (t.retry * 2).min(reannounce);
+                    } else {
+                        t.retry = FIRST_RETRY;
+                    }
                     let next = t.next;
                     self.due_at(next);
                 }

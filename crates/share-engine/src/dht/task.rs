@@ -17,6 +17,11 @@ use tokio::time::Instant;
 
 use super::{Command, DhtConfig, LookupResult, MAX_STATE_FILE, SAVE_EVERY};
 
+/// Good nodes in the table before the first save is brought forward.
+const FIRST_SAVE_AT: usize = 8;
+/// How soon after that the first save comes.
+const FIRST_SAVE_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The clock the node sees: tokio's, so that tests with a paused clock drive it too.
 fn now() -> StdInstant {
     Instant::now().into_std()
@@ -37,7 +42,10 @@ pub(super) async fn run(
     let local = socket.local_addr().ok();
     let mut core = config.node.clone();
     core.ipv6 = local.is_some_and(|a| a.is_ipv6());
-    core.external_ip = config.external_ip.or(core.external_ip);
+    // A socket bound to one address knows it: our id follows it (BEP 42) and lookups of our
+    // own torrents can name us.
+    let bound = local.map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+    core.external_ip = config.external_ip.or(core.external_ip).or(bound);
     core.bootstrap = resolve(&config.bootstrap, core.ipv6).await;
     let mut seed = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut seed);
@@ -50,6 +58,9 @@ pub(super) async fn run(
     let mut torrents: HashMap<InfoHash, mpsc::Sender<Vec<SocketAddr>>> = HashMap::new();
     let mut waiting: HashMap<LookupId, Waiting> = HashMap::new();
     let mut next_save = Instant::now() + SAVE_EVERY;
+    // The first save comes soon after the table has filled, so that even a process killed
+    // early restarts from it.
+    let mut saved_once = false;
     let mut shutdown: Option<oneshot::Sender<()>> = None;
 
     loop {
@@ -65,6 +76,10 @@ pub(super) async fn run(
             biased;
             _ = tokio::time::sleep_until(wake) => {
                 node.tick(now());
+                if !saved_once && node.stats(now()).good_nodes >= FIRST_SAVE_AT {
+                    saved_once = true;
+                    next_save = next_save.min(Instant::now() + FIRST_SAVE_AFTER);
+                }
                 if Instant::now() >= next_save {
                     next_save = Instant::now() + SAVE_EVERY;
                     if let Some(path) = &config.state_file {

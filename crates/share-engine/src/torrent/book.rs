@@ -19,8 +19,11 @@ use crate::PeerSource;
 pub const MAX_KNOWN: usize = 1000;
 /// Most addresses from untrusted sources (PEX, LSD, DHT) that have not worked yet.
 pub const MAX_HINTS: usize = 600;
-/// Dials started per second, per torrent.
-pub const DIALS_PER_TICK: usize = 10;
+/// Dials started per second, per torrent, after a first burst.
+pub const DIALS_PER_SEC: f64 = 10.0;
+pub const DIAL_BURST: f64 = 20.0;
+#[cfg(test)]
+const DIALS_PER_TICK: usize = 10;
 /// A peer we were connected to is not dialed again for this long after it closed.
 const AFTER_CLOSE: Duration = Duration::from_secs(3);
 /// An address of a peer we have through another connection waits this long.

@@ -103,7 +103,11 @@ impl Torrent {
                 }
                 self.on_extended(key, id, &payload)
             }
-            Message::Cancel(_) | Message::Suggest(_) | Message::Port(_) | Message::KeepAlive => {}
+            Message::Port(port) => {
+                let addr = p.addr;
+                self.base.dht_node(addr, port);
+            }
+            Message::Cancel(_) | Message::Suggest(_) | Message::KeepAlive => {}
         }
     }
 

@@ -160,7 +160,7 @@ impl Fetching<'_> {
             tracing::trace!(got, size, "metadata progress");
         }
         if self.peers.is_empty() && self.base.dialing.is_empty() {
-            self.base.need_peers.notify_one();
+            self.base.ask_for_peers();
         }
     }
 
@@ -231,6 +231,9 @@ impl Fetching<'_> {
                 }
                 if handshake.supports_fast() {
                     c.send(Message::HaveNone);
+                }
+                if let Some(m) = self.base.port_message(&handshake) {
+                    c.send(m);
                 }
                 tracing::debug!(%addr, "connected (fetching metadata)");
                 self.peers.insert(key, c);
@@ -312,8 +315,8 @@ impl Fetching<'_> {
             | Message::Reject(_)
             | Message::Cancel(_)
             | Message::Suggest(_)
-            | Message::KeepAlive
-            | Message::Port(_) => {}
+            | Message::KeepAlive => {}
+            Message::Port(port) => self.base.dht_node(p.addr, port),
             // Only the last bitfield counts, so only it is held.
             m @ (Message::Bitfield(_) | Message::HaveAll) => {
                 p.held

@@ -54,6 +54,9 @@ impl Torrent {
                     .ext_handshake(addr, Some(self.meta.info_bytes.len() as u32)),
             );
         }
+        if let Some(m) = self.base.port_message(&hs) {
+            peer.send(m);
+        }
         let have = self.picker.have();
         if peer.fast && have.count() == 0 {
             peer.send(Message::HaveNone);

@@ -335,6 +335,11 @@ fn find_node_converges_on_the_true_closest() {
 fn torrents_are_looked_up_and_announced_on_a_schedule() {
     let mut net = Net::honest(40);
     let hash = InfoHash([0x3c; 20]);
+    // Someone is in the swarm already, so that node 3's lookups find a peer (a lookup that
+    // finds none is retried sooner: see the next test).
+    let now = net.now;
+    net.node(20).get_peers(hash, Some(999), now);
+    net.run(Duration::from_secs(5));
     let now = net.now;
     assert!(net.node(3).add_torrent(hash, Some(1234), now));
     net.run(Duration::from_secs(5));
@@ -505,4 +510,39 @@ fn sybil_flood_does_not_hide_the_honest_peer() {
         net.nodes[v].1.table().len(),
         s.timeouts
     );
+}
+
+#[test]
+fn a_lookup_that_comes_back_empty_is_retried_soon_then_less_often() {
+    let mut net = Net::honest(30);
+    let hash = InfoHash([0x4d; 20]);
+    let now = net.now;
+    // Not announcing (so that its own address never comes back as a peer).
+    assert!(net.node(3).add_torrent(hash, None, now));
+    let runs = |net: &Net| {
+        net.events
+            .iter()
+            .filter(|(i, e)| {
+                *i == 3
+                    && matches!(
+                        e,
+                        Event::LookupDone {
+                            get_peers: true,
+                            ..
+                        }
+                    )
+            })
+            .count()
+    };
+    // Nobody else has the torrent: 10 s, then 20 s, then 40 s between lookups.
+    net.run(Duration::from_secs(5));
+    assert_eq!(runs(&net), 1);
+    net.run(Duration::from_secs(12));
+    assert_eq!(runs(&net), 2);
+    net.run(Duration::from_secs(22));
+    assert_eq!(runs(&net), 3);
+    net.run(Duration::from_secs(30));
+    assert_eq!(runs(&net), 3, "the wait doubled");
+    net.run(Duration::from_secs(15));
+    assert_eq!(runs(&net), 4);
 }
