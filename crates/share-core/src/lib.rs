@@ -7,6 +7,7 @@ pub mod bencode;
 pub mod bitfield;
 pub mod choker;
 pub mod metainfo;
+pub mod mse;
 pub mod picker;
 pub mod tracker;
 pub mod wire;

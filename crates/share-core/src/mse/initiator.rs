@@ -1,0 +1,200 @@
+//! The MSE initiator (A): knows the torrent (SKEY) it dials for, offers crypto per its policy,
+//! and may carry its BitTorrent handshake as the initial payload IA.
+
+use super::dh::KeyPair;
+use super::keys::{self, Secret};
+use super::pending::{scan, Pending, Scan};
+use super::{
+    Ciphers, Established, Method, MseError, Policy, Secrets, DH_KEY_LEN, MAX_INITIAL_PAYLOAD,
+    MAX_PAD,
+};
+use crate::InfoHash;
+
+enum State {
+    /// Ya and PadA are sent; waiting for the 96 bytes of Yb.
+    AwaitKey,
+    /// Message 3 is sent; scanning PadB for ENCRYPT(VC) (`vc` is that ciphertext).
+    SyncVc {
+        vc: [u8; 8],
+        from: usize,
+    },
+    /// After the VC: crypto_select and len(PadD).
+    Select,
+    /// PadD, then the handshake is over.
+    PadD {
+        len: usize,
+        method: Method,
+    },
+    Over,
+}
+
+/// The initiating side of a handshake. Feed it what the remote sends; send what
+/// [`Initiator::take_output`] gives, after construction and after every feed.
+pub struct Initiator {
+    state: State,
+    info_hash: InfoHash,
+    offered: u32,
+    keys: KeyPair,
+    crypto_pad: Vec<u8>,
+    initial_payload: Vec<u8>,
+    ciphers: Option<Ciphers>,
+    input: Pending,
+    output: Vec<u8>,
+}
+
+impl Initiator {
+    /// Starts a handshake for `info_hash`; Ya and PadA are queued for sending at once.
+    /// `initial_payload` (usually our 68-byte BitTorrent handshake) goes out with message 3.
+    pub fn new(
+        info_hash: InfoHash,
+        policy: Policy,
+        initial_payload: &[u8],
+        secrets: Secrets,
+    ) -> Result<Initiator, MseError> {
+        let offered = policy.provide().ok_or(MseError::Disabled)?;
+        if initial_payload.len() > MAX_INITIAL_PAYLOAD {
+            return Err(MseError::PayloadTooLong(initial_payload.len()));
+        }
+        let keys = KeyPair::new(&secrets.private_key);
+        let mut output = Vec::with_capacity(DH_KEY_LEN + secrets.dh_pad.len());
+        output.extend_from_slice(&keys.public);
+        output.extend_from_slice(&secrets.dh_pad);
+        Ok(Initiator {
+            state: State::AwaitKey,
+            info_hash,
+            offered,
+            keys,
+            crypto_pad: secrets.crypto_pad,
+            initial_payload: initial_payload.to_vec(),
+            ciphers: None,
+            input: Pending::default(),
+            output,
+        })
+    }
+
+    /// Offers exactly `bits` (tests of a remote's choice).
+    #[cfg(test)]
+    pub(crate) fn offering(mut self, bits: u32) -> Initiator {
+        self.offered = bits;
+        self
+    }
+
+    /// Bytes to send to the remote, taken (the buffer is left empty).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// Takes bytes from the remote. `Ok(Some(_))` once the handshake is complete; any bytes
+    /// past its end are in [`Established::rest`], decrypted. After an error or completion the
+    /// handshake is over and further feeds fail.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<Established>, MseError> {
+        if matches!(self.state, State::Over) {
+            return Err(MseError::Finished);
+        }
+        self.input.push(bytes);
+        let step = self.advance();
+        if !matches!(step, Ok(None)) {
+            self.state = State::Over;
+        }
+        step
+    }
+
+    fn advance(&mut self) -> Result<Option<Established>, MseError> {
+        loop {
+            match self.state {
+                State::AwaitKey => {
+                    let Some(yb) = self.input.take_array::<DH_KEY_LEN>() else {
+                        return Ok(None);
+                    };
+                    let s = self.keys.shared_secret(&yb)?;
+                    let vc = self.send_message3(&s);
+                    self.state = State::SyncVc { vc, from: 0 };
+                }
+                State::SyncVc { vc, from } => {
+                    match scan(self.input.available(), &vc, from, MAX_PAD) {
+                        (Scan::Found(at), _) => {
+                            self.input.skip(at + vc.len());
+                            self.state = State::Select;
+                        }
+                        (Scan::NeedMore, next) => {
+                            self.state = State::SyncVc { vc, from: next };
+                            return Ok(None);
+                        }
+                        (Scan::Missing, _) => return Err(MseError::NoSyncVc),
+                    }
+                }
+                State::Select => {
+                    let Some(field) = self.input.take(6) else {
+                        return Ok(None);
+                    };
+                    let c = self.ciphers.as_mut().ok_or(MseError::Finished)?;
+                    c.decrypt.apply(field);
+                    let selected = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+                    let len = usize::from(u16::from_be_bytes([field[4], field[5]]));
+                    // Exactly one method, and one we offered.
+                    let method = [Method::Plaintext, Method::Rc4]
+                        .into_iter()
+                        .find(|m| m.bits() == selected && selected & self.offered != 0);
+                    let Some(method) = method else {
+                        return Err(MseError::BadSelect {
+                            selected,
+                            offered: self.offered,
+                        });
+                    };
+                    if len > MAX_PAD {
+                        return Err(MseError::PadTooLong(len));
+                    }
+                    self.state = State::PadD { len, method };
+                }
+                State::PadD { len, method } => {
+                    let Some(pad) = self.input.take(len) else {
+                        return Ok(None);
+                    };
+                    let mut c = self.ciphers.take().ok_or(MseError::Finished)?;
+                    c.decrypt.apply(pad);
+                    let mut rest = self.input.take_rest();
+                    let ciphers = match method {
+                        Method::Rc4 => {
+                            c.decrypt.apply(&mut rest);
+                            Some(c)
+                        }
+                        Method::Plaintext => None,
+                    };
+                    return Ok(Some(Established {
+                        method,
+                        info_hash: self.info_hash,
+                        ciphers,
+                        initial_payload: Vec::new(),
+                        rest,
+                    }));
+                }
+                State::Over => return Err(MseError::Finished),
+            }
+        }
+    }
+
+    /// Queues message 3 and returns ENCRYPT(VC) as the remote will send it.
+    fn send_message3(&mut self, s: &Secret) -> [u8; 8] {
+        let out = &mut self.output;
+        out.extend_from_slice(&keys::req1(s));
+        out.extend_from_slice(&keys::xor(
+            &keys::skey_hash(&self.info_hash),
+            &keys::req3(s),
+        ));
+        let encrypted_from = out.len();
+        out.extend_from_slice(&[0u8; 8]);
+        out.extend_from_slice(&self.offered.to_be_bytes());
+        // Both lengths were checked in `new` and `Secrets::new`.
+        out.extend_from_slice(&(self.crypto_pad.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.crypto_pad);
+        out.extend_from_slice(&(self.initial_payload.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.initial_payload);
+        let mut c = keys::ciphers(s, &self.info_hash, true);
+        c.encrypt.apply(&mut out[encrypted_from..]);
+        let mut vc = [0u8; 8];
+        c.decrypt.apply(&mut vc);
+        self.ciphers = Some(c);
+        self.initial_payload = Vec::new();
+        vc
+    }
+}
