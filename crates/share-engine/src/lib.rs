@@ -11,6 +11,7 @@ mod peer;
 mod serve;
 mod torrent;
 mod tracker;
+pub mod transport;
 mod uploads;
 
 use std::net::SocketAddr;
