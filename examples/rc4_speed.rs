@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use share_core::mse::{skey_hash, Initiator, Policy, Rc4Stream, Responder, Secrets};
+use share_core::mse::{skey_hash, Handshake, Initiator, Policy, Rc4Stream, Responder, Secrets};
 use share_core::InfoHash;
 use share_engine::transport::{accept, mse_connect, EncryptedStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

@@ -29,18 +29,11 @@ import time
 
 import libtorrent as lt
 
+from lt_peer import out, parse_peer  # the same folder
+
 
 def log(*a):
     print("lt_mse:", *a, file=sys.stderr, flush=True)
-
-
-def out(line):
-    print(line, flush=True)
-
-
-def parse_peer(s):
-    host, _, port = s.rpartition(":")
-    return (host.strip("[]"), int(port))
 
 
 # LT_MSE_DEBUG=1 logs libtorrent's per-peer protocol log on stderr.

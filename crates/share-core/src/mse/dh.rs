@@ -31,7 +31,7 @@ pub(crate) struct KeyPair {
 impl KeyPair {
     pub fn new(private_key: &[u8; 20]) -> KeyPair {
         let private = BigUint::from_bytes_be(private_key);
-        let public = BigUint::from(2u32).modpow(&private, prime());
+        let public = modpow(&BigUint::from(2u32), &private);
         KeyPair {
             public: to_bytes(&public),
             private,
@@ -47,8 +47,34 @@ impl KeyPair {
         if y <= one || y >= p - &one {
             return Err(MseError::BadPublicKey);
         }
-        Ok(to_bytes(&y.modpow(&self.private, p)))
+        Ok(to_bytes(&modpow(&y, &self.private)))
     }
+}
+
+/// `base^exp mod P`.
+#[cfg(not(fuzzing))]
+fn modpow(base: &BigUint, exp: &BigUint) -> BigUint {
+    base.modpow(exp, prime())
+}
+
+/// `base^exp mod P`, remembered: fuzz targets use fixed keys, and an instrumented modpow
+/// would otherwise be nearly all of every run. A pure function, so nothing else changes.
+#[cfg(fuzzing)]
+fn modpow(base: &BigUint, exp: &BigUint) -> BigUint {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static SEEN: RefCell<HashMap<(BigUint, BigUint), BigUint>> = RefCell::default();
+    }
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.len() > 4096 {
+            seen.clear();
+        }
+        seen.entry((base.clone(), exp.clone()))
+            .or_insert_with(|| base.modpow(exp, prime()))
+            .clone()
+    })
 }
 
 /// A number below P as 96 big-endian bytes, zero-padded on the left.

@@ -3,7 +3,8 @@
 
 use super::dh::KeyPair;
 use super::keys::{self, Secret};
-use super::pending::{scan, Pending, Scan};
+use super::pending::{scan, Scan};
+use super::sealed::{Exchange, Role};
 use super::{
     Ciphers, Established, Method, MseError, Policy, Secrets, DH_KEY_LEN, MAX_INITIAL_PAYLOAD,
     MAX_PAD,
@@ -14,22 +15,14 @@ enum State {
     /// Ya and PadA are sent; waiting for the 96 bytes of Yb.
     AwaitKey,
     /// Message 3 is sent; scanning PadB for ENCRYPT(VC) (`vc` is that ciphertext).
-    SyncVc {
-        vc: [u8; 8],
-        from: usize,
-    },
+    SyncVc { vc: [u8; 8], from: usize },
     /// After the VC: crypto_select and len(PadD).
     Select,
     /// PadD, then the handshake is over.
-    PadD {
-        len: usize,
-        method: Method,
-    },
-    Over,
+    PadD { len: usize, method: Method },
 }
 
-/// The initiating side of a handshake. Feed it what the remote sends; send what
-/// [`Initiator::take_output`] gives, after construction and after every feed.
+/// The initiating side of a handshake, driven through [`super::Handshake`].
 pub struct Initiator {
     state: State,
     info_hash: InfoHash,
@@ -38,8 +31,7 @@ pub struct Initiator {
     crypto_pad: Vec<u8>,
     initial_payload: Vec<u8>,
     ciphers: Option<Ciphers>,
-    input: Pending,
-    output: Vec<u8>,
+    io: Exchange,
 }
 
 impl Initiator {
@@ -56,9 +48,9 @@ impl Initiator {
             return Err(MseError::PayloadTooLong(initial_payload.len()));
         }
         let keys = KeyPair::new(&secrets.private_key);
-        let mut output = Vec::with_capacity(DH_KEY_LEN + secrets.dh_pad.len());
-        output.extend_from_slice(&keys.public);
-        output.extend_from_slice(&secrets.dh_pad);
+        let mut io = Exchange::default();
+        io.output.extend_from_slice(&keys.public);
+        io.output.extend_from_slice(&secrets.dh_pad);
         Ok(Initiator {
             state: State::AwaitKey,
             info_hash,
@@ -67,8 +59,7 @@ impl Initiator {
             crypto_pad: secrets.crypto_pad,
             initial_payload: initial_payload.to_vec(),
             ciphers: None,
-            input: Pending::default(),
-            output,
+            io,
         })
     }
 
@@ -79,31 +70,42 @@ impl Initiator {
         self
     }
 
-    /// Bytes to send to the remote, taken (the buffer is left empty).
-    pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.output)
+    /// Queues message 3 and returns ENCRYPT(VC) as the remote will send it.
+    fn send_message3(&mut self, s: &Secret) -> [u8; 8] {
+        let out = &mut self.io.output;
+        out.extend_from_slice(&keys::req1(s));
+        out.extend_from_slice(&keys::xor(
+            &keys::skey_hash(&self.info_hash),
+            &keys::req3(s),
+        ));
+        let encrypted_from = out.len();
+        out.extend_from_slice(&[0u8; 8]);
+        out.extend_from_slice(&self.offered.to_be_bytes());
+        // Both lengths were checked in `new` and `Secrets::new`.
+        out.extend_from_slice(&(self.crypto_pad.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.crypto_pad);
+        out.extend_from_slice(&(self.initial_payload.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.initial_payload);
+        let mut c = keys::ciphers(s, &self.info_hash, true);
+        c.encrypt.apply(&mut out[encrypted_from..]);
+        let mut vc = [0u8; 8];
+        c.decrypt.apply(&mut vc);
+        self.ciphers = Some(c);
+        self.initial_payload = Vec::new();
+        vc
     }
+}
 
-    /// Takes bytes from the remote. `Ok(Some(_))` once the handshake is complete; any bytes
-    /// past its end are in [`Established::rest`], decrypted. After an error or completion the
-    /// handshake is over and further feeds fail.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<Established>, MseError> {
-        if matches!(self.state, State::Over) {
-            return Err(MseError::Finished);
-        }
-        self.input.push(bytes);
-        let step = self.advance();
-        if !matches!(step, Ok(None)) {
-            self.state = State::Over;
-        }
-        step
+impl Role for Initiator {
+    fn exchange(&mut self) -> &mut Exchange {
+        &mut self.io
     }
 
     fn advance(&mut self) -> Result<Option<Established>, MseError> {
         loop {
             match self.state {
                 State::AwaitKey => {
-                    let Some(yb) = self.input.take_array::<DH_KEY_LEN>() else {
+                    let Some(yb) = self.io.input.take_array::<DH_KEY_LEN>() else {
                         return Ok(None);
                     };
                     let s = self.keys.shared_secret(&yb)?;
@@ -111,9 +113,9 @@ impl Initiator {
                     self.state = State::SyncVc { vc, from: 0 };
                 }
                 State::SyncVc { vc, from } => {
-                    match scan(self.input.available(), &vc, from, MAX_PAD) {
+                    match scan(self.io.input.available(), &vc, from, MAX_PAD) {
                         (Scan::Found(at), _) => {
-                            self.input.skip(at + vc.len());
+                            self.io.input.skip(at + vc.len());
                             self.state = State::Select;
                         }
                         (Scan::NeedMore, next) => {
@@ -124,7 +126,7 @@ impl Initiator {
                     }
                 }
                 State::Select => {
-                    let Some(field) = self.input.take(6) else {
+                    let Some(field) = self.io.input.take(6) else {
                         return Ok(None);
                     };
                     let c = self.ciphers.as_mut().ok_or(MseError::Finished)?;
@@ -147,12 +149,12 @@ impl Initiator {
                     self.state = State::PadD { len, method };
                 }
                 State::PadD { len, method } => {
-                    let Some(pad) = self.input.take(len) else {
+                    let Some(pad) = self.io.input.take(len) else {
                         return Ok(None);
                     };
                     let mut c = self.ciphers.take().ok_or(MseError::Finished)?;
                     c.decrypt.apply(pad);
-                    let mut rest = self.input.take_rest();
+                    let mut rest = self.io.input.take_rest();
                     let ciphers = match method {
                         Method::Rc4 => {
                             c.decrypt.apply(&mut rest);
@@ -168,33 +170,7 @@ impl Initiator {
                         rest,
                     }));
                 }
-                State::Over => return Err(MseError::Finished),
             }
         }
-    }
-
-    /// Queues message 3 and returns ENCRYPT(VC) as the remote will send it.
-    fn send_message3(&mut self, s: &Secret) -> [u8; 8] {
-        let out = &mut self.output;
-        out.extend_from_slice(&keys::req1(s));
-        out.extend_from_slice(&keys::xor(
-            &keys::skey_hash(&self.info_hash),
-            &keys::req3(s),
-        ));
-        let encrypted_from = out.len();
-        out.extend_from_slice(&[0u8; 8]);
-        out.extend_from_slice(&self.offered.to_be_bytes());
-        // Both lengths were checked in `new` and `Secrets::new`.
-        out.extend_from_slice(&(self.crypto_pad.len() as u16).to_be_bytes());
-        out.extend_from_slice(&self.crypto_pad);
-        out.extend_from_slice(&(self.initial_payload.len() as u16).to_be_bytes());
-        out.extend_from_slice(&self.initial_payload);
-        let mut c = keys::ciphers(s, &self.info_hash, true);
-        c.encrypt.apply(&mut out[encrypted_from..]);
-        let mut vc = [0u8; 8];
-        c.decrypt.apply(&mut vc);
-        self.ciphers = Some(c);
-        self.initial_payload = Vec::new();
-        vc
     }
 }

@@ -203,6 +203,52 @@ impl fmt::Debug for Secrets {
     }
 }
 
+/// The face both roles show: feed it what the remote sends; send what
+/// [`Handshake::take_output`] gives, after construction and after every feed.
+pub trait Handshake: sealed::Role {
+    /// Takes bytes from the remote. `Ok(Some(_))` once the handshake is complete; bytes past
+    /// its end are in [`Established::rest`], decrypted. After an error or completion the
+    /// handshake is over and further feeds fail with [`MseError::Finished`].
+    fn feed(&mut self, bytes: &[u8]) -> Result<Option<Established>, MseError> {
+        if self.exchange().over {
+            return Err(MseError::Finished);
+        }
+        self.exchange().input.push(bytes);
+        let step = self.advance();
+        if !matches!(step, Ok(None)) {
+            self.exchange().over = true;
+        }
+        step
+    }
+
+    /// Bytes to send to the remote, taken (the buffer is left empty).
+    fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.exchange().output)
+    }
+}
+
+impl<T: sealed::Role> Handshake for T {}
+
+mod sealed {
+    use super::pending::Pending;
+    use super::{Established, MseError};
+
+    /// What both roles keep alike: bytes received and not consumed, bytes to send, and
+    /// whether the handshake is over.
+    #[derive(Default)]
+    pub struct Exchange {
+        pub input: Pending,
+        pub output: Vec<u8>,
+        pub over: bool,
+    }
+
+    pub trait Role {
+        fn exchange(&mut self) -> &mut Exchange;
+        /// Runs the state machine over the input received so far.
+        fn advance(&mut self) -> Result<Option<Established>, MseError>;
+    }
+}
+
 /// The RC4 streams of an established connection, each already past the handshake's bytes.
 #[derive(Debug)]
 pub struct Ciphers {

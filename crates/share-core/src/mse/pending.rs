@@ -2,9 +2,10 @@
 //! marker in them.
 
 /// Received, unconsumed bytes. Holds at most what the current step of the handshake still
-/// needs (bounded by the spec) plus whatever the last `feed` brought past it.
+/// needs (bounded by the spec) plus whatever the last `feed` brought past it. (`pub` only
+/// because the sealed `Role` trait reaches it; the module is private.)
 #[derive(Default)]
-pub(crate) struct Pending {
+pub struct Pending {
     data: Vec<u8>,
     start: usize,
 }

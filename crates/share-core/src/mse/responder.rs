@@ -4,7 +4,8 @@
 
 use super::dh::KeyPair;
 use super::keys::{self, Secret};
-use super::pending::{scan, Pending, Scan};
+use super::pending::{scan, Scan};
+use super::sealed::{Exchange, Role};
 use super::{Ciphers, Established, Method, MseError, Policy, Secrets, DH_KEY_LEN, MAX_PAD};
 use crate::InfoHash;
 
@@ -36,8 +37,8 @@ enum State {
     Over,
 }
 
-/// The responding side of a handshake; `L` maps HASH('req2', SKEY) to a torrent we have.
-/// Feed it what the remote sends; after every feed, send what [`Responder::take_output`] gives.
+/// The responding side of a handshake, driven through [`super::Handshake`]; `L` maps
+/// HASH('req2', SKEY) to a torrent we have.
 pub struct Responder<L> {
     state: State,
     lookup: L,
@@ -49,8 +50,7 @@ pub struct Responder<L> {
     secrets: Secrets,
     info_hash: Option<InfoHash>,
     ciphers: Option<Ciphers>,
-    input: Pending,
-    output: Vec<u8>,
+    io: Exchange,
 }
 
 impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
@@ -68,8 +68,7 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
             secrets,
             info_hash: None,
             ciphers: None,
-            input: Pending::default(),
-            output: Vec::new(),
+            io: Exchange::default(),
         })
     }
 
@@ -79,24 +78,27 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
         self
     }
 
-    /// Bytes to send to the remote, taken (the buffer is left empty).
-    pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.output)
+    /// Queues ENCRYPT(VC, crypto_select, len(PadD), PadD).
+    fn send_message4(&mut self, method: Method) {
+        let from = self.io.output.len();
+        let out = &mut self.io.output;
+        out.extend_from_slice(&[0u8; 8]);
+        let bits = method.bits();
+        #[cfg(test)]
+        let bits = self.forced_select.unwrap_or(bits);
+        out.extend_from_slice(&bits.to_be_bytes());
+        // Checked by `Secrets::new`: at most 512.
+        out.extend_from_slice(&(self.secrets.crypto_pad.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.secrets.crypto_pad);
+        if let Some(c) = self.ciphers.as_mut() {
+            c.encrypt.apply(&mut out[from..]);
+        }
     }
+}
 
-    /// Takes bytes from the remote. `Ok(Some(_))` once the handshake is complete, with IA
-    /// and any bytes past the handshake decrypted. After an error or completion the
-    /// handshake is over and further feeds fail.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<Established>, MseError> {
-        if matches!(self.state, State::Over) {
-            return Err(MseError::Finished);
-        }
-        self.input.push(bytes);
-        let step = self.advance();
-        if !matches!(step, Ok(None)) {
-            self.state = State::Over;
-        }
-        step
+impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Role for Responder<L> {
+    fn exchange(&mut self) -> &mut Exchange {
+        &mut self.io
     }
 
     fn advance(&mut self) -> Result<Option<Established>, MseError> {
@@ -104,13 +106,13 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
             let state = std::mem::replace(&mut self.state, State::Over);
             self.state = match state {
                 State::AwaitKey => {
-                    let Some(ya) = self.input.take_array::<DH_KEY_LEN>() else {
+                    let Some(ya) = self.io.input.take_array::<DH_KEY_LEN>() else {
                         self.state = State::AwaitKey;
                         return Ok(None);
                     };
                     let secret = Box::new(self.keys.shared_secret(&ya)?);
-                    self.output.extend_from_slice(&self.keys.public);
-                    self.output.extend_from_slice(&self.secrets.dh_pad);
+                    self.io.output.extend_from_slice(&self.keys.public);
+                    self.io.output.extend_from_slice(&self.secrets.dh_pad);
                     State::SyncHash {
                         marker: keys::req1(&secret),
                         secret,
@@ -121,9 +123,9 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
                     secret,
                     marker,
                     from,
-                } => match scan(self.input.available(), &marker, from, MAX_PAD) {
+                } => match scan(self.io.input.available(), &marker, from, MAX_PAD) {
                     (Scan::Found(at), _) => {
-                        self.input.skip(at + marker.len());
+                        self.io.input.skip(at + marker.len());
                         State::Skey { secret }
                     }
                     (Scan::NeedMore, next) => {
@@ -137,7 +139,7 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
                     (Scan::Missing, _) => return Err(MseError::NoSyncHash),
                 },
                 State::Skey { secret } => {
-                    let Some(masked) = self.input.take_array::<20>() else {
+                    let Some(masked) = self.io.input.take_array::<20>() else {
                         self.state = State::Skey { secret };
                         return Ok(None);
                     };
@@ -148,7 +150,7 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
                     State::Provide
                 }
                 State::Provide => {
-                    let Some(field) = self.input.take(14) else {
+                    let Some(field) = self.io.input.take(14) else {
                         self.state = State::Provide;
                         return Ok(None);
                     };
@@ -167,7 +169,7 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
                     State::PadC { len, method }
                 }
                 State::PadC { len, method } => {
-                    let Some(field) = self.input.take(len + 2) else {
+                    let Some(field) = self.io.input.take(len + 2) else {
                         self.state = State::PadC { len, method };
                         return Ok(None);
                     };
@@ -178,7 +180,7 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
                     State::Payload { len, method }
                 }
                 State::Payload { len, method } => {
-                    let Some(ia) = self.input.take(len) else {
+                    let Some(ia) = self.io.input.take(len) else {
                         self.state = State::Payload { len, method };
                         return Ok(None);
                     };
@@ -186,7 +188,7 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
                     let info_hash = self.info_hash.ok_or(MseError::Finished)?;
                     c.decrypt.apply(ia);
                     let initial_payload = ia.to_vec();
-                    let mut rest = self.input.take_rest();
+                    let mut rest = self.io.input.take_rest();
                     let ciphers = match method {
                         Method::Rc4 => {
                             c.decrypt.apply(&mut rest);
@@ -204,23 +206,6 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Responder<L> {
                 }
                 State::Over => return Err(MseError::Finished),
             };
-        }
-    }
-
-    /// Queues ENCRYPT(VC, crypto_select, len(PadD), PadD).
-    fn send_message4(&mut self, method: Method) {
-        let from = self.output.len();
-        let out = &mut self.output;
-        out.extend_from_slice(&[0u8; 8]);
-        let bits = method.bits();
-        #[cfg(test)]
-        let bits = self.forced_select.unwrap_or(bits);
-        out.extend_from_slice(&bits.to_be_bytes());
-        // Checked by `Secrets::new`: at most 512.
-        out.extend_from_slice(&(self.secrets.crypto_pad.len() as u16).to_be_bytes());
-        out.extend_from_slice(&self.secrets.crypto_pad);
-        if let Some(c) = self.ciphers.as_mut() {
-            c.encrypt.apply(&mut out[from..]);
         }
     }
 }

@@ -48,28 +48,7 @@ struct Side<M> {
     greeting: &'static [u8],
 }
 
-trait Feed {
-    fn feed(&mut self, b: &[u8]) -> Result<Option<Established>, MseError>;
-    fn take_output(&mut self) -> Vec<u8>;
-}
-impl Feed for Initiator {
-    fn feed(&mut self, b: &[u8]) -> Result<Option<Established>, MseError> {
-        Initiator::feed(self, b)
-    }
-    fn take_output(&mut self) -> Vec<u8> {
-        Initiator::take_output(self)
-    }
-}
-impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Feed for Responder<L> {
-    fn feed(&mut self, b: &[u8]) -> Result<Option<Established>, MseError> {
-        Responder::feed(self, b)
-    }
-    fn take_output(&mut self) -> Vec<u8> {
-        Responder::take_output(self)
-    }
-}
-
-impl<M: Feed> Side<M> {
+impl<M: Handshake> Side<M> {
     fn new(mut machine: M, greeting: &'static [u8]) -> Self {
         let outbox = machine.take_output();
         Side {

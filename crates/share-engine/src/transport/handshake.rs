@@ -2,7 +2,9 @@
 //! driven by bounded reads under one deadline, and the sniffing accept that lets one listener
 //! take both plaintext and encrypted connections.
 
-use share_core::mse::{self, Established, Initiator, Policy, Responder, Secrets, Sniff};
+use std::future::Future;
+
+use share_core::mse::{self, Established, Handshake, Initiator, Policy, Responder, Secrets, Sniff};
 use share_core::InfoHash;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
@@ -26,9 +28,7 @@ where
 {
     let secrets = Secrets::random(&mut rand::thread_rng());
     let mut machine = Initiator::new(info_hash, policy, initial_payload, secrets)?;
-    let e = timeout(HANDSHAKE_TIMEOUT, drive(&mut stream, &mut machine, &[]))
-        .await
-        .map_err(|_| TransportError::TimedOut)??;
+    let e = within_deadline(drive(&mut stream, &mut machine, &[])).await?;
     Ok(EncryptedStream::established(stream, e))
 }
 
@@ -44,12 +44,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     L: Fn(&[u8; 20]) -> Option<InfoHash>,
 {
-    timeout(
-        HANDSHAKE_TIMEOUT,
-        respond(stream, Vec::new(), lookup, policy),
-    )
-    .await
-    .map_err(|_| TransportError::TimedOut)?
+    within_deadline(respond(stream, Vec::new(), lookup, policy)).await
 }
 
 /// Accepts either kind of connection: a plaintext BitTorrent handshake (unless `policy` is
@@ -64,7 +59,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     L: Fn(&[u8; 20]) -> Option<InfoHash>,
 {
-    timeout(HANDSHAKE_TIMEOUT, async move {
+    within_deadline(async move {
         let mut first = Vec::new();
         let kind = loop {
             match mse::sniff(&first) {
@@ -83,7 +78,15 @@ where
         }
     })
     .await
-    .map_err(|_| TransportError::TimedOut)?
+}
+
+/// `f`, or `TimedOut` once [`HANDSHAKE_TIMEOUT`] has passed.
+async fn within_deadline<T>(
+    f: impl Future<Output = Result<T, TransportError>>,
+) -> Result<T, TransportError> {
+    timeout(HANDSHAKE_TIMEOUT, f)
+        .await
+        .map_err(|_| TransportError::TimedOut)?
 }
 
 async fn respond<S, L>(
@@ -112,35 +115,19 @@ async fn read_some<S: AsyncRead + Unpin>(
     into: &mut Vec<u8>,
 ) -> Result<(), TransportError> {
     let mut buf = [0u8; READ_CHUNK];
-    let n = stream.read(&mut buf).await?;
-    if n == 0 {
-        return Err(TransportError::Closed);
-    }
+    let n = read_chunk(stream, &mut buf).await?;
     into.extend_from_slice(&buf[..n]);
     Ok(())
 }
 
-/// The two roles, as [`drive`] sees them.
-trait Machine {
-    fn feed(&mut self, bytes: &[u8]) -> Result<Option<Established>, mse::MseError>;
-    fn take_output(&mut self) -> Vec<u8>;
-}
-
-impl Machine for Initiator {
-    fn feed(&mut self, bytes: &[u8]) -> Result<Option<Established>, mse::MseError> {
-        Initiator::feed(self, bytes)
-    }
-    fn take_output(&mut self) -> Vec<u8> {
-        Initiator::take_output(self)
-    }
-}
-
-impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Machine for Responder<L> {
-    fn feed(&mut self, bytes: &[u8]) -> Result<Option<Established>, mse::MseError> {
-        Responder::feed(self, bytes)
-    }
-    fn take_output(&mut self) -> Vec<u8> {
-        Responder::take_output(self)
+/// One read into `buf`; the remote closing is an error here, mid-handshake.
+async fn read_chunk<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut [u8; READ_CHUNK],
+) -> Result<usize, TransportError> {
+    match stream.read(buf).await? {
+        0 => Err(TransportError::Closed),
+        n => Ok(n),
     }
 }
 
@@ -154,7 +141,7 @@ async fn drive<S, M>(
 ) -> Result<Established, TransportError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    M: Machine,
+    M: Handshake,
 {
     let mut step = if first.is_empty() {
         None
@@ -171,10 +158,7 @@ where
         if let Some(e) = step {
             return Ok(e);
         }
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Err(TransportError::Closed);
-        }
+        let n = read_chunk(stream, &mut buf).await?;
         step = machine.feed(&buf[..n])?;
     }
 }

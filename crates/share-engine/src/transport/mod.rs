@@ -22,7 +22,7 @@ use share_core::InfoHash;
 
 pub use handshake::{accept, mse_accept, mse_connect};
 pub use share_core::mse::{skey_hash, Method, Policy};
-pub use stream::{EncryptedReader, EncryptedStream, EncryptedWriter, WRITE_CHUNK};
+pub use stream::{EncryptedStream, WRITE_CHUNK};
 
 /// The most a whole handshake (sniffing, DH, sync, crypto negotiation) may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

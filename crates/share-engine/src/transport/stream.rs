@@ -16,26 +16,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub const WRITE_CHUNK: usize = 64 * 1024;
 
 /// A connection, RC4 applied on the fly or passed through, with received bytes replayed.
+/// After [`EncryptedStream::into_split`] each half carries only its own direction.
 #[derive(Debug)]
 pub struct EncryptedStream<S> {
     inner: S,
     mse: Option<Method>,
-    read: Decrypting,
-    write: Encrypting,
-}
-
-/// The read half of an [`EncryptedStream`] (see [`EncryptedStream::into_split`]).
-#[derive(Debug)]
-pub struct EncryptedReader<R> {
-    inner: R,
-    state: Decrypting,
-}
-
-/// The write half of an [`EncryptedStream`].
-#[derive(Debug)]
-pub struct EncryptedWriter<W> {
-    inner: W,
-    state: Encrypting,
+    read: Option<Decrypting>,
+    write: Option<Encrypting>,
 }
 
 impl<S> EncryptedStream<S> {
@@ -44,8 +31,8 @@ impl<S> EncryptedStream<S> {
         EncryptedStream {
             inner,
             mse: None,
-            read: Decrypting::new(None, replay),
-            write: Encrypting::new(None),
+            read: Some(Decrypting::new(None, replay)),
+            write: Some(Encrypting::new(None)),
         }
     }
 
@@ -61,8 +48,8 @@ impl<S> EncryptedStream<S> {
         EncryptedStream {
             inner,
             mse: Some(e.method),
-            read: Decrypting::new(dec, replay),
-            write: Encrypting::new(enc),
+            read: Some(Decrypting::new(dec, replay)),
+            write: Some(Encrypting::new(enc)),
         }
     }
 
@@ -84,36 +71,37 @@ impl<S> EncryptedStream<S> {
         &mut self.inner
     }
 
-    /// Splits into halves that can live in different tasks, with `split` dividing the inner
-    /// stream: `TcpStream::into_split`, or `tokio::io::split` for any stream.
+    /// Splits into a read half and a write half that can live in different tasks, `split`
+    /// dividing the inner stream (`TcpStream::into_split`, or `tokio::io::split` for any
+    /// stream). Each half keeps its direction's cipher; the other direction fails on it with
+    /// `Unsupported`.
     pub fn into_split<R, W>(
         self,
         split: impl FnOnce(S) -> (R, W),
-    ) -> (EncryptedReader<R>, EncryptedWriter<W>) {
+    ) -> (EncryptedStream<R>, EncryptedStream<W>) {
         let (r, w) = split(self.inner);
         (
-            EncryptedReader {
+            EncryptedStream {
                 inner: r,
-                state: self.read,
+                mse: self.mse,
+                read: self.read,
+                write: None,
             },
-            EncryptedWriter {
+            EncryptedStream {
                 inner: w,
-                state: self.write,
+                mse: self.mse,
+                read: None,
+                write: self.write,
             },
         )
     }
 }
 
-impl<R> EncryptedReader<R> {
-    pub fn get_ref(&self) -> &R {
-        &self.inner
-    }
-}
-
-impl<W> EncryptedWriter<W> {
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
+fn other_half() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this half of a split stream goes the other way",
+    )
 }
 
 #[derive(Debug)]
@@ -255,7 +243,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for EncryptedStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.read.poll_read(&mut this.inner, cx, buf)
+        match this.read.as_mut() {
+            Some(read) => read.poll_read(&mut this.inner, cx, buf),
+            None => Poll::Ready(Err(other_half())),
+        }
     }
 }
 
@@ -266,49 +257,26 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for EncryptedStream<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.write.poll_write(&mut this.inner, cx, buf)
+        match this.write.as_mut() {
+            Some(write) => write.poll_write(&mut this.inner, cx, buf),
+            None => Poll::Ready(Err(other_half())),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.write.poll_flush(&mut this.inner, cx)
+        match this.write.as_mut() {
+            Some(write) => write.poll_flush(&mut this.inner, cx),
+            None => Poll::Ready(Err(other_half())),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.write.poll_shutdown(&mut this.inner, cx)
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for EncryptedReader<R> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.state.poll_read(&mut this.inner, cx, buf)
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for EncryptedWriter<W> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.state.poll_write(&mut this.inner, cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.state.poll_flush(&mut this.inner, cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.state.poll_shutdown(&mut this.inner, cx)
+        match this.write.as_mut() {
+            Some(write) => write.poll_shutdown(&mut this.inner, cx),
+            None => Poll::Ready(Err(other_half())),
+        }
     }
 }
 
@@ -396,5 +364,27 @@ mod tests {
         let mut x = [0u8; 10];
         ra.read_exact(&mut x).await.unwrap();
         assert_eq!(&x, b"IA:rest-ax");
+    }
+
+    #[tokio::test]
+    async fn each_half_goes_one_way_only() {
+        // Halves whose inner streams could do both, to reach the refusals.
+        let (a, _b) = duplex(64);
+        let (spare, _other) = duplex(64);
+        let (mut r, mut w) = EncryptedStream::plaintext(a, Vec::new()).into_split(|s| (s, spare));
+        let kind = |e: io::Error| e.kind();
+        assert_eq!(
+            r.write(b"x").await.map_err(kind),
+            Err(io::ErrorKind::Unsupported)
+        );
+        assert_eq!(
+            r.flush().await.map_err(kind),
+            Err(io::ErrorKind::Unsupported)
+        );
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            w.read(&mut buf).await.map_err(kind),
+            Err(io::ErrorKind::Unsupported)
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use share_core::mse::Handshake as _;
 use share_core::wire::{Handshake, HANDSHAKE_LEN};
 use share_core::InfoHash;
 use tokio::io::{
