@@ -154,21 +154,13 @@ impl Role for Initiator {
                     };
                     let mut c = self.ciphers.take().ok_or(MseError::Finished)?;
                     c.decrypt.apply(pad);
-                    let mut rest = self.io.input.take_rest();
-                    let ciphers = match method {
-                        Method::Rc4 => {
-                            c.decrypt.apply(&mut rest);
-                            Some(c)
-                        }
-                        Method::Plaintext => None,
-                    };
-                    return Ok(Some(Established {
+                    return Ok(Some(Established::new(
                         method,
-                        info_hash: self.info_hash,
-                        ciphers,
-                        initial_payload: Vec::new(),
-                        rest,
-                    }));
+                        self.info_hash,
+                        c,
+                        Vec::new(),
+                        &mut self.io.input,
+                    )));
                 }
             }
         }

@@ -274,6 +274,34 @@ pub struct Established {
     pub rest: Vec<u8>,
 }
 
+impl Established {
+    /// The end of a handshake: what is left of `input` is the payload stream, decrypted with
+    /// `ciphers` if RC4 was selected (the ciphers are dropped otherwise).
+    fn new(
+        method: Method,
+        info_hash: InfoHash,
+        mut ciphers: Ciphers,
+        initial_payload: Vec<u8>,
+        input: &mut pending::Pending,
+    ) -> Established {
+        let mut rest = input.take_rest();
+        let ciphers = match method {
+            Method::Rc4 => {
+                ciphers.decrypt.apply(&mut rest);
+                Some(ciphers)
+            }
+            Method::Plaintext => None,
+        };
+        Established {
+            method,
+            info_hash,
+            ciphers,
+            initial_payload,
+            rest,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MseError {
     #[error("the remote's Diffie-Hellman public key is degenerate (0, 1, P-1 or not below P)")]

@@ -187,22 +187,14 @@ impl<L: Fn(&[u8; 20]) -> Option<InfoHash>> Role for Responder<L> {
                     let mut c = self.ciphers.take().ok_or(MseError::Finished)?;
                     let info_hash = self.info_hash.ok_or(MseError::Finished)?;
                     c.decrypt.apply(ia);
-                    let initial_payload = ia.to_vec();
-                    let mut rest = self.io.input.take_rest();
-                    let ciphers = match method {
-                        Method::Rc4 => {
-                            c.decrypt.apply(&mut rest);
-                            Some(c)
-                        }
-                        Method::Plaintext => None,
-                    };
-                    return Ok(Some(Established {
+                    let ia = ia.to_vec();
+                    return Ok(Some(Established::new(
                         method,
                         info_hash,
-                        ciphers,
-                        initial_payload,
-                        rest,
-                    }));
+                        c,
+                        ia,
+                        &mut self.io.input,
+                    )));
                 }
                 State::Over => return Err(MseError::Finished),
             };
