@@ -12,6 +12,7 @@ pub mod lsd;
 pub mod magnet;
 pub mod metadata;
 pub mod metainfo;
+pub mod mse;
 pub mod pex;
 pub mod picker;
 pub mod tracker;

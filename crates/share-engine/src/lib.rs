@@ -18,6 +18,7 @@ mod serve;
 mod session;
 mod torrent;
 mod tracker;
+pub mod transport;
 mod uploads;
 
 use std::net::SocketAddr;
