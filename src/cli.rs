@@ -224,9 +224,26 @@ pub struct NetArgs {
     pub max_per_ip: usize,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
     /// Print only errors and the lines scripts rely on.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// How connections to peers are made.
+#[derive(Args, Clone)]
+pub struct TransportArgs {
+    /// Protocol encryption (MSE/PE): `prefer` takes both and dials encrypted first (the
+    /// payload stays plaintext where the peer allows it), `require` refuses plaintext both
+    /// ways (RC4 on every byte), `disable` speaks plaintext only.
+    #[arg(long, value_name = "MODE", default_value = "prefer", value_parser = parse_policy)]
+    pub encryption: share_core::mse::Policy,
+}
+
+fn parse_policy(s: &str) -> Result<share_core::mse::Policy, String> {
+    s.parse()
+        .map_err(|_| format!("`{s}` is not one of prefer, require, disable"))
 }
 
 /// Where peers come from besides trackers and `--peer`, and where state is kept.

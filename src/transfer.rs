@@ -83,6 +83,7 @@ fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<Sessi
     // The DHT bootstraps from the given nodes, or the public routers without any.
     c.dht = (!d.no_dht).then(|| d.dht_bootstrap.clone());
     c.loopback_only = crate::guard::loopback_only();
+    c.encryption = net.transport.encryption;
     Ok(c)
 }
 

@@ -45,14 +45,9 @@ fn start_liar(hash: InfoHash, pieces: u32) -> (SocketAddr, Arc<AtomicBool>) {
     let dropped = Arc::new(AtomicBool::new(false));
     let flag = dropped.clone();
     std::thread::spawn(move || {
-        let Ok((mut s, _)) = listener.accept() else {
+        let Some(mut s) = accept_plaintext(&listener) else {
             return;
         };
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut hs = [0u8; 68];
-        if s.read_exact(&mut hs).is_err() {
-            return;
-        }
         s.write_all(&Handshake::new(hash, *b"-XX0000-liar00000000").encode())
             .unwrap();
         send(

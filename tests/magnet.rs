@@ -1,7 +1,7 @@
 //! Magnet links (BEP 9): share fetching the metadata from libtorrent and serving it to
 //! libtorrent and aria2, resuming with the metadata it kept, and peers that lie about it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -223,14 +223,9 @@ fn metadata_peer(hash: InfoHash, lie: Lie) -> (SocketAddr, Arc<AtomicBool>) {
     let closed = Arc::new(AtomicBool::new(false));
     let flag = closed.clone();
     std::thread::spawn(move || {
-        let Ok((mut s, _)) = listener.accept() else {
+        let Some(mut s) = accept_plaintext(&listener) else {
             return;
         };
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut hs = [0u8; 68];
-        if s.read_exact(&mut hs).is_err() {
-            return;
-        }
         let mut id = *b"-XX0000-metaliar0000";
         id[19] = b'0' + (addr.port() % 10) as u8;
         id[18] = b'0' + (addr.port() / 10 % 10) as u8;

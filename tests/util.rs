@@ -500,6 +500,23 @@ pub fn handshake(addr: std::net::SocketAddr, hash: share_core::InfoHash) -> std:
     s
 }
 
+/// For a raw peer that speaks plaintext only: accepts connections until one begins with a
+/// BitTorrent handshake (share dials encrypted first and falls back to plaintext when the
+/// peer drops it, as this does), reads that handshake and returns the stream.
+pub fn accept_plaintext(listener: &std::net::TcpListener) -> Option<std::net::TcpStream> {
+    use std::io::Read;
+    for _ in 0..10 {
+        let (mut s, _) = listener.accept().ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let mut hs = [0u8; 68];
+        if s.read_exact(&mut hs).is_ok() && share_core::wire::Handshake::decode(&hs).is_ok() {
+            return Some(s);
+        }
+    }
+    None
+}
+
 /// Writes one message.
 pub fn send(s: &mut std::net::TcpStream, m: share_core::wire::Message) {
     use std::io::Write;

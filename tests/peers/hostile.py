@@ -58,21 +58,34 @@ def serve_one(args, body):
     ls.listen(1)
     print("listening on 127.0.0.1:%d" % ls.getsockname()[1], flush=True)
     ls.settimeout(args.timeout)
-    try:
-        s, _ = ls.accept()
-    except socket.timeout:
+    # The peer under test dials encrypted first; a plaintext peer drops that connection and
+    # takes the plaintext one that follows.
+    s = None
+    for _ in range(10):
+        try:
+            c, _ = ls.accept()
+        except socket.timeout:
+            break
+        c.settimeout(args.timeout)
+        hs = b""
+        try:
+            while len(hs) < 68:
+                chunk = c.recv(68 - len(hs))
+                if not chunk:
+                    break
+                hs += chunk
+        except OSError:
+            pass
+        if hs[:20] == b"\x13BitTorrent protocol":
+            s = c
+            break
+        c.close()
+    if s is None:
         print("nobody came", flush=True)
         return 1
-    s.settimeout(args.timeout)
     start = time.monotonic()
     sent = 0
     try:
-        hs = b""
-        while len(hs) < 68:
-            chunk = s.recv(68 - len(hs))
-            if not chunk:
-                raise ConnectionError
-            hs += chunk
         s.sendall(handshake(args.hash))
         sent = body(s)
     except (ConnectionError, OSError, socket.timeout):

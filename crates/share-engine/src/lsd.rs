@@ -113,7 +113,7 @@ fn heard(packet: &[u8], from: SocketAddr, cookie: &str, routes: &watch::Receiver
     let peer = SocketAddr::new(unmap(from.ip()), a.port);
     let routes = routes.borrow().clone();
     for h in &a.info_hashes {
-        if let Some(r) = routes.get(h).filter(|r| !r.private) {
+        if let Some(r) = routes.torrents.get(h).filter(|r| !r.private) {
             tracing::debug!(%peer, hash = %h, "heard on local service discovery");
             let _ = r.found.try_send((PeerSource::Lsd, vec![peer]));
         }
@@ -138,8 +138,9 @@ async fn announce_due(
 ) {
     let now = Instant::now();
     let routes = routes.borrow().clone();
-    last.retain(|h, _| routes.contains_key(h));
+    last.retain(|h, _| routes.torrents.contains_key(h));
     let due: Vec<InfoHash> = routes
+        .torrents
         .iter()
         .filter(|(_, r)| !r.private)
         .map(|(h, _)| *h)

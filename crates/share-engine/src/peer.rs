@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::limit::RateLimiter;
 use crate::session::ConnPermit;
 use crate::torrent::PeerKey;
+use crate::transport::{self, Method, Policy};
 
 /// The close reason of a connection to our own listener (a tracker listed us).
 pub const SELF_CONNECTION: &str = "connected to ourselves";
@@ -55,7 +56,39 @@ pub enum Conn {
     Accepted {
         stream: BoxStream,
         theirs: Handshake,
+        encryption: Encryption,
     },
+}
+
+/// How a connection's bytes travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// Plain BitTorrent.
+    Plain,
+    /// An MSE handshake, then a plaintext payload (what both sides allowed).
+    Obfuscated,
+    /// MSE with RC4 on every byte.
+    Rc4,
+}
+
+impl Encryption {
+    pub fn of(method: Option<Method>) -> Encryption {
+        match method {
+            None => Encryption::Plain,
+            Some(Method::Plaintext) => Encryption::Obfuscated,
+            Some(Method::Rc4) => Encryption::Rc4,
+        }
+    }
+}
+
+impl std::fmt::Display for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Encryption::Plain => "plaintext",
+            Encryption::Obfuscated => "MSE (plaintext payload)",
+            Encryption::Rc4 => "MSE RC4",
+        })
+    }
 }
 
 /// What the torrent task asks of a connection.
@@ -71,6 +104,8 @@ pub enum Event {
     Connected {
         addr: SocketAddr,
         handshake: Handshake,
+        /// Which transport and whether encrypted, for logs and the peer list.
+        encryption: Encryption,
         tx: mpsc::Sender<Command>,
         queued: Arc<AtomicUsize>,
         /// Cancelling it closes the connection.
@@ -89,6 +124,8 @@ pub struct Shared {
     pub peer_id: [u8; 20],
     /// We run a DHT node (the handshake says so, BEP 5).
     pub dht: bool,
+    /// Protocol encryption on the connections we dial.
+    pub encryption: Policy,
     pub max_frame: u32,
     pub events: mpsc::Sender<(PeerKey, Event)>,
     pub uploaded: Arc<AtomicU64>,
@@ -115,35 +152,18 @@ async fn connect(
     mut permit: ConnPermit,
 ) -> Result<(), String> {
     let ours = Handshake::new(shared.info_hash, shared.peer_id).with_dht(shared.dht);
-    let (stream, theirs) = match conn {
-        Conn::Dial => {
-            let tcp = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                .await
-                .map_err(|_| "connect timed out".to_owned())?
-                .map_err(|e| format!("connect: {e}"))?;
-            let _ = tcp.set_nodelay(true);
-            let mut stream: BoxStream = Box::new(tcp);
-            let theirs = timeout(HANDSHAKE_TIMEOUT, async {
-                stream.write_all(&ours.encode()).await?;
-                let mut buf = [0u8; HANDSHAKE_LEN];
-                stream.read_exact(&mut buf).await?;
-                Ok::<_, std::io::Error>(buf)
-            })
-            .await
-            .map_err(|_| "handshake timed out".to_owned())?
-            .map_err(|e| format!("handshake: {e}"))?;
-            let theirs = Handshake::decode(&theirs).map_err(|e| e.to_string())?;
-            if theirs.info_hash != shared.info_hash {
-                return Err("wrong info-hash in handshake".into());
-            }
-            (stream, theirs)
-        }
-        Conn::Accepted { mut stream, theirs } => {
+    let (stream, theirs, encryption) = match conn {
+        Conn::Dial => dial(addr, &ours, shared).await?,
+        Conn::Accepted {
+            mut stream,
+            theirs,
+            encryption,
+        } => {
             timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours.encode()))
                 .await
                 .map_err(|_| "handshake timed out".to_owned())?
                 .map_err(|e| format!("handshake: {e}"))?;
-            (stream, theirs)
+            (stream, theirs, encryption)
         }
     };
     if theirs.peer_id == shared.peer_id {
@@ -162,6 +182,7 @@ async fn connect(
             Event::Connected {
                 addr,
                 handshake: theirs,
+                encryption,
                 tx,
                 queued: queued.clone(),
                 token: token.clone(),
@@ -175,6 +196,90 @@ async fn connect(
     let _ = writer.await;
     drop(permit);
     result
+}
+
+/// Dials `addr`: MSE first under `prefer` (most peers take it, and some take nothing else),
+/// plaintext again if the MSE handshake fails; MSE only under `require`; plaintext only
+/// under `disable`. Our BitTorrent handshake travels inside MSE's first message.
+async fn dial(
+    addr: SocketAddr,
+    ours: &Handshake,
+    shared: &Shared,
+) -> Result<(BoxStream, Handshake, Encryption), String> {
+    match shared.encryption {
+        Policy::Disable => plain_dial(addr, ours, shared).await,
+        policy => match mse_dial(addr, ours, policy, shared).await {
+            Ok(x) => Ok(x),
+            Err(Dialed::Unreachable(e)) => Err(e),
+            Err(Dialed::Refused(e)) if policy == Policy::Prefer => {
+                tracing::debug!(%addr, error = %e, "encrypted handshake failed: dialing in plaintext");
+                plain_dial(addr, ours, shared).await
+            }
+            Err(Dialed::Refused(e)) => Err(format!("{e} (encryption is required)")),
+        },
+    }
+}
+
+/// Why a dial failed: the peer could not be reached at all, or it did not take our
+/// handshake (worth a try the other way).
+enum Dialed {
+    Unreachable(String),
+    Refused(String),
+}
+
+async fn tcp(addr: SocketAddr) -> Result<TcpStream, String> {
+    let tcp = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
+/// Reads and checks the remote's BitTorrent handshake.
+async fn read_handshake(stream: &mut BoxStream, shared: &Shared) -> Result<Handshake, String> {
+    let mut buf = [0u8; HANDSHAKE_LEN];
+    timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf))
+        .await
+        .map_err(|_| "handshake timed out".to_owned())?
+        .map_err(|e| format!("handshake: {e}"))?;
+    let theirs = Handshake::decode(&buf).map_err(|e| e.to_string())?;
+    if theirs.info_hash != shared.info_hash {
+        return Err("wrong info-hash in handshake".into());
+    }
+    Ok(theirs)
+}
+
+async fn plain_dial(
+    addr: SocketAddr,
+    ours: &Handshake,
+    shared: &Shared,
+) -> Result<(BoxStream, Handshake, Encryption), String> {
+    let mut stream: BoxStream = Box::new(tcp(addr).await?);
+    timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours.encode()))
+        .await
+        .map_err(|_| "handshake timed out".to_owned())?
+        .map_err(|e| format!("handshake: {e}"))?;
+    let theirs = read_handshake(&mut stream, shared).await?;
+    Ok((stream, theirs, Encryption::Plain))
+}
+
+async fn mse_dial(
+    addr: SocketAddr,
+    ours: &Handshake,
+    policy: Policy,
+    shared: &Shared,
+) -> Result<(BoxStream, Handshake, Encryption), Dialed> {
+    let tcp = tcp(addr).await.map_err(Dialed::Unreachable)?;
+    let enc = transport::mse_connect(tcp, shared.info_hash, policy, &ours.encode())
+        .await
+        .map_err(|e| Dialed::Refused(e.to_string()))?;
+    let encryption = Encryption::of(enc.mse());
+    let mut stream: BoxStream = Box::new(enc);
+    let theirs = read_handshake(&mut stream, shared)
+        .await
+        .map_err(Dialed::Refused)?;
+    Ok((stream, theirs, encryption))
 }
 
 /// How much the reader asks of the socket at once, at most: a fast peer's reads grow to

@@ -23,6 +23,7 @@ use share_core::wire::{Handshake, HANDSHAKE_LEN};
 use share_core::InfoHash;
 use share_storage::store::FileBudget;
 use tokio::io::AsyncReadExt;
+
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -33,6 +34,7 @@ use crate::dht::{self, DhtConfig, DhtHandle};
 use crate::limit::RateLimiter;
 use crate::peer::{self, HANDSHAKE_TIMEOUT};
 use crate::torrent::{self, TorrentCommand};
+use crate::transport::{self, Policy};
 use crate::{EngineError, Notice, Outcome, PeerSource, Source, Stats, TorrentConfig};
 
 /// Connections being handshaken on the listener at once. When they are all taken, the
@@ -72,6 +74,8 @@ pub struct SessionConfig {
     pub loopback_only: bool,
     /// The DHT (BEP 5), with its bootstrap nodes (`None`: off).
     pub dht: Option<Vec<String>>,
+    /// Protocol encryption (MSE/PE) on every connection, both ways.
+    pub encryption: Policy,
 }
 
 impl SessionConfig {
@@ -87,6 +91,7 @@ impl SessionConfig {
             pex: true,
             loopback_only: false,
             dht: None,
+            encryption: Policy::Prefer,
         }
     }
 }
@@ -169,6 +174,7 @@ pub(crate) struct SessionCtx {
     pub dht: Option<DhtHandle>,
     /// The UDP port the DHT listens on (told to peers in a `port` message).
     pub udp_port: Option<u16>,
+    pub encryption: Policy,
     /// Tells the session task that a torrent turned out to be private (a magnet's metadata).
     pub private: mpsc::Sender<InfoHash>,
 }
@@ -202,7 +208,15 @@ pub(crate) struct Route {
     pub private: bool,
 }
 
-pub(crate) type Routes = Arc<HashMap<InfoHash, Route>>;
+/// The torrents by info-hash, and by MSE's SKEY hash (HASH('req2', info-hash)), for an
+/// encrypted connection that names its torrent only that way.
+#[derive(Default)]
+pub(crate) struct RouteTable {
+    pub torrents: HashMap<InfoHash, Route>,
+    pub skeys: HashMap<[u8; 20], InfoHash>,
+}
+
+pub(crate) type Routes = Arc<RouteTable>;
 
 /// A torrent running in a session.
 pub struct TorrentHandle {
@@ -307,6 +321,7 @@ impl Session {
             loopback_only: config.loopback_only,
             dht,
             udp_port,
+            encryption: config.encryption,
             private: private_tx,
         });
         let (routes_tx, routes_rx) = watch::channel(Routes::default());
@@ -553,12 +568,17 @@ impl SessionTask {
     }
 
     fn publish(&self) {
-        let routes: HashMap<InfoHash, Route> = self
+        let torrents: HashMap<InfoHash, Route> = self
             .torrents
             .iter()
             .map(|(h, e)| (*h, e.route.clone()))
             .collect();
-        self.routes.send_replace(Arc::new(routes));
+        let skeys = torrents
+            .keys()
+            .map(|h| (transport::skey_hash(h), *h))
+            .collect();
+        self.routes
+            .send_replace(Arc::new(RouteTable { torrents, skeys }));
     }
 }
 
@@ -645,51 +665,75 @@ async fn accept_loop(
         };
         let routes = routes.clone();
         let handshaking = handshaking.clone();
+        let policy = ctx.encryption;
         tokio::spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {
                     tracing::debug!(%addr, "handshake dropped for a newer connection");
                 }
-                _ = route_incoming(stream, addr, permit, routes) => {}
+                _ = route_incoming(stream, addr, permit, routes, policy) => {}
             }
             lock(&handshaking).leave(id);
         });
     }
 }
 
-/// Reads the remote's handshake and hands the connection to the torrent it names.
+/// Reads the remote's handshake (plaintext, or inside MSE, as the encryption policy allows)
+/// and hands the connection to the torrent it names.
 async fn route_incoming(
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
     permit: ConnPermit,
     routes: watch::Receiver<Routes>,
+    policy: Policy,
 ) {
     let _ = stream.set_nodelay(true);
-    let mut buf = [0u8; HANDSHAKE_LEN];
-    let theirs = match timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf)).await {
-        Ok(Ok(_)) => Handshake::decode(&buf),
-        _ => {
+    let got = timeout(HANDSHAKE_TIMEOUT, async {
+        let table = routes.borrow().clone();
+        let lookup = |skey: &[u8; 20]| table.skeys.get(skey).copied();
+        let mut accepted = transport::accept(stream, lookup, policy)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = [0u8; HANDSHAKE_LEN];
+        accepted
+            .stream
+            .read_exact(&mut buf)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let theirs = Handshake::decode(&buf).map_err(|e| e.to_string())?;
+        if accepted.info_hash.is_some_and(|h| h != theirs.info_hash) {
+            return Err("the handshake names another torrent than its encryption".to_owned());
+        }
+        Ok::<_, String>((accepted.stream, theirs))
+    })
+    .await;
+    let (stream, theirs) = match got {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            if policy == Policy::Require && e.contains("plaintext handshake refused") {
+                tracing::info!(%addr, "refused a plaintext connection: encryption is required (--encryption require)");
+            } else {
+                tracing::debug!(%addr, error = %e, "closed");
+            }
+            return;
+        }
+        Err(_) => {
             tracing::debug!(%addr, "no handshake in time: closed");
             return;
         }
     };
-    let theirs = match theirs {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::debug!(%addr, error = %e, "closed");
-            return;
-        }
-    };
-    let route = routes.borrow().get(&theirs.info_hash).cloned();
+    let route = routes.borrow().torrents.get(&theirs.info_hash).cloned();
     let Some(route) = route else {
         tracing::debug!(%addr, hash = %theirs.info_hash, "handshake for a torrent we do not have: closed");
         return;
     };
+    let method = stream.mse();
     let cmd = TorrentCommand::Incoming {
         stream: Box::new(stream) as peer::BoxStream,
         addr,
         handshake: theirs,
         permit,
+        encryption: peer::Encryption::of(method),
     };
     if route.cmd.try_send(cmd).is_err() {
         tracing::debug!(%addr, "torrent busy: closed");

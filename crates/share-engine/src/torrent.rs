@@ -105,6 +105,7 @@ pub enum TorrentCommand {
         addr: SocketAddr,
         handshake: Handshake,
         permit: ConnPermit,
+        encryption: peer::Encryption,
     },
     /// Close every connection and stop announcing, until `Resume`.
     Pause,
@@ -217,6 +218,7 @@ impl Base {
         addr: SocketAddr,
         handshake: Handshake,
         permit: ConnPermit,
+        encryption: peer::Encryption,
         peers: usize,
     ) {
         if self.paused
@@ -230,6 +232,7 @@ impl Base {
             Conn::Accepted {
                 stream,
                 theirs: handshake,
+                encryption,
             },
             permit,
         );
@@ -364,6 +367,7 @@ pub(crate) async fn run(
         info_hash: hash,
         peer_id: io.ctx.peer_id,
         dht: io.ctx.dht.is_some() && !private_torrent,
+        encryption: io.ctx.encryption,
         // Enough for a bitfield of any torrent whose metadata we accept.
         max_frame: wire::max_frame(u32::MAX / 2048),
         events: events_tx,
@@ -494,6 +498,8 @@ struct Peer {
     pex_next: Instant,
     /// Metadata pieces it asked of us (bounded).
     metadata_requests: u32,
+    /// How its bytes travel.
+    encryption: peer::Encryption,
     /// Bitfields (or have-all, have-none) it sent.
     piece_sets: u32,
     /// Blocks we asked of it and then withdrew (cancelled, or choked without the fast
@@ -591,6 +597,7 @@ impl Peer {
             pex_in: pex::Inbox::default(),
             pex_next: now + PEX_FIRST,
             metadata_requests: 0,
+            encryption: peer::Encryption::Plain,
             piece_sets: 0,
             withdrawn: HashSet::new(),
             unrequested: 0,
@@ -812,10 +819,11 @@ impl Torrent {
             Event::Connected {
                 addr,
                 handshake,
+                encryption,
                 tx,
                 queued,
                 token,
-            } => self.on_connected(key, addr, handshake, tx, queued, token),
+            } => self.on_connected(key, addr, handshake, encryption, tx, queued, token),
             Event::Closed(reason) => self.on_closed(key, &reason),
             Event::Messages(batch, _permit) => {
                 for m in batch {
@@ -837,9 +845,11 @@ impl Torrent {
                 addr,
                 handshake,
                 permit,
+                encryption,
             } => {
                 let n = self.peers.len();
-                self.base.admit(stream, addr, handshake, permit, n);
+                self.base
+                    .admit(stream, addr, handshake, permit, encryption, n);
             }
             TorrentCommand::Pause => {
                 if !self.base.paused {

@@ -225,10 +225,12 @@ async fn our_responder_accepts_libtorrent_with_rc4_forced() {
 }
 
 #[tokio::test]
-async fn our_responder_selects_rc4_from_libtorrents_offer_of_both() {
+async fn our_responder_keeps_the_payload_plaintext_when_libtorrent_offers_both() {
     if !libtorrent_present() {
         return;
     }
     let (_lt, method) = listen(&["--enc-level", "both"], Policy::Prefer).await;
+    assert_eq!(method, Method::Plaintext);
+    let (_lt, method) = listen(&["--enc-level", "both"], Policy::Require).await;
     assert_eq!(method, Method::Rc4);
 }

@@ -149,10 +149,15 @@ fn responder(policy: Policy, s: Secrets) -> Responder<impl Fn(&[u8; 20]) -> Opti
     Responder::new(lookup(&[OTHER, IH]), policy, s).unwrap()
 }
 
-fn assert_talks(a: Initiator, b: Responder<impl Fn(&[u8; 20]) -> Option<InfoHash>>, how: Chunks) {
+fn assert_talks(
+    a: Initiator,
+    b: Responder<impl Fn(&[u8; 20]) -> Option<InfoHash>>,
+    how: Chunks,
+    method: Method,
+) {
     let (ea, ra, eb, rb) = converse(a, b, how).unwrap();
-    assert_eq!(ea.method, Method::Rc4);
-    assert_eq!(eb.method, Method::Rc4);
+    assert_eq!(ea.method, method);
+    assert_eq!(eb.method, method);
     assert_eq!(eb.info_hash, IH);
     assert_eq!(eb.initial_payload, b"our BitTorrent handshake");
     assert!(ea.initial_payload.is_empty());
@@ -161,13 +166,19 @@ fn assert_talks(a: Initiator, b: Responder<impl Fn(&[u8; 20]) -> Option<InfoHash
 }
 
 #[test]
-fn every_policy_pair_that_can_agree_selects_rc4() {
+fn every_policy_pair_that_can_agree_selects_rc4_unless_both_allow_plaintext() {
     for pa in [Policy::Prefer, Policy::Require] {
         for pb in [Policy::Prefer, Policy::Require] {
+            let method = if pa == Policy::Prefer && pb == Policy::Prefer {
+                Method::Plaintext
+            } else {
+                Method::Rc4
+            };
             assert_talks(
                 initiator(pa, secrets(1)),
                 responder(pb, secrets(2)),
                 Chunks::Whole,
+                method,
             );
         }
     }
@@ -183,8 +194,9 @@ fn any_chunking_gives_the_same_result() {
     ] {
         assert_talks(
             initiator(Policy::Prefer, padded(7, 300, 40)),
-            responder(Policy::Prefer, padded(8, 200, 17)),
+            responder(Policy::Require, padded(8, 200, 17)),
             how,
+            Method::Rc4,
         );
     }
 }
@@ -197,6 +209,7 @@ fn pads_of_zero_and_512_bytes() {
                 initiator(Policy::Require, padded(11, dh, crypto)),
                 responder(Policy::Prefer, padded(12, dh, crypto)),
                 how,
+                Method::Rc4,
             );
         }
     }
@@ -364,7 +377,7 @@ fn known_answer() {
 
     let mut b = Responder::new(
         move |h: &[u8; 20]| (h == &skey_hash(&ih)).then_some(ih),
-        Policy::Prefer,
+        Policy::Require,
         s(0x22),
     )
     .unwrap();

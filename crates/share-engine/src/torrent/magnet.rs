@@ -31,6 +31,7 @@ pub(super) struct Connected {
     pub queued: Arc<AtomicUsize>,
     pub token: CancellationToken,
     pub ext: ExtHandshake,
+    pub encryption: crate::peer::Encryption,
     pub held: Vec<Message>,
     pub pex_in: pex::Inbox,
 }
@@ -171,9 +172,11 @@ impl Fetching<'_> {
                 addr,
                 handshake,
                 permit,
+                encryption,
             } => {
                 let n = self.peers.len();
-                self.base.admit(stream, addr, handshake, permit, n);
+                self.base
+                    .admit(stream, addr, handshake, permit, encryption, n);
             }
             TorrentCommand::Pause => {
                 self.base.paused = true;
@@ -196,6 +199,7 @@ impl Fetching<'_> {
             Event::Connected {
                 addr,
                 handshake,
+                encryption,
                 tx,
                 queued,
                 token,
@@ -223,6 +227,7 @@ impl Fetching<'_> {
                     queued,
                     token,
                     ext: ExtHandshake::default(),
+                    encryption,
                     held: Vec::new(),
                     pex_in: pex::Inbox::default(),
                 };
@@ -235,7 +240,7 @@ impl Fetching<'_> {
                 if let Some(m) = self.base.port_message(&handshake) {
                     c.send(m);
                 }
-                tracing::debug!(%addr, "connected (fetching metadata)");
+                tracing::debug!(%addr, %encryption, "connected (fetching metadata)");
                 self.peers.insert(key, c);
                 self.base
                     .stats

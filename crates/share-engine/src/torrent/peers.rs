@@ -20,6 +20,7 @@ impl Torrent {
         key: PeerKey,
         addr: SocketAddr,
         hs: Handshake,
+        encryption: peer::Encryption,
         tx: mpsc::Sender<Command>,
         queued: Arc<AtomicUsize>,
         token: CancellationToken,
@@ -39,7 +40,7 @@ impl Torrent {
             token.cancel();
             return;
         }
-        let peer = Peer::new(
+        let mut peer = Peer::new(
             addr,
             outgoing,
             &hs,
@@ -48,6 +49,7 @@ impl Torrent {
             token,
             self.info.piece_count(),
         );
+        peer.encryption = encryption;
         if hs.supports_extensions() {
             peer.send(
                 self.base
@@ -65,7 +67,7 @@ impl Torrent {
         } else if have.count() > 0 {
             peer.send(Message::Bitfield(have.as_bytes().to_vec().into()));
         }
-        tracing::debug!(%addr, client = %String::from_utf8_lossy(&hs.peer_id[..8]), "connected");
+        tracing::debug!(%addr, client = %String::from_utf8_lossy(&hs.peer_id[..8]), %encryption, "connected");
         self.peers.insert(key, peer);
         self.base
             .stats
@@ -123,6 +125,7 @@ impl Torrent {
         }
         peer.ext = c.ext;
         peer.pex_in = c.pex_in;
+        peer.encryption = c.encryption;
         if c.handshake.supports_extensions() {
             // Now that we have the metadata, say so (a second handshake updates the first).
             peer.send(

@@ -83,7 +83,7 @@ async fn the_stream_reports_rc4() {
     let (a, b) = duplex(4096);
     let (client, server) = tokio::join!(
         mse_connect(a, IH, Policy::Prefer, b""),
-        mse_accept(b, lookup, Policy::Prefer)
+        mse_accept(b, lookup, Policy::Require)
     );
     let client = client.unwrap();
     assert_eq!(client.mse(), Some(Method::Rc4));
