@@ -98,19 +98,33 @@ pub enum Command {
     Close,
 }
 
+/// A connection through its handshake, as the torrent task holds it.
+#[derive(Debug)]
+pub struct Link {
+    pub addr: SocketAddr,
+    pub handshake: Handshake,
+    /// Which transport and whether encrypted, for logs and the peer list.
+    pub encryption: Encryption,
+    pub tx: mpsc::Sender<Command>,
+    /// Uploads queued in the writer.
+    pub queued: Arc<AtomicUsize>,
+    /// Cancelling it closes the connection.
+    pub token: CancellationToken,
+}
+
+impl Link {
+    /// Queues a message; a peer whose queue is full does not read and is dropped.
+    pub fn send(&self, m: Message) {
+        if self.tx.try_send(Command::Send(m)).is_err() {
+            self.token.cancel();
+        }
+    }
+}
+
 /// What a connection tells the torrent task.
 #[derive(Debug)]
 pub enum Event {
-    Connected {
-        addr: SocketAddr,
-        handshake: Handshake,
-        /// Which transport and whether encrypted, for logs and the peer list.
-        encryption: Encryption,
-        tx: mpsc::Sender<Command>,
-        queued: Arc<AtomicUsize>,
-        /// Cancelling it closes the connection.
-        token: CancellationToken,
-    },
+    Connected(Link),
     /// Messages decoded, in order, with their share of the connection's buffer budget: the
     /// reader reads on only while the torrent task has taken (dropped) enough of these.
     Messages(Vec<Message>, OwnedSemaphorePermit),
@@ -179,14 +193,14 @@ async fn connect(
         .events
         .send((
             key,
-            Event::Connected {
+            Event::Connected(Link {
                 addr,
                 handshake: theirs,
                 encryption,
                 tx,
                 queued: queued.clone(),
                 token: token.clone(),
-            },
+            }),
         ))
         .await
         .map_err(|_| "session ended".to_owned())?;

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::assembly::Assembler;
 use crate::disk::{self, Done, Job};
-use crate::peer::{self, BoxStream, Command, Conn, Event, Shared, MAX_QUEUED_UPLOADS};
+use crate::peer::{self, BoxStream, Command, Conn, Event, Link, Shared, MAX_QUEUED_UPLOADS};
 use crate::session::{ConnPermit, SessionCtx};
 use crate::tracker;
 use crate::uploads::{Serve, Uploads};
@@ -557,26 +557,26 @@ impl Budget {
 }
 
 impl Peer {
-    fn new(
-        addr: SocketAddr,
-        outgoing: bool,
-        hs: &Handshake,
-        tx: mpsc::Sender<Command>,
-        queued: Arc<AtomicUsize>,
-        token: CancellationToken,
-        pieces: u32,
-    ) -> Peer {
+    fn new(link: Link, outgoing: bool, pieces: u32) -> Peer {
         let now = Instant::now();
+        let Link {
+            addr,
+            handshake,
+            encryption,
+            tx,
+            queued,
+            token,
+        } = link;
         Peer {
             addr,
             outgoing,
             listen_addr: outgoing.then_some(addr),
-            peer_id: hs.peer_id,
+            peer_id: handshake.peer_id,
             tx,
             token,
             queued,
             has: Bitfield::new(pieces),
-            fast: hs.supports_fast(),
+            fast: handshake.supports_fast(),
             am_choking: true,
             am_interested: false,
             peer_choking: true,
@@ -597,7 +597,7 @@ impl Peer {
             pex_in: pex::Inbox::default(),
             pex_next: now + PEX_FIRST,
             metadata_requests: 0,
-            encryption: peer::Encryption::Plain,
+            encryption,
             piece_sets: 0,
             withdrawn: HashSet::new(),
             unrequested: 0,
@@ -620,6 +620,7 @@ impl Peer {
         tracing::debug!(
             peer = %self.listen_addr.unwrap_or(self.addr),
             received = self.received_total,
+            encryption = %self.encryption,
             "peer totals"
         );
     }
@@ -816,14 +817,7 @@ async fn check(layout: &Layout, info: &Info, stats: &Arc<Stats>) -> (Bitfield, b
 impl Torrent {
     async fn on_event(&mut self, key: PeerKey, ev: Event) {
         match ev {
-            Event::Connected {
-                addr,
-                handshake,
-                encryption,
-                tx,
-                queued,
-                token,
-            } => self.on_connected(key, addr, handshake, encryption, tx, queued, token),
+            Event::Connected(link) => self.on_connected(key, link),
             Event::Closed(reason) => self.on_closed(key, &reason),
             Event::Messages(batch, _permit) => {
                 for m in batch {

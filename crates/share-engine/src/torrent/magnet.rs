@@ -24,23 +24,18 @@ const MAX_HELD: usize = 4096;
 
 /// A connection made during the metadata phase.
 pub(super) struct Connected {
-    pub addr: SocketAddr,
+    pub link: Link,
     pub outgoing: bool,
-    pub handshake: Handshake,
-    pub tx: mpsc::Sender<Command>,
-    pub queued: Arc<AtomicUsize>,
-    pub token: CancellationToken,
     pub ext: ExtHandshake,
-    pub encryption: crate::peer::Encryption,
     pub held: Vec<Message>,
     pub pex_in: pex::Inbox,
 }
 
-impl Connected {
-    fn send(&self, m: Message) {
-        if self.tx.try_send(Command::Send(m)).is_err() {
-            self.token.cancel();
-        }
+impl std::ops::Deref for Connected {
+    type Target = Link;
+
+    fn deref(&self) -> &Link {
+        &self.link
     }
 }
 
@@ -196,14 +191,8 @@ impl Fetching<'_> {
 
     fn on_event(&mut self, key: PeerKey, ev: Event) {
         match ev {
-            Event::Connected {
-                addr,
-                handshake,
-                encryption,
-                tx,
-                queued,
-                token,
-            } => {
+            Event::Connected(link) => {
+                let (addr, handshake, token) = (link.addr, link.handshake, link.token.clone());
                 let outgoing = self.base.dialing.remove(&key).is_some();
                 if outgoing {
                     self.base.book.worked(&addr);
@@ -219,15 +208,11 @@ impl Fetching<'_> {
                     token.cancel();
                     return;
                 }
+                let encryption = link.encryption;
                 let c = Connected {
-                    addr,
+                    link,
                     outgoing,
-                    handshake,
-                    tx,
-                    queued,
-                    token,
                     ext: ExtHandshake::default(),
-                    encryption,
                     held: Vec::new(),
                     pex_in: pex::Inbox::default(),
                 };

@@ -15,16 +15,8 @@ impl Torrent {
         self.base.dial(&connected, self.peers.len(), complete);
     }
 
-    pub(super) fn on_connected(
-        &mut self,
-        key: PeerKey,
-        addr: SocketAddr,
-        hs: Handshake,
-        encryption: peer::Encryption,
-        tx: mpsc::Sender<Command>,
-        queued: Arc<AtomicUsize>,
-        token: CancellationToken,
-    ) {
+    pub(super) fn on_connected(&mut self, key: PeerKey, link: Link) {
+        let (addr, hs) = (link.addr, link.handshake);
         let banned = self.base.book.is_banned(&addr, Some(&hs.peer_id));
         let outgoing = self.base.dialing.remove(&key).is_some();
         if outgoing {
@@ -37,19 +29,11 @@ impl Torrent {
             if outgoing {
                 self.base.book.closed(&addr, Instant::now());
             }
-            token.cancel();
+            link.token.cancel();
             return;
         }
-        let mut peer = Peer::new(
-            addr,
-            outgoing,
-            &hs,
-            tx,
-            queued,
-            token,
-            self.info.piece_count(),
-        );
-        peer.encryption = encryption;
+        let encryption = link.encryption;
+        let peer = Peer::new(link, outgoing, self.info.piece_count());
         if hs.supports_extensions() {
             peer.send(
                 self.base
@@ -106,31 +90,24 @@ impl Torrent {
     /// A connection made while the metadata was fetched: it becomes a peer of the
     /// transfer, and the messages it sent meanwhile are taken now.
     pub(super) async fn adopt(&mut self, key: PeerKey, c: magnet::Connected) {
-        let mut peer = Peer::new(
-            c.addr,
-            c.outgoing,
-            &c.handshake,
-            c.tx,
-            c.queued,
-            c.token,
-            self.info.piece_count(),
-        );
+        let hs = c.link.handshake;
+        let addr = c.link.addr;
+        let mut peer = Peer::new(c.link, c.outgoing, self.info.piece_count());
         peer.listen_addr = c
             .ext
             .port
-            .map(|p| SocketAddr::new(c.addr.ip(), p))
+            .map(|p| SocketAddr::new(addr.ip(), p))
             .or(peer.listen_addr);
         if let Some(r) = c.ext.reqq {
             peer.reqq = (r as usize).clamp(1, MAX_DEPTH);
         }
         peer.ext = c.ext;
         peer.pex_in = c.pex_in;
-        peer.encryption = c.encryption;
-        if c.handshake.supports_extensions() {
+        if hs.supports_extensions() {
             // Now that we have the metadata, say so (a second handshake updates the first).
             peer.send(
                 self.base
-                    .ext_handshake(c.addr, Some(self.meta.info_bytes.len() as u32)),
+                    .ext_handshake(addr, Some(self.meta.info_bytes.len() as u32)),
             );
         }
         self.peers.insert(key, peer);
