@@ -6,6 +6,7 @@ mod util;
 
 mod create;
 mod dht;
+mod encryption;
 mod hostile;
 mod hostile_load;
 mod inspect;

@@ -130,3 +130,6 @@ ARIA2_OPTS=(
     --bt-tracker-connect-timeout=5 --bt-tracker-timeout=10
     --stop-with-process=$$
 )
+# More options from the environment (e.g. ARIA2_EXTRA="--bt-require-crypto=true").
+# shellcheck disable=SC2206
+ARIA2_OPTS+=(${ARIA2_EXTRA:-})

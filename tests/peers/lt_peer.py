@@ -52,7 +52,7 @@ ENC_POLICIES = {
 }
 
 
-def make_session(out_enc, listen_ip="127.0.0.1", lsd=False, upload_rate=0):
+def make_session(out_enc, listen_ip="127.0.0.1", lsd=False, upload_rate=0, force_rc4=False):
     settings = {
         # Port 0: the OS picks a free port (works in libtorrent 2.0.x);
         # the real one is read back with listen_port().
@@ -88,13 +88,12 @@ def make_session(out_enc, listen_ip="127.0.0.1", lsd=False, upload_rate=0):
         "seeding_outgoing_connections": True,
         # Both sides are seeds at the end of a test: keep the link anyway.
         "close_redundant_connections": False,
-        # Protocol encryption (MSE/PE): by default libtorrent opens outgoing
-        # connections encrypted and falls back to plaintext only after the
-        # attempt fails (~1 s lost). share speaks plaintext only, so outgoing
-        # defaults to plaintext here (--out-enc changes it); incoming accepts both.
-        "out_enc_policy": out_enc,
-        "in_enc_policy": int(lt.enc_policy.pe_enabled),
-        "allowed_enc_level": int(lt.enc_level.both),
+        # Protocol encryption (MSE/PE): libtorrent's default opens outgoing
+        # connections encrypted (--out-enc changes it) and takes both in;
+        # --force-rc4 makes it MSE with RC4 only, both ways.
+        "out_enc_policy": int(lt.enc_policy.pe_forced) if force_rc4 else out_enc,
+        "in_enc_policy": int(lt.enc_policy.pe_forced if force_rc4 else lt.enc_policy.pe_enabled),
+        "allowed_enc_level": int(lt.enc_level.rc4 if force_rc4 else lt.enc_level.both),
         "user_agent": "lt_peer/" + lt.__version__,
         "alert_mask": (lt.alert.category_t.error_notification
                        | lt.alert.category_t.status_notification
@@ -144,8 +143,11 @@ def main():
     p.add_argument("save_dir")
     p.add_argument("--peer", action="append", default=[], type=parse_peer)
     p.add_argument("--timeout", type=float, default=None)
-    p.add_argument("--out-enc", choices=sorted(ENC_POLICIES), default="disabled",
-                   help="encryption policy for outgoing connections (default: disabled)")
+    p.add_argument("--out-enc", choices=sorted(ENC_POLICIES), default="enabled",
+                   help="encryption policy for outgoing connections (default: libtorrent's own, "
+                        "enabled: MSE first)")
+    p.add_argument("--force-rc4", action="store_true",
+                   help="MSE with RC4 only, both ways (in and out pe_forced, level rc4)")
     p.add_argument("--upload-rate", type=int, default=0)
     p.add_argument("--listen-ip", default="127.0.0.1")
     p.add_argument("--lsd", action="store_true")
@@ -163,7 +165,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     ses = make_session(ENC_POLICIES[args.out_enc], args.listen_ip, args.lsd,
-                       args.upload_rate)
+                       args.upload_rate, args.force_rc4)
     port = wait_listening(ses, deadline)
     out("listening on %s:%d" % (args.listen_ip, port))
 

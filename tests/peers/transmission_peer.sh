@@ -48,7 +48,8 @@
 # The daemon runs in the foreground with its own configuration folder in a
 # temporary folder: peer port and RPC port are free 127.0.0.1 ports, both
 # bound to 127.0.0.1 (IPv6 to ::1), no DHT/LPD/PEX/uTP/port forwarding, no RPC
-# authentication (RPC whitelist 127.0.0.1), "encryption": 0 (prefer
+# authentication (RPC whitelist 127.0.0.1), "encryption": $TRANSMISSION_ENCRYPTION or 0
+# (2: require encryption; 0: prefer
 # plaintext: plaintext handshakes are accepted, share has no MSE), no speed,
 # ratio or idle limits, no queueing. The torrent's own trackers stay: if
 # nothing answers there, the announces just fail. Both the daemon and the
@@ -107,7 +108,7 @@ cat >"$CONFIG/settings.json" <<EOF
     "dht-enabled": false,
     "download-dir": "$DIR",
     "download-queue-enabled": false,
-    "encryption": 0,
+    "encryption": ${TRANSMISSION_ENCRYPTION:-0},
     "idle-seeding-limit-enabled": false,
     "incomplete-dir": "$DIR",
     "incomplete-dir-enabled": false,
