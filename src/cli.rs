@@ -239,6 +239,28 @@ pub struct TransportArgs {
     /// ways (RC4 on every byte), `disable` speaks plaintext only.
     #[arg(long, value_name = "MODE", default_value = "prefer", value_parser = parse_policy)]
     pub encryption: share_core::mse::Policy,
+    /// Transports to listen on and dial with: `tcp`, `utp` (µTP, BEP 29, on the UDP port
+    /// the DHT uses), or both, comma-separated. Dials try TCP first, then µTP.
+    #[arg(long, value_name = "LIST", default_value = "tcp,utp", value_parser = parse_transports)]
+    pub transports: share_engine::Transports,
+}
+
+fn parse_transports(s: &str) -> Result<share_engine::Transports, String> {
+    let mut t = share_engine::Transports {
+        tcp: false,
+        utp: false,
+    };
+    for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        match word.to_ascii_lowercase().as_str() {
+            "tcp" => t.tcp = true,
+            "utp" | "µtp" => t.utp = true,
+            other => return Err(format!("`{other}` is not a transport (tcp, utp)")),
+        }
+    }
+    if !t.tcp && !t.utp {
+        return Err("at least one transport is needed (tcp, utp)".into());
+    }
+    Ok(t)
 }
 
 fn parse_policy(s: &str) -> Result<share_core::mse::Policy, String> {

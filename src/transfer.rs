@@ -84,6 +84,7 @@ fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<Sessi
     c.dht = (!d.no_dht).then(|| d.dht_bootstrap.clone());
     c.loopback_only = crate::guard::loopback_only();
     c.encryption = net.transport.encryption;
+    c.transports = net.transport.transports;
     Ok(c)
 }
 

@@ -23,3 +23,4 @@ mod swarm;
 mod through_trackers;
 mod trackers;
 mod transfer;
+mod utp;

@@ -52,7 +52,8 @@ ENC_POLICIES = {
 }
 
 
-def make_session(out_enc, listen_ip="127.0.0.1", lsd=False, upload_rate=0, force_rc4=False):
+def make_session(out_enc, listen_ip="127.0.0.1", lsd=False, upload_rate=0, force_rc4=False,
+                 utp_only=False):
     settings = {
         # Port 0: the OS picks a free port (works in libtorrent 2.0.x);
         # the real one is read back with listen_port().
@@ -62,11 +63,11 @@ def make_session(out_enc, listen_ip="127.0.0.1", lsd=False, upload_rate=0, force
         "enable_lsd": lsd,
         "enable_upnp": False,
         "enable_natpmp": False,
-        # share speaks TCP only.
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
-        "enable_outgoing_tcp": True,
-        "enable_incoming_tcp": True,
+        # TCP only, unless --utp-only: then µTP only, both ways.
+        "enable_outgoing_utp": utp_only,
+        "enable_incoming_utp": utp_only,
+        "enable_outgoing_tcp": not utp_only,
+        "enable_incoming_tcp": not utp_only,
         # Every test peer is 127.0.0.1, so several connections per IP are normal.
         "allow_multiple_connections_per_ip": True,
         # No rate limits at all, local or not (unless asked).
@@ -146,6 +147,8 @@ def main():
     p.add_argument("--out-enc", choices=sorted(ENC_POLICIES), default="enabled",
                    help="encryption policy for outgoing connections (default: libtorrent's own, "
                         "enabled: MSE first)")
+    p.add_argument("--utp-only", action="store_true",
+                   help="µTP only, in and out (TCP off both ways)")
     p.add_argument("--force-rc4", action="store_true",
                    help="MSE with RC4 only, both ways (in and out pe_forced, level rc4)")
     p.add_argument("--upload-rate", type=int, default=0)
@@ -165,7 +168,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     ses = make_session(ENC_POLICIES[args.out_enc], args.listen_ip, args.lsd,
-                       args.upload_rate, args.force_rc4)
+                       args.upload_rate, args.force_rc4, args.utp_only)
     port = wait_listening(ses, deadline)
     out("listening on %s:%d" % (args.listen_ip, port))
 

@@ -19,6 +19,7 @@ mod session;
 mod torrent;
 mod tracker;
 pub mod transport;
+mod udp;
 mod uploads;
 
 use std::net::SocketAddr;
@@ -29,7 +30,7 @@ pub use tokio_util::sync::CancellationToken;
 
 pub use limit::RateLimiter;
 pub use serve::TrackerServer;
-pub use session::{Session, SessionConfig, TorrentHandle};
+pub use session::{Session, SessionConfig, TorrentHandle, Transports};
 pub use share_core::tracker::registry::Limits as TrackerLimits;
 pub use share_core::tracker::ScrapeCounts;
 pub use torrent::{FileInfo, Outcome, TorrentCommand};

@@ -29,6 +29,7 @@ use crate::limit::RateLimiter;
 use crate::session::ConnPermit;
 use crate::torrent::PeerKey;
 use crate::transport::{self, Method, Policy};
+use crate::udp::Utp;
 
 /// The close reason of a connection to our own listener (a tracker listed us).
 pub const SELF_CONNECTION: &str = "connected to ourselves";
@@ -56,8 +57,37 @@ pub enum Conn {
     Accepted {
         stream: BoxStream,
         theirs: Handshake,
-        encryption: Encryption,
+        via: Via,
     },
+}
+
+/// The transport a connection runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Utp,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "TCP",
+            Transport::Utp => "µTP",
+        })
+    }
+}
+
+/// How a connection's bytes travel: over which transport, and whether encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via {
+    pub transport: Transport,
+    pub encryption: Encryption,
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, {}", self.transport, self.encryption)
+    }
 }
 
 /// How a connection's bytes travel.
@@ -104,7 +134,7 @@ pub struct Link {
     pub addr: SocketAddr,
     pub handshake: Handshake,
     /// Which transport and whether encrypted, for logs and the peer list.
-    pub encryption: Encryption,
+    pub via: Via,
     pub tx: mpsc::Sender<Command>,
     /// Uploads queued in the writer.
     pub queued: Arc<AtomicUsize>,
@@ -140,6 +170,9 @@ pub struct Shared {
     pub dht: bool,
     /// Protocol encryption on the connections we dial.
     pub encryption: Policy,
+    /// Dial over TCP; and over µTP on these sockets (one per family).
+    pub tcp: bool,
+    pub utp: Vec<Arc<Utp>>,
     pub max_frame: u32,
     pub events: mpsc::Sender<(PeerKey, Event)>,
     pub uploaded: Arc<AtomicU64>,
@@ -166,18 +199,18 @@ async fn connect(
     mut permit: ConnPermit,
 ) -> Result<(), String> {
     let ours = Handshake::new(shared.info_hash, shared.peer_id).with_dht(shared.dht);
-    let (stream, theirs, encryption) = match conn {
+    let (stream, theirs, via) = match conn {
         Conn::Dial => dial(addr, &ours, shared).await?,
         Conn::Accepted {
             mut stream,
             theirs,
-            encryption,
+            via,
         } => {
             timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours.encode()))
                 .await
                 .map_err(|_| "handshake timed out".to_owned())?
                 .map_err(|e| format!("handshake: {e}"))?;
-            (stream, theirs, encryption)
+            (stream, theirs, via)
         }
     };
     if theirs.peer_id == shared.peer_id {
@@ -196,7 +229,7 @@ async fn connect(
             Event::Connected(Link {
                 addr,
                 handshake: theirs,
-                encryption,
+                via,
                 tx,
                 queued: queued.clone(),
                 token: token.clone(),
@@ -212,26 +245,40 @@ async fn connect(
     result
 }
 
-/// Dials `addr`: MSE first under `prefer` (most peers take it, and some take nothing else),
-/// plaintext again if the MSE handshake fails; MSE only under `require`; plaintext only
-/// under `disable`. Our BitTorrent handshake travels inside MSE's first message.
+/// Dials `addr` over TCP, then µTP if TCP does not connect or its handshake fails (a
+/// refused TCP dial fails at once; a peer may take µTP only), within the transports
+/// allowed. On a connection: MSE
+/// first under `prefer` (most peers take it, and some take nothing else), plaintext again
+/// on a new connection if the MSE handshake fails; MSE only under `require`; plaintext
+/// only under `disable`. Our BitTorrent handshake travels inside MSE's first message.
 async fn dial(
     addr: SocketAddr,
     ours: &Handshake,
     shared: &Shared,
-) -> Result<(BoxStream, Handshake, Encryption), String> {
-    match shared.encryption {
-        Policy::Disable => plain_dial(addr, ours, shared).await,
-        policy => match mse_dial(addr, ours, policy, shared).await {
-            Ok(x) => Ok(x),
-            Err(Dialed::Unreachable(e)) => Err(e),
-            Err(Dialed::Refused(e)) if policy == Policy::Prefer => {
-                tracing::debug!(%addr, error = %e, "encrypted handshake failed: dialing in plaintext");
-                plain_dial(addr, ours, shared).await
+) -> Result<(BoxStream, Handshake, Via), String> {
+    let utp = shared
+        .utp
+        .iter()
+        .find(|u| u.bind_addr().is_ipv6() == addr.is_ipv6());
+    let mut tried = Vec::new();
+    let order = [
+        (shared.tcp).then_some(Transport::Tcp),
+        utp.map(|_| Transport::Utp),
+    ];
+    // A peer may accept a transport and then close it at once (libtorrent with incoming
+    // TCP turned off does): a handshake that fails on one transport is tried on the next.
+    for transport in order.into_iter().flatten() {
+        match over(transport, addr, ours, shared, utp).await {
+            Ok(x) => return Ok(x),
+            Err(Dialed::Unreachable(e) | Dialed::Refused(e)) => {
+                tried.push(format!("{transport}: {e}"))
             }
-            Err(Dialed::Refused(e)) => Err(format!("{e} (encryption is required)")),
-        },
+        }
     }
+    if tried.is_empty() {
+        return Err("no transport to reach this peer".into());
+    }
+    Err(tried.join("; "))
 }
 
 /// Why a dial failed: the peer could not be reached at all, or it did not take our
@@ -241,13 +288,75 @@ enum Dialed {
     Refused(String),
 }
 
-async fn tcp(addr: SocketAddr) -> Result<TcpStream, String> {
-    let tcp = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+/// Opens a connection to `addr` over `transport`.
+async fn open(
+    transport: Transport,
+    addr: SocketAddr,
+    utp: Option<&Arc<Utp>>,
+) -> Result<BoxStream, String> {
+    match (transport, utp) {
+        (Transport::Tcp, _) => {
+            let tcp = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .map_err(|_| "connect timed out".to_owned())?
+                .map_err(|e| format!("connect: {e}"))?;
+            let _ = tcp.set_nodelay(true);
+            Ok(Box::new(tcp))
+        }
+        (Transport::Utp, Some(u)) => {
+            let s = timeout(CONNECT_TIMEOUT, u.connect(addr))
+                .await
+                .map_err(|_| "connect timed out".to_owned())?
+                .map_err(|e| format!("connect: {e}"))?;
+            Ok(Box::new(s))
+        }
+        (Transport::Utp, None) => Err("no µTP socket for this address family".into()),
+    }
+}
+
+/// The handshakes over `transport`, as the encryption policy says.
+async fn over(
+    transport: Transport,
+    addr: SocketAddr,
+    ours: &Handshake,
+    shared: &Shared,
+    utp: Option<&Arc<Utp>>,
+) -> Result<(BoxStream, Handshake, Via), Dialed> {
+    let plain = |stream| async move {
+        let (s, h) = plain_handshake(stream, ours, shared).await?;
+        Ok::<_, String>((
+            s,
+            h,
+            Via {
+                transport,
+                encryption: Encryption::Plain,
+            },
+        ))
+    };
+    let first = open(transport, addr, utp)
         .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    Ok(tcp)
+        .map_err(Dialed::Unreachable)?;
+    match shared.encryption {
+        Policy::Disable => plain(first).await.map_err(Dialed::Refused),
+        policy => match mse_handshake(first, ours, policy, shared).await {
+            Ok((s, h, encryption)) => Ok((
+                s,
+                h,
+                Via {
+                    transport,
+                    encryption,
+                },
+            )),
+            Err(e) if policy == Policy::Prefer => {
+                tracing::debug!(%addr, %transport, error = %e, "encrypted handshake failed: dialing in plaintext");
+                let again = open(transport, addr, utp)
+                    .await
+                    .map_err(Dialed::Unreachable)?;
+                plain(again).await.map_err(Dialed::Refused)
+            }
+            Err(e) => Err(Dialed::Refused(format!("{e} (encryption is required)"))),
+        },
+    }
 }
 
 /// Reads and checks the remote's BitTorrent handshake.
@@ -264,35 +373,31 @@ async fn read_handshake(stream: &mut BoxStream, shared: &Shared) -> Result<Hands
     Ok(theirs)
 }
 
-async fn plain_dial(
-    addr: SocketAddr,
+async fn plain_handshake(
+    mut stream: BoxStream,
     ours: &Handshake,
     shared: &Shared,
-) -> Result<(BoxStream, Handshake, Encryption), String> {
-    let mut stream: BoxStream = Box::new(tcp(addr).await?);
+) -> Result<(BoxStream, Handshake), String> {
     timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours.encode()))
         .await
         .map_err(|_| "handshake timed out".to_owned())?
         .map_err(|e| format!("handshake: {e}"))?;
     let theirs = read_handshake(&mut stream, shared).await?;
-    Ok((stream, theirs, Encryption::Plain))
+    Ok((stream, theirs))
 }
 
-async fn mse_dial(
-    addr: SocketAddr,
+async fn mse_handshake(
+    stream: BoxStream,
     ours: &Handshake,
     policy: Policy,
     shared: &Shared,
-) -> Result<(BoxStream, Handshake, Encryption), Dialed> {
-    let tcp = tcp(addr).await.map_err(Dialed::Unreachable)?;
-    let enc = transport::mse_connect(tcp, shared.info_hash, policy, &ours.encode())
+) -> Result<(BoxStream, Handshake, Encryption), String> {
+    let enc = transport::mse_connect(stream, shared.info_hash, policy, &ours.encode())
         .await
-        .map_err(|e| Dialed::Refused(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     let encryption = Encryption::of(enc.mse());
     let mut stream: BoxStream = Box::new(enc);
-    let theirs = read_handshake(&mut stream, shared)
-        .await
-        .map_err(Dialed::Refused)?;
+    let theirs = read_handshake(&mut stream, shared).await?;
     Ok((stream, theirs, encryption))
 }
 

@@ -105,7 +105,7 @@ pub enum TorrentCommand {
         addr: SocketAddr,
         handshake: Handshake,
         permit: ConnPermit,
-        encryption: peer::Encryption,
+        via: peer::Via,
     },
     /// Close every connection and stop announcing, until `Resume`.
     Pause,
@@ -218,7 +218,7 @@ impl Base {
         addr: SocketAddr,
         handshake: Handshake,
         permit: ConnPermit,
-        encryption: peer::Encryption,
+        via: peer::Via,
         peers: usize,
     ) {
         if self.paused
@@ -232,7 +232,7 @@ impl Base {
             Conn::Accepted {
                 stream,
                 theirs: handshake,
-                encryption,
+                via,
             },
             permit,
         );
@@ -308,18 +308,16 @@ impl Base {
 
     /// A peer told us where its DHT node listens: our node pings it.
     fn dht_node(&self, peer: SocketAddr, port: u16) {
-        if let (Some(d), false) = (&self.ctx.dht, self.private) {
-            if port != 0 {
-                d.add_node(SocketAddr::new(peer.ip(), port));
-            }
+        if !self.private && port != 0 {
+            self.ctx.dht.add_node(SocketAddr::new(peer.ip(), port));
         }
     }
 
     /// With no peers at all, asks the trackers and the DHT early.
     fn ask_for_peers(&self) {
         self.need_peers.notify_one();
-        if let (Some(d), false) = (&self.ctx.dht, self.private) {
-            d.want_peers(self.shared.info_hash);
+        if !self.private {
+            self.ctx.dht.want_peers(self.shared.info_hash);
         }
     }
 
@@ -366,8 +364,10 @@ pub(crate) async fn run(
     let shared = Shared {
         info_hash: hash,
         peer_id: io.ctx.peer_id,
-        dht: io.ctx.dht.is_some() && !private_torrent,
+        dht: io.ctx.dht.is_on() && !private_torrent,
         encryption: io.ctx.encryption,
+        tcp: io.ctx.tcp,
+        utp: io.ctx.utp.clone(),
         // Enough for a bitfield of any torrent whose metadata we accept.
         max_frame: wire::max_frame(u32::MAX / 2048),
         events: events_tx,
@@ -499,7 +499,7 @@ struct Peer {
     /// Metadata pieces it asked of us (bounded).
     metadata_requests: u32,
     /// How its bytes travel.
-    encryption: peer::Encryption,
+    via: peer::Via,
     /// Bitfields (or have-all, have-none) it sent.
     piece_sets: u32,
     /// Blocks we asked of it and then withdrew (cancelled, or choked without the fast
@@ -562,7 +562,7 @@ impl Peer {
         let Link {
             addr,
             handshake,
-            encryption,
+            via,
             tx,
             queued,
             token,
@@ -597,7 +597,7 @@ impl Peer {
             pex_in: pex::Inbox::default(),
             pex_next: now + PEX_FIRST,
             metadata_requests: 0,
-            encryption,
+            via,
             piece_sets: 0,
             withdrawn: HashSet::new(),
             unrequested: 0,
@@ -620,7 +620,7 @@ impl Peer {
         tracing::debug!(
             peer = %self.listen_addr.unwrap_or(self.addr),
             received = self.received_total,
-            encryption = %self.encryption,
+            via = %self.via,
             "peer totals"
         );
     }
@@ -839,11 +839,10 @@ impl Torrent {
                 addr,
                 handshake,
                 permit,
-                encryption,
+                via,
             } => {
                 let n = self.peers.len();
-                self.base
-                    .admit(stream, addr, handshake, permit, encryption, n);
+                self.base.admit(stream, addr, handshake, permit, via, n);
             }
             TorrentCommand::Pause => {
                 if !self.base.paused {

@@ -167,11 +167,10 @@ impl Fetching<'_> {
                 addr,
                 handshake,
                 permit,
-                encryption,
+                via,
             } => {
                 let n = self.peers.len();
-                self.base
-                    .admit(stream, addr, handshake, permit, encryption, n);
+                self.base.admit(stream, addr, handshake, permit, via, n);
             }
             TorrentCommand::Pause => {
                 self.base.paused = true;
@@ -208,7 +207,7 @@ impl Fetching<'_> {
                     token.cancel();
                     return;
                 }
-                let encryption = link.encryption;
+                let via = link.via;
                 let c = Connected {
                     link,
                     outgoing,
@@ -225,7 +224,7 @@ impl Fetching<'_> {
                 if let Some(m) = self.base.port_message(&handshake) {
                     c.send(m);
                 }
-                tracing::debug!(%addr, %encryption, "connected (fetching metadata)");
+                tracing::debug!(%addr, %via, "connected (fetching metadata)");
                 self.peers.insert(key, c);
                 self.base
                     .stats

@@ -32,7 +32,7 @@ impl Torrent {
             link.token.cancel();
             return;
         }
-        let encryption = link.encryption;
+        let via = link.via;
         let peer = Peer::new(link, outgoing, self.info.piece_count());
         if hs.supports_extensions() {
             peer.send(
@@ -51,7 +51,7 @@ impl Torrent {
         } else if have.count() > 0 {
             peer.send(Message::Bitfield(have.as_bytes().to_vec().into()));
         }
-        tracing::debug!(%addr, client = %String::from_utf8_lossy(&hs.peer_id[..8]), %encryption, "connected");
+        tracing::debug!(%addr, client = %String::from_utf8_lossy(&hs.peer_id[..8]), %via, "connected");
         self.peers.insert(key, peer);
         self.base
             .stats

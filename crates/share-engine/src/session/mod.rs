@@ -14,28 +14,30 @@
 //!   service discovery for every public torrent.
 
 use std::collections::HashMap;
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use share_core::wire::{Handshake, HANDSHAKE_LEN};
 use share_core::InfoHash;
 use share_storage::store::FileBudget;
-use tokio::io::AsyncReadExt;
-
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
-use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use crate::dht::{self, DhtConfig, DhtHandle};
 use crate::limit::RateLimiter;
-use crate::peer::{self, HANDSHAKE_TIMEOUT};
 use crate::torrent::{self, TorrentCommand};
 use crate::transport::{self, Policy};
+use crate::udp::Utp;
 use crate::{EngineError, Notice, Outcome, PeerSource, Source, Stats, TorrentConfig};
+
+mod accept;
+mod limits;
+mod net;
+
+pub use limits::ConnPermit;
+pub(crate) use limits::PerIp;
+pub(crate) use net::Dht;
+pub use net::Transports;
 
 /// Connections being handshaken on the listener at once. When they are all taken, the
 /// oldest is dropped for the newcomer: an honest peer handshakes in milliseconds, so
@@ -76,6 +78,8 @@ pub struct SessionConfig {
     pub dht: Option<Vec<String>>,
     /// Protocol encryption (MSE/PE) on every connection, both ways.
     pub encryption: Policy,
+    /// TCP, µTP, or both.
+    pub transports: Transports,
 }
 
 impl SessionConfig {
@@ -92,65 +96,8 @@ impl SessionConfig {
             loopback_only: false,
             dht: None,
             encryption: Policy::Prefer,
+            transports: Transports::default(),
         }
-    }
-}
-
-/// Counts one peer connection against the session's limits while it lives: a place among
-/// all connections, and while it is being set up, a place among those.
-#[derive(Debug)]
-pub struct ConnPermit {
-    _conn: OwnedSemaphorePermit,
-    _ip: IpGuard,
-    setting_up: Option<OwnedSemaphorePermit>,
-}
-
-/// Connections per IP address. A lock, because connections end in their own tasks; it is
-/// held for one map update.
-#[derive(Debug)]
-pub(crate) struct PerIp {
-    counts: std::sync::Mutex<HashMap<IpAddr, usize>>,
-    max: usize,
-}
-
-impl PerIp {
-    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpGuard> {
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = c.entry(ip).or_default();
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(IpGuard {
-            ip,
-            per_ip: self.clone(),
-        })
-    }
-}
-
-/// One connection's place in its IP address's count.
-#[derive(Debug)]
-pub(crate) struct IpGuard {
-    ip: IpAddr,
-    per_ip: Arc<PerIp>,
-}
-
-impl Drop for IpGuard {
-    fn drop(&mut self) {
-        let mut c = self.per_ip.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = c.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl ConnPermit {
-    /// The handshake is done: the connection no longer counts as being set up.
-    pub fn established(&mut self) {
-        self.setting_up = None;
     }
 }
 
@@ -160,9 +107,9 @@ pub(crate) struct SessionCtx {
     pub listen: SocketAddr,
     pub upload_limit: Option<Arc<RateLimiter>>,
     pub download_limit: Option<Arc<RateLimiter>>,
-    connections: Arc<Semaphore>,
+    pub(crate) connections: Arc<Semaphore>,
     dialing: Arc<Semaphore>,
-    per_ip: Arc<PerIp>,
+    pub(crate) per_ip: Arc<PerIp>,
     /// One start-up data check at a time: each uses every core.
     pub checks: Arc<Semaphore>,
     pub files: FileBudget,
@@ -170,11 +117,14 @@ pub(crate) struct SessionCtx {
     pub state_dir: PathBuf,
     pub pex: bool,
     pub loopback_only: bool,
-    /// The session's DHT node, when it runs one.
-    pub dht: Option<DhtHandle>,
+    /// The session's DHT nodes (none when it is off).
+    pub dht: Dht,
     /// The UDP port the DHT listens on (told to peers in a `port` message).
     pub udp_port: Option<u16>,
     pub encryption: Policy,
+    /// Dial over TCP; and over µTP on these sockets (one per family).
+    pub tcp: bool,
+    pub utp: Vec<Arc<Utp>>,
     /// Tells the session task that a torrent turned out to be private (a magnet's metadata).
     pub private: mpsc::Sender<InfoHash>,
 }
@@ -283,20 +233,9 @@ impl Session {
     /// Binds the listener and starts the session (bind first, so that `listening on` can be
     /// printed before any data check).
     pub async fn bind(config: SessionConfig) -> std::io::Result<Session> {
-        let listener = TcpListener::bind(config.listen).await?;
-        let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        // One UDP socket on the same port, for the DHT (and µTP).
-        let (dht, udp_port) = match &config.dht {
-            Some(bootstrap) => match start_dht(local_addr, bootstrap, &config, &shutdown).await {
-                Ok(d) => (Some(d), Some(local_addr.port())),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the DHT is off: no UDP socket on {local_addr}");
-                    (None, None)
-                }
-            },
-            None => (None, None),
-        };
+        let net = net::bind(&config, &shutdown).await?;
+        let local_addr = net.local;
         let (private_tx, private_rx) = mpsc::channel(16);
         let ctx = Arc::new(SessionCtx {
             peer_id: peer_id(),
@@ -309,29 +248,41 @@ impl Session {
                 .map(|r| Arc::new(RateLimiter::new(r))),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             dialing: Arc::new(Semaphore::new(MAX_DIALING)),
-            per_ip: Arc::new(PerIp {
-                counts: std::sync::Mutex::new(HashMap::new()),
-                max: config.max_per_ip.max(1),
-            }),
+            per_ip: Arc::new(PerIp::new(config.max_per_ip)),
             checks: Arc::new(Semaphore::new(1)),
             files: FileBudget::new(FILE_BUDGET),
             http: crate::tracker::http_client(),
             state_dir: config.state_dir.clone(),
             pex: config.pex,
             loopback_only: config.loopback_only,
-            dht,
-            udp_port,
+            udp_port: net.dht.is_on().then_some(local_addr.port()),
+            dht: net.dht,
             encryption: config.encryption,
+            tcp: config.transports.tcp,
+            utp: net.utp.clone(),
             private: private_tx,
         });
         let (routes_tx, routes_rx) = watch::channel(Routes::default());
         let (tx, rx) = mpsc::channel(32);
-        tokio::spawn(accept_loop(
-            listener,
-            routes_rx.clone(),
-            ctx.clone(),
-            shutdown.clone(),
-        ));
+        let handshaking = accept::Handshaking::shared();
+        for listener in net.tcp {
+            tokio::spawn(accept::tcp_loop(
+                listener,
+                routes_rx.clone(),
+                ctx.clone(),
+                handshaking.clone(),
+                shutdown.clone(),
+            ));
+        }
+        for utp in net.utp {
+            tokio::spawn(accept::utp_loop(
+                utp,
+                routes_rx.clone(),
+                ctx.clone(),
+                handshaking.clone(),
+                shutdown.clone(),
+            ));
+        }
         if config.lsd {
             tokio::spawn(crate::lsd::run(
                 local_addr.port(),
@@ -442,9 +393,7 @@ impl SessionTask {
                 Some(hash) = private.recv() => {
                     if let Some(e) = self.torrents.get_mut(&hash) {
                         e.route.private = true;
-                        if let Some(d) = &self.ctx.dht {
-                            d.remove_torrent(hash);
-                        }
+                        self.ctx.dht.remove_torrent(hash);
                         self.publish();
                     }
                 }
@@ -457,10 +406,9 @@ impl SessionTask {
         while let Some(r) = self.tasks.join_next().await {
             self.on_ended(r);
         }
-        if let Some(d) = self.ctx.dht.clone() {
-            // Saves the routing table.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), d.shutdown()).await;
-        }
+        // Saves the routing tables.
+        let dht = self.ctx.dht.clone();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dht.shutdown()).await;
     }
 
     fn on_command(&mut self, c: SessionCmd) {
@@ -543,18 +491,16 @@ impl SessionTask {
         if let Some(e) = self.torrents.remove(&hash) {
             let _ = e.ended.send(Some(result.map_err(|e| e.to_string())));
         }
-        if let Some(d) = &self.ctx.dht {
-            d.remove_torrent(hash);
-        }
+        self.ctx.dht.remove_torrent(hash);
         self.publish();
     }
 
     /// Looks the torrent up on the DHT (and announces it) from now on; the peers found go
     /// to its discovery channel.
     fn dht_add(&self, hash: InfoHash, found: &mpsc::Sender<(PeerSource, Vec<SocketAddr>)>) {
-        let Some(d) = &self.ctx.dht else {
+        if !self.ctx.dht.is_on() {
             return;
-        };
+        }
         let (tx, mut rx) = mpsc::channel::<Vec<SocketAddr>>(16);
         let found = found.clone();
         tokio::spawn(async move {
@@ -564,7 +510,7 @@ impl SessionTask {
                 }
             }
         });
-        d.add_torrent(hash, tx);
+        self.ctx.dht.add_torrent(hash, tx);
     }
 
     fn publish(&self) {
@@ -580,210 +526,6 @@ impl SessionTask {
         self.routes
             .send_replace(Arc::new(RouteTable { torrents, skeys }));
     }
-}
-
-/// The incoming handshakes under way, oldest first. A lock, because each handshake ends in
-/// its own task; it is held for a scan of at most [`MAX_INCOMING_HANDSHAKES`] entries.
-#[derive(Default)]
-struct Handshaking {
-    slots: VecDeque<(u64, IpAddr, CancellationToken)>,
-    next: u64,
-}
-
-impl Handshaking {
-    /// A slot for a handshake from `ip`: `None` if that IP has too many under way; the
-    /// oldest handshake is dropped if every slot is taken.
-    fn enter(&mut self, ip: IpAddr) -> Option<(u64, CancellationToken)> {
-        if self.slots.iter().filter(|(_, i, _)| *i == ip).count() >= MAX_HANDSHAKES_PER_IP {
-            return None;
-        }
-        if self.slots.len() >= MAX_INCOMING_HANDSHAKES {
-            if let Some((_, _, oldest)) = self.slots.pop_front() {
-                oldest.cancel();
-            }
-        }
-        let id = self.next;
-        self.next += 1;
-        let token = CancellationToken::new();
-        self.slots.push_back((id, ip, token.clone()));
-        Some((id, token))
-    }
-
-    fn leave(&mut self, id: u64) {
-        self.slots.retain(|(i, _, _)| *i != id);
-    }
-}
-
-type SharedHandshaking = Arc<std::sync::Mutex<Handshaking>>;
-
-fn lock(h: &SharedHandshaking) -> std::sync::MutexGuard<'_, Handshaking> {
-    h.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Accepts connections and hands each, after its handshake, to its torrent.
-async fn accept_loop(
-    listener: TcpListener,
-    routes: watch::Receiver<Routes>,
-    ctx: Arc<SessionCtx>,
-    shutdown: CancellationToken,
-) {
-    let handshaking: SharedHandshaking = Arc::default();
-    loop {
-        let (stream, addr) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of descriptors, most likely: wait a moment instead of spinning.
-                    tracing::debug!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let ip = addr.ip();
-        let Some((id, token)) = lock(&handshaking).enter(ip) else {
-            tracing::debug!(%addr, "too many handshakes from this address: closed");
-            continue;
-        };
-        let permit = ctx
-            .connections
-            .clone()
-            .try_acquire_owned()
-            .ok()
-            .and_then(|conn| {
-                Some(ConnPermit {
-                    _conn: conn,
-                    _ip: ctx.per_ip.acquire(ip)?,
-                    setting_up: None,
-                })
-            });
-        let Some(permit) = permit else {
-            lock(&handshaking).leave(id);
-            tracing::debug!(%addr, "connection limit reached: closed");
-            continue;
-        };
-        let routes = routes.clone();
-        let handshaking = handshaking.clone();
-        let policy = ctx.encryption;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = token.cancelled() => {
-                    tracing::debug!(%addr, "handshake dropped for a newer connection");
-                }
-                _ = route_incoming(stream, addr, permit, routes, policy) => {}
-            }
-            lock(&handshaking).leave(id);
-        });
-    }
-}
-
-/// Reads the remote's handshake (plaintext, or inside MSE, as the encryption policy allows)
-/// and hands the connection to the torrent it names.
-async fn route_incoming(
-    stream: TcpStream,
-    addr: SocketAddr,
-    permit: ConnPermit,
-    routes: watch::Receiver<Routes>,
-    policy: Policy,
-) {
-    let _ = stream.set_nodelay(true);
-    let got = timeout(HANDSHAKE_TIMEOUT, async {
-        let table = routes.borrow().clone();
-        let lookup = |skey: &[u8; 20]| table.skeys.get(skey).copied();
-        let mut accepted = transport::accept(stream, lookup, policy)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut buf = [0u8; HANDSHAKE_LEN];
-        accepted
-            .stream
-            .read_exact(&mut buf)
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        let theirs = Handshake::decode(&buf).map_err(|e| e.to_string())?;
-        if accepted.info_hash.is_some_and(|h| h != theirs.info_hash) {
-            return Err("the handshake names another torrent than its encryption".to_owned());
-        }
-        Ok::<_, String>((accepted.stream, theirs))
-    })
-    .await;
-    let (stream, theirs) = match got {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => {
-            if policy == Policy::Require && e.contains("plaintext handshake refused") {
-                tracing::info!(%addr, "refused a plaintext connection: encryption is required (--encryption require)");
-            } else {
-                tracing::debug!(%addr, error = %e, "closed");
-            }
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%addr, "no handshake in time: closed");
-            return;
-        }
-    };
-    let route = routes.borrow().torrents.get(&theirs.info_hash).cloned();
-    let Some(route) = route else {
-        tracing::debug!(%addr, hash = %theirs.info_hash, "handshake for a torrent we do not have: closed");
-        return;
-    };
-    let method = stream.mse();
-    let cmd = TorrentCommand::Incoming {
-        stream: Box::new(stream) as peer::BoxStream,
-        addr,
-        handshake: theirs,
-        permit,
-        encryption: peer::Encryption::of(method),
-    };
-    if route.cmd.try_send(cmd).is_err() {
-        tracing::debug!(%addr, "torrent busy: closed");
-    }
-}
-
-/// Binds the UDP socket beside the listener and starts the DHT node on it, with a reader
-/// that hands it the KRPC datagrams (those that begin with `d`).
-async fn start_dht(
-    local: SocketAddr,
-    bootstrap: &[String],
-    config: &SessionConfig,
-    shutdown: &CancellationToken,
-) -> std::io::Result<DhtHandle> {
-    let socket = Arc::new(tokio::net::UdpSocket::bind(local).await?);
-    let (tx, rx) = mpsc::channel(dht::PACKET_QUEUE);
-    let mut dc = DhtConfig::new(local.port());
-    dc.bootstrap = bootstrap.to_vec();
-    if dc.bootstrap.is_empty() {
-        dc.bootstrap = dht::DEFAULT_BOOTSTRAP
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    }
-    let family = if local.is_ipv6() {
-        "dht6.dat"
-    } else {
-        "dht.dat"
-    };
-    dc.state_file = Some(config.state_dir.join(family));
-    let handle = dht::spawn(socket.clone(), rx, dc)?;
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let got = tokio::select! {
-                _ = stop.cancelled() => break,
-                r = socket.recv_from(&mut buf) => r,
-            };
-            let Ok((n, from)) = got else { continue };
-            match buf.first() {
-                Some(b'd') if n <= share_core::dht::krpc::MAX_PACKET => {
-                    let _ = tx.try_send((bytes::Bytes::copy_from_slice(&buf[..n]), from));
-                }
-                // µTP comes here next; anything else is dropped.
-                _ => {}
-            }
-        }
-    });
-    Ok(handle)
 }
 
 /// `-SH0100-` and 12 random characters.

@@ -1,0 +1,257 @@
+//! Incoming connections on every listener (TCP, and µTP on the UDP socket): a bounded set
+//! of handshakes under way (the oldest dropped for a newcomer, a few per IP address), each
+//! read under one deadline, plaintext or inside MSE, then handed to the torrent it names.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use share_core::wire::{Handshake, HANDSHAKE_LEN};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+use crate::udp::Utp;
+use tokio::sync::watch;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+use super::{ConnPermit, Routes, SessionCtx, MAX_HANDSHAKES_PER_IP, MAX_INCOMING_HANDSHAKES};
+use crate::peer::{self, HANDSHAKE_TIMEOUT};
+use crate::torrent::TorrentCommand;
+use crate::transport::{self, Policy};
+
+/// The incoming handshakes under way, oldest first. A lock, because each handshake ends in
+/// its own task; it is held for a scan of at most [`MAX_INCOMING_HANDSHAKES`] entries.
+#[derive(Default)]
+pub(super) struct Handshaking {
+    slots: VecDeque<(u64, IpAddr, CancellationToken)>,
+    next: u64,
+}
+
+impl Handshaking {
+    /// A slot for a handshake from `ip`: `None` if that IP has too many under way; the
+    /// oldest handshake is dropped if every slot is taken.
+    fn enter(&mut self, ip: IpAddr) -> Option<(u64, CancellationToken)> {
+        if self.slots.iter().filter(|(_, i, _)| *i == ip).count() >= MAX_HANDSHAKES_PER_IP {
+            return None;
+        }
+        if self.slots.len() >= MAX_INCOMING_HANDSHAKES {
+            if let Some((_, _, oldest)) = self.slots.pop_front() {
+                oldest.cancel();
+            }
+        }
+        let id = self.next;
+        self.next += 1;
+        let token = CancellationToken::new();
+        self.slots.push_back((id, ip, token.clone()));
+        Some((id, token))
+    }
+
+    fn leave(&mut self, id: u64) {
+        self.slots.retain(|(i, _, _)| *i != id);
+    }
+}
+
+pub(super) type SharedHandshaking = Arc<std::sync::Mutex<Handshaking>>;
+
+impl Handshaking {
+    pub(super) fn shared() -> SharedHandshaking {
+        Arc::default()
+    }
+}
+
+fn lock(h: &SharedHandshaking) -> std::sync::MutexGuard<'_, Handshaking> {
+    h.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A slot among the handshakes under way and a permit for the connection, or `None` (the
+/// caller closes it).
+fn admit(
+    addr: SocketAddr,
+    ctx: &SessionCtx,
+    handshaking: &SharedHandshaking,
+) -> Option<(u64, CancellationToken, ConnPermit)> {
+    let ip = addr.ip();
+    let Some((id, token)) = lock(handshaking).enter(ip) else {
+        tracing::debug!(%addr, "too many handshakes from this address: closed");
+        return None;
+    };
+    let permit = ctx
+        .connections
+        .clone()
+        .try_acquire_owned()
+        .ok()
+        .and_then(|conn| {
+            Some(ConnPermit {
+                _conn: conn,
+                _ip: ctx.per_ip.acquire(ip)?,
+                setting_up: None,
+            })
+        });
+    match permit {
+        Some(p) => Some((id, token, p)),
+        None => {
+            lock(handshaking).leave(id);
+            tracing::debug!(%addr, "connection limit reached: closed");
+            None
+        }
+    }
+}
+
+/// Runs one incoming connection's handshake in a task of its own, in its slot.
+fn spawn_handshake<S>(
+    stream: S,
+    addr: SocketAddr,
+    via: peer::Transport,
+    routes: &watch::Receiver<Routes>,
+    ctx: &SessionCtx,
+    handshaking: &SharedHandshaking,
+) where
+    S: peer::PeerStream,
+{
+    let Some((id, token, permit)) = admit(addr, ctx, handshaking) else {
+        return;
+    };
+    let routes = routes.clone();
+    let handshaking = handshaking.clone();
+    let policy = ctx.encryption;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = token.cancelled() => {
+                tracing::debug!(%addr, "handshake dropped for a newer connection");
+            }
+            _ = route_incoming(stream, addr, via, permit, routes, policy) => {}
+        }
+        lock(&handshaking).leave(id);
+    });
+}
+
+/// Accepts TCP connections and hands each, after its handshake, to its torrent.
+pub(super) async fn tcp_loop(
+    listener: TcpListener,
+    routes: watch::Receiver<Routes>,
+    ctx: Arc<SessionCtx>,
+    handshaking: SharedHandshaking,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors, most likely: wait a moment instead of spinning.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        spawn_handshake(
+            stream,
+            addr,
+            peer::Transport::Tcp,
+            &routes,
+            &ctx,
+            &handshaking,
+        );
+    }
+}
+
+/// Accepts µTP connections the same way.
+pub(super) async fn utp_loop(
+    utp: Arc<Utp>,
+    routes: watch::Receiver<Routes>,
+    ctx: Arc<SessionCtx>,
+    handshaking: SharedHandshaking,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = utp.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, "µTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let addr = stream.remote_addr();
+        spawn_handshake(
+            stream,
+            addr,
+            peer::Transport::Utp,
+            &routes,
+            &ctx,
+            &handshaking,
+        );
+    }
+}
+
+/// Reads the remote's handshake (plaintext, or inside MSE, as the encryption policy allows)
+/// and hands the connection to the torrent it names.
+async fn route_incoming<S: peer::PeerStream>(
+    stream: S,
+    addr: SocketAddr,
+    via: peer::Transport,
+    permit: ConnPermit,
+    routes: watch::Receiver<Routes>,
+    policy: Policy,
+) {
+    let got = timeout(HANDSHAKE_TIMEOUT, async {
+        let table = routes.borrow().clone();
+        let lookup = |skey: &[u8; 20]| table.skeys.get(skey).copied();
+        let mut accepted = transport::accept(stream, lookup, policy)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = [0u8; HANDSHAKE_LEN];
+        accepted
+            .stream
+            .read_exact(&mut buf)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let theirs = Handshake::decode(&buf).map_err(|e| e.to_string())?;
+        if accepted.info_hash.is_some_and(|h| h != theirs.info_hash) {
+            return Err("the handshake names another torrent than its encryption".to_owned());
+        }
+        Ok::<_, String>((accepted.stream, theirs))
+    })
+    .await;
+    let (stream, theirs) = match got {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            if policy == Policy::Require && e.contains("plaintext handshake refused") {
+                tracing::info!(%addr, %via, "refused a plaintext connection: encryption is required (--encryption require)");
+            } else {
+                tracing::debug!(%addr, %via, error = %e, "closed");
+            }
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%addr, %via, "no handshake in time: closed");
+            return;
+        }
+    };
+    let route = routes.borrow().torrents.get(&theirs.info_hash).cloned();
+    let Some(route) = route else {
+        tracing::debug!(%addr, hash = %theirs.info_hash, "handshake for a torrent we do not have: closed");
+        return;
+    };
+    let encryption = peer::Encryption::of(stream.mse());
+    let cmd = TorrentCommand::Incoming {
+        stream: Box::new(stream) as peer::BoxStream,
+        addr,
+        handshake: theirs,
+        permit,
+        via: peer::Via {
+            transport: via,
+            encryption,
+        },
+    };
+    if route.cmd.try_send(cmd).is_err() {
+        tracing::debug!(%addr, "torrent busy: closed");
+    }
+}

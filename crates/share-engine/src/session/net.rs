@@ -1,0 +1,176 @@
+//! The session's sockets, on one port number: a TCP listener and a UDP socket (µTP and the
+//! DHT) for each address family. Listening on the IPv4 wildcard (`0.0.0.0`, the default)
+//! listens on the IPv6 one (`[::]`) too; a specific address listens on that family only.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::SessionConfig;
+use crate::dht::{self, DhtConfig, DhtHandle};
+use crate::udp::{Endpoint, Utp};
+
+/// Which transports connections use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transports {
+    pub tcp: bool,
+    pub utp: bool,
+}
+
+impl Default for Transports {
+    fn default() -> Self {
+        Transports {
+            tcp: true,
+            utp: true,
+        }
+    }
+}
+
+/// The session's DHT: a node per address family, all on the listen port.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Dht {
+    nodes: Vec<DhtHandle>,
+}
+
+impl Dht {
+    pub fn is_on(&self) -> bool {
+        !self.nodes.is_empty()
+    }
+
+    /// Looks the torrent up on every family's DHT (and announces it) from now on.
+    pub fn add_torrent(&self, hash: share_core::InfoHash, peers: mpsc::Sender<Vec<SocketAddr>>) {
+        for n in &self.nodes {
+            n.add_torrent(hash, peers.clone());
+        }
+    }
+
+    pub fn remove_torrent(&self, hash: share_core::InfoHash) {
+        for n in &self.nodes {
+            n.remove_torrent(hash);
+        }
+    }
+
+    pub fn want_peers(&self, hash: share_core::InfoHash) {
+        for n in &self.nodes {
+            n.want_peers(hash);
+        }
+    }
+
+    /// A node a peer told us of: the node of its family pings it.
+    pub fn add_node(&self, addr: SocketAddr) {
+        if let Some(n) = self
+            .nodes
+            .iter()
+            .find(|n| n.local_addr().is_ipv6() == addr.is_ipv6())
+        {
+            n.add_node(addr);
+        }
+    }
+
+    /// Stops every node (each saves its routing table).
+    pub async fn shutdown(&self) {
+        for n in self.nodes.clone() {
+            n.shutdown().await;
+        }
+    }
+}
+
+/// What [`bind`] opened.
+pub(crate) struct Net {
+    /// The first listener's address: what `listening on` says.
+    pub local: SocketAddr,
+    pub tcp: Vec<TcpListener>,
+    pub utp: Vec<Arc<Utp>>,
+    pub dht: Dht,
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    TcpListener::from_std(s.into())
+}
+
+/// Binds the listeners, and the UDP sockets with µTP and DHT nodes on them.
+pub(crate) async fn bind(
+    config: &SessionConfig,
+    shutdown: &CancellationToken,
+) -> std::io::Result<Net> {
+    let first = bind_tcp(config.listen)?;
+    let local = first.local_addr()?;
+    let mut tcp = vec![first];
+    // The other family's wildcard, on the same port, when the wildcard was asked for.
+    let other = match config.listen.ip() {
+        ip if ip == Ipv4Addr::UNSPECIFIED => {
+            Some(SocketAddr::from((Ipv6Addr::UNSPECIFIED, local.port())))
+        }
+        ip if ip == Ipv6Addr::UNSPECIFIED => {
+            Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, local.port())))
+        }
+        _ => None,
+    };
+    if let Some(o) = other {
+        match bind_tcp(o) {
+            Ok(l) => tcp.push(l),
+            Err(e) => tracing::debug!(addr = %o, error = %e, "not listening on the other family"),
+        }
+    }
+    let addrs: Vec<SocketAddr> = tcp.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let mut utp = Vec::new();
+    let mut dht = Dht::default();
+    let want_udp = config.transports.utp || config.dht.is_some();
+    for addr in addrs.iter().filter(|_| want_udp) {
+        let (dht_tx, dht_rx) = mpsc::channel(dht::PACKET_QUEUE);
+        let dht_tx = config.dht.is_some().then_some(dht_tx);
+        let endpoint = match Endpoint::bind(*addr, config.transports.utp, dht_tx, shutdown).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "no UDP socket here: no µTP or DHT on it");
+                continue;
+            }
+        };
+        if let Some(u) = endpoint.utp {
+            utp.push(u);
+        }
+        if let Some(bootstrap) = &config.dht {
+            let mut dc = DhtConfig::new(local.port());
+            dc.bootstrap = if bootstrap.is_empty() {
+                dht::DEFAULT_BOOTSTRAP
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                bootstrap.clone()
+            };
+            let file = if addr.is_ipv6() {
+                "dht6.dat"
+            } else {
+                "dht.dat"
+            };
+            dc.state_file = Some(config.state_dir.join(file));
+            match dht::spawn(endpoint.socket.clone(), dht_rx, dc) {
+                Ok(h) => dht.nodes.push(h),
+                Err(e) => tracing::warn!(%addr, error = %e, "the DHT is off here"),
+            }
+        }
+    }
+    if !config.transports.tcp {
+        // µTP only: nothing listens on TCP (a peer's TCP dial is refused at once).
+        tcp.clear();
+    }
+    Ok(Net {
+        local,
+        tcp,
+        utp,
+        dht,
+    })
+}
