@@ -11,6 +11,7 @@ mod hostile;
 mod hostile_load;
 mod inspect;
 mod interop;
+mod ipv6;
 mod lsd;
 mod magnet;
 mod netns;

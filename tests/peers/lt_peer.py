@@ -57,7 +57,7 @@ def make_session(out_enc, listen_ip="127.0.0.1", lsd=False, upload_rate=0, force
     settings = {
         # Port 0: the OS picks a free port (works in libtorrent 2.0.x);
         # the real one is read back with listen_port().
-        "listen_interfaces": "%s:0" % listen_ip,
+        "listen_interfaces": ("[%s]:0" if ":" in listen_ip else "%s:0") % listen_ip,
         "outgoing_interfaces": "",
         "enable_dht": False,
         "enable_lsd": lsd,
@@ -170,7 +170,8 @@ def main():
     ses = make_session(ENC_POLICIES[args.out_enc], args.listen_ip, args.lsd,
                        args.upload_rate, args.force_rc4, args.utp_only)
     port = wait_listening(ses, deadline)
-    out("listening on %s:%d" % (args.listen_ip, port))
+    shown = ("[%s]" if ":" in args.listen_ip else "%s") % args.listen_ip
+    out("listening on %s:%d" % (shown, port))
 
     magnet = args.torrent.startswith("magnet:")
     if magnet:
