@@ -83,6 +83,8 @@ impl PollSendToVectored for Demux {
 }
 
 impl Transport for Demux {
+    // The trait asks for a future that is also Sync, which an `async fn` does not promise.
+    #[allow(clippy::manual_async_fn)]
     fn recv_from<'a>(
         &'a self,
         buf: &'a mut [u8],
@@ -99,6 +101,7 @@ impl Transport for Demux {
         }
     }
 
+    #[allow(clippy::manual_async_fn)]
     fn send_to<'a>(
         &'a self,
         buf: &'a [u8],
