@@ -12,13 +12,14 @@ os.environ.setdefault("SHARE_NO_DHT", "1")
 os.environ.setdefault("SHARE_NO_LSD", "1")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARE = os.path.join(ROOT, "target/release/share")
+SHARE = os.environ.get("SHARE_BIN", os.path.join(ROOT, "target/release/share"))
 LT_PEER = ["/usr/bin/python3", os.path.join(ROOT, "tests/peers/lt_peer.py")]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
 def build():
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    if "SHARE_BIN" not in os.environ:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
 
 
 def cpu_of(pid):

@@ -47,7 +47,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--leechers", type=int, default=4)
+    ap.add_argument("--share-arg", action="append", default=[],
+                    help="an option for every share process (repeatable)")
+    ap.add_argument("--only-share", action="store_true")
     args = ap.parse_args()
+    extra = args.share_arg
     build()
     size = args.size_mib << 20
     n = args.leechers
@@ -62,17 +66,18 @@ def main():
         subprocess.run([SHARE, "create", data, "-q", "-o", torrent,
                         "-t", f"http://{taddr}/announce"], check=True, stdout=subprocess.DEVNULL)
         rows = []
-        for kind in ("share", "libtorrent"):
+        for kind in ("share",) if args.only_share else ("share", "libtorrent"):
             for i in range(n):
                 subprocess.run(["rm", "-rf", os.path.join(d, f"l{i}")])
                 os.makedirs(os.path.join(d, f"l{i}"))
             subprocess.run(["sync"])
             if kind == "share":
                 rows.append(swarm(
-                    "share", [SHARE, "seed", torrent, "-d", src, "--listen", "127.0.0.1:0", "-q"],
+                    "share", [SHARE, "seed", torrent, "-d", src, "--listen", "127.0.0.1:0", "-q",
+                              *extra],
                     None,
                     lambda i, a: [SHARE, "fetch", torrent, "-o", os.path.join(d, f"l{i}"),
-                                  "--listen", "127.0.0.1:0", "-q"], n, size))
+                                  "--listen", "127.0.0.1:0", "-q", *extra], n, size))
             else:
                 rows.append(swarm(
                     "libtorrent (python)", [*LT_PEER, "seed", torrent, src, "--timeout", "900"],
