@@ -135,11 +135,7 @@ fn share_fetches_from_transmission_that_requires_encryption() {
         tr.stderr()
     );
     assert_same_tree(&d, "dst");
-    assert!(
-        fetch.stderr().contains(", MSE RC4"),
-        "{}",
-        fetch.stderr()
-    );
+    assert!(fetch.stderr().contains(", MSE RC4"), "{}", fetch.stderr());
 }
 
 #[test]
@@ -224,11 +220,7 @@ fn a_share_peer_that_requires_encryption_refuses_plaintext_and_says_so() {
     let mut rc4 = logged_fetch(&t, &d.join("rc4"), seed.addr, &["--encryption", "require"]);
     assert_eq!(rc4.wait(TIMEOUT).0, Some(0), "{}", rc4.stderr());
     assert_same_tree(&d, "rc4");
-    assert!(
-        rc4.stderr().contains(", MSE RC4"),
-        "{}",
-        rc4.stderr()
-    );
+    assert!(rc4.stderr().contains(", MSE RC4"), "{}", rc4.stderr());
 }
 
 #[test]

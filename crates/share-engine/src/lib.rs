@@ -33,7 +33,7 @@ pub use serve::TrackerServer;
 pub use session::{Session, SessionConfig, TorrentHandle, Transports};
 pub use share_core::tracker::registry::Limits as TrackerLimits;
 pub use share_core::tracker::ScrapeCounts;
-pub use torrent::{FileInfo, Outcome, TorrentCommand};
+pub use torrent::{FileInfo, Outcome, PeerInfo, Status, TorrentCommand};
 pub use tracker::scrape;
 
 use share_core::{Magnet, Metainfo};
@@ -150,6 +150,26 @@ pub struct Stats {
     pub peers: AtomicUsize,
     /// Addresses learned from each source ([`PeerSource::ALL`] order).
     pub learned: [AtomicU64; 5],
+    /// Payload bytes per second, smoothed over a few seconds.
+    pub rate_up: AtomicU64,
+    pub rate_down: AtomicU64,
+    /// What the torrent is doing ([`State`] as a number).
+    pub state: std::sync::atomic::AtomicU8,
+}
+
+/// What a torrent is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// A magnet's metadata is being fetched.
+    Metadata = 0,
+    /// Waiting for its turn to check the data on disk (one torrent at a time).
+    CheckWait = 1,
+    /// Checking the data on disk.
+    Checking = 2,
+    Downloading = 3,
+    Seeding = 4,
+    Paused = 5,
 }
 
 impl Stats {
@@ -164,6 +184,49 @@ impl Stats {
 
     fn set_learned(&self, source: PeerSource, n: u64) {
         self.learned[source.index()].store(n, Ordering::Relaxed);
+    }
+
+    pub fn state(&self) -> State {
+        match self.state.load(Ordering::Relaxed) {
+            0 => State::Metadata,
+            1 => State::CheckWait,
+            2 => State::Checking,
+            3 => State::Downloading,
+            4 => State::Seeding,
+            _ => State::Paused,
+        }
+    }
+
+    fn set_state(&self, s: State) {
+        self.state.store(s as u8, Ordering::Relaxed);
+    }
+}
+
+/// Smooths a rate: the new second's bytes weigh 40%.
+fn smooth(old: u64, new: u64) -> u64 {
+    (old as f64 * 0.6 + new as f64 * 0.4) as u64
+}
+
+/// Follows a torrent's byte counters to give its rates, once a second.
+#[derive(Debug, Default)]
+struct RateMeter {
+    last_up: u64,
+    last_down: u64,
+}
+
+impl RateMeter {
+    fn tick(&mut self, stats: &Stats) {
+        let up = stats.get(&stats.uploaded);
+        let down = stats.get(&stats.downloaded);
+        let r_up = smooth(stats.get(&stats.rate_up), up.saturating_sub(self.last_up));
+        let r_down = smooth(
+            stats.get(&stats.rate_down),
+            down.saturating_sub(self.last_down),
+        );
+        stats.rate_up.store(r_up, Ordering::Relaxed);
+        stats.rate_down.store(r_down, Ordering::Relaxed);
+        self.last_up = up;
+        self.last_down = down;
     }
 }
 

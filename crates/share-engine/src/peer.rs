@@ -138,6 +138,8 @@ pub struct Link {
     pub tx: mpsc::Sender<Command>,
     /// Uploads queued in the writer.
     pub queued: Arc<AtomicUsize>,
+    /// Payload bytes sent to this peer.
+    pub sent: Arc<AtomicU64>,
     /// Cancelling it closes the connection.
     pub token: CancellationToken,
 }
@@ -176,8 +178,11 @@ pub struct Shared {
     pub max_frame: u32,
     pub events: mpsc::Sender<(PeerKey, Event)>,
     pub uploaded: Arc<AtomicU64>,
+    /// The session's limits, and this torrent's own.
     pub upload_limit: Option<Arc<RateLimiter>>,
     pub download_limit: Option<Arc<RateLimiter>>,
+    pub torrent_up: Arc<RateLimiter>,
+    pub torrent_down: Arc<RateLimiter>,
     pub shutdown: CancellationToken,
 }
 
@@ -220,6 +225,7 @@ async fn connect(
 
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let queued = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
     let (read, write) = tokio::io::split(stream);
     let token = shared.shutdown.child_token();
     shared
@@ -232,12 +238,20 @@ async fn connect(
                 via,
                 tx,
                 queued: queued.clone(),
+                sent: sent.clone(),
                 token: token.clone(),
             }),
         ))
         .await
         .map_err(|_| "session ended".to_owned())?;
-    let writer = tokio::spawn(write_loop(write, rx, queued, shared.clone(), token.clone()));
+    let writer = tokio::spawn(write_loop(
+        write,
+        rx,
+        queued,
+        sent,
+        shared.clone(),
+        token.clone(),
+    ));
     let result = read_loop(key, read, shared, &token).await;
     token.cancel();
     let _ = writer.await;
@@ -490,6 +504,7 @@ async fn read_loop(
         if let Some(l) = &shared.download_limit {
             l.acquire(n).await;
         }
+        shared.torrent_down.acquire(n).await;
     }
 }
 
@@ -497,6 +512,7 @@ async fn write_loop(
     mut write: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Command>,
     queued: Arc<AtomicUsize>,
+    sent: Arc<AtomicU64>,
     shared: Shared,
     token: CancellationToken,
 ) {
@@ -540,11 +556,15 @@ async fn write_loop(
         let mut payload = 0usize;
         while let Some(Message::Piece { data, .. }) = pieces.front() {
             let len = data.len();
-            if let Some(l) = &shared.upload_limit {
-                let at = *ready_at.get_or_insert_with(|| Instant::now() + l.reserve(len));
-                if at > Instant::now() {
-                    break;
-                }
+            let at = *ready_at.get_or_insert_with(|| {
+                let session = shared
+                    .upload_limit
+                    .as_ref()
+                    .map_or(Duration::ZERO, |l| l.reserve(len));
+                Instant::now() + session.max(shared.torrent_up.reserve(len))
+            });
+            if at > Instant::now() {
+                break;
             }
             ready_at = None;
             if let Some(m) = pieces.pop_front() {
@@ -565,6 +585,7 @@ async fn write_loop(
                 break;
             }
             shared.uploaded.fetch_add(payload as u64, Ordering::Relaxed);
+            sent.fetch_add(payload as u64, Ordering::Relaxed);
             out.clear();
         }
     }

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::assembly::Assembler;
 use crate::disk::{self, Done, Job};
+use crate::limit::RateLimiter;
 use crate::peer::{self, BoxStream, Command, Conn, Event, Link, Shared, MAX_QUEUED_UPLOADS};
 use crate::session::{ConnPermit, SessionCtx};
 use crate::tracker;
@@ -112,6 +113,46 @@ pub enum TorrentCommand {
     Resume,
     /// The files and how much of each is verified.
     Files(oneshot::Sender<Vec<FileInfo>>),
+    /// Everything the daemon's RPC shows about the torrent.
+    Status(oneshot::Sender<Status>),
+    /// This torrent's own rate limits, in bytes per second (`None`: none).
+    SetLimits {
+        up: Option<u64>,
+        down: Option<u64>,
+    },
+}
+
+/// A torrent's state in detail, for the daemon's RPC.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub name: Option<String>,
+    pub has_metadata: bool,
+    pub piece_count: u32,
+    pub piece_length: u32,
+    /// Verified pieces, as a BEP 3 bitfield (empty before the metadata).
+    pub pieces: Vec<u8>,
+    pub peers: Vec<PeerInfo>,
+    pub files: Vec<FileInfo>,
+}
+
+/// One connected peer.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub addr: SocketAddr,
+    /// The client, from its extension handshake (`v`) or its peer id.
+    pub client: String,
+    pub utp: bool,
+    pub encrypted: bool,
+    pub outgoing: bool,
+    /// The share of the pieces it has, 0 to 1.
+    pub progress: f64,
+    /// Payload bytes per second from it, and to it.
+    pub rate_to_us: u64,
+    pub rate_to_peer: u64,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
 }
 
 /// One file of a torrent, for display.
@@ -171,6 +212,7 @@ pub(crate) struct Base {
     /// Dials started: a rate, however often dialing is tried (each batch of peers a source
     /// finds, each tick, each closed connection).
     dial_budget: Budget,
+    rates: crate::RateMeter,
 }
 
 impl Base {
@@ -300,6 +342,11 @@ impl Base {
             .store(self.uploaded.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
+    fn set_limits(&self, up: Option<u64>, down: Option<u64>) {
+        self.shared.torrent_up.set_rate(up);
+        self.shared.torrent_down.set_rate(down);
+    }
+
     /// Tells a peer that runs a DHT node where ours listens (BEP 5 `port`).
     fn port_message(&self, hs: &Handshake) -> Option<Message> {
         let port = self.ctx.udp_port?;
@@ -374,6 +421,8 @@ pub(crate) async fn run(
         uploaded: uploaded.clone(),
         upload_limit: io.ctx.upload_limit.clone(),
         download_limit: io.ctx.download_limit.clone(),
+        torrent_up: Arc::new(RateLimiter::unlimited()),
+        torrent_down: Arc::new(RateLimiter::unlimited()),
         shutdown: io.token.child_token(),
     };
     let mut book = Book::new(io.ctx.listen, io.ctx.loopback_only);
@@ -411,11 +460,13 @@ pub(crate) async fn run(
         private: false,
         paused: false,
         dial_budget: Budget::new(DIAL_BURST, DIALS_PER_SEC),
+        rates: crate::RateMeter::default(),
     };
     base.set_private(private);
     let (meta, handed) = match source {
         Source::Torrent(m) => (m, Vec::new()),
         Source::Magnet(m) => {
+            base.stats.set_state(crate::State::Metadata);
             base.start_trackers();
             match magnet::fetch(&mut base, &m).await {
                 Ok(Some(got)) => got,
@@ -447,6 +498,19 @@ impl Base {
         if private {
             let _ = self.ctx.private.try_send(self.shared.info_hash);
         }
+    }
+}
+
+/// A client's name from its peer id (Azureus style `-XX1234-`), or its first bytes.
+fn client_of(id: &[u8; 20]) -> String {
+    let head = &id[..8];
+    if head[0] == b'-' && head[7] == b'-' {
+        String::from_utf8_lossy(&head[1..7]).into_owned()
+    } else {
+        String::from_utf8_lossy(head)
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect()
     }
 }
 
@@ -500,6 +564,10 @@ struct Peer {
     metadata_requests: u32,
     /// How its bytes travel.
     via: peer::Via,
+    /// Payload bytes sent to it (counted by its writer), and the rate of that.
+    sent: Arc<AtomicU64>,
+    sent_last: u64,
+    rate_to_peer: u64,
     /// Bitfields (or have-all, have-none) it sent.
     piece_sets: u32,
     /// Blocks we asked of it and then withdrew (cancelled, or choked without the fast
@@ -565,6 +633,7 @@ impl Peer {
             via,
             tx,
             queued,
+            sent,
             token,
         } = link;
         Peer {
@@ -598,6 +667,9 @@ impl Peer {
             pex_next: now + PEX_FIRST,
             metadata_requests: 0,
             via,
+            sent,
+            sent_last: 0,
+            rate_to_peer: 0,
             piece_sets: 0,
             withdrawn: HashSet::new(),
             unrequested: 0,
@@ -662,7 +734,9 @@ async fn transfer(
     base.stats.total.store(info.total_length, Ordering::Relaxed);
     let layout = Layout::for_torrent(&base.config.dir, &info)?;
     let (have, found) = {
+        base.stats.set_state(crate::State::CheckWait);
         let _turn = base.ctx.checks.clone().acquire_owned().await;
+        base.stats.set_state(crate::State::Checking);
         check(&layout, &info, &base.stats).await
     };
     let missing: Vec<u32> = (0..info.piece_count()).filter(|&i| !have.get(i)).collect();
@@ -711,6 +785,7 @@ async fn transfer(
     if t.picker.is_complete() {
         t.base.notice(Notice::Complete);
     }
+    t.set_state();
     let had_pieces = t.picker.have().count() > 0;
     for (key, c) in handed {
         if had_pieces {
@@ -863,6 +938,45 @@ impl Torrent {
             TorrentCommand::Files(reply) => {
                 let _ = reply.send(self.files());
             }
+            TorrentCommand::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            TorrentCommand::SetLimits { up, down } => self.base.set_limits(up, down),
+        }
+        self.set_state();
+    }
+
+    fn status(&self) -> Status {
+        let count = self.info.piece_count().max(1) as f64;
+        Status {
+            name: Some(self.info.name.clone()),
+            has_metadata: true,
+            piece_count: self.info.piece_count(),
+            piece_length: self.info.piece_length,
+            pieces: self.picker.have().as_bytes().to_vec(),
+            peers: self
+                .peers
+                .values()
+                .map(|p| PeerInfo {
+                    addr: p.listen_addr.unwrap_or(p.addr),
+                    client: p
+                        .ext
+                        .version
+                        .clone()
+                        .unwrap_or_else(|| client_of(&p.peer_id)),
+                    utp: p.via.transport == peer::Transport::Utp,
+                    encrypted: p.via.encryption != peer::Encryption::Plain,
+                    outgoing: p.outgoing,
+                    progress: p.has.count() as f64 / count,
+                    rate_to_us: p.rate as u64,
+                    rate_to_peer: p.rate_to_peer,
+                    am_choking: p.am_choking,
+                    am_interested: p.am_interested,
+                    peer_choking: p.peer_choking,
+                    peer_interested: p.peer_interested,
+                })
+                .collect(),
+            files: self.files(),
         }
     }
 
@@ -951,8 +1065,27 @@ impl Torrent {
         self.picker.set_seeds(seeds as u32);
     }
 
+    /// Downloading, seeding or paused, as it is now.
+    fn set_state(&self) {
+        let s = if self.base.paused {
+            crate::State::Paused
+        } else if self.picker.is_complete() {
+            crate::State::Seeding
+        } else {
+            crate::State::Downloading
+        };
+        self.base.stats.set_state(s);
+    }
+
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.base.rates.tick(&self.base.stats);
+        self.set_state();
+        for p in self.peers.values_mut() {
+            let sent = p.sent.load(Ordering::Relaxed);
+            p.rate_to_peer = crate::smooth(p.rate_to_peer, sent.saturating_sub(p.sent_last));
+            p.sent_last = sent;
+        }
         self.count_seeds();
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for &key in &keys {

@@ -62,6 +62,8 @@ pub(super) fn load_saved(ctx: &SessionCtx, magnet: &Magnet) -> Option<Metainfo> 
 
 struct Fetching<'a> {
     base: &'a mut Base,
+    /// The link's display name, until the metadata names the torrent.
+    name: Option<String>,
     fetch: MetadataFetch,
     peers: HashMap<PeerKey, Connected>,
     done: Option<Vec<u8>>,
@@ -75,6 +77,7 @@ pub(super) async fn fetch(
     let hash = magnet.info_hash;
     let mut f = Fetching {
         base,
+        name: magnet.name.clone(),
         fetch: MetadataFetch::new(hash),
         peers: HashMap::new(),
         done: None,
@@ -145,6 +148,7 @@ impl Fetching<'_> {
     }
 
     fn on_tick(&mut self) {
+        self.base.rates.tick(&self.base.stats);
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for k in keys {
             self.ask(k);
@@ -174,16 +178,25 @@ impl Fetching<'_> {
             }
             TorrentCommand::Pause => {
                 self.base.paused = true;
+                self.base.stats.set_state(crate::State::Paused);
                 for p in self.peers.values() {
                     p.token.cancel();
                 }
             }
             TorrentCommand::Resume => {
                 self.base.paused = false;
+                self.base.stats.set_state(crate::State::Metadata);
                 self.dial();
             }
             TorrentCommand::Files(reply) => {
                 let _ = reply.send(Vec::new());
+            }
+            TorrentCommand::SetLimits { up, down } => self.base.set_limits(up, down),
+            TorrentCommand::Status(reply) => {
+                let _ = reply.send(Status {
+                    name: self.name.clone(),
+                    ..Status::default()
+                });
             }
         }
     }
