@@ -191,6 +191,16 @@ pub struct FetchArgs {
     /// Never upload to peers (for tests of tit-for-tat).
     #[arg(long, hide = true)]
     pub no_upload: bool,
+    /// Fetch only the files whose path (NAME/dir/file) matches this glob (repeatable; `*`
+    /// crosses folders, so `*.mkv` matches at any depth).
+    #[arg(long = "only", value_name = "GLOB", value_parser = parse_glob)]
+    pub only: Vec<String>,
+    /// Leave out the files whose path matches this glob (repeatable).
+    #[arg(long = "exclude", value_name = "GLOB", value_parser = parse_glob)]
+    pub exclude: Vec<String>,
+    /// Fetch pieces in order, to play a file while it arrives.
+    #[arg(long)]
+    pub sequential: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -302,4 +312,11 @@ impl DiscoveryArgs {
             }
         }
     }
+}
+
+/// A file pattern for `--only` and `--exclude`, checked when the command line is read.
+fn parse_glob(s: &str) -> Result<String, String> {
+    globset::Glob::new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("bad pattern: {e}"))
 }

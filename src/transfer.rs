@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use share_engine::{Session, SessionConfig, Source, TorrentConfig, TorrentHandle};
+use share_engine::{FileFilter, Session, SessionConfig, Source, TorrentConfig, TorrentHandle};
 
 use crate::cli::{FetchArgs, NetArgs, SeedArgs, TorrentArg};
 use crate::inspect::load;
@@ -32,6 +32,8 @@ pub fn fetch(args: FetchArgs) -> Result<()> {
     let config = TorrentConfig {
         stop_when_complete: !args.seed,
         no_upload: args.no_upload,
+        sequential: args.sequential,
+        file_filter: file_filter(&args.only, &args.exclude)?,
         ..torrent_config(&args.net, args.dir.clone())
     };
     run(
@@ -41,6 +43,25 @@ pub fn fetch(args: FetchArgs) -> Result<()> {
         config,
         Kind::Fetch,
     )
+}
+
+/// `--only` and `--exclude` as one test of a file's path.
+fn file_filter(only: &[String], exclude: &[String]) -> Result<Option<FileFilter>> {
+    if only.is_empty() && exclude.is_empty() {
+        return Ok(None);
+    }
+    let set = |globs: &[String]| -> Result<globset::GlobSet> {
+        let mut b = globset::GlobSetBuilder::new();
+        for g in globs {
+            b.add(globset::Glob::new(g)?);
+        }
+        Ok(b.build()?)
+    };
+    let (only_set, exclude_set) = (set(only)?, set(exclude)?);
+    let any_only = !only.is_empty();
+    Ok(Some(FileFilter(std::sync::Arc::new(move |path: &str| {
+        (!any_only || only_set.is_match(path)) && !exclude_set.is_match(path)
+    }))))
 }
 
 fn torrent_config(net: &NetArgs, dir: PathBuf) -> TorrentConfig {

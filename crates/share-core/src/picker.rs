@@ -5,6 +5,11 @@
 //! - A new piece is the rarest one the peer has, ties broken at random.
 //! - Endgame: once every missing block is requested, a block may be requested again from a
 //!   second peer; the engine cancels the other copies when one arrives.
+//! - Pieces a reader waits for (a stream) come before all others, most urgent first, like
+//!   libtorrent's `set_piece_deadline`; they may start beyond the bound on pieces under way.
+//! - Each piece has a priority (0: not wanted, as when none of its files is; 1 low, 2
+//!   normal, 3 high): a higher priority is started first, rarity breaks ties, and in
+//!   sequential mode the lowest index does.
 //! - A piece that failed its hash check is fetched again from one peer only, so that if it
 //!   fails again, that peer is certainly the liar.
 //!
@@ -62,7 +67,20 @@ pub struct Picker {
     /// Connected peers that have every piece (as last told).
     seeds: u32,
     rng: u64,
+    /// Each piece's priority (see the module note); empty: all normal.
+    priority: Vec<u8>,
+    /// Missing wanted pieces (priority > 0), kept so that `is_done` is cheap.
+    wanted_missing: u32,
+    /// Pieces readers wait for, most urgent first.
+    deadlines: Vec<u32>,
+    /// New pieces in index order rather than rarest first.
+    sequential: bool,
 }
+
+/// A piece's priority: not wanted.
+pub const SKIP: u8 = 0;
+/// The priority every piece has unless told otherwise.
+pub const NORMAL: u8 = 2;
 
 impl Picker {
     pub fn new(piece_length: u32, total_length: u64, have: Bitfield, seed: u64) -> Self {
@@ -70,13 +88,58 @@ impl Picker {
         Picker {
             piece_length,
             total_length,
-            have,
             availability: vec![0; count],
             partial: HashMap::new(),
             max_partial: usize::MAX,
             seeds: 0,
             rng: seed | 1,
+            wanted_missing: have.len() - have.count(),
+            have,
+            priority: Vec::new(),
+            deadlines: Vec::new(),
+            sequential: false,
         }
+    }
+
+    /// Sets each piece's priority (`SKIP` for pieces no wanted file needs). A piece under
+    /// way that is no longer wanted keeps its blocks but gets no new requests.
+    pub fn set_priorities(&mut self, priority: Vec<u8>) {
+        let count = self.have.len() as usize;
+        self.priority = if priority.len() == count && priority.iter().any(|&p| p != NORMAL) {
+            priority
+        } else {
+            Vec::new()
+        };
+        self.wanted_missing = (0..self.have.len())
+            .filter(|&i| !self.have.get(i) && self.is_wanted(i))
+            .count() as u32;
+    }
+
+    fn priority_of(&self, index: u32) -> u8 {
+        self.priority.get(index as usize).copied().unwrap_or(NORMAL)
+    }
+
+    /// Whether some wanted file needs piece `index`.
+    pub fn is_wanted(&self, index: u32) -> bool {
+        self.priority_of(index) != SKIP
+    }
+
+    /// Pieces readers wait for, most urgent first (replacing the last list).
+    pub fn set_deadlines(&mut self, urgent: Vec<u32>) {
+        self.deadlines = urgent
+            .into_iter()
+            .filter(|&i| i < self.have.len() && !self.have.get(i))
+            .collect();
+    }
+
+    /// New pieces in index order (for playing a file as it arrives) rather than rarest first.
+    pub fn set_sequential(&mut self, on: bool) {
+        self.sequential = on;
+    }
+
+    /// Every wanted piece is verified (all of them, unless some files are not wanted).
+    pub fn is_done(&self) -> bool {
+        self.wanted_missing == 0
     }
 
     /// Bounds the number of pieces under way (see the field's note).
@@ -151,10 +214,15 @@ impl Picker {
 
     /// Whether `peer_has` holds any piece we still need.
     pub fn wants_from(&self, peer_has: &Bitfield) -> bool {
-        if peer_has.is_complete() {
-            return !self.have.is_complete();
+        if self.is_done() {
+            return false;
         }
-        peer_has.ones().any(|i| !self.have.get(i))
+        if peer_has.is_complete() {
+            return true;
+        }
+        peer_has
+            .ones()
+            .any(|i| !self.have.get(i) && self.is_wanted(i))
     }
 
     /// Up to `max` blocks to request from `peer`, which has `peer_has`; `idle`: nothing is
@@ -172,6 +240,20 @@ impl Picker {
         if max == 0 {
             return out;
         }
+        // 0. Pieces a reader waits for, most urgent first, whatever the bound.
+        for k in 0..self.deadlines.len() {
+            let index = self.deadlines[k];
+            if self.have.get(index) || !peer_has.get(index) {
+                continue;
+            }
+            if !self.partial.contains_key(&index) {
+                self.start_piece(index);
+            }
+            self.take_free(index, peer, max, &mut out);
+            if out.len() >= max {
+                return out;
+            }
+        }
         // 1. Free blocks of pieces under way. A peer that has every piece (a seed) is asked
         //    for those that non-seeds have too only when it has nothing else to do (3): they
         //    can come from those peers, and a seed's upload is best spent on pieces only
@@ -181,7 +263,9 @@ impl Picker {
             .partial
             .iter()
             .filter(|(i, p)| {
-                peer_has.get(**i) && (!p.exclusive || p.owner.is_none_or(|o| o == peer))
+                peer_has.get(**i)
+                    && self.priority_of(**i) != SKIP
+                    && (!p.exclusive || p.owner.is_none_or(|o| o == peer))
             })
             .map(|(i, _)| *i)
             .collect();
@@ -209,16 +293,7 @@ impl Picker {
             let Some(index) = self.rarest_new_piece(peer_has) else {
                 break;
             };
-            let blocks = vec![Block::Free; self.block_count(index) as usize];
-            self.partial.insert(
-                index,
-                Partial {
-                    blocks,
-                    received: 0,
-                    exclusive: false,
-                    owner: None,
-                },
-            );
+            self.start_piece(index);
             self.take_free(index, peer, max, &mut out);
         }
         if out.is_empty() && idle {
@@ -234,7 +309,10 @@ impl Picker {
         //    time, so that a small torrent is not fetched twice over.
         let mut dup: Vec<BlockRef> = Vec::new();
         for (&index, p) in &self.partial {
-            if !peer_has.get(index) || (p.exclusive && p.owner.is_some_and(|o| o != peer)) {
+            if !peer_has.get(index)
+                || self.priority_of(index) == SKIP
+                || (p.exclusive && p.owner.is_some_and(|o| o != peer))
+            {
                 continue;
             }
             for (n, b) in p.blocks.iter().enumerate() {
@@ -262,12 +340,30 @@ impl Picker {
 
     /// True when no block is free: every missing block is requested or received.
     pub fn in_endgame(&self) -> bool {
-        let untouched = self.have.len() - self.have.count() - self.partial.len() as u32;
-        untouched == 0
+        let wanted_partial = self
+            .partial
+            .keys()
+            .filter(|&&i| self.priority_of(i) != SKIP)
+            .count() as u32;
+        self.wanted_missing <= wanted_partial
             && self
                 .partial
-                .values()
-                .all(|p| p.blocks.iter().all(|b| *b != Block::Free))
+                .iter()
+                .filter(|(&i, _)| self.priority_of(i) != SKIP)
+                .all(|(_, p)| p.blocks.iter().all(|b| *b != Block::Free))
+    }
+
+    fn start_piece(&mut self, index: u32) {
+        let blocks = vec![Block::Free; self.block_count(index) as usize];
+        self.partial.insert(
+            index,
+            Partial {
+                blocks,
+                received: 0,
+                exclusive: false,
+                owner: None,
+            },
+        );
     }
 
     fn take_free(&mut self, index: u32, peer: PeerKey, max: usize, out: &mut Vec<BlockRef>) {
@@ -291,11 +387,29 @@ impl Picker {
         }
     }
 
+    /// The next piece to start: highest priority first; then the rarest (ties at random),
+    /// or in sequential mode the lowest index.
     fn rarest_new_piece(&mut self, peer_has: &Bitfield) -> Option<u32> {
         let mut best: Option<(u32, u32)> = None;
+        let mut best_priority = SKIP;
         let mut ties = 0u64;
         for i in 0..self.have.len() {
-            if self.have.get(i) || !peer_has.get(i) || self.partial.contains_key(&i) {
+            let priority = self.priority_of(i);
+            if priority < best_priority.max(1)
+                || self.have.get(i)
+                || !peer_has.get(i)
+                || self.partial.contains_key(&i)
+            {
+                continue;
+            }
+            if priority > best_priority {
+                best_priority = priority;
+                best = None;
+            }
+            if self.sequential {
+                if best.is_none() {
+                    best = Some((i, 0));
+                }
                 continue;
             }
             let a = self.availability[i as usize];
@@ -363,7 +477,11 @@ impl Picker {
     /// Piece `index` matched its hash.
     pub fn piece_verified(&mut self, index: u32) {
         self.partial.remove(&index);
+        if !self.have.get(index) && self.is_wanted(index) {
+            self.wanted_missing -= 1;
+        }
         self.have.set(index);
+        self.deadlines.retain(|&i| i != index);
     }
 
     /// Piece `index` failed its hash check: it will be fetched again, from one peer. Returns
@@ -589,5 +707,78 @@ mod tests {
             begin: 1,
             length: B
         }));
+    }
+
+    #[test]
+    fn unwanted_pieces_are_never_requested_and_done_means_wanted() {
+        let mut p = picker(6, B);
+        p.set_priorities(vec![SKIP, NORMAL, SKIP, SKIP, NORMAL, SKIP]);
+        let all = Bitfield::full(6);
+        assert!(p.wants_from(&all));
+        let got = p.pick(1, &all, 100, true, none);
+        let mut pieces: Vec<u32> = got.iter().map(|b| b.index).collect();
+        pieces.sort_unstable();
+        assert_eq!(pieces, vec![1, 4]);
+        // A peer with only unwanted pieces is of no interest.
+        let mut some = Bitfield::new(6);
+        some.set(0);
+        some.set(2);
+        assert!(!p.wants_from(&some));
+        assert!(p.in_endgame());
+        p.piece_verified(1);
+        assert!(!p.is_done());
+        p.piece_verified(4);
+        assert!(p.is_done());
+        assert!(!p.is_complete());
+        assert!(!p.wants_from(&all));
+        // Wanting one more file's piece makes it not done again.
+        p.set_priorities(vec![SKIP, NORMAL, NORMAL, SKIP, NORMAL, SKIP]);
+        assert!(!p.is_done());
+        assert_eq!(p.pick(1, &all, 100, true, none)[0].index, 2);
+    }
+
+    #[test]
+    fn deadlines_come_first_beyond_the_bound() {
+        let mut p = picker(8, 2 * B);
+        p.set_max_partial(1);
+        let all = Bitfield::full(8);
+        // One piece under way fills the bound.
+        assert_eq!(p.pick(1, &all, 1, false, none).len(), 1);
+        p.set_deadlines(vec![6, 3]);
+        let got = p.pick(2, &all, 3, false, none);
+        let order: Vec<(u32, u32)> = got.iter().map(|b| (b.index, b.begin)).collect();
+        assert_eq!(order, vec![(6, 0), (6, B), (3, 0)]);
+        p.piece_verified(6);
+        let got = p.pick(3, &all, 1, false, none);
+        assert_eq!((got[0].index, got[0].begin), (3, B));
+    }
+
+    #[test]
+    fn sequential_and_high_priority_order_new_pieces() {
+        let mut p = picker(5, B);
+        p.set_sequential(true);
+        let all = Bitfield::full(5);
+        let order: Vec<u32> = p
+            .pick(1, &all, 5, true, none)
+            .iter()
+            .map(|b| b.index)
+            .collect();
+        assert_eq!(order, vec![0, 1, 2, 3, 4]);
+
+        let mut p = picker(5, B);
+        p.set_priorities(vec![NORMAL, 1, 3, NORMAL, 3]);
+        let order: Vec<u32> = p
+            .pick(1, &all, 5, true, none)
+            .iter()
+            .map(|b| b.index)
+            .collect();
+        assert_eq!(
+            &order[..2]
+                .iter()
+                .copied()
+                .collect::<std::collections::HashSet<_>>(),
+            &[2, 4].into_iter().collect()
+        );
+        assert_eq!(order[4], 1);
     }
 }

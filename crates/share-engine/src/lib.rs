@@ -25,6 +25,7 @@ mod uploads;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 pub use tokio_util::sync::CancellationToken;
 
@@ -56,6 +57,36 @@ impl Source {
     }
 }
 
+/// A test of a file's path: true for files to fetch.
+#[derive(Clone)]
+pub struct FileFilter(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for FileFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileFilter")
+    }
+}
+
+impl FileFilter {
+    /// Which of `info`'s non-padding files it chooses.
+    pub fn choose(&self, info: &share_core::Info) -> Vec<bool> {
+        info.files
+            .iter()
+            .filter(|f| !f.padding)
+            .map(|f| (self.0)(&file_path(info, f)))
+            .collect()
+    }
+}
+
+/// A file's path as `--only` and `--exclude` see it: `NAME/dir/file`, or `NAME`.
+pub fn file_path(info: &share_core::Info, f: &share_core::metainfo::FileEntry) -> String {
+    if f.path.is_empty() {
+        info.name.clone()
+    } else {
+        format!("{}/{}", info.name, f.path.join("/"))
+    }
+}
+
 /// How one torrent behaves.
 #[derive(Debug, Clone)]
 pub struct TorrentConfig {
@@ -75,6 +106,19 @@ pub struct TorrentConfig {
     pub no_upload: bool,
     /// Serve only: never download, never create files (`share seed`).
     pub seed_only: bool,
+    /// Which files to fetch, by index among the non-padding files (empty: all; a file past
+    /// the end of the list is wanted).
+    pub wanted: Vec<bool>,
+    /// Each file's priority, as in Transmission: -1 low, 0 normal, 1 high.
+    pub priorities: Vec<i8>,
+    /// Chooses the wanted files by path (`NAME/dir/file` for a folder, `NAME` for a single
+    /// file) once the file list is known, when `wanted` is empty (`share fetch --only`).
+    pub file_filter: Option<FileFilter>,
+    /// Fetch pieces in order (to play a file as it arrives) rather than rarest first.
+    pub sequential: bool,
+    /// Keep resume data in the session's state folder, so a restart trusts the pieces of
+    /// files whose size and mtime did not change instead of hashing them again.
+    pub resume: bool,
 }
 
 impl Default for TorrentConfig {
@@ -88,6 +132,11 @@ impl Default for TorrentConfig {
             upload_slots: 4,
             no_upload: false,
             seed_only: false,
+            wanted: Vec::new(),
+            priorities: Vec::new(),
+            file_filter: None,
+            sequential: false,
+            resume: true,
         }
     }
 }
@@ -274,4 +323,6 @@ pub enum EngineError {
     },
     #[error("the session has ended")]
     SessionEnded,
+    #[error("no file of {0} matches the --only and --exclude patterns")]
+    NoFileChosen(String),
 }

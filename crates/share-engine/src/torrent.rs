@@ -26,7 +26,7 @@ use share_core::picker::{Arrival, Picker};
 use share_core::wire::{self, BlockRef, Handshake, Message, MAX_BLOCK};
 use share_core::{Info, Metainfo};
 use share_storage::store::Store;
-use share_storage::{hash, Layout};
+use share_storage::{hash, resume, Layout};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -120,7 +120,24 @@ pub enum TorrentCommand {
         up: Option<u64>,
         down: Option<u64>,
     },
+    /// A reader needs these pieces (a stream): they are fetched first, and the reply comes
+    /// once every one of them is verified and on disk.
+    Want {
+        pieces: std::ops::Range<u32>,
+        reply: oneshot::Sender<()>,
+    },
+    /// Which files to fetch and their priorities (as in `TorrentConfig`).
+    SetFiles {
+        wanted: Vec<bool>,
+        priorities: Vec<i8>,
+    },
 }
+
+/// How often resume data is written while pieces arrive.
+const RESUME_EVERY: Duration = Duration::from_secs(30);
+
+/// Readers waiting for pieces at once, at most; more are refused (their reply dropped).
+const MAX_WAITERS: usize = 256;
 
 /// A torrent's state in detail, for the daemon's RPC.
 #[derive(Debug, Clone, Default)]
@@ -216,6 +233,13 @@ pub(crate) struct Base {
 }
 
 impl Base {
+    /// Where this torrent's resume data is kept, when it keeps any.
+    fn resume_path(&self) -> Option<std::path::PathBuf> {
+        self.config
+            .resume
+            .then(|| resume::path(&self.ctx.state_dir, &self.shared.info_hash.0))
+    }
+
     fn notice(&self, n: Notice) {
         let _ = self.notices.try_send(n);
     }
@@ -713,6 +737,10 @@ struct Torrent {
     peers: HashMap<PeerKey, Peer>,
     /// Connections banned in this run (their blocks may still be in pieces under way).
     banned_keys: HashSet<PeerKey>,
+    /// Readers waiting for pieces, in the order they asked.
+    waiters: Vec<(std::ops::Range<u32>, oneshot::Sender<()>)>,
+    /// When resume data was last written, and how many pieces it held.
+    resume_saved: Option<(Instant, u32)>,
     choker: Choker,
     /// A slot came free: re-run the choker's ranking at the next tick.
     rechoke_soon: bool,
@@ -732,12 +760,30 @@ async fn transfer(
 ) -> Result<Outcome, EngineError> {
     let info = meta.info.clone();
     base.stats.total.store(info.total_length, Ordering::Relaxed);
+    if base.config.wanted.is_empty() {
+        if let Some(f) = &base.config.file_filter {
+            let wanted = f.choose(&info);
+            if !wanted.iter().any(|&w| w) {
+                base.stop_trackers().await;
+                return Err(EngineError::NoFileChosen(info.name.clone()));
+            }
+            base.config.wanted = wanted;
+        }
+    }
     let layout = Layout::for_torrent(&base.config.dir, &info)?;
     let (have, found) = {
         base.stats.set_state(crate::State::CheckWait);
         let _turn = base.ctx.checks.clone().acquire_owned().await;
         base.stats.set_state(crate::State::Checking);
-        check(&layout, &info, &base.stats).await
+        let resume = base.resume_path();
+        check(
+            &layout,
+            &info,
+            &base.stats,
+            resume.as_deref(),
+            base.shared.info_hash.0,
+        )
+        .await
     };
     let missing: Vec<u32> = (0..info.piece_count()).filter(|&i| !have.get(i)).collect();
     base.notice(Notice::Checked {
@@ -754,7 +800,8 @@ async fn transfer(
     // Every file at full length, and BEP 47's executables and symlinks, even when the data
     // is all there already (a seed only serves what it has).
     if !base.config.seed_only {
-        if let Err(e) = store.allocate() {
+        let skip = unwanted_slots(&info, &base.config.wanted);
+        if let Err(e) = store.allocate_except(&skip) {
             base.stop_trackers().await;
             return Err(e.into());
         }
@@ -763,10 +810,15 @@ async fn transfer(
     let (jobs_tx, jobs_rx) = mpsc::channel(DISK_QUEUE);
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let disk_thread = disk::spawn(store, jobs_rx, done_tx);
-    let have_all = have.is_complete();
     let mut picker = Picker::new(info.piece_length, info.total_length, have, rand::random());
     picker.set_max_partial((ASSEMBLY_BUDGET / info.piece_length as u64).clamp(2, 4096) as usize);
-    base.complete.send_replace(have_all);
+    picker.set_priorities(piece_priorities(
+        &info,
+        &base.config.wanted,
+        &base.config.priorities,
+    ));
+    picker.set_sequential(base.config.sequential);
+    base.complete.send_replace(picker.is_done());
     base.start_trackers();
     let mut t = Torrent {
         picker,
@@ -780,9 +832,11 @@ async fn transfer(
         meta,
         peers: HashMap::new(),
         banned_keys: HashSet::new(),
+        waiters: Vec::new(),
+        resume_saved: None,
         base,
     };
-    if t.picker.is_complete() {
+    if t.picker.is_done() {
         t.base.notice(Notice::Complete);
     }
     t.set_state();
@@ -800,7 +854,7 @@ async fn transfer(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut failure = None;
     loop {
-        if t.base.config.stop_when_complete && t.picker.is_complete() {
+        if t.base.config.stop_when_complete && t.picker.is_done() {
             break;
         }
         tokio::select! {
@@ -815,7 +869,7 @@ async fn transfer(
                 }
                 Done::PieceRead { index, data } => t.on_piece_read(index, data),
                 Done::Failed(e) => { failure = Some(e); break; }
-                Done::Synced => {}
+                Done::Synced => t.save_resume(),
             },
             Some(c) = t.base.cmds.recv() => t.on_command(c).await,
             Some((source, addrs)) = t.base.found.recv() => {
@@ -828,7 +882,7 @@ async fn transfer(
     }
 
     // Wind down: tell the trackers, flush the disk, then close every connection.
-    let complete = t.picker.is_complete();
+    let complete = t.picker.is_done();
     let stopping = t.base.tracker.take();
     if let Some(s) = &stopping {
         s.stop.cancel();
@@ -836,7 +890,10 @@ async fn transfer(
     if failure.is_none() && t.disk.send(Job::Sync).await.is_ok() {
         while let Some(d) = done.recv().await {
             match d {
-                Done::Synced => break,
+                Done::Synced => {
+                    t.save_resume();
+                    break;
+                }
                 Done::Failed(e) => {
                     failure = Some(e);
                     break;
@@ -865,8 +922,16 @@ async fn transfer(
 }
 
 /// Hashes what is already on disk (on all cores); a missing content folder is skipped.
-/// Returns the pieces that verify and whether any of the content was there at all.
-async fn check(layout: &Layout, info: &Info, stats: &Arc<Stats>) -> (Bitfield, bool) {
+/// With resume data (see `share_storage::resume`), pieces of files whose size and mtime are
+/// as recorded are trusted and not read. Returns the pieces that verify and whether any of
+/// the content was there at all.
+async fn check(
+    layout: &Layout,
+    info: &Info,
+    stats: &Arc<Stats>,
+    resume: Option<&std::path::Path>,
+    info_hash: [u8; 20],
+) -> (Bitfield, bool) {
     let count = info.piece_count();
     if !layout.slots.iter().any(|s| s.path.exists()) {
         return (Bitfield::new(count), false);
@@ -874,8 +939,42 @@ async fn check(layout: &Layout, info: &Info, stats: &Arc<Stats>) -> (Bitfield, b
     let layout = layout.clone();
     let pieces = info.pieces.clone();
     let st = stats.clone();
+    let resume = resume.map(|p| p.to_path_buf());
     let valid = tokio::task::spawn_blocking(move || {
-        hash::check_pieces(&layout, &pieces, hash::default_threads(), &st.checked)
+        let trusted = resume.and_then(|path| {
+            let bytes = match share_storage::state::read_state(&path, resume::MAX_RESUME) {
+                Ok(Some(b)) => b,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!("resume data {e}: hashing everything");
+                    return None;
+                }
+            };
+            match resume::Resume::decode(&bytes, &info_hash, count, layout.slots.len()) {
+                Ok(r) => Some(r.trusted(&layout, &resume::stamps(&layout))),
+                Err(why) => {
+                    tracing::warn!(path = %path.display(), "resume data refused ({why}): hashing everything");
+                    None
+                }
+            }
+        });
+        let Some(trusted) = trusted else {
+            return hash::check_pieces(&layout, &pieces, hash::default_threads(), &st.checked);
+        };
+        let only: Vec<bool> = trusted.iter().map(Option::is_none).collect();
+        let hashed = only.iter().filter(|&&h| h).count();
+        tracing::info!(trusted = trusted.len() - hashed, hashed, "resume data used");
+        let mut valid = if hashed > 0 {
+            hash::check_some(&layout, &pieces, Some(&only), hash::default_threads(), &st.checked)
+        } else {
+            vec![false; count as usize]
+        };
+        for (v, t) in valid.iter_mut().zip(&trusted) {
+            if let Some(t) = t {
+                *v = *t;
+            }
+        }
+        valid
     })
     .await
     .unwrap_or_default();
@@ -942,8 +1041,67 @@ impl Torrent {
                 let _ = reply.send(self.status());
             }
             TorrentCommand::SetLimits { up, down } => self.base.set_limits(up, down),
+            TorrentCommand::SetFiles { wanted, priorities } => {
+                self.base.config.wanted = wanted;
+                self.base.config.priorities = priorities;
+                let p = piece_priorities(
+                    &self.info,
+                    &self.base.config.wanted,
+                    &self.base.config.priorities,
+                );
+                let was_done = self.picker.is_done();
+                self.picker.set_priorities(p);
+                let done = self.picker.is_done();
+                self.base.complete.send_replace(done);
+                if done && !was_done {
+                    self.base.notice(Notice::Complete);
+                }
+                let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+                for k in keys {
+                    self.update_interest(k);
+                    self.fill(k);
+                }
+                if !done {
+                    self.dial_known();
+                }
+            }
+            TorrentCommand::Want { pieces, reply } => {
+                let end = pieces.end.min(self.info.piece_count());
+                let pieces = pieces.start.min(end)..end;
+                if pieces.clone().all(|i| self.picker.have().get(i)) {
+                    let _ = reply.send(());
+                } else if self.waiters.len() < MAX_WAITERS {
+                    self.waiters.push((pieces, reply));
+                    self.update_deadlines();
+                }
+            }
         }
         self.set_state();
+    }
+
+    /// Readers whose pieces are all here now are answered; the pieces the others wait for
+    /// go first in the picker, oldest reader first.
+    pub(super) fn update_deadlines(&mut self) {
+        let have = self.picker.have();
+        let mut i = 0;
+        while i < self.waiters.len() {
+            let (range, reply) = &self.waiters[i];
+            if reply.is_closed() || range.clone().all(|p| have.get(p)) {
+                let (_, reply) = self.waiters.remove(i);
+                let _ = reply.send(());
+            } else {
+                i += 1;
+            }
+        }
+        let mut urgent = Vec::new();
+        for (range, _) in &self.waiters {
+            for p in range.clone() {
+                if !have.get(p) && !urgent.contains(&p) && urgent.len() < 4096 {
+                    urgent.push(p);
+                }
+            }
+        }
+        self.picker.set_deadlines(urgent);
     }
 
     fn status(&self) -> Status {
@@ -1027,7 +1185,7 @@ impl Torrent {
             })
             .collect();
         let secs = now.duration_since(self.started).as_secs();
-        let seeding = self.picker.is_complete();
+        let seeding = self.picker.is_done();
         let force = std::mem::take(&mut self.rechoke_soon);
         if !self.choker.tick(secs, &views, seeding, force) {
             return;
@@ -1069,7 +1227,7 @@ impl Torrent {
     fn set_state(&self) {
         let s = if self.base.paused {
             crate::State::Paused
-        } else if self.picker.is_complete() {
+        } else if self.picker.is_done() {
             crate::State::Seeding
         } else {
             crate::State::Downloading
@@ -1121,8 +1279,88 @@ impl Torrent {
         }
         self.send_pex(now);
         self.dial_known();
-        if self.peers.is_empty() && self.base.dialing.is_empty() && !self.picker.is_complete() {
+        if self.peers.is_empty() && self.base.dialing.is_empty() && !self.picker.is_done() {
             self.base.ask_for_peers();
         }
+        // Resume data about every half minute while pieces arrive: sync first (the answer
+        // writes it, see `save_resume`).
+        let count = self.picker.have().count();
+        let due = match self.resume_saved {
+            None => count > 0,
+            Some((at, n)) => n != count && at.elapsed() >= RESUME_EVERY,
+        };
+        if due && self.base.config.resume && self.disk.try_send(Job::Sync).is_ok() {
+            self.resume_saved = Some((Instant::now(), count));
+        }
     }
+}
+
+impl Torrent {
+    /// Writes resume data: the disk has just been synced, so every piece the picker holds is
+    /// on disk; the files are stamped now (a later write changes a stamp, and its pieces are
+    /// hashed on the next start).
+    fn save_resume(&mut self) {
+        let Some(path) = self.base.resume_path() else {
+            return;
+        };
+        let Ok(layout) = Layout::for_torrent(&self.base.config.dir, &self.info) else {
+            return;
+        };
+        let have = self.picker.have();
+        self.resume_saved = Some((Instant::now(), have.count()));
+        let data = resume::Resume {
+            info_hash: self.base.shared.info_hash.0,
+            pieces: have.as_bytes().to_vec(),
+            piece_count: have.len(),
+            files: resume::stamps(&layout),
+        }
+        .encode();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = share_storage::state::write_state(&path, &data) {
+                tracing::warn!("writing resume data: {e}");
+            }
+        });
+    }
+}
+
+/// Each piece's priority for the picker, from the files' choices (indexes among the
+/// non-padding files): the highest of the wanted files it holds bytes of, or not wanted.
+fn piece_priorities(info: &Info, wanted: &[bool], priorities: &[i8]) -> Vec<u8> {
+    use share_core::picker::{NORMAL, SKIP};
+    let count = info.piece_count() as usize;
+    if wanted.iter().all(|&w| w) && priorities.iter().all(|&p| p == 0) {
+        return vec![NORMAL; count];
+    }
+    let pl = info.piece_length as u64;
+    let mut out = vec![SKIP; count];
+    for (i, f) in info.files.iter().filter(|f| !f.padding).enumerate() {
+        if f.length == 0 || !wanted.get(i).copied().unwrap_or(true) {
+            continue;
+        }
+        let p = match priorities.get(i).copied().unwrap_or(0) {
+            x if x < 0 => 1,
+            0 => NORMAL,
+            _ => 3,
+        };
+        let (first, last) = (f.offset / pl, (f.offset + f.length - 1) / pl);
+        for slot in &mut out[first as usize..=(last as usize).min(count - 1)] {
+            *slot = (*slot).max(p);
+        }
+    }
+    out
+}
+
+/// Layout slots (all files, padding included) of files that are not wanted.
+fn unwanted_slots(info: &Info, wanted: &[bool]) -> Vec<bool> {
+    let mut n = 0;
+    info.files
+        .iter()
+        .map(|f| {
+            if f.padding {
+                return false;
+            }
+            n += 1;
+            !wanted.get(n - 1).copied().unwrap_or(true)
+        })
+        .collect()
 }

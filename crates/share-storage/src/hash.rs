@@ -21,10 +21,10 @@ pub fn default_threads() -> usize {
 /// SHA-1 of every piece, concatenated (the `pieces` field of a torrent). Any read error stops
 /// all workers and is returned. `progress` grows by each piece's length as it is hashed.
 pub fn hash_pieces(layout: &Layout, threads: usize, progress: &AtomicU64) -> Result<Vec<u8>> {
-    let hashes = par_pieces(layout, threads, progress, |_, data| {
+    let hashes = par_pieces(layout, None, threads, progress, |_, data| {
         Ok(<[u8; 20]>::from(Sha1::digest(data?)))
     })?;
-    Ok(hashes.concat())
+    Ok(hashes.into_iter().flatten().collect::<Vec<_>>().concat())
 }
 
 /// Which pieces on disk match `expected` (20 bytes per piece). A missing or short file makes
@@ -35,25 +35,42 @@ pub fn check_pieces(
     threads: usize,
     progress: &AtomicU64,
 ) -> Vec<bool> {
-    par_pieces(layout, threads, progress, |i, data| {
+    check_some(layout, expected, None, threads, progress)
+}
+
+/// As `check_pieces`, for the pieces `only` marks (all when `None`); the others read as bad.
+pub fn check_some(
+    layout: &Layout,
+    expected: &[u8],
+    only: Option<&[bool]>,
+    threads: usize,
+    progress: &AtomicU64,
+) -> Vec<bool> {
+    par_pieces(layout, only, threads, progress, |i, data| {
         let want = &expected[i as usize * 20..][..20];
         Ok(data.is_ok_and(|d| Sha1::digest(d).as_slice() == want))
     })
+    .map(|v| v.into_iter().map(|x| x.unwrap_or(false)).collect())
     .unwrap_or_default()
 }
 
-/// Runs `f` on every piece's bytes on `threads` workers; results come back in piece order.
-/// `f` returning an error stops every worker.
+/// Runs `f` on every piece's bytes (or those `only` marks: the others give `None`) on
+/// `threads` workers; results come back in piece order. `f` returning an error stops every
+/// worker.
 fn par_pieces<T: Send>(
     layout: &Layout,
+    only: Option<&[bool]>,
     threads: usize,
     progress: &AtomicU64,
     f: impl Fn(u32, Result<&[u8]>) -> Result<T> + Sync,
-) -> Result<Vec<T>> {
+) -> Result<Vec<Option<T>>> {
     let count = layout.piece_count();
+    let picked: Vec<u32> = (0..count)
+        .filter(|&i| only.is_none_or(|o| o.get(i as usize).copied().unwrap_or(false)))
+        .collect();
     let next = AtomicU32::new(0);
     let stop = AtomicBool::new(false);
-    let threads = threads.clamp(1, count.max(1) as usize);
+    let threads = threads.clamp(1, picked.len().max(1));
     let per_worker: Vec<Result<Vec<(u32, T)>>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -63,10 +80,10 @@ fn par_pieces<T: Send>(
                     let buf = aligned.as_mut_slice();
                     let mut out = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        if index >= count {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&index) = picked.get(k as usize) else {
                             break;
-                        }
+                        };
                         let (offset, len) = layout.piece_range(index);
                         let data = reader.read(offset, &mut buf[..len]).map(|()| &buf[..len]);
                         match f(index, data) {
@@ -87,13 +104,13 @@ fn par_pieces<T: Send>(
             .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    let mut all = Vec::with_capacity(count as usize);
+    let mut all: Vec<Option<T>> = (0..count).map(|_| None).collect();
     for part in per_worker {
-        all.extend(part?);
+        for (i, v) in part? {
+            all[i as usize] = Some(v);
+        }
     }
-    all.sort_unstable_by_key(|(i, _)| *i);
-    debug_assert_eq!(all.len(), count as usize);
-    Ok(all.into_iter().map(|(_, v)| v).collect())
+    Ok(all)
 }
 
 #[cfg(test)]

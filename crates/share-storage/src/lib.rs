@@ -5,11 +5,13 @@
 //! - [`hash`]: pieces hashed or checked on all cores, reading overlapped with hashing, with
 //!   memory bounded by one piece buffer per thread whatever the content's size.
 //! - [`store`]: positional block reads and writes for a transfer.
+//! - [`resume`]: verified pieces and file stamps, so a restart need not rehash.
 //! - [`state`]: small state files (the DHT table), read bounded and written atomically.
 
 pub mod buf;
 pub mod hash;
 pub mod layout;
+pub mod resume;
 pub mod state;
 pub mod store;
 pub mod walk;

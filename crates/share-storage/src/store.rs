@@ -276,8 +276,17 @@ impl Store {
     /// disk even before its first piece arrives (and zero-length files exist at all), and
     /// every symlink: a symlink holds no bytes, so nothing later would create it.
     pub fn allocate(&mut self) -> Result<()> {
+        self.allocate_except(&[])
+    }
+
+    /// As `allocate`, leaving out the files `skip` marks (not wanted: they are created only
+    /// if a piece shared with a wanted file writes into them).
+    pub fn allocate_except(&mut self, skip: &[bool]) -> Result<()> {
         for slot in 0..self.layout.slots.len() {
             let s = &self.layout.slots[slot];
+            if skip.get(slot).copied().unwrap_or(false) {
+                continue;
+            }
             if let Some(target) = &s.symlink {
                 create_symlink(target, &s.path)?;
             } else if !s.padding {

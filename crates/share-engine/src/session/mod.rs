@@ -184,6 +184,22 @@ impl TorrentHandle {
         self.cmd.try_send(c).is_ok()
     }
 
+    /// A sender of commands to the torrent task, for a reader that outlives a borrow of the
+    /// handle (a stream).
+    pub fn commands(&self) -> mpsc::Sender<TorrentCommand> {
+        self.cmd.clone()
+    }
+
+    /// Sends a command, waiting for room in the torrent's queue (false if it has ended).
+    pub async fn send_wait(&self, c: TorrentCommand) -> bool {
+        self.cmd.send(c).await.is_ok()
+    }
+
+    /// How the torrent ended, if it has.
+    pub fn ended(&self) -> Option<Result<Outcome, String>> {
+        self.ended.borrow().clone()
+    }
+
     /// Waits for the torrent to end (complete, removed, or the session shut down).
     pub fn done(
         &self,

@@ -144,9 +144,7 @@ impl Torrent {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        let wants = !self.base.config.seed_only
-            && !self.picker.is_complete()
-            && self.picker.wants_from(&p.has);
+        let wants = !self.base.config.seed_only && self.picker.wants_from(&p.has);
         if wants != p.am_interested {
             p.am_interested = wants;
             if wants {
@@ -162,7 +160,7 @@ impl Torrent {
 
     /// Sends requests to `key` up to its pipeline depth.
     pub(super) fn fill(&mut self, key: PeerKey) {
-        if self.picker.is_complete() {
+        if self.picker.is_done() {
             return;
         }
         let Some(p) = self.peers.get_mut(&key) else {
@@ -352,6 +350,9 @@ impl Torrent {
     pub(super) fn on_written(&mut self, index: u32) {
         {
             self.picker.piece_verified(index);
+            if !self.waiters.is_empty() {
+                self.update_deadlines();
+            }
             self.base
                 .stats
                 .verified
@@ -361,7 +362,7 @@ impl Torrent {
                     p.send(Message::Have(index));
                 }
             }
-            if self.picker.is_complete() {
+            if self.picker.is_done() && self.picker.is_wanted(index) {
                 self.base.notice(Notice::Complete);
                 self.base.complete.send_replace(true);
                 for p in self.peers.values_mut() {

@@ -192,6 +192,13 @@ impl Fetching<'_> {
                 let _ = reply.send(Vec::new());
             }
             TorrentCommand::SetLimits { up, down } => self.base.set_limits(up, down),
+            // Nothing can be waited for before the metadata (the reader asks again).
+            TorrentCommand::Want { .. } => {}
+            // Kept for when the metadata is here (the file list is not known before).
+            TorrentCommand::SetFiles { wanted, priorities } => {
+                self.base.config.wanted = wanted;
+                self.base.config.priorities = priorities;
+            }
             TorrentCommand::Status(reply) => {
                 let _ = reply.send(Status {
                     name: self.name.clone(),

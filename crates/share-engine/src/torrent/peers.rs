@@ -11,7 +11,7 @@ impl Torrent {
             .values()
             .flat_map(|p| std::iter::once(p.addr).chain(p.listen_addr))
             .collect();
-        let complete = self.picker.is_complete();
+        let complete = self.picker.is_done();
         self.base.dial(&connected, self.peers.len(), complete);
     }
 
