@@ -1,0 +1,109 @@
+//! `share daemon`: one session of many torrents, kept across restarts, driven through the
+//! Transmission RPC (so transmission-remote, media managers and remote GUIs work with it),
+//! with a web page of its own and HTTP streaming of files while they download.
+//!
+//! - [`registry`]: the daemon's torrents (ids, folders, labels, file choices, limits,
+//!   seeding goals, totals) and what it does to them through the session.
+//! - [`saved`]: that list, kept in the state folder (written atomically; a damaged file is
+//!   reported and rebuilt from the kept .torrent files).
+//! - [`rpc`]: the Transmission RPC methods (rpc-version 17).
+//! - [`http`]: the HTTP server: the RPC endpoint with its session-id exchange, basic auth,
+//!   `Host` checks and bounded bodies; the page; streaming.
+//! - [`stream`]: files served with HTTP ranges while they download.
+//! - [`watch`]: a folder whose new .torrent and .magnet files are added.
+//! - [`paths`]: the only place RPC arguments become paths, kept inside the folders given.
+
+pub mod http;
+pub mod paths;
+pub mod registry;
+pub mod rpc;
+pub mod saved;
+pub mod stream;
+pub mod watch;
+mod web;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use share_engine::{Session, TorrentConfig};
+use tokio::sync::Mutex;
+
+pub use registry::Registry;
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Where the RPC, the page and streams are served.
+    pub rpc: SocketAddr,
+    /// HTTP basic auth for all of them (required when `rpc` is not on loopback).
+    pub auth: Option<(String, String)>,
+    /// The folder torrents download into; every folder an RPC call names must be inside it.
+    pub download_dir: PathBuf,
+    /// What outlives a run: the torrent list, the .torrent files, resume data.
+    pub state_dir: PathBuf,
+    /// A folder whose .torrent and .magnet files are added as they appear.
+    pub watch: Option<PathBuf>,
+    /// Host names the RPC answers to besides its own address and `localhost` (DNS
+    /// rebinding: a page on another site that points its name at us is refused).
+    pub host_names: Vec<String>,
+    /// Settings for each torrent the daemon adds (peer limits, upload slots).
+    pub torrent: TorrentConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("the RPC address {0} is not on loopback: give --rpc-auth USER:PASS to serve it there")]
+    NeedsAuth(SocketAddr),
+    #[error("serving the RPC on {addr}: {error}")]
+    Bind {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A started daemon: its RPC socket is bound and its torrents are back.
+pub struct Daemon {
+    listener: tokio::net::TcpListener,
+    state: Arc<http::AppState>,
+}
+
+impl Daemon {
+    /// Binds the RPC socket and brings back the torrents of the last run.
+    pub async fn start(session: Session, config: DaemonConfig) -> Result<Daemon, DaemonError> {
+        if config.auth.is_none() && !config.rpc.ip().is_loopback() {
+            return Err(DaemonError::NeedsAuth(config.rpc));
+        }
+        let listener = tokio::net::TcpListener::bind(config.rpc)
+            .await
+            .map_err(|error| DaemonError::Bind {
+                addr: config.rpc,
+                error,
+            })?;
+        std::fs::create_dir_all(&config.download_dir)?;
+        let registry = Registry::restore(session, &config).await;
+        let state = Arc::new(http::AppState::new(
+            Arc::new(Mutex::new(registry)),
+            &config,
+            listener.local_addr()?,
+        ));
+        Ok(Daemon { listener, state })
+    }
+
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.bound)
+    }
+
+    /// Serves until `stop`; then saves the torrent list.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()> + Send + 'static) {
+        let registry = self.state.registry.clone();
+        let background = registry::spawn_background(registry.clone(), self.state.watch.clone());
+        http::serve(self.listener, self.state, stop).await;
+        background.abort();
+        registry.lock().await.shutdown().await;
+    }
+}

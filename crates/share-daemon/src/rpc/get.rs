@@ -1,0 +1,331 @@
+//! `torrent-get`: the fields Transmission's clients read (transmission-remote's list and
+//! info views, the web clients, the media managers), by name.
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use share_engine::State;
+
+use super::{ids, Args, RpcError, RpcResult};
+use crate::registry::{unix_now, Entry, Registry};
+
+/// Fields that need the torrent's details (files, peers, pieces) from its task.
+const DETAILED: &[&str] = &[
+    "files",
+    "fileStats",
+    "peers",
+    "pieces",
+    "wanted",
+    "priorities",
+    "haveValid",
+    "peersGettingFromUs",
+    "peersSendingToUs",
+    "leftUntilDone",
+    "sizeWhenDone",
+    "percentDone",
+    "desiredAvailable",
+    "eta",
+    "isFinished",
+    "file-count",
+    "percentComplete",
+];
+
+/// Transmission's status codes.
+pub fn status_code(e: &Entry) -> u8 {
+    if e.handle.is_none() || e.saved.paused {
+        return 0;
+    }
+    match e.state() {
+        Some(State::Paused) | None => 0,
+        Some(State::CheckWait) => 1,
+        Some(State::Checking) => 2,
+        Some(State::Metadata) | Some(State::Downloading) => 4,
+        Some(State::Seeding) => 6,
+    }
+}
+
+pub async fn torrent_get(r: &mut Registry, args: &Args) -> RpcResult {
+    let fields: Vec<String> = match args.get("fields") {
+        Some(Value::Array(l)) if l.len() <= 512 => l
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => return Err(RpcError("`fields` must be a list of names".into())),
+        None => return Err(RpcError("no fields given".into())),
+    };
+    let table = args.get("format").and_then(Value::as_str) == Some("table");
+    let wanted_ids = ids(r, args)?;
+    let detailed = fields.iter().any(|f| DETAILED.contains(&f.as_str()));
+    let mut rows = Vec::new();
+    for id in wanted_ids {
+        let status = if detailed { r.status(id).await } else { None };
+        let Some(e) = r.entries.get(&id) else { continue };
+        let mut obj = Map::new();
+        for f in &fields {
+            if let Some(v) = field(e, id, f, status.as_ref(), r) {
+                obj.insert(f.clone(), v);
+            }
+        }
+        rows.push(obj);
+    }
+    if table {
+        let mut t = vec![Value::from(fields.clone())];
+        for row in rows {
+            t.push(Value::Array(
+                fields.iter().map(|f| row.get(f).cloned().unwrap_or(Value::Null)).collect(),
+            ));
+        }
+        return Ok(json!({"torrents": t}));
+    }
+    Ok(json!({"torrents": rows, "removed": []}))
+}
+
+/// Sizes from the files' progress: (size of wanted files, wanted bytes not verified,
+/// verified bytes in all).
+fn sizes(e: &Entry, status: Option<&share_engine::Status>) -> (u64, u64, u64) {
+    let total = e.total_size();
+    let verified_all = e.stats().map_or(0, |s| s.get(&s.verified));
+    match status.filter(|s| !s.files.is_empty()) {
+        Some(st) => {
+            let mut when_done = 0;
+            let mut left = 0;
+            for (i, f) in st.files.iter().enumerate() {
+                if e.wanted(i) {
+                    when_done += f.length;
+                    left += f.length.saturating_sub(f.verified);
+                }
+            }
+            (when_done, left, verified_all)
+        }
+        None => (total, total.saturating_sub(verified_all), verified_all),
+    }
+}
+
+fn field(
+    e: &Entry,
+    id: u32,
+    name: &str,
+    status: Option<&share_engine::Status>,
+    r: &Registry,
+) -> Option<Value> {
+    let stats = e.stats();
+    let rate_down = stats.map_or(0, |s| s.get(&s.rate_down));
+    let rate_up = stats.map_or(0, |s| s.get(&s.rate_up));
+    let meta = e.meta.as_ref();
+    let peers = status.map(|s| s.peers.as_slice()).unwrap_or(&[]);
+    Some(match name {
+        "id" => json!(id),
+        "hashString" => json!(e.saved.hash),
+        "name" => json!(e.name()),
+        "status" => json!(status_code(e)),
+        "totalSize" => json!(e.total_size()),
+        "sizeWhenDone" => json!(sizes(e, status).0),
+        "leftUntilDone" => json!(sizes(e, status).1),
+        "haveValid" => json!(sizes(e, status).2),
+        "haveUnchecked" | "corruptEver" => json!(0),
+        "desiredAvailable" => json!(sizes(e, status).1),
+        "percentDone" => {
+            let (when_done, left, _) = sizes(e, status);
+            json!(if when_done == 0 { 0.0 } else { (when_done - left) as f64 / when_done as f64 })
+        }
+        "percentComplete" => {
+            let total = e.total_size();
+            json!(if total == 0 { 0.0 } else { sizes(e, status).2 as f64 / total as f64 })
+        }
+        "metadataPercentComplete" => json!(if meta.is_some() { 1.0 } else { 0.0 }),
+        "rateDownload" => json!(rate_down),
+        "rateUpload" => json!(rate_up),
+        "eta" => {
+            let (_, left, _) = sizes(e, status);
+            json!(match (left, rate_down) {
+                (0, _) => -1i64,
+                (_, 0) => -2,
+                (l, r) => (l / r) as i64,
+            })
+        }
+        "etaIdle" => json!(-1),
+        "peersConnected" => json!(stats.map_or(0, |s| s.peers.load(std::sync::atomic::Ordering::Relaxed))),
+        "peersGettingFromUs" => json!(peers.iter().filter(|p| p.rate_to_peer > 0).count()),
+        "peersSendingToUs" => json!(peers.iter().filter(|p| p.rate_to_us > 0).count()),
+        "peersFrom" => json!({
+            "fromTracker": stats.map_or(0, |s| s.learned_from(share_engine::PeerSource::Tracker)),
+            "fromDht": stats.map_or(0, |s| s.learned_from(share_engine::PeerSource::Dht)),
+            "fromPex": stats.map_or(0, |s| s.learned_from(share_engine::PeerSource::Pex)),
+            "fromLpd": stats.map_or(0, |s| s.learned_from(share_engine::PeerSource::Lsd)),
+            "fromIncoming": 0, "fromCache": 0, "fromLtep": 0,
+        }),
+        "webseedsSendingToUs" => json!(0),
+        "webseeds" => json!(meta.map_or(vec![], |m| m.url_list.clone())),
+        "uploadedEver" => json!(e.uploaded_ever()),
+        "downloadedEver" => json!(e.downloaded_ever()),
+        "uploadRatio" => {
+            let d = e.downloaded_ever();
+            json!(if d == 0 { -1.0 } else { e.uploaded_ever() as f64 / d as f64 })
+        }
+        "downloadDir" => json!(e.saved.download_dir.to_string_lossy()),
+        "error" => json!(if e.error.is_some() { 3 } else { 0 }),
+        "errorString" => json!(e.error.clone().unwrap_or_default()),
+        "isFinished" => json!(e.saved.finished || (e.saved.paused && sizes(e, status).1 == 0 && meta.is_some())),
+        "isStalled" => json!(false),
+        "isPrivate" => json!(meta.is_some_and(|m| m.info.private)),
+        "labels" => json!(e.saved.labels),
+        "addedDate" => json!(e.saved.added),
+        "doneDate" => json!(e.saved.done),
+        "startDate" => json!(e.started),
+        "activityDate" => json!(if rate_up + rate_down > 0 { unix_now() } else { e.started }),
+        "dateCreated" => json!(meta.and_then(|m| m.creation_date).unwrap_or(0)),
+        "editDate" => json!(0),
+        "comment" => json!(meta.and_then(|m| m.comment.clone()).unwrap_or_default()),
+        "creator" => json!(meta.and_then(|m| m.created_by.clone()).unwrap_or_default()),
+        "magnetLink" => json!(meta.map_or_else(
+            || e.saved.magnet.clone().unwrap_or_default(),
+            |m| m.magnet()
+        )),
+        "pieceCount" => json!(meta.map_or(0, |m| m.info.piece_count())),
+        "pieceSize" => json!(meta.map_or(0, |m| m.info.piece_length)),
+        "pieces" => json!(base64::engine::general_purpose::STANDARD
+            .encode(status.map(|s| s.pieces.as_slice()).unwrap_or(&[]))),
+        "seedRatioLimit" => json!(e.saved.seed_ratio_limit),
+        "seedRatioMode" => json!(e.saved.seed_ratio_mode),
+        "seedIdleLimit" => json!(e.saved.seed_idle_limit),
+        "seedIdleMode" => json!(e.saved.seed_idle_mode),
+        "downloadLimit" => json!(e.saved.down_limit.map_or(0, |l| l / 1000)),
+        "downloadLimited" => json!(e.saved.down_limit.is_some()),
+        "uploadLimit" => json!(e.saved.up_limit.map_or(0, |l| l / 1000)),
+        "uploadLimited" => json!(e.saved.up_limit.is_some()),
+        "honorsSessionLimits" => json!(true),
+        "bandwidthPriority" => json!(0),
+        "peer-limit" => json!(80),
+        "queuePosition" => json!(id.saturating_sub(1)),
+        "recheckProgress" => {
+            let checked = stats.map_or(0, |s| s.get(&s.checked));
+            let total = e.total_size().max(1);
+            json!(if status_code(e) == 2 { checked as f64 / total as f64 } else { 0.0 })
+        }
+        "secondsDownloading" => json!(e.secs_downloading),
+        "secondsSeeding" => json!(e.secs_seeding),
+        "manualAnnounceTime" => json!(-1),
+        "file-count" => json!(status.map_or(0, |s| s.files.len())),
+        "files" => {
+            let prefix = meta.filter(|m| !m.info.single_file).map(|m| m.info.name.clone());
+            json!(status
+                .map(|s| s
+                    .files
+                    .iter()
+                    .map(|f| json!({
+                        "name": match &prefix { Some(p) => format!("{p}/{}", f.path), None => f.path.clone() },
+                        "length": f.length,
+                        "bytesCompleted": f.verified,
+                    }))
+                    .collect::<Vec<_>>())
+                .unwrap_or_default())
+        }
+        "fileStats" => json!(status
+            .map(|s| s
+                .files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| json!({
+                    "bytesCompleted": f.verified,
+                    "wanted": e.wanted(i),
+                    "priority": e.saved.priorities.get(i).copied().unwrap_or(0),
+                }))
+                .collect::<Vec<_>>())
+            .unwrap_or_default()),
+        "wanted" => json!(status
+            .map(|s| (0..s.files.len()).map(|i| u8::from(e.wanted(i))).collect::<Vec<_>>())
+            .unwrap_or_default()),
+        "priorities" => json!(status
+            .map(|s| (0..s.files.len())
+                .map(|i| e.saved.priorities.get(i).copied().unwrap_or(0))
+                .collect::<Vec<_>>())
+            .unwrap_or_default()),
+        "peers" => json!(peers
+            .iter()
+            .map(|p| json!({
+                "address": p.addr.ip().to_string(),
+                "port": p.addr.port(),
+                "clientName": p.client,
+                "clientIsChoked": p.peer_choking,
+                "clientIsInterested": p.am_interested,
+                "peerIsChoked": p.am_choking,
+                "peerIsInterested": p.peer_interested,
+                "isDownloadingFrom": p.rate_to_us > 0,
+                "isUploadingTo": p.rate_to_peer > 0,
+                "isEncrypted": p.encrypted,
+                "isIncoming": !p.outgoing,
+                "isUTP": p.utp,
+                "progress": p.progress,
+                "rateToClient": p.rate_to_us,
+                "rateToPeer": p.rate_to_peer,
+                "flagStr": flags(p),
+            }))
+            .collect::<Vec<_>>()),
+        "trackers" => json!(trackers(meta)),
+        "trackerStats" => json!(trackers(meta)
+            .into_iter()
+            .map(|mut t| {
+                t["host"] = t["announce"].clone();
+                t["lastAnnounceSucceeded"] = json!(true);
+                t["seederCount"] = json!(-1);
+                t["leecherCount"] = json!(-1);
+                t
+            })
+            .collect::<Vec<_>>()),
+        "trackerList" => json!(meta.map_or(String::new(), |m| m
+            .trackers
+            .iter()
+            .map(|t| t.join("\n"))
+            .collect::<Vec<_>>()
+            .join("\n\n"))),
+        "downloadedDate" => json!(e.saved.done),
+        "sequentialDownload" => json!(false),
+        "group" => json!(""),
+        _ => {
+            let _ = r;
+            return None;
+        }
+    })
+}
+
+fn trackers(meta: Option<&share_core::Metainfo>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut id = 0;
+    for (tier, urls) in meta.map_or(&[][..], |m| m.trackers.as_slice()).iter().enumerate() {
+        for u in urls {
+            out.push(json!({
+                "announce": u,
+                "scrape": share_core::tracker::http::scrape_url(u).unwrap_or_default(),
+                "id": id,
+                "tier": tier,
+            }));
+            id += 1;
+        }
+    }
+    out
+}
+
+/// Transmission's peer flag letters: D downloading from it, d we are interested, U
+/// uploading to it, u it is interested, E encrypted, T µTP, I incoming.
+fn flags(p: &share_engine::PeerInfo) -> String {
+    let mut s = String::new();
+    if p.rate_to_us > 0 {
+        s.push('D');
+    } else if p.am_interested {
+        s.push('d');
+    }
+    if p.rate_to_peer > 0 {
+        s.push('U');
+    } else if p.peer_interested {
+        s.push('u');
+    }
+    if p.encrypted {
+        s.push('E');
+    }
+    if p.utp {
+        s.push('T');
+    }
+    if !p.outgoing {
+        s.push('I');
+    }
+    s
+}

@@ -1,0 +1,319 @@
+//! The Transmission RPC (rpc-version 17), as Transmission 3.00 and 4.0 speak it: a JSON
+//! object `{"method", "arguments", "tag"}` in, `{"result", "arguments", "tag"}` out, where
+//! `result` is `"success"` or the error's text. Unknown methods and bad arguments get that
+//! error form; nothing here panics on what a client sends.
+
+mod get;
+mod session;
+mod set;
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use crate::paths;
+use crate::registry::{Added, NewSource, NewTorrent, Registry};
+
+/// The RPC version we speak, and the oldest we still answer like.
+pub const RPC_VERSION: u64 = 17;
+pub const RPC_VERSION_MIN: u64 = 14;
+/// Largest .torrent taken from a URL.
+const MAX_URL_TORRENT: usize = 16 << 20;
+
+/// An error for the `result` field.
+#[derive(Debug)]
+pub struct RpcError(pub String);
+
+impl<T: std::fmt::Display> From<T> for RpcError {
+    fn from(e: T) -> Self {
+        RpcError(e.to_string())
+    }
+}
+
+type Args = Map<String, Value>;
+type RpcResult = Result<Value, RpcError>;
+
+/// Answers one request body (already read, bounded by the HTTP layer).
+pub async fn handle(r: &mut Registry, body: &[u8], session_id: &str) -> Value {
+    let req: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return answer(Err(RpcError(format!("malformed JSON request: {e}"))), None),
+    };
+    let tag = req.get("tag").cloned();
+    let Some(method) = req.get("method").and_then(Value::as_str) else {
+        return answer(Err(RpcError("no method given".into())), tag);
+    };
+    let args = match req.get("arguments") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return answer(Err(RpcError("`arguments` is not an object".into())), tag),
+    };
+    let result = match method {
+        "session-get" => Ok(session::get(r, &args, session_id)),
+        "session-set" => session::set(r, &args),
+        "session-stats" => Ok(session::stats(r)),
+        "session-close" => Ok(json!({})),
+        "torrent-get" => get::torrent_get(r, &args).await,
+        "torrent-add" => add(r, &args).await,
+        "torrent-set" => set::torrent_set(r, &args).await,
+        "torrent-start" | "torrent-start-now" => each(r, &args, Op::Start).await,
+        "torrent-stop" => each(r, &args, Op::Stop).await,
+        "torrent-verify" => each(r, &args, Op::Verify).await,
+        "torrent-reannounce" => ids(r, &args).map(|_| json!({})),
+        "torrent-remove" => remove(r, &args).await,
+        "torrent-set-location" => set_location(r, &args).await,
+        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
+            ids(r, &args).map(|_| json!({}))
+        }
+        "free-space" => session::free_space(r, &args),
+        "port-test" => Err(RpcError(
+            "share cannot test its port from outside: it contacts no outside service to do so"
+                .into(),
+        )),
+        "blocklist-update" => Err(RpcError("share has no blocklist".into())),
+        other => Err(RpcError(format!("method name not recognized: {other}"))),
+    };
+    answer(result, tag)
+}
+
+fn answer(result: RpcResult, tag: Option<Value>) -> Value {
+    let mut out = match result {
+        Ok(args) => json!({"result": "success", "arguments": args}),
+        Err(RpcError(e)) => json!({"result": e, "arguments": {}}),
+    };
+    if let Some(t) = tag {
+        out["tag"] = t;
+    }
+    out
+}
+
+/// The torrents an `ids` argument names: every one when absent; a number, a hash string, or
+/// a list of either; `"recently-active"` for those active in the last minute.
+pub fn ids(r: &Registry, args: &Args) -> Result<Vec<u32>, RpcError> {
+    let all = || r.entries.keys().copied().collect::<Vec<u32>>();
+    let one = |v: &Value| -> Result<Option<u32>, RpcError> {
+        match v {
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(|n| r.entries.contains_key(&n).then_some(n))
+                .ok_or_else(|| RpcError(format!("invalid id {n}"))),
+            Value::String(s) => {
+                let mut h = [0u8; 20];
+                if s.len() == 40 && hex::decode_to_slice(s, &mut h).is_ok() {
+                    Ok(r.find_hash(&share_core::InfoHash(h)))
+                } else {
+                    Err(RpcError(format!("invalid id {s:?}")))
+                }
+            }
+            _ => Err(RpcError("invalid id".into())),
+        }
+    };
+    match args.get("ids") {
+        None | Some(Value::Null) => Ok(all()),
+        Some(Value::String(s)) if s == "recently-active" => Ok(all()),
+        Some(Value::Array(list)) => {
+            if list.len() > 100_000 {
+                return Err(RpcError("too many ids".into()));
+            }
+            let mut out = Vec::new();
+            for v in list {
+                if let Some(id) = one(v)? {
+                    out.push(id);
+                }
+            }
+            Ok(out)
+        }
+        Some(v) => Ok(one(v)?.into_iter().collect()),
+    }
+}
+
+enum Op {
+    Start,
+    Stop,
+    Verify,
+}
+
+async fn each(r: &mut Registry, args: &Args, op: Op) -> RpcResult {
+    for id in ids(r, args)? {
+        match op {
+            Op::Start => r.start_or_rerun(id).await,
+            Op::Stop => r.stop(id),
+            Op::Verify => r.verify(id).await,
+        }
+    }
+    r.save();
+    Ok(json!({}))
+}
+
+pub fn bool_arg(args: &Args, key: &str) -> Result<Option<bool>, RpcError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
+        Some(_) => Err(RpcError(format!("`{key}` must be a boolean"))),
+    }
+}
+
+pub fn str_arg<'a>(args: &'a Args, key: &str) -> Result<Option<&'a str>, RpcError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(RpcError(format!("`{key}` must be a string"))),
+    }
+}
+
+pub fn num_arg(args: &Args, key: &str) -> Result<Option<f64>, RpcError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or_else(|| RpcError(format!("`{key}` must be a number"))),
+        Some(_) => Err(RpcError(format!("`{key}` must be a number"))),
+    }
+}
+
+/// A list of strings (`labels`).
+pub fn strings_arg(args: &Args, key: &str) -> Result<Option<Vec<String>>, RpcError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(l)) if l.len() <= 1000 => l
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .filter(|s| s.len() <= 256 && !s.contains(','))
+                    .map(str::to_owned)
+                    .ok_or_else(|| RpcError(format!("`{key}` must be a list of labels")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(RpcError(format!("`{key}` must be a list of strings"))),
+    }
+}
+
+fn download_dir(r: &Registry, args: &Args) -> Result<PathBuf, RpcError> {
+    match str_arg(args, "download-dir")? {
+        Some(d) => Ok(paths::download_dir(&r.download_root, d)?),
+        None => Ok(r.default_dir()),
+    }
+}
+
+async fn add(r: &mut Registry, args: &Args) -> RpcResult {
+    let dir = download_dir(r, args)?;
+    let source = match (str_arg(args, "metainfo")?, str_arg(args, "filename")?) {
+        (Some(b64), _) => {
+            let clean: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+            NewSource::Metainfo(
+                base64::engine::general_purpose::STANDARD
+                    .decode(clean)
+                    .map_err(|e| RpcError(format!("`metainfo` is not base64: {e}")))?,
+            )
+        }
+        (None, Some(f)) if share_core::Magnet::looks_like(f) => NewSource::Magnet(f.to_owned()),
+        (None, Some(f)) if f.starts_with("http://") || f.starts_with("https://") => {
+            fetch_url(r, f).await?
+        }
+        (None, Some(f)) => {
+            let mut allowed: Vec<&std::path::Path> = vec![r.download_root.as_path()];
+            if let Some(w) = &r.watch {
+                allowed.push(w);
+            }
+            let path = paths::local_file(&allowed, f)?;
+            let bytes = std::fs::read(&path)?;
+            if path.extension().is_some_and(|x| x == "magnet") {
+                NewSource::Magnet(String::from_utf8_lossy(&bytes).trim().to_owned())
+            } else {
+                NewSource::Metainfo(bytes)
+            }
+        }
+        (None, None) => return Err(RpcError("no filename or metainfo specified".into())),
+    };
+    let paused = bool_arg(args, "paused")?.unwrap_or(false);
+    let labels = strings_arg(args, "labels")?.unwrap_or_default();
+    let t = NewTorrent {
+        source,
+        download_dir: dir,
+        paused,
+        labels,
+    };
+    let (key, id, name, hash) = match r.add(t).await.map_err(RpcError)? {
+        Added::Added { id, name, hash } => ("torrent-added", id, name, hash),
+        Added::Duplicate { id, name, hash } => ("torrent-duplicate", id, name, hash),
+    };
+    // Files chosen at add time.
+    let mut set_args = Map::new();
+    for k in ["files-wanted", "files-unwanted", "priority-high", "priority-low", "priority-normal"] {
+        if let Some(v) = args.get(k) {
+            set_args.insert(k.to_owned(), v.clone());
+        }
+    }
+    if !set_args.is_empty() && key == "torrent-added" {
+        set_args.insert("ids".into(), json!(id));
+        set::torrent_set(r, &set_args).await?;
+    }
+    Ok(json!({ key: {"id": id, "name": name, "hashString": hash} }))
+}
+
+/// A .torrent from a URL (media managers hand those over); a redirect to a magnet link is
+/// taken as the magnet.
+async fn fetch_url(r: &Registry, url: &str) -> Result<NewSource, RpcError> {
+    let resp = r
+        .http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| RpcError(format!("fetching {url}: {e}")))?;
+    if resp.status().is_redirection() {
+        if let Some(loc) = resp.headers().get("location").and_then(|l| l.to_str().ok()) {
+            if share_core::Magnet::looks_like(loc) {
+                return Ok(NewSource::Magnet(loc.to_owned()));
+            }
+        }
+    }
+    if !resp.status().is_success() {
+        return Err(RpcError(format!("fetching {url}: HTTP {}", resp.status())));
+    }
+    let mut resp = resp;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| RpcError(format!("fetching {url}: {e}")))?
+    {
+        if body.len() + chunk.len() > MAX_URL_TORRENT {
+            return Err(RpcError(format!("{url}: larger than {MAX_URL_TORRENT} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(NewSource::Metainfo(body))
+}
+
+async fn remove(r: &mut Registry, args: &Args) -> RpcResult {
+    let delete = bool_arg(args, "delete-local-data")?.unwrap_or(false);
+    let mut errors = Vec::new();
+    for id in ids(r, args)? {
+        if let Err(e) = r.remove(id, delete).await {
+            errors.push(e);
+        }
+    }
+    if errors.is_empty() {
+        Ok(json!({}))
+    } else {
+        Err(RpcError(errors.join("; ")))
+    }
+}
+
+async fn set_location(r: &mut Registry, args: &Args) -> RpcResult {
+    let Some(loc) = str_arg(args, "location")? else {
+        return Err(RpcError("no location given".into()));
+    };
+    let dir = paths::download_dir(&r.download_root, loc)?;
+    let move_data = bool_arg(args, "move")?.unwrap_or(false);
+    for id in ids(r, args)? {
+        r.set_location(id, dir.clone(), move_data).await.map_err(RpcError)?;
+    }
+    Ok(json!({}))
+}

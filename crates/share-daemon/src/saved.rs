@@ -1,0 +1,232 @@
+//! The daemon's torrent list in the state folder: `daemon/torrents.json` for the list and
+//! settings, `daemon/torrents/<hash>.torrent` for each torrent's metainfo (a magnet keeps
+//! its link until its metadata is in the engine's metadata folder).
+//!
+//! Every write is atomic (temporary file, fsync, rename). A list that is damaged or
+//! truncated is never trusted: it is reported, kept aside as `torrents.json.bad`, and the
+//! list is rebuilt from the kept .torrent files (whose data is then checked by hashing).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest list read back.
+const MAX_LIST: u64 = 64 << 20;
+
+/// One torrent as kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavedTorrent {
+    pub id: u32,
+    pub hash: String,
+    /// For a torrent added by magnet link (its .torrent may not exist yet).
+    #[serde(default)]
+    pub magnet: Option<String>,
+    pub download_dir: PathBuf,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub added: i64,
+    #[serde(default)]
+    pub done: i64,
+    #[serde(default)]
+    pub paused: bool,
+    /// Per file (the list's order): wanted, and priority (-1 low, 0 normal, 1 high).
+    #[serde(default)]
+    pub wanted: Vec<bool>,
+    #[serde(default)]
+    pub priorities: Vec<i8>,
+    #[serde(default)]
+    pub up_limit: Option<u64>,
+    #[serde(default)]
+    pub down_limit: Option<u64>,
+    #[serde(default)]
+    pub seed_ratio_limit: f64,
+    /// 0: the session's, 1: this torrent's, 2: unlimited (Transmission's modes).
+    #[serde(default)]
+    pub seed_ratio_mode: u8,
+    #[serde(default)]
+    pub seed_idle_limit: u64,
+    #[serde(default)]
+    pub seed_idle_mode: u8,
+    #[serde(default)]
+    pub uploaded_ever: u64,
+    #[serde(default)]
+    pub downloaded_ever: u64,
+    /// Stopped by a seeding goal.
+    #[serde(default)]
+    pub finished: bool,
+}
+
+/// Session settings the RPC can change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavedSession {
+    pub seed_ratio_limit: f64,
+    pub seed_ratio_limited: bool,
+    pub idle_seeding_limit: u64,
+    pub idle_seeding_limit_enabled: bool,
+    #[serde(default)]
+    pub download_dir: Option<PathBuf>,
+}
+
+impl Default for SavedSession {
+    fn default() -> Self {
+        SavedSession {
+            seed_ratio_limit: 2.0,
+            seed_ratio_limited: false,
+            idle_seeding_limit: 30,
+            idle_seeding_limit_enabled: false,
+            download_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SavedList {
+    pub version: u32,
+    pub next_id: u32,
+    pub torrents: Vec<SavedTorrent>,
+    #[serde(default)]
+    pub session: SavedSession,
+}
+
+/// Where the daemon keeps its files.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    root: PathBuf,
+}
+
+impl Folder {
+    pub fn new(state_dir: &Path) -> Folder {
+        Folder {
+            root: state_dir.join("daemon"),
+        }
+    }
+
+    fn list_path(&self) -> PathBuf {
+        self.root.join("torrents.json")
+    }
+
+    pub fn torrent_path(&self, hash: &str) -> PathBuf {
+        self.root.join("torrents").join(format!("{hash}.torrent"))
+    }
+
+    /// Reads the list. `Err` holds a message for a damaged list (and the list rebuilt from
+    /// the kept .torrent files); no list at all is a fresh start.
+    pub fn load(&self) -> (SavedList, Option<String>) {
+        let path = self.list_path();
+        let bytes = match share_storage::state::read_state(&path, MAX_LIST) {
+            Ok(Some(b)) => b,
+            Ok(None) => return (SavedList::default(), None),
+            Err(e) => return (self.rebuild(), Some(format!("cannot read {}: {e}", path.display()))),
+        };
+        match serde_json::from_slice::<SavedList>(&bytes) {
+            Ok(list) if list.version == 1 => (list, None),
+            Ok(list) => (
+                self.rebuild(),
+                Some(format!("{}: unknown version {}", path.display(), list.version)),
+            ),
+            Err(e) => {
+                let bad = path.with_extension("json.bad");
+                let _ = std::fs::rename(&path, &bad);
+                (
+                    self.rebuild(),
+                    Some(format!(
+                        "{} is damaged ({e}); kept as {} and rebuilt from the saved torrents",
+                        path.display(),
+                        bad.display()
+                    )),
+                )
+            }
+        }
+    }
+
+    /// A list of every kept .torrent file, with default settings.
+    fn rebuild(&self) -> SavedList {
+        let mut list = SavedList {
+            version: 1,
+            next_id: 1,
+            ..SavedList::default()
+        };
+        let Ok(dir) = std::fs::read_dir(self.root.join("torrents")) else {
+            return list;
+        };
+        let mut names: Vec<String> = dir
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|n| n.strip_suffix(".torrent").map(str::to_owned))
+            .filter(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
+        names.sort();
+        for hash in names {
+            list.torrents.push(SavedTorrent {
+                id: list.next_id,
+                hash,
+                magnet: None,
+                download_dir: PathBuf::new(),
+                labels: Vec::new(),
+                added: 0,
+                done: 0,
+                paused: false,
+                wanted: Vec::new(),
+                priorities: Vec::new(),
+                up_limit: None,
+                down_limit: None,
+                seed_ratio_limit: 2.0,
+                seed_ratio_mode: 0,
+                seed_idle_limit: 30,
+                seed_idle_mode: 0,
+                uploaded_ever: 0,
+                downloaded_ever: 0,
+                finished: false,
+            });
+            list.next_id += 1;
+        }
+        list
+    }
+
+    pub fn save(&self, list: &SavedList) -> Result<(), String> {
+        let bytes = serde_json::to_vec_pretty(list).map_err(|e| e.to_string())?;
+        share_storage::state::write_state(&self.list_path(), &bytes).map_err(|e| e.to_string())
+    }
+
+    pub fn keep_torrent(&self, hash: &str, bytes: &[u8]) -> Result<(), String> {
+        share_storage::state::write_state(&self.torrent_path(hash), bytes).map_err(|e| e.to_string())
+    }
+
+    pub fn forget_torrent(&self, hash: &str) {
+        let _ = std::fs::remove_file(self.torrent_path(hash));
+    }
+
+    pub fn read_torrent(&self, hash: &str) -> Option<Vec<u8>> {
+        share_storage::state::read_state(&self.torrent_path(hash), MAX_LIST)
+            .ok()
+            .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_list_is_reported_and_rebuilt_from_the_kept_torrents() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Folder::new(dir.path());
+        let (fresh, err) = f.load();
+        assert!(err.is_none() && fresh.torrents.is_empty());
+        let hash = "ab".repeat(20);
+        f.keep_torrent(&hash, b"d4:infode").unwrap();
+        let mut list = f.rebuild();
+        list.torrents[0].labels = vec!["tv".into()];
+        f.save(&list).unwrap();
+        assert_eq!(f.load(), (list.clone(), None));
+        // Truncated: reported, set aside, rebuilt (without the settings it lost).
+        let bytes = std::fs::read(f.list_path()).unwrap();
+        std::fs::write(f.list_path(), &bytes[..bytes.len() / 2]).unwrap();
+        let (rebuilt, err) = f.load();
+        assert!(err.unwrap().contains("damaged"));
+        assert_eq!(rebuilt.torrents.len(), 1);
+        assert_eq!(rebuilt.torrents[0].hash, hash);
+        assert!(rebuilt.torrents[0].labels.is_empty());
+        assert!(f.list_path().with_extension("json.bad").exists());
+    }
+}
