@@ -27,6 +27,74 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Run a small tracker (HTTP and UDP on one port) for a LAN or a test.
     Tracker(TrackerArgs),
+    /// Run many torrents in the background, driven through the Transmission RPC and a web page.
+    Daemon(DaemonArgs),
+}
+
+#[derive(Args)]
+pub struct DaemonArgs {
+    /// The address to listen on for peers.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:6881")]
+    pub listen: std::net::SocketAddr,
+    /// Where the Transmission RPC (/transmission/rpc), the web page (/) and streams are served.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9091")]
+    pub rpc: std::net::SocketAddr,
+    /// HTTP basic auth for the RPC and the page (required off loopback).
+    #[arg(long, value_name = "USER:PASS", env = "SHARE_RPC_AUTH", value_parser = parse_auth)]
+    pub rpc_auth: Option<(String, String)>,
+    /// A host name the RPC answers to besides its address and localhost (repeatable; other
+    /// Host headers are refused, against DNS rebinding).
+    #[arg(long = "rpc-host-name", value_name = "NAME")]
+    pub rpc_host_names: Vec<String>,
+    /// The folder torrents download into; every folder an RPC call names must be inside it
+    /// (default: $XDG_DOWNLOAD_DIR, else ~/Downloads).
+    #[arg(long, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
+    /// A folder whose new .torrent and .magnet files are added.
+    #[arg(long, value_name = "DIR")]
+    pub watch: Option<PathBuf>,
+    /// Limit the upload rate, all torrents together (bytes per second; K, M, G suffixes).
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub max_upload_rate: Option<u64>,
+    /// Limit the download rate, all torrents together.
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub max_download_rate: Option<u64>,
+    /// Regular upload slots per torrent, besides the optimistic one.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub upload_slots: usize,
+    /// Most peer connections at once, per torrent.
+    #[arg(long, value_name = "N", default_value_t = 80)]
+    pub max_peers: usize,
+    /// Most peer connections at once, all torrents together.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub max_connections: usize,
+    /// Most connections to or from one IP address, all torrents together.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_per_ip: usize,
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+impl DaemonArgs {
+    pub fn download_dir(&self) -> PathBuf {
+        if let Some(d) = &self.download_dir {
+            return d.clone();
+        }
+        if let Some(x) = std::env::var_os("XDG_DOWNLOAD_DIR").filter(|v| !v.is_empty()) {
+            return PathBuf::from(x);
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+        PathBuf::from(home).join("Downloads")
+    }
+}
+
+fn parse_auth(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((u, p)) if !u.is_empty() && !p.is_empty() => Ok((u.to_string(), p.to_string())),
+        _ => Err("expected USER:PASS, both non-empty".into()),
+    }
 }
 
 #[derive(Args)]

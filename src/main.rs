@@ -3,6 +3,7 @@
 
 mod cli;
 mod create;
+mod daemon;
 mod guard;
 mod human;
 mod inspect;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         cli::Command::Seed(args) => transfer::seed(args),
         cli::Command::Fetch(args) => transfer::fetch(args),
         cli::Command::Tracker(args) => tracker::run(args),
+        cli::Command::Daemon(args) => daemon::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use share_engine::{FileFilter, Session, SessionConfig, Source, TorrentConfig, TorrentHandle};
 
-use crate::cli::{FetchArgs, NetArgs, SeedArgs, TorrentArg};
+use crate::cli::{DiscoveryArgs, FetchArgs, NetArgs, SeedArgs, TorrentArg, TransportArgs};
 use crate::inspect::load;
 use crate::signals::Stop;
 use crate::ui;
@@ -92,20 +92,30 @@ fn sources(args: &[TorrentArg]) -> Result<Vec<Source>> {
 }
 
 fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<SessionConfig> {
-    let d = &net.discovery;
-    crate::guard::check(d)?;
-    let mut c = SessionConfig::new(net.listen, d.state_dir());
+    let mut c = base_session_config(net.listen, &net.discovery, &net.transport)?;
     c.max_upload_rate = net.max_upload_rate;
     c.max_download_rate = max_download_rate;
     c.max_connections = net.max_connections.max(1);
     c.max_per_ip = net.max_per_ip.max(1);
+    Ok(c)
+}
+
+/// The session settings that `seed`, `fetch` and `daemon` take alike: the listen address,
+/// where peers come from and how connections are made.
+pub fn base_session_config(
+    listen: std::net::SocketAddr,
+    d: &DiscoveryArgs,
+    transport: &TransportArgs,
+) -> Result<SessionConfig> {
+    crate::guard::check(d)?;
+    let mut c = SessionConfig::new(listen, d.state_dir());
     c.pex = !d.no_pex;
     c.lsd = !d.no_lsd;
     // The DHT bootstraps from the given nodes, or the public routers without any.
     c.dht = (!d.no_dht).then(|| d.dht_bootstrap.clone());
     c.loopback_only = crate::guard::loopback_only();
-    c.encryption = net.transport.encryption;
-    c.transports = net.transport.transports;
+    c.encryption = transport.encryption;
+    c.transports = transport.transports;
     Ok(c)
 }
 

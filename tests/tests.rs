@@ -5,6 +5,7 @@ mod craft;
 mod util;
 
 mod create;
+mod daemon;
 mod dht;
 mod encryption;
 mod hostile;

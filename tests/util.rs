@@ -186,6 +186,12 @@ pub fn python() -> &'static str {
     }
 }
 
+/// The Python on PATH, where scripts/install-peers put the PyPI packages (selenium,
+/// transmission-rpc).
+pub fn pypi_python() -> &'static str {
+    "python3"
+}
+
 /// A helper script under tests/peers/.
 pub fn peer_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -45,7 +45,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(registry: Arc<Mutex<Registry>>, config: &DaemonConfig, bound: SocketAddr) -> AppState {
+    pub fn new(
+        registry: Arc<Mutex<Registry>>,
+        config: &DaemonConfig,
+        bound: SocketAddr,
+    ) -> AppState {
         let session_id: String = (0..48)
             .map(|_| {
                 const C: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -56,7 +60,11 @@ impl AppState {
             registry,
             session_id,
             auth: config.auth.clone(),
-            hosts: config.host_names.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            hosts: config
+                .host_names
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             bound,
             watch: config.watch.clone(),
             failures: std::sync::Mutex::new(HashMap::new()),
@@ -70,7 +78,8 @@ impl AppState {
         let name = if let Some(rest) = host.strip_prefix('[') {
             rest.split(']').next().unwrap_or("").to_owned()
         } else {
-            host.rsplit_once(':').map_or(host.clone(), |(h, _)| h.to_owned())
+            host.rsplit_once(':')
+                .map_or(host.clone(), |(h, _)| h.to_owned())
         };
         if name == "localhost" || self.hosts.contains(&name) {
             return true;
@@ -85,7 +94,10 @@ impl AppState {
         let Some((user, pass)) = &self.auth else {
             return true;
         };
-        let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        let Some(v) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
             return false;
         };
         let Some(b64) = v.strip_prefix("Basic ") else {
@@ -122,7 +134,12 @@ impl AppState {
 }
 
 fn plain(status: StatusCode, text: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text.to_owned()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text.to_owned(),
+    )
+        .into_response()
 }
 
 /// The checks every request passes before its handler (Host, then auth).
@@ -180,9 +197,17 @@ async fn rpc(
     if req.method() != Method::POST {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "405: the RPC takes POST\n");
     }
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
-        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "413: request body too large\n"),
+        Err(_) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413: request body too large\n",
+            )
+        }
     };
     let answer = {
         let mut r = state.registry.lock().await;
@@ -215,7 +240,10 @@ async fn page(
             [
                 (header::CONTENT_TYPE, mime),
                 (header::CACHE_CONTROL, "no-cache"),
-                (header::HeaderName::from_static("x-content-type-options"), "nosniff"),
+                (
+                    header::HeaderName::from_static("x-content-type-options"),
+                    "nosniff",
+                ),
                 (header::HeaderName::from_static("x-frame-options"), "DENY"),
                 (header::CONTENT_SECURITY_POLICY, crate::web::CSP),
             ],

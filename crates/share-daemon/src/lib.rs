@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! `share daemon`: one session of many torrents, kept across restarts, driven through the
 //! Transmission RPC (so transmission-remote, media managers and remote GUIs work with it),
 //! with a web page of its own and HTTP streaming of files while they download.
@@ -72,7 +73,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Binds the RPC socket and brings back the torrents of the last run.
-    pub async fn start(session: Session, config: DaemonConfig) -> Result<Daemon, DaemonError> {
+    pub async fn start(session: Session, mut config: DaemonConfig) -> Result<Daemon, DaemonError> {
         if config.auth.is_none() && !config.rpc.ip().is_loopback() {
             return Err(DaemonError::NeedsAuth(config.rpc));
         }
@@ -83,6 +84,10 @@ impl Daemon {
                 error,
             })?;
         std::fs::create_dir_all(&config.download_dir)?;
+        std::fs::create_dir_all(&config.state_dir)?;
+        // Absolute from here on: clients show these paths and send them back.
+        config.download_dir = std::fs::canonicalize(&config.download_dir)?;
+        config.state_dir = std::fs::canonicalize(&config.state_dir)?;
         let registry = Registry::restore(session, &config).await;
         let state = Arc::new(http::AppState::new(
             Arc::new(Mutex::new(registry)),

@@ -211,7 +211,10 @@ impl Registry {
 
     /// The metadata the engine kept for a magnet (`STATE/metadata/<hash>.torrent`).
     fn engine_metadata(&self, hash: &str) -> Option<Metainfo> {
-        let path = self.state_dir.join("metadata").join(format!("{hash}.torrent"));
+        let path = self
+            .state_dir
+            .join("metadata")
+            .join(format!("{hash}.torrent"));
         let bytes = share_storage::state::read_state(&path, 64 << 20).ok()??;
         Metainfo::from_bytes(&bytes).ok()
     }
@@ -283,7 +286,8 @@ impl Registry {
     pub async fn add(&mut self, t: NewTorrent) -> Result<Added, String> {
         let (meta, magnet, hash) = match &t.source {
             NewSource::Metainfo(bytes) => {
-                let m = Metainfo::from_bytes(bytes).map_err(|e| format!("invalid or corrupt torrent file: {e}"))?;
+                let m = Metainfo::from_bytes(bytes)
+                    .map_err(|e| format!("invalid or corrupt torrent file: {e}"))?;
                 let h = m.info_hash;
                 (Some(m), None, h)
             }
@@ -416,7 +420,12 @@ impl Registry {
     }
 
     /// Moves a torrent to another folder (and its data, if `move_data`).
-    pub async fn set_location(&mut self, id: u32, dir: PathBuf, move_data: bool) -> Result<(), String> {
+    pub async fn set_location(
+        &mut self,
+        id: u32,
+        dir: PathBuf,
+        move_data: bool,
+    ) -> Result<(), String> {
         self.halt(id).await;
         let Some(mut e) = self.entries.remove(&id) else {
             return Ok(());
@@ -478,7 +487,10 @@ impl Registry {
         if !h.send_wait(TorrentCommand::Status(tx)).await {
             return None;
         }
-        tokio::time::timeout(Duration::from_secs(5), rx).await.ok()?.ok()
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()?
+            .ok()
     }
 
     pub fn mark_dirty(&mut self) {
@@ -632,7 +644,13 @@ fn delete_content(dir: &Path, meta: &Metainfo) -> Result<(), String> {
         let mut folders: Vec<PathBuf> = layout
             .slots
             .iter()
-            .flat_map(|s| s.path.ancestors().skip(1).map(Path::to_path_buf).collect::<Vec<_>>())
+            .flat_map(|s| {
+                s.path
+                    .ancestors()
+                    .skip(1)
+                    .map(Path::to_path_buf)
+                    .collect::<Vec<_>>()
+            })
             .filter(|p| p.starts_with(&root))
             .collect();
         folders.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -654,7 +672,8 @@ fn move_content(from: &Path, to: &Path, name: &str) -> Result<(), String> {
     if std::fs::rename(&src, &dst).is_ok() {
         return Ok(());
     }
-    copy_tree(&src, &dst).map_err(|e| format!("moving {} to {}: {e}", src.display(), dst.display()))?;
+    copy_tree(&src, &dst)
+        .map_err(|e| format!("moving {} to {}: {e}", src.display(), dst.display()))?;
     if src.is_dir() {
         std::fs::remove_dir_all(&src)
     } else {

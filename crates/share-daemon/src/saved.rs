@@ -117,13 +117,22 @@ impl Folder {
         let bytes = match share_storage::state::read_state(&path, MAX_LIST) {
             Ok(Some(b)) => b,
             Ok(None) => return (SavedList::default(), None),
-            Err(e) => return (self.rebuild(), Some(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => {
+                return (
+                    self.rebuild(),
+                    Some(format!("cannot read {}: {e}", path.display())),
+                )
+            }
         };
         match serde_json::from_slice::<SavedList>(&bytes) {
             Ok(list) if list.version == 1 => (list, None),
             Ok(list) => (
                 self.rebuild(),
-                Some(format!("{}: unknown version {}", path.display(), list.version)),
+                Some(format!(
+                    "{}: unknown version {}",
+                    path.display(),
+                    list.version
+                )),
             ),
             Err(e) => {
                 let bad = path.with_extension("json.bad");
@@ -189,7 +198,8 @@ impl Folder {
     }
 
     pub fn keep_torrent(&self, hash: &str, bytes: &[u8]) -> Result<(), String> {
-        share_storage::state::write_state(&self.torrent_path(hash), bytes).map_err(|e| e.to_string())
+        share_storage::state::write_state(&self.torrent_path(hash), bytes)
+            .map_err(|e| e.to_string())
     }
 
     pub fn forget_torrent(&self, hash: &str) {

@@ -27,7 +27,12 @@ const CHUNK: u64 = 256 << 10;
 const READ_AHEAD: u32 = 4;
 
 fn plain(status: StatusCode, text: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text.to_string(),
+    )
+        .into_response()
 }
 
 /// What a stream needs, taken from the registry at its start.
@@ -95,13 +100,23 @@ fn mime(name: &str) -> &'static str {
     }
 }
 
-async fn target(registry: &Arc<Mutex<Registry>>, hash: &str, index: &str) -> Result<Target, Response> {
+async fn target(
+    registry: &Arc<Mutex<Registry>>,
+    hash: &str,
+    index: &str,
+) -> Result<Target, Response> {
     let mut h = [0u8; 20];
     if hash.len() != 40 || hex::decode_to_slice(hash, &mut h).is_err() {
-        return Err(plain(StatusCode::BAD_REQUEST, "400: the info-hash must be 40 hex digits\n"));
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            "400: the info-hash must be 40 hex digits\n",
+        ));
     }
     let Ok(index) = index.parse::<usize>() else {
-        return Err(plain(StatusCode::BAD_REQUEST, "400: the file index must be a number\n"));
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            "400: the file index must be a number\n",
+        ));
     };
     let mut r = registry.lock().await;
     let Some(id) = r.find_hash(&InfoHash(h)) else {
@@ -116,13 +131,23 @@ async fn target(registry: &Arc<Mutex<Registry>>, hash: &str, index: &str) -> Res
             ));
         };
         let Some(commands) = e.handle.as_ref().map(|h| h.commands()) else {
-            return Err(plain(StatusCode::CONFLICT, "409: the torrent is not running\n"));
+            return Err(plain(
+                StatusCode::CONFLICT,
+                "409: the torrent is not running\n",
+            ));
         };
         let info = &meta.info;
-        let files: Vec<(usize, &share_core::FileEntry)> =
-            info.files.iter().enumerate().filter(|(_, f)| !f.padding).collect();
+        let files: Vec<(usize, &share_core::FileEntry)> = info
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.padding)
+            .collect();
         let Some(&(slot, f)) = files.get(index) else {
-            return Err(plain(StatusCode::NOT_FOUND, "404: no such file in the torrent\n"));
+            return Err(plain(
+                StatusCode::NOT_FOUND,
+                "404: no such file in the torrent\n",
+            ));
         };
         let layout = share_storage::Layout::for_torrent(&e.saved.download_dir, info)
             .map_err(|e| plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("500: {e}\n")))?;
@@ -173,7 +198,11 @@ pub async fn serve(
     };
     let (start, end) = range.unwrap_or((0, len.saturating_sub(1)));
     let count = if len == 0 { 0 } else { end - start + 1 };
-    let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
     let mut builder = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, mime(&t.name))
@@ -184,7 +213,9 @@ pub async fn serve(
         builder = builder.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
     }
     if *method == Method::HEAD || count == 0 {
-        return builder.body(Body::empty()).unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "500\n"));
+        return builder
+            .body(Body::empty())
+            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "500\n"));
     }
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     tokio::spawn(pump(t, start, end + 1, tx));
@@ -204,7 +235,10 @@ fn pieces(t: &Target, from: u64, to: u64) -> std::ops::Range<u32> {
 /// Asks for `pieces`; the answer comes when they are all verified.
 async fn want(t: &Target, pieces: std::ops::Range<u32>) -> Option<oneshot::Receiver<()>> {
     let (reply, rx) = oneshot::channel();
-    t.commands.send(TorrentCommand::Want { pieces, reply }).await.ok()?;
+    t.commands
+        .send(TorrentCommand::Want { pieces, reply })
+        .await
+        .ok()?;
     Some(rx)
 }
 
@@ -224,7 +258,11 @@ async fn pump(t: Target, from: u64, to: u64, tx: mpsc::Sender<Result<Bytes, std:
         };
         // The next pieces are on their way while this chunk is read and sent.
         let next = range.end..(range.end + READ_AHEAD).min(t.piece_count);
-        _ahead = if next.is_empty() { None } else { want(&t, next).await };
+        _ahead = if next.is_empty() {
+            None
+        } else {
+            want(&t, next).await
+        };
         tokio::select! {
             r = ready => if r.is_err() {
                 let _ = tx.send(Err(gone())).await;
@@ -270,7 +308,14 @@ mod tests {
         assert_eq!(parse_range("bytes=-5000", 1000), Ok(Some((0, 999))));
         assert_eq!(parse_range("bytes=10-5000", 1000), Ok(Some((10, 999))));
         assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ok(Some((0, 1))));
-        for bad in ["bytes=1000-", "bytes=5-1", "bytes=-0", "items=0-1", "bytes=x-", "bytes=0"] {
+        for bad in [
+            "bytes=1000-",
+            "bytes=5-1",
+            "bytes=-0",
+            "items=0-1",
+            "bytes=x-",
+            "bytes=0",
+        ] {
             assert_eq!(parse_range(bad, 1000), Err(()), "{bad}");
         }
     }

@@ -51,7 +51,9 @@ pub async fn scan(r: &mut Registry, dir: &Path, seen: &mut Seen) {
     }
     for path in todo {
         seen.sizes.remove(&path);
-        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
         let is_magnet = path
             .extension()
             .is_some_and(|x| x.eq_ignore_ascii_case("magnet"));

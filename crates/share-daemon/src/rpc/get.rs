@@ -58,7 +58,9 @@ pub async fn torrent_get(r: &mut Registry, args: &Args) -> RpcResult {
     let mut rows = Vec::new();
     for id in wanted_ids {
         let status = if detailed { r.status(id).await } else { None };
-        let Some(e) = r.entries.get(&id) else { continue };
+        let Some(e) = r.entries.get(&id) else {
+            continue;
+        };
         let mut obj = Map::new();
         for f in &fields {
             if let Some(v) = field(e, id, f, status.as_ref(), r) {
@@ -71,7 +73,10 @@ pub async fn torrent_get(r: &mut Registry, args: &Args) -> RpcResult {
         let mut t = vec![Value::from(fields.clone())];
         for row in rows {
             t.push(Value::Array(
-                fields.iter().map(|f| row.get(f).cloned().unwrap_or(Value::Null)).collect(),
+                fields
+                    .iter()
+                    .map(|f| row.get(f).cloned().unwrap_or(Value::Null))
+                    .collect(),
             ));
         }
         return Ok(json!({"torrents": t}));
@@ -125,11 +130,19 @@ fn field(
         "desiredAvailable" => json!(sizes(e, status).1),
         "percentDone" => {
             let (when_done, left, _) = sizes(e, status);
-            json!(if when_done == 0 { 0.0 } else { (when_done - left) as f64 / when_done as f64 })
+            json!(if when_done == 0 {
+                0.0
+            } else {
+                (when_done - left) as f64 / when_done as f64
+            })
         }
         "percentComplete" => {
             let total = e.total_size();
-            json!(if total == 0 { 0.0 } else { sizes(e, status).2 as f64 / total as f64 })
+            json!(if total == 0 {
+                0.0
+            } else {
+                sizes(e, status).2 as f64 / total as f64
+            })
         }
         "metadataPercentComplete" => json!(if meta.is_some() { 1.0 } else { 0.0 }),
         "rateDownload" => json!(rate_down),
@@ -143,7 +156,9 @@ fn field(
             })
         }
         "etaIdle" => json!(-1),
-        "peersConnected" => json!(stats.map_or(0, |s| s.peers.load(std::sync::atomic::Ordering::Relaxed))),
+        "peersConnected" => {
+            json!(stats.map_or(0, |s| s.peers.load(std::sync::atomic::Ordering::Relaxed)))
+        }
         "peersGettingFromUs" => json!(peers.iter().filter(|p| p.rate_to_peer > 0).count()),
         "peersSendingToUs" => json!(peers.iter().filter(|p| p.rate_to_us > 0).count()),
         "peersFrom" => json!({
@@ -159,19 +174,27 @@ fn field(
         "downloadedEver" => json!(e.downloaded_ever()),
         "uploadRatio" => {
             let d = e.downloaded_ever();
-            json!(if d == 0 { -1.0 } else { e.uploaded_ever() as f64 / d as f64 })
+            json!(if d == 0 {
+                -1.0
+            } else {
+                e.uploaded_ever() as f64 / d as f64
+            })
         }
         "downloadDir" => json!(e.saved.download_dir.to_string_lossy()),
         "error" => json!(if e.error.is_some() { 3 } else { 0 }),
         "errorString" => json!(e.error.clone().unwrap_or_default()),
-        "isFinished" => json!(e.saved.finished || (e.saved.paused && sizes(e, status).1 == 0 && meta.is_some())),
+        "isFinished" => json!(e.saved.finished),
         "isStalled" => json!(false),
         "isPrivate" => json!(meta.is_some_and(|m| m.info.private)),
         "labels" => json!(e.saved.labels),
         "addedDate" => json!(e.saved.added),
         "doneDate" => json!(e.saved.done),
         "startDate" => json!(e.started),
-        "activityDate" => json!(if rate_up + rate_down > 0 { unix_now() } else { e.started }),
+        "activityDate" => json!(if rate_up + rate_down > 0 {
+            unix_now()
+        } else {
+            e.started
+        }),
         "dateCreated" => json!(meta.and_then(|m| m.creation_date).unwrap_or(0)),
         "editDate" => json!(0),
         "comment" => json!(meta.and_then(|m| m.comment.clone()).unwrap_or_default()),
@@ -199,14 +222,20 @@ fn field(
         "recheckProgress" => {
             let checked = stats.map_or(0, |s| s.get(&s.checked));
             let total = e.total_size().max(1);
-            json!(if status_code(e) == 2 { checked as f64 / total as f64 } else { 0.0 })
+            json!(if status_code(e) == 2 {
+                checked as f64 / total as f64
+            } else {
+                0.0
+            })
         }
         "secondsDownloading" => json!(e.secs_downloading),
         "secondsSeeding" => json!(e.secs_seeding),
         "manualAnnounceTime" => json!(-1),
         "file-count" => json!(status.map_or(0, |s| s.files.len())),
         "files" => {
-            let prefix = meta.filter(|m| !m.info.single_file).map(|m| m.info.name.clone());
+            let prefix = meta
+                .filter(|m| !m.info.single_file)
+                .map(|m| m.info.name.clone());
             json!(status
                 .map(|s| s
                     .files
@@ -232,7 +261,9 @@ fn field(
                 .collect::<Vec<_>>())
             .unwrap_or_default()),
         "wanted" => json!(status
-            .map(|s| (0..s.files.len()).map(|i| u8::from(e.wanted(i))).collect::<Vec<_>>())
+            .map(|s| (0..s.files.len())
+                .map(|i| u8::from(e.wanted(i)))
+                .collect::<Vec<_>>())
             .unwrap_or_default()),
         "priorities" => json!(status
             .map(|s| (0..s.files.len())
@@ -290,7 +321,11 @@ fn field(
 fn trackers(meta: Option<&share_core::Metainfo>) -> Vec<Value> {
     let mut out = Vec::new();
     let mut id = 0;
-    for (tier, urls) in meta.map_or(&[][..], |m| m.trackers.as_slice()).iter().enumerate() {
+    for (tier, urls) in meta
+        .map_or(&[][..], |m| m.trackers.as_slice())
+        .iter()
+        .enumerate()
+    {
         for u in urls {
             out.push(json!({
                 "announce": u,

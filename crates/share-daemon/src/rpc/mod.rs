@@ -245,7 +245,13 @@ async fn add(r: &mut Registry, args: &Args) -> RpcResult {
     };
     // Files chosen at add time.
     let mut set_args = Map::new();
-    for k in ["files-wanted", "files-unwanted", "priority-high", "priority-low", "priority-normal"] {
+    for k in [
+        "files-wanted",
+        "files-unwanted",
+        "priority-high",
+        "priority-low",
+        "priority-normal",
+    ] {
         if let Some(v) = args.get(k) {
             set_args.insert(k.to_owned(), v.clone());
         }
@@ -284,7 +290,9 @@ async fn fetch_url(r: &Registry, url: &str) -> Result<NewSource, RpcError> {
         .map_err(|e| RpcError(format!("fetching {url}: {e}")))?
     {
         if body.len() + chunk.len() > MAX_URL_TORRENT {
-            return Err(RpcError(format!("{url}: larger than {MAX_URL_TORRENT} bytes")));
+            return Err(RpcError(format!(
+                "{url}: larger than {MAX_URL_TORRENT} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -313,7 +321,9 @@ async fn set_location(r: &mut Registry, args: &Args) -> RpcResult {
     let dir = paths::download_dir(&r.download_root, loc)?;
     let move_data = bool_arg(args, "move")?.unwrap_or(false);
     for id in ids(r, args)? {
-        r.set_location(id, dir.clone(), move_data).await.map_err(RpcError)?;
+        r.set_location(id, dir.clone(), move_data)
+            .await
+            .map_err(RpcError)?;
     }
     Ok(json!({}))
 }

@@ -51,16 +51,20 @@ pub async fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
     for id in targets {
         let count = match r.status(id).await {
             Some(s) if !s.files.is_empty() => s.files.len(),
-            _ => r.entries.get(&id).and_then(|e| e.meta.as_ref()).map_or(0, |m| {
-                m.info.files.iter().filter(|f| !f.padding).count()
-            }),
+            _ => r
+                .entries
+                .get(&id)
+                .and_then(|e| e.meta.as_ref())
+                .map_or(0, |m| m.info.files.iter().filter(|f| !f.padding).count()),
         };
         let wanted = indexes(args, "files-wanted", count)?;
         let unwanted = indexes(args, "files-unwanted", count)?;
         let high = indexes(args, "priority-high", count)?;
         let low = indexes(args, "priority-low", count)?;
         let normal = indexes(args, "priority-normal", count)?;
-        let Some(e) = r.entries.get_mut(&id) else { continue };
+        let Some(e) = r.entries.get_mut(&id) else {
+            continue;
+        };
         if let Some(l) = &labels {
             e.saved.labels = l.clone();
         }
@@ -100,7 +104,10 @@ pub async fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
                 });
             }
         }
-        let limits = (down.is_some() || down_on.is_some(), up.is_some() || up_on.is_some());
+        let limits = (
+            down.is_some() || down_on.is_some(),
+            up.is_some() || up_on.is_some(),
+        );
         let down_limit = down_on
             .unwrap_or(e.saved.down_limit.is_some() || down.is_some())
             .then(|| down.map(kbps).or(e.saved.down_limit).unwrap_or(0));

@@ -1,0 +1,63 @@
+//! `share daemon`: one session and the daemon crate around it, until SIGINT or SIGTERM.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use share_daemon::{Daemon, DaemonConfig};
+use share_engine::{Session, TorrentConfig};
+
+use crate::cli::DaemonArgs;
+use crate::signals::Stop;
+use crate::transfer::base_session_config;
+
+pub fn run(args: DaemonArgs) -> Result<()> {
+    let mut session_config = base_session_config(args.listen, &args.discovery, &args.transport)?;
+    session_config.max_upload_rate = args.max_upload_rate;
+    session_config.max_download_rate = args.max_download_rate;
+    session_config.max_connections = args.max_connections.max(1);
+    session_config.max_per_ip = args.max_per_ip.max(1);
+    let config = DaemonConfig {
+        rpc: args.rpc,
+        auth: args.rpc_auth.clone(),
+        download_dir: args.download_dir(),
+        state_dir: args.discovery.state_dir(),
+        watch: args.watch.clone(),
+        host_names: args.rpc_host_names.clone(),
+        torrent: TorrentConfig {
+            stop_when_complete: false,
+            upload_slots: args.upload_slots,
+            max_peers: args.max_peers.max(1),
+            ..TorrentConfig::default()
+        },
+    };
+    // Refused before anything binds: an RPC open to the network without a password.
+    if config.auth.is_none() && !config.rpc.ip().is_loopback() {
+        anyhow::bail!(
+            "the RPC address {} is not on loopback: give --rpc-auth USER:PASS to serve it there",
+            config.rpc
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let mut stop = Stop::install()?;
+        let session = Session::bind(session_config)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        println!("listening on {}", session.local_addr());
+        std::io::stdout().flush()?;
+        let daemon = Daemon::start(session.clone(), config).await?;
+        println!("rpc on http://{}/", daemon.rpc_addr());
+        std::io::stdout().flush()?;
+        daemon
+            .run(async move {
+                stop.recv().await;
+            })
+            .await;
+        session.shutdown().await;
+        Ok(())
+    })
+}

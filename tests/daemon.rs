@@ -1,0 +1,397 @@
+//! `share daemon` driven as people drive theirs: Debian's transmission-remote, the PyPI
+//! transmission-rpc client, a headless browser on its page, ffprobe and curl on its streams;
+//! a restart after SIGKILL; selective downloads; and an RPC that hostile callers poke at.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running `share daemon` on loopback ports of its own.
+pub struct Daemon {
+    pub proc: Proc,
+    pub rpc: SocketAddr,
+    pub download: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(download: &Path, state: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_on("127.0.0.1:0", download, state, extra)
+    }
+
+    pub fn start_on(rpc: &str, download: &Path, state: &Path, extra: &[&str]) -> Daemon {
+        let mut proc = Proc::start(
+            share()
+                .arg("daemon")
+                .args(["--listen", "127.0.0.1:0", "--rpc", rpc])
+                .arg("--download-dir")
+                .arg(download)
+                .arg("--state-dir")
+                .arg(state)
+                .args(extra),
+        );
+        let line = proc
+            .wait_line(|l| l.starts_with("rpc on http://"), START_TIMEOUT)
+            .unwrap_or_else(|| panic!("the daemon never said where its RPC is: {}", proc.stderr()));
+        let rpc = line["rpc on http://".len()..]
+            .trim_end_matches('/')
+            .parse()
+            .unwrap_or_else(|_| panic!("not an address: {line}"));
+        Daemon {
+            proc,
+            rpc,
+            download: download.to_path_buf(),
+            state: state.to_path_buf(),
+        }
+    }
+
+    pub fn client(&self) -> Rpc {
+        Rpc::new(self.rpc)
+    }
+}
+
+/// An HTTP answer: status, headers (names lowercased), body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}), status {}: {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// One HTTP/1.1 exchange over a fresh connection (`Connection: close`); `head` holds the
+/// request line and headers without the final blank line.
+pub fn http(addr: SocketAddr, head: &str, body: &[u8]) -> Answer {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the daemon");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = head.trim_end().replace('\n', "\r\n").into_bytes();
+    req.extend_from_slice(
+        format!(
+            "\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    req.extend_from_slice(body);
+    // A server may answer and close before reading a refused body: that is fine.
+    let _ = s.write_all(&req);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// A Transmission RPC client that does the session-id exchange.
+pub struct Rpc {
+    pub addr: SocketAddr,
+    pub auth: Option<String>,
+    sid: String,
+}
+
+impl Rpc {
+    pub fn new(addr: SocketAddr) -> Rpc {
+        Rpc {
+            addr,
+            auth: None,
+            sid: String::new(),
+        }
+    }
+
+    pub fn post(&self, body: &[u8], extra_headers: &str) -> Answer {
+        let mut head = format!(
+            "POST /transmission/rpc HTTP/1.1\nHost: {}\nX-Transmission-Session-Id: {}\nContent-Type: application/json",
+            self.addr, self.sid
+        );
+        if let Some(a) = &self.auth {
+            head.push_str(&format!("\nAuthorization: Basic {a}"));
+        }
+        if !extra_headers.is_empty() {
+            head.push('\n');
+            head.push_str(extra_headers);
+        }
+        http(self.addr, &head, body)
+    }
+
+    /// Calls `method`; returns the whole answer (`result`, `arguments`).
+    pub fn call(&mut self, method: &str, arguments: Value) -> Value {
+        let body = serde_json::to_vec(&json!({"method": method, "arguments": arguments})).unwrap();
+        for _ in 0..2 {
+            let a = self.post(&body, "");
+            if a.status == 409 {
+                self.sid = a
+                    .header("x-transmission-session-id")
+                    .expect("a 409 names the session id")
+                    .to_string();
+                continue;
+            }
+            assert_eq!(
+                a.status,
+                200,
+                "{method}: {}",
+                String::from_utf8_lossy(&a.body)
+            );
+            return a.json();
+        }
+        panic!("{method}: the session id was refused twice");
+    }
+
+    /// Calls `method` and insists on `success`; returns `arguments`.
+    pub fn ok(&mut self, method: &str, arguments: Value) -> Value {
+        let v = self.call(method, arguments);
+        assert_eq!(v["result"], "success", "{method}: {v}");
+        v["arguments"].clone()
+    }
+
+    /// `torrent-get` of `fields` for every torrent.
+    pub fn torrents(&mut self, fields: &[&str]) -> Vec<Value> {
+        let v = self.ok("torrent-get", json!({ "fields": fields }));
+        v["torrents"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until `done` holds for the torrent list, or panics after `timeout`.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        fields: &[&str],
+        timeout: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = self.torrents(fields);
+            if done(&t) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {t:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// `share tracker` on loopback, announce interval 5 s.
+pub fn tracker() -> (Proc, String) {
+    let p = Proc::start(share().args(["tracker", "--listen", "127.0.0.1:0", "--interval", "5"]));
+    let url = format!("http://{}/announce", p.addr);
+    (p, url)
+}
+
+pub fn torrent_of(d: &Dir, path: &Path, out: &str, piece: u32, announce: &str) -> PathBuf {
+    let t = make_torrent(d, path, piece, &["-t", announce]);
+    let to = d.join(out);
+    std::fs::rename(&t, &to).unwrap();
+    to
+}
+
+fn transmission_remote(rpc: SocketAddr, args: &[&str]) -> String {
+    let out = run(Command::new("transmission-remote")
+        .arg(rpc.to_string())
+        .args(args));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "transmission-remote {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn by_name<'a>(list: &'a [Value], name: &str) -> &'a Value {
+    list.iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no torrent named {name} in {list:?}"))
+}
+
+fn done(t: &Value) -> bool {
+    t["percentDone"].as_f64() == Some(1.0)
+}
+
+#[test]
+fn transmission_remote_adds_lists_stops_starts_deselects_and_removes() {
+    if !require("transmission-remote", "transmission-cli") {
+        return;
+    }
+    let d = Dir::new();
+    let (_tracker, announce) = tracker();
+    let one = d.data_file("src/one.bin", 3_000_017, 1);
+    let two = d.data_file("src/two.bin", 2_000_003, 2);
+    d.data_file("src/three/a.bin", 700_001, 3);
+    d.data_file("src/three/b.bin", 900_003, 4);
+    d.data_file("src/three/sub/c.bin", 500_009, 5);
+    let t1 = torrent_of(&d, &one, "one.torrent", 32768, &announce);
+    let t2 = torrent_of(&d, &two, "two.torrent", 32768, &announce);
+    let t3 = torrent_of(&d, &d.join("src/three"), "three.torrent", 16384, &announce);
+    let seed = start_seed(
+        &t1,
+        &d.join("src"),
+        &[t2.to_str().unwrap(), t3.to_str().unwrap()],
+    );
+    let (_, magnet) = magnet_of(&t2);
+    let magnet = format!("{magnet}&x.pe={}", seed.addr);
+
+    let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
+    let mut rpc = daemon.client();
+    let out = transmission_remote(daemon.rpc, &["-a", t1.to_str().unwrap()]);
+    assert!(out.contains("success"), "{out}");
+    let out = transmission_remote(daemon.rpc, &["-a", &magnet]);
+    assert!(out.contains("success"), "{out}");
+    // Added with its second and third files unwanted, as `-a FILE -G 1,2` asks.
+    let out = transmission_remote(daemon.rpc, &["-a", t3.to_str().unwrap(), "-G", "1,2"]);
+    assert!(out.contains("success"), "{out}");
+
+    let fields = ["id", "name", "percentDone", "status", "hashString"];
+    let list = rpc.wait_for("three downloads", &fields, TIMEOUT, |t| {
+        t.len() == 3 && t.iter().all(done)
+    });
+    let listing = transmission_remote(daemon.rpc, &["-l"]);
+    for name in ["one.bin", "two.bin", "three"] {
+        assert!(listing.contains(name), "{name} missing from -l: {listing}");
+    }
+    assert_eq!(listing.matches("100%").count(), 3, "{listing}");
+    assert_same_file(&one, &d.join("dl/one.bin"));
+    assert_same_file(&two, &d.join("dl/two.bin"));
+    assert_same_file(&d.join("src/three/a.bin"), &d.join("dl/three/a.bin"));
+    for unwanted in ["dl/three/b.bin", "dl/three/sub/c.bin"] {
+        let p = d.join(unwanted);
+        let have = std::fs::read(&p).unwrap_or_default();
+        let full = std::fs::read(d.join(&unwanted.replace("dl/", "src/"))).unwrap();
+        assert!(have != full, "{unwanted} was fetched although unwanted");
+    }
+
+    let id1 = by_name(&list, "one.bin")["id"].to_string();
+    let info = transmission_remote(daemon.rpc, &["-t", &id1, "-i"]);
+    assert!(info.contains("Name: one.bin"), "{info}");
+    let hash = by_name(&list, "one.bin")["hashString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(info.contains(&format!("Hash: {hash}")), "{info}");
+    assert!(info.contains("Percent Done: 100%"), "{info}");
+
+    let id3 = by_name(&list, "three")["id"].to_string();
+    let files = transmission_remote(daemon.rpc, &["-t", &id3, "-f"]);
+    assert_eq!(files.matches(" Yes ").count(), 1, "{files}");
+    assert_eq!(files.matches(" No ").count(), 2, "{files}");
+
+    transmission_remote(daemon.rpc, &["-t", &id1, "-S"]);
+    rpc.wait_for("a stop", &fields, TIMEOUT, |t| {
+        by_name(t, "one.bin")["status"] == 0
+    });
+    let listing = transmission_remote(daemon.rpc, &["-l"]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains("one.bin") && l.contains("Stopped")),
+        "{listing}"
+    );
+    transmission_remote(daemon.rpc, &["-t", &id1, "-s"]);
+    rpc.wait_for("a start", &fields, TIMEOUT, |t| {
+        by_name(t, "one.bin")["status"] == 6
+    });
+
+    // Wanted again: the rest of the third torrent arrives.
+    transmission_remote(daemon.rpc, &["-t", &id3, "-g", "all"]);
+    rpc.wait_for("the other files", &fields, TIMEOUT, |t| {
+        done(by_name(t, "three")) && Path::new(&d.join("dl/three/sub/c.bin")).exists()
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    while std::fs::read(d.join("dl/three/sub/c.bin")).unwrap_or_default()
+        != std::fs::read(d.join("src/three/sub/c.bin")).unwrap()
+    {
+        assert!(Instant::now() < deadline, "c.bin never arrived");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_same_file(&d.join("src/three/b.bin"), &d.join("dl/three/b.bin"));
+
+    transmission_remote(daemon.rpc, &["-t", &id1, "--remove-and-delete"]);
+    rpc.wait_for("a removal", &fields, TIMEOUT, |t| t.len() == 2);
+    assert!(!d.join("dl/one.bin").exists(), "the data was not deleted");
+    assert!(d.join("dl/two.bin").exists());
+    assert_same_file(&one, &d.join("src/one.bin"));
+}
+
+#[test]
+fn the_python_transmission_rpc_client_drives_it_and_reads_what_happened() {
+    if skip_interop() {
+        return;
+    }
+    let d = Dir::new();
+    let (_tracker, announce) = tracker();
+    let one = d.data_file("src/one.bin", 2_500_001, 21);
+    d.data_file("src/many/a.bin", 400_003, 22);
+    d.data_file("src/many/b.bin", 600_001, 23);
+    let t1 = torrent_of(&d, &one, "one.torrent", 32768, &announce);
+    let t2 = torrent_of(&d, &d.join("src/many"), "many.torrent", 16384, &announce);
+    let _seed = start_seed(&t1, &d.join("src"), &[t2.to_str().unwrap()]);
+    let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
+    let out = run(Command::new(pypi_python())
+        .arg(peer_script("trpc_client.py"))
+        .arg("--port")
+        .arg(daemon.rpc.port().to_string())
+        .arg("--single")
+        .arg(&t1)
+        .arg("--multi")
+        .arg(&t2)
+        .arg("--single-size")
+        .arg("2500001")
+        .arg("--download-dir")
+        .arg(std::fs::canonicalize(d.join("dl")).unwrap()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "trpc_client.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ALL OK"), "{stdout}");
+    assert_same_file(&one, &d.join("dl/one.bin"));
+    // The script removed the second torrent with its data.
+    assert!(
+        !d.join("dl/many").exists(),
+        "the removed torrent's data is still there"
+    );
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Drives a Transmission-RPC server (share daemon) with the PyPI `transmission-rpc` client.
+
+Usage: trpc_client.py --port PORT --single ONE.torrent --single-size BYTES
+                      --multi MANY.torrent --download-dir DIR [--timeout 120]
+
+Adds ONE.torrent (as a path the client reads and sends as metainfo) and MANY.torrent with
+its second file unwanted, waits until both are done, reads torrent-get fields and checks
+them against what happened (sizes, status, files, bytes, folder), stops and starts ONE,
+and removes MANY with its data. Prints one line per step and `ALL OK` at the end; exits 1
+with `FAIL: ...` at the first check that does not hold. Every wait is bounded.
+"""
+import argparse
+import sys
+import time
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", flush=True)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def wait(what, timeout, probe):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.2)
+    fail(f"timed out waiting for {what}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--single", required=True)
+    ap.add_argument("--single-size", type=int, required=True)
+    ap.add_argument("--multi", required=True)
+    ap.add_argument("--download-dir", required=True)
+    ap.add_argument("--timeout", type=float, default=120)
+    a = ap.parse_args()
+    try:
+        import transmission_rpc
+    except ImportError:
+        fail("the PyPI package transmission-rpc is missing: run scripts/install-peers")
+
+    c = transmission_rpc.Client(host="127.0.0.1", port=a.port, timeout=30)
+    session = c.get_session()
+    print(f"session: rpc-version {c.rpc_version}, download-dir {session.download_dir}")
+    check(session.download_dir == a.download_dir,
+          f"session download-dir {session.download_dir!r} != {a.download_dir!r}")
+
+    one = c.add_torrent(open(a.single, "rb"))
+    many = c.add_torrent(open(a.multi, "rb").read(), files_unwanted=[1], labels=["tv"])
+    print(f"added: {one.id} {one.name}, {many.id} {many.name}")
+    dup = c.add_torrent(open(a.single, "rb"))
+    check(dup.id == one.id, "adding the same torrent again gave a new id")
+
+    def both_done():
+        ts = {t.id: t for t in c.get_torrents()}
+        if len(ts) == 2 and all(t.percent_done == 1.0 for t in ts.values()):
+            return ts
+        return None
+
+    ts = wait("both downloads", a.timeout, both_done)
+    t1, t2 = ts[one.id], ts[many.id]
+    print(f"done: {t1.name} {t1.status}, {t2.name} {t2.status}")
+    check(t1.total_size == a.single_size, f"totalSize {t1.total_size} != {a.single_size}")
+    check(t1.left_until_done == 0, f"leftUntilDone {t1.left_until_done}")
+    check(t1.downloaded_ever >= a.single_size,
+          f"downloadedEver {t1.downloaded_ever} < {a.single_size}")
+    check(t1.downloaded_ever < 2 * a.single_size,
+          f"downloadedEver {t1.downloaded_ever} is too large")
+    check(t1.is_finished or t1.status in ("seeding", "seed pending"),
+          f"status {t1.status}")
+    check(t1.download_dir == a.download_dir, f"downloadDir {t1.download_dir!r}")
+    check(t1.error == 0 and t1.error_string == "", f"error {t1.error} {t1.error_string!r}")
+    check(t1.hashString == one.hashString, "hashString changed")
+    check(t1.added_date.timestamp() > 0, "addedDate is empty")
+
+    files = t2.get_files()
+    check(len(files) == 2, f"{len(files)} files")
+    check(files[0].selected and not files[1].selected,
+          f"wanted flags {[f.selected for f in files]}")
+    check(files[0].completed == files[0].size,
+          f"the wanted file has {files[0].completed} of {files[0].size}")
+    check(files[1].completed < files[1].size, "the unwanted file was fetched")
+    check(t2.size_when_done == files[0].size or t2.size_when_done < t2.total_size,
+          f"sizeWhenDone {t2.size_when_done} counts the unwanted file")
+    check(list(t2.labels) == ["tv"], f"labels {t2.labels}")
+    print(f"files: {[(f.name, f.size, f.completed, f.selected) for f in files]}")
+
+    c.stop_torrent(one.id)
+    wait("a stop", a.timeout, lambda: c.get_torrent(one.id).status == "stopped")
+    print("stopped")
+    c.start_torrent(one.id)
+    wait("a start", a.timeout, lambda: c.get_torrent(one.id).status == "seeding")
+    print("started")
+
+    c.change_torrent(one.id, upload_limit=100, upload_limited=True, seed_ratio_limit=2.5,
+                     seed_ratio_mode=1)
+    t1 = c.get_torrent(one.id)
+    check(t1.upload_limit == 100 and t1.upload_limited, "the upload limit did not stick")
+    check(abs(t1.seed_ratio_limit - 2.5) < 1e-9 and t1.seed_ratio_mode == 1,
+          f"seed ratio {t1.seed_ratio_limit} mode {t1.seed_ratio_mode}")
+
+    c.remove_torrent(many.id, delete_data=True)
+    wait("a removal", a.timeout, lambda: [t.id for t in c.get_torrents()] == [one.id])
+    print("removed")
+    stats = c.session_stats()
+    check(stats.torrent_count == 1, f"session-stats torrentCount {stats.torrent_count}")
+    print("ALL OK")
+
+
+if __name__ == "__main__":
+    main()
