@@ -158,8 +158,14 @@ impl Rpc {
     /// Calls `method`; returns the whole answer (`result`, `arguments`).
     pub fn call(&mut self, method: &str, arguments: Value) -> Value {
         let body = serde_json::to_vec(&json!({"method": method, "arguments": arguments})).unwrap();
+        self.call_raw(&body)
+    }
+
+    /// Posts `body` as it is; returns the JSON answer.
+    pub fn call_raw(&mut self, body: &[u8]) -> Value {
+        let method = String::from_utf8_lossy(&body[..body.len().min(60)]).to_string();
         for _ in 0..2 {
-            let a = self.post(&body, "");
+            let a = self.post(body, "");
             if a.status == 409 {
                 self.sid = a
                     .header("x-transmission-session-id")
@@ -393,5 +399,252 @@ fn the_python_transmission_rpc_client_drives_it_and_reads_what_happened() {
     assert!(
         !d.join("dl/many").exists(),
         "the removed torrent's data is still there"
+    );
+}
+
+/// Every file under `dir`, recursively (for "nothing was written there").
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn hostile_rpc_callers_get_the_right_errors_and_nothing_is_written_outside() {
+    let d = Dir::new();
+    let src = d.data_file("src/x.bin", 100_000, 31);
+    let t = make_torrent(&d, &src, 16384, &[]);
+    std::fs::create_dir_all(d.join("outside")).unwrap();
+    let daemon = Daemon::start(
+        &d.join("root/dl"),
+        &d.join("root/state"),
+        &["--rpc-auth", "alice:s3cret"],
+    );
+    let mut rpc = daemon.client();
+    rpc.auth = Some("YWxpY2U6czNjcmV0".into()); // alice:s3cret
+
+    // Wrong password, and none at all: 401 (the wrong one after a delay).
+    let mut bad = Rpc::new(daemon.rpc);
+    bad.auth = Some("YWxpY2U6d3Jvbmc=".into()); // alice:wrong
+    let a = bad.post(br#"{"method":"session-get"}"#, "");
+    assert_eq!(a.status, 401);
+    assert!(a.header("www-authenticate").is_some());
+    let a = Rpc::new(daemon.rpc).post(br#"{"method":"session-get"}"#, "");
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        http(
+            daemon.rpc,
+            &format!("GET / HTTP/1.1\nHost: {}", daemon.rpc),
+            b""
+        )
+        .status,
+        401
+    );
+
+    // A wrong session id: 409 with the right one, and the call is not made.
+    let a = rpc.post(
+        br#"{"method":"torrent-add","arguments":{"filename":"x"}}"#,
+        "",
+    );
+    assert_eq!(a.status, 409);
+    let sid = a.header("x-transmission-session-id").unwrap().to_string();
+    assert_eq!(sid.len(), 48);
+
+    // A Host that is not ours (DNS rebinding): refused before anything else.
+    let a = http(
+        daemon.rpc,
+        &format!(
+            "POST /transmission/rpc HTTP/1.1\nHost: evil.example\nAuthorization: Basic YWxpY2U6czNjcmV0\nX-Transmission-Session-Id: {sid}"
+        ),
+        br#"{"method":"session-get"}"#,
+    );
+    assert_eq!(a.status, 421, "{}", String::from_utf8_lossy(&a.body));
+    let a = http(
+        daemon.rpc,
+        "GET / HTTP/1.1\nHost: evil.example:9091\nAuthorization: Basic YWxpY2U6czNjcmV0",
+        b"",
+    );
+    assert_eq!(a.status, 421);
+
+    // Malformed JSON, not an object, an unknown method, wrong argument types.
+    for body in [&b"{\"method\":"[..], b"[1,2,3]", b"\xff\xfe", b""] {
+        let v = rpc.call_raw(body);
+        assert_ne!(v["result"], "success", "{body:?}: {v}");
+    }
+    let v = rpc.call("no-such-method", json!({}));
+    assert_eq!(v["result"], "method name not recognized", "{v}");
+    let v = rpc.call("torrent-get", json!({"fields": "id"}));
+    assert_ne!(v["result"], "success", "{v}");
+    let v = rpc.call(
+        "torrent-set",
+        json!({"ids": "everything", "uploadLimit": "fast"}),
+    );
+    assert_ne!(v["result"], "success", "{v}");
+    let v = rpc.call("torrent-add", json!({"metainfo": "not base64!"}));
+    assert_ne!(v["result"], "success", "{v}");
+    let v = rpc.call("torrent-add", json!({"metainfo": "ZDQ6aW5mb2Rl"})); // "d4:infode"
+    assert_ne!(v["result"], "success", "{v}");
+
+    // A huge body: 413, and the daemon is still there.
+    let huge = vec![b' '; 40 << 20];
+    let a = rpc.post(&huge, "");
+    assert_eq!(a.status, 413);
+
+    // Folders outside the download folder, and files outside the allowed ones.
+    let metainfo = base64_encode(&std::fs::read(&t).unwrap());
+    let outside = d.join("outside").to_str().unwrap().to_string();
+    for dir in [
+        "../..",
+        "/etc",
+        "../outside",
+        &outside,
+        "sub/../../../outside",
+    ] {
+        let v = rpc.call(
+            "torrent-add",
+            json!({"metainfo": metainfo, "download-dir": dir}),
+        );
+        assert_ne!(v["result"], "success", "download-dir {dir}: {v}");
+        let v = rpc.call("session-set", json!({"download-dir": dir}));
+        assert_ne!(
+            v["result"], "success",
+            "session-set download-dir {dir}: {v}"
+        );
+    }
+    for file in ["/etc/passwd", "../../x.bin", t.to_str().unwrap()] {
+        let v = rpc.call("torrent-add", json!({ "filename": file }));
+        assert_ne!(v["result"], "success", "filename {file}: {v}");
+    }
+    let v = rpc.call(
+        "torrent-add",
+        json!({ "filename": "http://127.0.0.1:1/x.torrent" }),
+    );
+    assert_ne!(v["result"], "success", "{v}");
+    // A good add, then a move out of the folder.
+    let v = rpc.ok(
+        "torrent-add",
+        json!({"metainfo": metainfo, "paused": true, "download-dir": "sub"}),
+    );
+    let id = v["torrent-added"]["id"].clone();
+    for dir in ["/etc", "../../outside", &outside] {
+        let v = rpc.call(
+            "torrent-set-location",
+            json!({"ids": [id], "location": dir, "move": true}),
+        );
+        assert_ne!(v["result"], "success", "set-location {dir}: {v}");
+    }
+    let v = rpc.call("free-space", json!({"path": "/etc"}));
+    assert_ne!(v["result"], "success", "{v}");
+
+    assert_eq!(tree(&d.join("outside")), Vec::<PathBuf>::new());
+    let answer = rpc.ok("session-get", json!({}));
+    let root = std::fs::canonicalize(d.join("root/dl")).unwrap();
+    assert_eq!(answer["download-dir"], root.to_str().unwrap());
+    for p in tree(d.path()) {
+        assert!(
+            p.starts_with(d.join("root"))
+                || p.starts_with(d.join("src"))
+                || p.starts_with(d.join("outside"))
+                || p == t,
+            "something was written at {}",
+            p.display()
+        );
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_torrent_of_ten_files_with_two_wanted_fetches_only_their_pieces() {
+    let d = Dir::new();
+    let (_tracker, announce) = tracker();
+    let mut sizes = Vec::new();
+    for i in 0..10 {
+        let len = 400_000 + i * 37_013;
+        d.data_file(&format!("src/ten/f{i}.bin"), len, 40 + i as u64);
+        sizes.push(len as u64);
+    }
+    let t = torrent_of(&d, &d.join("src/ten"), "ten.torrent", 32768, &announce);
+    let _seed = start_seed(&t, &d.join("src"), &[]);
+    let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
+    let mut rpc = daemon.client();
+    let unwanted: Vec<usize> = (0..10).filter(|i| *i != 3 && *i != 7).collect();
+    rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap()), "files-unwanted": unwanted}),
+    );
+    let list = rpc.wait_for(
+        "the two files",
+        &[
+            "percentDone",
+            "downloadedEver",
+            "sizeWhenDone",
+            "fileStats",
+            "status",
+        ],
+        TIMEOUT,
+        |t| t.len() == 1 && done(&t[0]),
+    );
+    let wanted = sizes[3] + sizes[7];
+    assert_eq!(
+        list[0]["sizeWhenDone"].as_u64(),
+        Some(wanted),
+        "{:?}",
+        list[0]
+    );
+    let got = list[0]["downloadedEver"].as_u64().unwrap();
+    // At most one piece more at each end of each wanted file.
+    assert!(
+        got >= wanted && got <= wanted + 4 * 32768,
+        "downloaded {got} for {wanted} wanted"
+    );
+    for i in [3, 7] {
+        assert_same_file(
+            &d.join(&format!("src/ten/f{i}.bin")),
+            &d.join(&format!("dl/ten/f{i}.bin")),
+        );
+    }
+    let stats = list[0]["fileStats"].as_array().unwrap();
+    for (i, s) in stats.iter().enumerate() {
+        assert_eq!(s["wanted"], i == 3 || i == 7, "{s}");
+    }
+    // Files nobody asked for hold no more than the ends of the pieces they share with the
+    // wanted ones (the neighbours are sparse: only those ends take room on disk).
+    let on_disk: u64 = (0..10)
+        .filter(|i| *i != 3 && *i != 7)
+        .map(|i| {
+            std::fs::metadata(d.join(&format!("dl/ten/f{i}.bin")))
+                .map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
+        })
+        .sum();
+    assert!(
+        on_disk <= 4 * 32768,
+        "{on_disk} bytes of unwanted files on disk"
     );
 }

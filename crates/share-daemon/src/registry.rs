@@ -105,6 +105,10 @@ pub struct NewTorrent {
     pub download_dir: PathBuf,
     pub paused: bool,
     pub labels: Vec<String>,
+    /// Files chosen at add time (empty: all, at normal priority), so that unwanted files
+    /// are never allocated.
+    pub wanted: Vec<bool>,
+    pub priorities: Vec<i8>,
 }
 
 pub enum NewSource {
@@ -325,8 +329,8 @@ impl Registry {
                 added: unix_now(),
                 done: 0,
                 paused: t.paused,
-                wanted: Vec::new(),
-                priorities: Vec::new(),
+                wanted: t.wanted,
+                priorities: t.priorities,
                 up_limit: None,
                 down_limit: None,
                 seed_ratio_limit: self.settings.seed_ratio_limit,

@@ -72,7 +72,7 @@ pub async fn handle(r: &mut Registry, body: &[u8], session_id: &str) -> Value {
                 .into(),
         )),
         "blocklist-update" => Err(RpcError("share has no blocklist".into())),
-        other => Err(RpcError(format!("method name not recognized: {other}"))),
+        _ => Err(RpcError("method name not recognized".into())),
     };
     answer(result, tag)
 }
@@ -233,11 +233,24 @@ async fn add(r: &mut Registry, args: &Args) -> RpcResult {
     };
     let paused = bool_arg(args, "paused")?.unwrap_or(false);
     let labels = strings_arg(args, "labels")?.unwrap_or_default();
+    // With the metadata at hand, files are chosen before the torrent starts (unwanted ones
+    // are then never allocated); a magnet's choice waits for its metadata.
+    let count = match &source {
+        NewSource::Metainfo(b) => share_core::Metainfo::from_bytes(b)
+            .map(|m| m.info.files.iter().filter(|f| !f.padding).count())
+            .unwrap_or(0),
+        NewSource::Magnet(_) => 0,
+    };
+    let choice = set::FileChoice::read(args, count)?;
+    let (mut wanted, mut priorities) = (Vec::new(), Vec::new());
+    let chosen_now = choice.apply(count, &mut wanted, &mut priorities);
     let t = NewTorrent {
         source,
         download_dir: dir,
         paused,
         labels,
+        wanted,
+        priorities,
     };
     let (key, id, name, hash) = match r.add(t).await.map_err(RpcError)? {
         Added::Added { id, name, hash } => ("torrent-added", id, name, hash),
@@ -256,7 +269,7 @@ async fn add(r: &mut Registry, args: &Args) -> RpcResult {
             set_args.insert(k.to_owned(), v.clone());
         }
     }
-    if !set_args.is_empty() && key == "torrent-added" {
+    if !set_args.is_empty() && key == "torrent-added" && !chosen_now {
         set_args.insert("ids".into(), json!(id));
         set::torrent_set(r, &set_args).await?;
     }

@@ -26,6 +26,55 @@ fn indexes(args: &Args, key: &str, count: usize) -> Result<Option<Vec<usize>>, R
     }
 }
 
+/// `files-wanted`, `files-unwanted` and `priority-*` of one call, checked.
+pub struct FileChoice {
+    wanted: Option<Vec<usize>>,
+    unwanted: Option<Vec<usize>>,
+    high: Option<Vec<usize>>,
+    low: Option<Vec<usize>>,
+    normal: Option<Vec<usize>>,
+}
+
+impl FileChoice {
+    pub fn read(args: &Args, count: usize) -> Result<FileChoice, RpcError> {
+        Ok(FileChoice {
+            wanted: indexes(args, "files-wanted", count)?,
+            unwanted: indexes(args, "files-unwanted", count)?,
+            high: indexes(args, "priority-high", count)?,
+            low: indexes(args, "priority-low", count)?,
+            normal: indexes(args, "priority-normal", count)?,
+        })
+    }
+
+    /// Applies the choice to a torrent's `count` files; false if it names none.
+    pub fn apply(&self, count: usize, wanted: &mut Vec<bool>, priorities: &mut Vec<i8>) -> bool {
+        let lists = [
+            &self.wanted,
+            &self.unwanted,
+            &self.high,
+            &self.low,
+            &self.normal,
+        ];
+        if count == 0 || lists.iter().all(|x| x.is_none()) {
+            return false;
+        }
+        wanted.resize(count, true);
+        priorities.resize(count, 0);
+        for i in self.wanted.iter().flatten() {
+            wanted[*i] = true;
+        }
+        for i in self.unwanted.iter().flatten() {
+            wanted[*i] = false;
+        }
+        for (list, p) in [(&self.high, 1i8), (&self.low, -1), (&self.normal, 0)] {
+            for i in list.iter().flatten() {
+                priorities[*i] = p;
+            }
+        }
+        true
+    }
+}
+
 /// KB/s in Transmission's units (1000 bytes) to bytes per second.
 fn kbps(v: f64) -> u64 {
     (v.max(0.0) * 1000.0) as u64
@@ -57,11 +106,7 @@ pub async fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
                 .and_then(|e| e.meta.as_ref())
                 .map_or(0, |m| m.info.files.iter().filter(|f| !f.padding).count()),
         };
-        let wanted = indexes(args, "files-wanted", count)?;
-        let unwanted = indexes(args, "files-unwanted", count)?;
-        let high = indexes(args, "priority-high", count)?;
-        let low = indexes(args, "priority-low", count)?;
-        let normal = indexes(args, "priority-normal", count)?;
+        let choice = FileChoice::read(args, count)?;
         let Some(e) = r.entries.get_mut(&id) else {
             continue;
         };
@@ -80,23 +125,7 @@ pub async fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
         if let Some(v) = idle_mode {
             e.saved.seed_idle_mode = v as u8;
         }
-        let files_changed = [&wanted, &unwanted, &high, &low, &normal]
-            .iter()
-            .any(|x| x.is_some());
-        if files_changed && count > 0 {
-            e.saved.wanted.resize(count, true);
-            e.saved.priorities.resize(count, 0);
-            for i in wanted.iter().flatten() {
-                e.saved.wanted[*i] = true;
-            }
-            for i in unwanted.iter().flatten() {
-                e.saved.wanted[*i] = false;
-            }
-            for (list, p) in [(&high, 1i8), (&low, -1), (&normal, 0)] {
-                for i in list.iter().flatten() {
-                    e.saved.priorities[*i] = p;
-                }
-            }
+        if choice.apply(count, &mut e.saved.wanted, &mut e.saved.priorities) {
             if let Some(h) = &e.handle {
                 h.send(TorrentCommand::SetFiles {
                     wanted: e.saved.wanted.clone(),
