@@ -22,7 +22,15 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // Diagnostics on standard error when asked for: SHARE_LOG=debug (or a filter such as
     // share_engine=debug).
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("SHARE_LOG") {
+    // The daemon is a service: its warnings (damaged state, refused resume data, failed
+    // writes) go to standard error unless SHARE_LOG says otherwise.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHARE_LOG")
+        .ok()
+        .or_else(|| {
+            matches!(cli.command, cli::Command::Daemon(_))
+                .then(|| tracing_subscriber::EnvFilter::new("warn"))
+        });
+    if let Some(filter) = filter {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)

@@ -648,3 +648,168 @@ fn a_torrent_of_ten_files_with_two_wanted_fetches_only_their_pieces() {
         "{on_disk} bytes of unwanted files on disk"
     );
 }
+
+/// `rchar` of /proc/PID/io: every byte the process has read (files and sockets).
+fn bytes_read(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until the daemon lists `count` torrents and none is waiting for or in a check.
+fn wait_ready(rpc: &mut Rpc, count: usize) -> Vec<Value> {
+    rpc.wait_for(
+        "the torrents to be back and checked",
+        &["id", "name", "status", "percentDone", "hashString"],
+        TIMEOUT,
+        |t| t.len() == count && t.iter().all(|t| t["status"] != 1 && t["status"] != 2),
+    )
+}
+
+#[test]
+fn a_daemon_killed_with_sigkill_comes_back_with_its_torrents_and_rehashes_only_what_changed() {
+    let d = Dir::new();
+    let (_tracker, announce) = tracker();
+    let mut torrents = Vec::new();
+    // Two the daemon seeds (their data is in its folder from the start)...
+    for (i, name) in ["s1.bin", "s2.bin"].iter().enumerate() {
+        let src = d.data_file(&format!("src/{name}"), 16 << 20, 50 + i as u64);
+        std::fs::create_dir_all(d.join("dl")).unwrap();
+        std::fs::copy(&src, d.join(&format!("dl/{name}"))).unwrap();
+        torrents.push(torrent_of(
+            &d,
+            &src,
+            &format!("{name}.torrent"),
+            65536,
+            &announce,
+        ));
+    }
+    // ...and three it fetches from a slow seed, killed half way.
+    for (i, name) in ["h1.bin", "h2.bin", "h3.bin"].iter().enumerate() {
+        let src = d.data_file(&format!("src/{name}"), 4 << 20, 60 + i as u64);
+        torrents.push(torrent_of(
+            &d,
+            &src,
+            &format!("{name}.torrent"),
+            65536,
+            &announce,
+        ));
+    }
+    let half: Vec<&str> = torrents[2..].iter().map(|t| t.to_str().unwrap()).collect();
+    let slow_seed = |rate: &str| {
+        let mut args = half[1..].to_vec();
+        args.extend(["--max-upload-rate", rate]);
+        start_seed(Path::new(half[0]), &d.join("src"), &args)
+    };
+    let mut seed = slow_seed("1M");
+    let state = d.join("state");
+    let mut daemon = Daemon::start(&d.join("dl"), &state, &[]);
+    let mut rpc = daemon.client();
+    for t in &torrents {
+        rpc.ok(
+            "torrent-add",
+            json!({"metainfo": base64_encode(&std::fs::read(t).unwrap())}),
+        );
+    }
+    let fields = ["id", "name", "status", "percentDone", "hashString"];
+    let before = rpc.wait_for("seeding and half done", &fields, TIMEOUT, |t| {
+        t.len() == 5
+            && t.iter().all(|t| {
+                let p = t["percentDone"].as_f64().unwrap_or(0.0);
+                if t["name"].as_str().unwrap().starts_with('s') {
+                    t["status"] == 6
+                } else {
+                    p >= 0.25
+                }
+            })
+    });
+    signal(&daemon.proc.child, "KILL");
+    let _ = daemon.proc.child.wait();
+    for t in &before[2..] {
+        assert!(
+            t["percentDone"].as_f64().unwrap() < 1.0,
+            "finished before the kill: {t}"
+        );
+    }
+    // Nothing arrives over the network while the restart is measured.
+    seed.stop();
+
+    let started = Instant::now();
+    let mut daemon = Daemon::start(&d.join("dl"), &state, &[]);
+    daemon.proc.child.id();
+    let mut rpc = daemon.client();
+    let after = wait_ready(&mut rpc, 5);
+    let ready = started.elapsed();
+    let read = bytes_read(daemon.proc.child.id());
+    eprintln!(
+        "restart after SIGKILL: ready in {} ms, {} bytes read ({} MiB of seeding data, {} MiB half done)",
+        ready.as_millis(),
+        read,
+        32,
+        12
+    );
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b["id"], a["id"]);
+        assert_eq!(b["name"], a["name"]);
+        assert_eq!(b["hashString"], a["hashString"]);
+    }
+    for a in &after[..2] {
+        assert_eq!(a["status"], 6, "{a}");
+        assert_eq!(a["percentDone"].as_f64(), Some(1.0), "{a}");
+    }
+    for (b, a) in before[2..].iter().zip(&after[2..]) {
+        let (pb, pa) = (
+            b["percentDone"].as_f64().unwrap(),
+            a["percentDone"].as_f64().unwrap(),
+        );
+        assert!(
+            pa + 0.05 >= pb && pa < 1.0,
+            "{} was {pb} and is {pa}",
+            a["name"]
+        );
+    }
+    // The seeding files were not read again: what was read is at most the half done files
+    // (whose mtimes changed after the last resume data) and the state.
+    assert!(read < 16 << 20, "{read} bytes read at start");
+
+    // The seed comes back; the half done ones finish, byte for byte.
+    let _seed = slow_seed("20M");
+    rpc.wait_for("the rest", &fields, TIMEOUT, |t| t.iter().all(done));
+    for name in ["s1.bin", "s2.bin", "h1.bin", "h2.bin", "h3.bin"] {
+        assert_same_file(
+            &d.join(&format!("src/{name}")),
+            &d.join(&format!("dl/{name}")),
+        );
+    }
+
+    // Damaged resume data is reported and not trusted: the torrent is hashed again.
+    daemon.proc.stop();
+    let s1 = &after[0]["hashString"].as_str().unwrap().to_string();
+    let resume = state.join(format!("resume/{s1}.resume"));
+    let len = std::fs::metadata(&resume)
+        .expect("resume data of a seeding torrent")
+        .len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&resume)
+        .unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+    let mut daemon = Daemon::start(&d.join("dl"), &state, &[]);
+    let mut rpc = daemon.client();
+    let again = wait_ready(&mut rpc, 5);
+    assert!(again.iter().all(done), "{again:?}");
+    let read = bytes_read(daemon.proc.child.id());
+    assert!(
+        read >= 16 << 20,
+        "the damaged resume data was trusted: {read} bytes read"
+    );
+    assert!(
+        daemon.proc.stderr().contains("resume data"),
+        "not reported: {}",
+        daemon.proc.stderr()
+    );
+    daemon.proc.stop();
+}
