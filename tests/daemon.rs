@@ -18,8 +18,6 @@ pub const TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Daemon {
     pub proc: Proc,
     pub rpc: SocketAddr,
-    pub download: PathBuf,
-    pub state: PathBuf,
 }
 
 impl Daemon {
@@ -45,12 +43,7 @@ impl Daemon {
             .trim_end_matches('/')
             .parse()
             .unwrap_or_else(|_| panic!("not an address: {line}"));
-        Daemon {
-            proc,
-            rpc,
-            download: download.to_path_buf(),
-            state: state.to_path_buf(),
-        }
+        Daemon { proc, rpc }
     }
 
     pub fn client(&self) -> Rpc {
@@ -738,7 +731,6 @@ fn a_daemon_killed_with_sigkill_comes_back_with_its_torrents_and_rehashes_only_w
 
     let started = Instant::now();
     let mut daemon = Daemon::start(&d.join("dl"), &state, &[]);
-    daemon.proc.child.id();
     let mut rpc = daemon.client();
     let after = wait_ready(&mut rpc, 5);
     let ready = started.elapsed();
@@ -812,4 +804,197 @@ fn a_daemon_killed_with_sigkill_comes_back_with_its_torrents_and_rehashes_only_w
         daemon.proc.stderr()
     );
     daemon.proc.stop();
+}
+
+fn curl_range(url: &str, range: &str) -> Vec<u8> {
+    let out =
+        run(Command::new("curl").args(["-sS", "--fail", "--max-time", "60", "-r", range, url]));
+    assert!(
+        out.status.success(),
+        "curl -r {range} {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn a_video_streams_with_ranges_while_it_downloads_from_a_slow_seed() {
+    if !require("ffprobe", "ffmpeg") || !require("curl", "curl") {
+        return;
+    }
+    let d = Dir::new();
+    let (_tracker, announce) = tracker();
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    let video = d.join("src/clip.mkv");
+    // About 200 MiB: 607 frames of raw 640x360 video, 24.28 s.
+    let out = run(Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+        ])
+        .args([
+            "-frames:v",
+            "607",
+            "-c:v",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&video));
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let full = std::fs::read(&video).unwrap();
+    let len = full.len();
+    assert!(len > 200_000_000);
+    let t = torrent_of(&d, &video, "clip.torrent", 1 << 20, &announce);
+    let _seed = start_seed(&t, &d.join("src"), &["--max-upload-rate", "10M"]);
+    let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
+    let mut rpc = daemon.client();
+    let added = rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}),
+    );
+    let hash = added["torrent-added"]["hashString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("http://{}/stream/{hash}/0", daemon.rpc);
+
+    let probe = run(Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rw_timeout",
+            "60000000",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&url));
+    let duration = String::from_utf8_lossy(&probe.stdout).trim().to_string();
+    assert!(
+        probe.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    assert!(
+        (duration.parse::<f64>().unwrap() - 24.28).abs() < 0.05,
+        "duration {duration}"
+    );
+
+    let mid = len / 2;
+    for (range, want) in [
+        ("0-65535".to_string(), &full[..65536]),
+        (format!("{mid}-{}", mid + 99_999), &full[mid..mid + 100_000]),
+        (format!("-{}", 70_000), &full[len - 70_000..]),
+        (format!("{}-", len - 5), &full[len - 5..]),
+    ] {
+        let got = curl_range(&url, &range);
+        assert!(
+            got == want,
+            "range {range}: {} bytes, not the source's",
+            got.len()
+        );
+    }
+    let t = rpc.torrents(&["percentDone"]);
+    let p = t[0]["percentDone"].as_f64().unwrap();
+    assert!(
+        p < 0.9,
+        "the reads came after the download ({p}), not during it"
+    );
+    eprintln!(
+        "streamed ffprobe and four ranges at {:.0}% of the download",
+        p * 100.0
+    );
+
+    // Ranges past the end are refused; a HEAD names the length and takes ranges.
+    let a = http(
+        daemon.rpc,
+        &format!(
+            "GET /stream/{hash}/0 HTTP/1.1\nHost: {}\nRange: bytes={}-",
+            daemon.rpc,
+            len + 10
+        ),
+        b"",
+    );
+    assert_eq!(a.status, 416);
+    let a = http(
+        daemon.rpc,
+        &format!("HEAD /stream/{hash}/0 HTTP/1.1\nHost: {}", daemon.rpc),
+        b"",
+    );
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-length"), Some(len.to_string().as_str()));
+    assert_eq!(a.header("accept-ranges"), Some("bytes"));
+    for bad in [
+        format!("/stream/{hash}/1"),
+        "/stream/zz/0".into(),
+        format!("/stream/{hash}/-1"),
+    ] {
+        let a = http(
+            daemon.rpc,
+            &format!("GET {bad} HTTP/1.1\nHost: {}", daemon.rpc),
+            b"",
+        );
+        assert!(a.status == 404 || a.status == 400, "{bad}: {}", a.status);
+    }
+}
+
+#[test]
+fn the_web_page_in_headless_chromium_adds_a_magnet_sees_it_finish_pauses_and_removes_it() {
+    if !require("chromium", "chromium") || !require("chromedriver", "chromium-driver") {
+        return;
+    }
+    let d = Dir::new();
+    let src = d.data_file("src/page.bin", 3_000_001, 71);
+    let t = make_torrent(&d, &src, 32768, &[]);
+    let seed = start_seed(&t, &d.join("src"), &[]);
+    let (hash, magnet) = magnet_of(&t);
+    let magnet = format!("{magnet}&x.pe={}", seed.addr);
+    let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-page");
+    let _ = std::fs::remove_dir_all(&shots);
+    let out = run(Command::new(pypi_python())
+        .arg(peer_script("web_page.py"))
+        .arg("--url")
+        .arg(format!("http://{}/", daemon.rpc))
+        .arg("--magnet")
+        .arg(&magnet)
+        .arg("--hash")
+        .arg(hash.to_hex())
+        .arg("--screenshots")
+        .arg(&shots)
+        .args(["--timeout", "90"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "web_page.py failed:\n{stdout}\n{}\ndaemon: {}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon.proc.stderr()
+    );
+    for shot in [
+        "01-loaded",
+        "02-added",
+        "03-complete",
+        "04-paused",
+        "05-removed",
+    ] {
+        let p = shots.join(format!("{shot}.png"));
+        let len = std::fs::metadata(&p).map_or(0, |m| m.len());
+        assert!(len > 1000, "no screenshot {}", p.display());
+    }
+    eprintln!("screenshots in {}", shots.display());
+    // It was fetched whole before it was removed (the page removes without the data).
+    assert_same_file(&src, &d.join("dl/page.bin"));
+    let mut rpc = daemon.client();
+    assert!(rpc.torrents(&["id"]).is_empty());
 }
