@@ -998,3 +998,98 @@ fn the_web_page_in_headless_chromium_adds_a_magnet_sees_it_finish_pauses_and_rem
     let mut rpc = daemon.client();
     assert!(rpc.torrents(&["id"]).is_empty());
 }
+
+#[test]
+fn a_seeding_goal_stops_the_torrent_and_marks_it_finished() {
+    let d = Dir::new();
+    let src = d.data_file("src/goal.bin", 1_500_007, 81);
+    let t = make_torrent(&d, &src, 32768, &[]);
+    std::fs::create_dir_all(d.join("dl")).unwrap();
+    std::fs::copy(&src, d.join("dl/goal.bin")).unwrap();
+    let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
+    let mut rpc = daemon.client();
+    let added = rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}),
+    );
+    let id = added["torrent-added"]["id"].clone();
+    rpc.ok(
+        "torrent-set",
+        json!({"ids": [id], "seedRatioLimit": 1.0, "seedRatioMode": 1}),
+    );
+    let fields = [
+        "status",
+        "isFinished",
+        "uploadedEver",
+        "uploadRatio",
+        "seedRatioLimit",
+    ];
+    rpc.wait_for("seeding", &fields, TIMEOUT, |t| t[0]["status"] == 6);
+    assert_eq!(rpc.torrents(&fields)[0]["isFinished"], false);
+    // A fetcher takes it all: the ratio reaches 1 and the daemon stops seeding.
+    let mut fetch = start_fetch(&t, &d.join("leech"), &[daemon.proc.addr], &[]);
+    let (code, _) = fetch.wait(TIMEOUT);
+    assert_eq!(code, Some(0));
+    let t = rpc.wait_for("the goal", &fields, TIMEOUT, |t| t[0]["status"] == 0);
+    assert_eq!(t[0]["isFinished"], true, "{:?}", t[0]);
+    assert!(t[0]["uploadRatio"].as_f64().unwrap() >= 1.0, "{:?}", t[0]);
+    assert_same_file(&src, &d.join("leech/goal.bin"));
+}
+
+#[test]
+fn the_watch_folder_adds_torrents_and_magnets_put_there() {
+    let d = Dir::new();
+    let src = d.data_file("src/w.bin", 700_001, 82);
+    let (_tracker, announce) = tracker();
+    let t = torrent_of(&d, &src, "w.torrent", 32768, &announce);
+    let other = d.data_file("src/m.bin", 300_001, 83);
+    let tm = make_torrent(&d, &other, 16384, &[]);
+    let seed = start_seed(&t, &d.join("src"), &[tm.to_str().unwrap()]);
+    let (_, magnet) = magnet_of(&tm);
+    std::fs::create_dir_all(d.join("watch")).unwrap();
+    let daemon = Daemon::start(
+        &d.join("dl"),
+        &d.join("state"),
+        &["--watch", d.join("watch").to_str().unwrap()],
+    );
+    let mut rpc = daemon.client();
+    std::fs::copy(&t, d.join("watch/w.torrent")).unwrap();
+    std::fs::write(
+        d.join("watch/m.magnet"),
+        format!("{magnet}&x.pe={}\n", seed.addr),
+    )
+    .unwrap();
+    std::fs::write(d.join("watch/junk.torrent"), b"d4:junke").unwrap();
+    rpc.wait_for(
+        "the watched torrent",
+        &["name", "percentDone"],
+        TIMEOUT,
+        |t| t.len() == 2 && t.iter().all(done),
+    );
+    assert_same_file(&src, &d.join("dl/w.bin"));
+    assert_same_file(&other, &d.join("dl/m.bin"));
+    assert!(d.join("watch/w.torrent.added").exists());
+    assert!(d.join("watch/junk.torrent.invalid").exists());
+    assert!(
+        daemon.proc.stderr().contains("junk.torrent"),
+        "a bad file is not reported: {}",
+        daemon.proc.stderr()
+    );
+}
+
+#[test]
+fn an_rpc_off_loopback_needs_a_password_and_bad_options_are_bad_usage() {
+    let d = Dir::new();
+    let out = run(share()
+        .args(["daemon", "--listen", "127.0.0.1:0", "--rpc", "0.0.0.0:0"])
+        .arg("--download-dir")
+        .arg(d.join("dl"))
+        .arg("--state-dir")
+        .arg(d.join("state")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rpc-auth"));
+    for bad in [&["--rpc-auth", "nopassword"][..], &["--rpc", "nowhere"]] {
+        let out = run(share().arg("daemon").args(bad));
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

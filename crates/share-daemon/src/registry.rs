@@ -64,6 +64,17 @@ impl Entry {
         self.saved.downloaded_ever + self.stats().map_or(0, |s| s.get(&s.downloaded))
     }
 
+    /// Uploaded over downloaded, as Transmission counts it: a torrent that downloaded
+    /// nothing (it was seeded from the start) counts the bytes it has verified. None when
+    /// there is nothing to divide by.
+    pub fn ratio(&self) -> Option<f64> {
+        let base = match self.downloaded_ever() {
+            0 => self.stats().map_or(0, |s| s.get(&s.verified)),
+            d => d,
+        };
+        (base > 0).then(|| self.uploaded_ever() as f64 / base as f64)
+    }
+
     pub fn name(&self) -> String {
         match (&self.meta, &self.magnet) {
             (Some(m), _) => m.info.name.clone(),
@@ -611,12 +622,7 @@ fn goal_reached(e: &Entry, s: &SavedSession, now: Instant) -> bool {
         _ => None,
     };
     if let Some(limit) = ratio_limit {
-        // A torrent that downloaded nothing (it was seeded from the start) counts its size.
-        let base = match e.downloaded_ever() {
-            0 => e.total_size(),
-            d => d,
-        };
-        if base > 0 && e.uploaded_ever() as f64 / base as f64 >= limit {
+        if e.ratio().is_some_and(|r| r >= limit) {
             return true;
         }
     }
@@ -714,11 +720,11 @@ pub fn spawn_background(
             let mut r = registry.lock().await;
             r.tick();
             if let Some(w) = &watch {
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     crate::watch::scan(&mut r, w, &mut seen).await;
                 }
             }
-            if n % 30 == 0 {
+            if n.is_multiple_of(30) {
                 r.mark_dirty();
             }
             r.save();

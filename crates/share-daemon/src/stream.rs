@@ -47,30 +47,36 @@ struct Target {
     name: String,
 }
 
+/// A `Range` header that cannot be satisfied (answered 416).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// A parsed `Range` header: the first and last byte wanted, inclusive.
-pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
-        return Err(());
+        return Err(Unsatisfiable);
     };
     // Several ranges: the first is served (a player asks for one).
     let first = spec.split(',').next().unwrap_or("").trim();
-    let (a, b) = first.split_once('-').ok_or(())?;
+    let (a, b) = first.split_once('-').ok_or(Unsatisfiable)?;
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
+        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
         if n == 0 || len == 0 {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         (len.saturating_sub(n), len - 1)
     } else {
-        let start: u64 = a.parse().map_err(|_| ())?;
+        let start: u64 = a.parse().map_err(|_| Unsatisfiable)?;
         let end = if b.is_empty() {
             len.saturating_sub(1)
         } else {
-            b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))
+            b.parse::<u64>()
+                .map_err(|_| Unsatisfiable)?
+                .min(len.saturating_sub(1))
         };
         if start >= len || end < start {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         (start, end)
     };
@@ -187,7 +193,7 @@ pub async fn serve(
         None => None,
         Some(v) => match parse_range(v, len) {
             Ok(r) => r,
-            Err(()) => {
+            Err(Unsatisfiable) => {
                 let mut resp = plain(StatusCode::RANGE_NOT_SATISFIABLE, "416: bad range\n");
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
                     resp.headers_mut().insert(header::CONTENT_RANGE, v);
@@ -298,7 +304,7 @@ async fn pump(t: Target, from: u64, to: u64, tx: mpsc::Sender<Result<Bytes, std:
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{parse_range, Unsatisfiable};
 
     #[test]
     fn ranges() {
@@ -316,7 +322,7 @@ mod tests {
             "bytes=x-",
             "bytes=0",
         ] {
-            assert_eq!(parse_range(bad, 1000), Err(()), "{bad}");
+            assert_eq!(parse_range(bad, 1000), Err(Unsatisfiable), "{bad}");
         }
     }
 }

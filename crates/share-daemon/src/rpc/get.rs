@@ -173,12 +173,7 @@ fn field(
         "uploadedEver" => json!(e.uploaded_ever()),
         "downloadedEver" => json!(e.downloaded_ever()),
         "uploadRatio" => {
-            let d = e.downloaded_ever();
-            json!(if d == 0 {
-                -1.0
-            } else {
-                e.uploaded_ever() as f64 / d as f64
-            })
+            json!(e.ratio().unwrap_or(-1.0))
         }
         "downloadDir" => json!(e.saved.download_dir.to_string_lossy()),
         "error" => json!(if e.error.is_some() { 3 } else { 0 }),
