@@ -1093,3 +1093,41 @@ fn an_rpc_off_loopback_needs_a_password_and_bad_options_are_bad_usage() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }
+
+#[test]
+fn torrent_add_takes_an_http_url() {
+    let d = Dir::new();
+    let src = d.data_file("src/u.bin", 200_003, 95);
+    let t = make_torrent(&d, &src, 16384, &[]);
+    std::fs::create_dir_all(d.join("www")).unwrap();
+    std::fs::copy(&t, d.join("www/u.torrent")).unwrap();
+    let port = free_port();
+    let mut server = Command::new(python())
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(d.join("www"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
+    let mut rpc = daemon.client();
+    let url = format!("http://127.0.0.1:{port}/u.torrent");
+    let deadline = Instant::now() + TIMEOUT;
+    let added = loop {
+        let v = rpc.call("torrent-add", json!({ "filename": url, "paused": true }));
+        if v["result"] == "success" || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(added["result"], "success", "{added}");
+    assert_eq!(added["arguments"]["torrent-added"]["name"], "u.bin");
+}

@@ -228,3 +228,62 @@ fn a_torrent_whose_paths_would_escape_the_folder_is_fetched_inside_it() {
     assert_eq!(top, ["dl", "evil.torrent", "src"]);
     assert_eq!(std::fs::read_dir(d.join("dl")).unwrap().count(), 1);
 }
+
+#[test]
+fn fetch_only_and_exclude_take_the_matching_files_and_a_second_run_resumes() {
+    let d = Dir::new();
+    d.data_file("src/show/e1.mkv", 600_001, 91);
+    d.data_file("src/show/e2.mkv", 500_003, 92);
+    d.data_file("src/show/extras/making-of.mkv", 400_009, 93);
+    d.data_file("src/show/notes.txt", 20_011, 94);
+    let t = make_torrent(&d, &d.join("src/show"), 16384, &[]);
+    let seed = start_seed(&t, &d.join("src"), &[]);
+    let mut f = start_fetch(
+        &t,
+        &d.join("dl"),
+        &[seed.addr],
+        &["--only", "*.mkv", "--exclude", "*/extras/*"],
+    );
+    let (code, out) = f.wait(std::time::Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{out:?} {}", f.stderr());
+    assert_same_file(&d.join("src/show/e1.mkv"), &d.join("dl/show/e1.mkv"));
+    assert_same_file(&d.join("src/show/e2.mkv"), &d.join("dl/show/e2.mkv"));
+    let (_, down) = parse_counts(out.last().unwrap()).unwrap();
+    assert!(down <= 600_001 + 500_003 + 4 * 16384, "downloaded {down}");
+    for skipped in ["dl/show/extras/making-of.mkv", "dl/show/notes.txt"] {
+        let have = std::fs::read(d.join(skipped)).unwrap_or_default();
+        let full = std::fs::read(d.join(&skipped.replace("dl/", "src/"))).unwrap();
+        assert!(have != full, "{skipped} was fetched");
+    }
+    // The rest, with the first files kept: only what was left out comes over the wire.
+    let mut f = start_fetch(&t, &d.join("dl"), &[seed.addr], &[]);
+    let (code, out) = f.wait(std::time::Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{out:?} {}", f.stderr());
+    let (_, down) = parse_counts(out.last().unwrap()).unwrap();
+    assert!(
+        down <= 400_009 + 20_011 + 4 * 16384,
+        "downloaded {down} again"
+    );
+    let out = run(std::process::Command::new("diff")
+        .arg("-r")
+        .arg(d.join("src/show"))
+        .arg(d.join("dl/show")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A pattern that matches nothing is a clear error; a malformed one is bad usage.
+    let out = run(share()
+        .arg("fetch")
+        .arg(&t)
+        .arg("-o")
+        .arg(d.join("none"))
+        .args(["--listen", "127.0.0.1:0", "--only", "*.iso"])
+        .arg("--peer")
+        .arg(seed.addr.to_string()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+    let out = run(share().arg("fetch").arg(&t).args(["--only", "a[b"]));
+    assert_eq!(out.status.code(), Some(2));
+}
