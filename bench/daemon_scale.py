@@ -555,7 +555,7 @@ def run_daemon(kind, work, tracker, data, partials, torrents, shim, args):
         start = start_share if kind == "share" else start_transmission
         daemon, rpc = start(run, tracker)
         started.append(daemon)
-        rpc.wait_ready(60, daemon)
+        version = rpc.wait_ready(60, daemon).get("version", "?")
         tracker.reset(daemon.peer_port)
         base_rss = rss_kib(daemon.pid) / 1024
 
@@ -625,9 +625,9 @@ def run_daemon(kind, work, tracker, data, partials, torrents, shim, args):
         log(f"[{kind}] settling {args.settle:.0f} s")
         time.sleep(args.settle)
         conns = lambda: peer_connections(daemon.pid, daemon.rpc_port, tracker.port)
-        # Until the connection count holds still for 10 s, at most --timeout.
+        # Until the connection count holds still for 10 s, at most 2 minutes.
         history = [conns()]
-        deadline = time.monotonic() + args.timeout
+        deadline = time.monotonic() + min(args.timeout, 120)
         while time.monotonic() < deadline:
             time.sleep(2)
             history.append(conns())
@@ -659,8 +659,8 @@ def run_daemon(kind, work, tracker, data, partials, torrents, shim, args):
         lat.sort()
         p95 = lat[max(0, math.ceil(0.95 * len(lat)) - 1)]
         return {
-            "rss0": base_rss, "add": t_added, "checked": t_checked, "complete": t_complete,
-            "leechers": t_leechers, "conns": npeer, "conns_after": npeer_after,
+            "version": version, "rss0": base_rss, "add": t_added, "checked": t_checked,
+            "complete": t_complete, "leechers": t_leechers, "conns": npeer, "conns_after": npeer_after,
             "rpc_peers": rpc_peers, "rss": rss, "peak": peak, "fds": nfd, "cpu": cpu,
             "get_med": statistics.median(lat), "get_p95": p95, "missing": missing,
             "sample": {k: v for k, v in rows[0].items() if k != "name"} if rows else {},
@@ -698,9 +698,9 @@ def main():
         sys.exit("--daemons takes share and transmission")
     if "transmission" in daemons and not os.access(TRANSMISSION, os.X_OK):
         sys.exit(f"no {TRANSMISSION}: apt-get install -y transmission-daemon")
+    common.build()  # cargo build --release, unless SHARE_BIN names a binary
     if not os.access(SHARE, os.X_OK):
         sys.exit(f"no {SHARE}: build it or set SHARE_BIN")
-    common.build()
     # A SIGTERM to this script stops what it started, too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -732,7 +732,9 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
     seeding = sum(t["seeding"] for t in torrents)
-    names = {"share": "share daemon", "transmission": "transmission-daemon 3.00"}
+    names = {"share": f"share daemon {results.get('share', {}).get('version', '')}",
+             "transmission": "transmission-daemon "
+                             f"{results.get('transmission', {}).get('version', '')}"}
     print()
     print(f"{n} torrents of {args.size_kib} KiB ({seeding} seeding, {n - seeding} fetching); "
           f"external peers: 1 seed, {k} partial seeds, {args.leechers} leechers; "

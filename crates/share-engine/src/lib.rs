@@ -30,6 +30,7 @@ use std::sync::Arc;
 pub use tokio_util::sync::CancellationToken;
 
 pub use limit::RateLimiter;
+pub use peer::PeerStream;
 pub use serve::TrackerServer;
 pub use session::{Session, SessionConfig, TorrentHandle, Transports};
 pub use share_core::tracker::registry::Limits as TrackerLimits;

@@ -1266,6 +1266,8 @@ impl Torrent {
                 }
                 p.last_block = now;
                 p.stalls += 1;
+                // From now on trusted with one block at a time, until its rate earns more.
+                p.depth = 1;
                 if p.stalls >= MAX_STALLS {
                     self.close(key, "stalled three times with requests out");
                     continue;

@@ -99,7 +99,7 @@ fn admit(
 }
 
 /// Runs one incoming connection's handshake in a task of its own, in its slot.
-fn spawn_handshake<S>(
+pub(super) fn spawn_handshake<S>(
     stream: S,
     addr: SocketAddr,
     via: peer::Transport,

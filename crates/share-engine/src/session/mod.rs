@@ -236,11 +236,19 @@ enum SessionCmd {
     },
 }
 
+struct Incoming {
+    routes: watch::Receiver<Routes>,
+    ctx: Arc<SessionCtx>,
+    handshaking: accept::SharedHandshaking,
+}
+
 /// A running session: a cheap handle to its task.
 #[derive(Clone)]
 pub struct Session {
     tx: mpsc::Sender<SessionCmd>,
     local_addr: SocketAddr,
+    /// What an incoming connection needs, for [`Session::accept_stream`].
+    incoming: Arc<Incoming>,
     shutdown: CancellationToken,
     done: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
@@ -306,6 +314,11 @@ impl Session {
                 shutdown.clone(),
             ));
         }
+        let incoming = Arc::new(Incoming {
+            routes: routes_rx.clone(),
+            ctx: ctx.clone(),
+            handshaking: handshaking.clone(),
+        });
         let task = tokio::spawn(
             SessionTask {
                 ctx,
@@ -319,6 +332,7 @@ impl Session {
         Ok(Session {
             tx,
             local_addr,
+            incoming,
             shutdown,
             done: Arc::new(tokio::sync::Mutex::new(Some(task))),
         })
@@ -326,6 +340,21 @@ impl Session {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Takes a connection made elsewhere (an in-memory pipe in a test, a transport of the
+    /// embedder's own) as if the listener had accepted it from `addr`: the same limits,
+    /// handshake deadline and routing by info-hash.
+    pub fn accept_stream<S: crate::peer::PeerStream>(&self, stream: S, addr: SocketAddr) {
+        let i = &self.incoming;
+        accept::spawn_handshake(
+            stream,
+            addr,
+            crate::peer::Transport::Tcp,
+            &i.routes,
+            &i.ctx,
+            &i.handshaking,
+        );
     }
 
     /// Adds a torrent; it starts at once (checking its data, or fetching a magnet's
