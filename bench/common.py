@@ -86,3 +86,179 @@ def stop(p, timeout=30):
         p.kill()
         out, _ = p.communicate()
     return out or ""
+
+
+# ---------------------------------------------------------------- watched processes
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+NOBODY = "127.0.0.1:9"  # a DHT bootstrap node for the first node: nobody listens there
+
+
+def free_port():
+    """A port number free on 127.0.0.1 for TCP and UDP just now (nobody listens on it)."""
+    import socket as _socket
+    with _socket.socket() as t, _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as u:
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u.bind(("127.0.0.1", port))
+        return port
+
+
+class Watched:
+    """A process whose output is read by threads, line by line, each line kept with its
+    arrival time (time.monotonic()). With `tty`, standard error is a pseudo-terminal, so that
+    share draws its progress bar: every redraw becomes a line (escape codes removed). With
+    `log`, every line also goes to that file, with its time since the start."""
+
+    def __init__(self, cmd, env=None, tty=False, log=None, stdin=False, cwd=None):
+        import threading
+        self.cmd = cmd
+        self.lines = []  # (t, "out" | "err", text)
+        self.cond = threading.Condition()
+        self.t0 = time.monotonic()
+        self.log = open(log, "w") if log else None
+        master = slave = None
+        if tty:
+            import fcntl
+            import pty
+            import struct
+            import termios
+            master, slave = pty.openpty()
+            # Wide enough that the bar's peer counts are never cut off.
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 400, 0, 0))
+            env = dict(env or os.environ, TERM="xterm")
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                  stderr=slave if tty else subprocess.PIPE,
+                                  stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  env=env, cwd=cwd)
+        self.pid = self.p.pid
+        if tty:
+            os.close(slave)
+            err = master
+        else:
+            err = self.p.stderr.fileno()
+        self.threads = [threading.Thread(target=self._read, args=(fd, name), daemon=True)
+                        for fd, name in ((self.p.stdout.fileno(), "out"), (err, "err"))]
+        self._master = master
+        for t in self.threads:
+            t.start()
+
+    def _read(self, fd, name):
+        buf = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the pseudo-terminal's other side closed
+                chunk = b""
+            now = time.monotonic()
+            if chunk:
+                buf += chunk
+            parts = re.split(rb"[\r\n]", buf)
+            buf = parts.pop() if chunk else b""
+            texts = [ANSI.sub("", x.decode(errors="replace")).strip() for x in parts]
+            texts = [x for x in texts if x]
+            if texts:
+                with self.cond:
+                    for x in texts:
+                        self.lines.append((now, name, x))
+                        if self.log:
+                            self.log.write(f"{now - self.t0:9.3f} {name} {x}\n")
+                    self.cond.notify_all()
+            if not chunk:
+                with self.cond:
+                    self.cond.notify_all()
+                return
+
+    def send(self, line):
+        self.p.stdin.write((line + "\n").encode())
+        self.p.stdin.flush()
+
+    def find(self, pred, stream=None, last=False):
+        """The first (or last) (t, text) whose text satisfies pred, or None."""
+        with self.cond:
+            seq = reversed(self.lines) if last else self.lines
+            for t, s, x in seq:
+                if (stream is None or s == stream) and pred(x):
+                    return t, x
+        return None
+
+    def wait(self, pred, timeout, stream=None):
+        """Waits for a line satisfying pred (a string: a prefix); returns (t, text) or None
+        when the timeout passes or the process has ended without one."""
+        if isinstance(pred, str):
+            prefix = pred
+            pred = lambda x: x.startswith(prefix)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self.cond:
+            while True:
+                for t, s, x in self.lines[seen:]:
+                    if (stream is None or s == stream) and pred(x):
+                        return t, x
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.p.poll() is not None
+                                 and not any(t.is_alive() for t in self.threads)):
+                    return None
+                self.cond.wait(min(left, 0.2))
+
+    def addr(self, timeout=60):
+        """The `listening on ADDR` address."""
+        r = self.wait("listening on ", timeout, stream="out")
+        if r is None:
+            raise RuntimeError(f"{' '.join(self.cmd[:2])} printed no `listening on` line: "
+                               + self.tail())
+        return r[1].split()[2]
+
+    def tail(self, n=15):
+        with self.cond:
+            return " | ".join(x for _, _, x in self.lines[-n:])
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=None, timeout=15):
+        """Ends the process (SIGTERM, or `sig`; SIGKILL after `timeout` s) and its readers."""
+        import signal as _signal
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(sig or _signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(10)
+        for t in self.threads:
+            t.join(5)
+        if self._master is not None:
+            try:
+                os.close(self._master)
+            except OSError:
+                pass
+            self._master = None
+        if self.log:
+            self.log.close()
+            self.log = None
+        return self.p.returncode
+
+
+UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+BAR = re.compile(r"(\w+) \[[^\]]*\] ([\d.]+) (\w+)/([\d.]+) (\w+) \S+ \S+ (\d+) peers"
+                 r"(?: \(([^)]*)\))?")
+
+
+def parse_bar(text):
+    """share's progress bar line -> {phase, done, total, peers, sources {name: n}} or None."""
+    m = BAR.search(text)
+    if not m:
+        return None
+    src = {}
+    for part in (m.group(7) or "").split(", "):
+        if part:
+            name, _, n = part.rpartition(" ")
+            src[name] = int(n)
+    return {"phase": m.group(1), "done": float(m.group(2)) * UNITS.get(m.group(3), 1),
+            "total": float(m.group(4)) * UNITS.get(m.group(5), 1), "peers": int(m.group(6)),
+            "sources": src}

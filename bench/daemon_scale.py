@@ -660,7 +660,8 @@ def run_daemon(kind, work, tracker, data, partials, torrents, shim, args):
         p95 = lat[max(0, math.ceil(0.95 * len(lat)) - 1)]
         return {
             "version": version, "rss0": base_rss, "add": t_added, "checked": t_checked,
-            "complete": t_complete, "leechers": t_leechers, "conns": npeer, "conns_after": npeer_after,
+            "complete": t_complete, "leechers": t_leechers, "conns": npeer,
+            "conns_after": npeer_after,
             "rpc_peers": rpc_peers, "rss": rss, "peak": peak, "fds": nfd, "cpu": cpu,
             "get_med": statistics.median(lat), "get_p95": p95, "missing": missing,
             "sample": {k: v for k, v in rows[0].items() if k != "name"} if rows else {},

@@ -410,9 +410,9 @@ def run_seeder(name, seed_cmd, ready, args, torrent, dst, meta):
 
 LT_WRAP = (
     "import runpy, sys, libtorrent as lt\n"
-    "_session = lt.session\n"
+    "_session, _limit = lt.session, int(sys.argv[1])\n"
     "def session(settings):\n"
-    "    settings = dict(settings, connections_limit=int(sys.argv[1]))\n"
+    "    settings = dict(settings, connections_limit=_limit)\n"
     "    return _session(settings)\n"
     "lt.session = session\n"
     "path = sys.argv[2]\n"
