@@ -55,6 +55,10 @@ def main():
     print(f"session: rpc-version {c.rpc_version}, download-dir {session.download_dir}")
     check(session.download_dir == a.download_dir,
           f"session download-dir {session.download_dir!r} != {a.download_dir!r}")
+    # The harness starts the daemon without the DHT and local discovery (SHARE_NO_DHT=1,
+    # SHARE_NO_LSD=1): session-get says so.
+    check(session.dht_enabled is False and session.lpd_enabled is False,
+          f"dht-enabled {session.dht_enabled}, lpd-enabled {session.lpd_enabled}")
 
     one = c.add_torrent(open(a.single, "rb"))
     many = c.add_torrent(open(a.multi, "rb").read(), files_unwanted=[1], labels=["tv"])
@@ -112,9 +116,13 @@ def main():
 
     c.remove_torrent(many.id, delete_data=True)
     wait("a removal", a.timeout, lambda: [t.id for t in c.get_torrents()] == [one.id])
+    _, removed = c.get_recently_active_torrents()
+    check(many.id in removed, f"recently-active does not name the removed torrent: {removed}")
     print("removed")
     stats = c.session_stats()
     check(stats.torrent_count == 1, f"session-stats torrentCount {stats.torrent_count}")
+    check(stats.active_torrent_count + stats.paused_torrent_count == stats.torrent_count,
+          f"active {stats.active_torrent_count} + paused {stats.paused_torrent_count}")
     print("ALL OK")
 
 

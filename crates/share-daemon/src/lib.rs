@@ -50,6 +50,38 @@ pub struct DaemonConfig {
     pub host_names: Vec<String>,
     /// Settings for each torrent the daemon adds (peer limits, upload slots).
     pub torrent: TorrentConfig,
+    /// How the session was started, for `session-get`.
+    pub session: SessionSettings,
+}
+
+/// The session's settings as `session-get` reports them.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub dht: bool,
+    pub pex: bool,
+    pub lsd: bool,
+    pub utp: bool,
+    /// Transmission's words: `required`, `preferred` or `tolerated`.
+    pub encryption: &'static str,
+    pub peer_limit_global: usize,
+    /// Bytes per second, all torrents together.
+    pub max_upload_rate: Option<u64>,
+    pub max_download_rate: Option<u64>,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            dht: true,
+            pex: true,
+            lsd: true,
+            utp: true,
+            encryption: "preferred",
+            peer_limit_global: 500,
+            max_upload_rate: None,
+            max_download_rate: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

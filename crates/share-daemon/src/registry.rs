@@ -20,6 +20,9 @@ use crate::saved::{Folder, SavedList, SavedSession, SavedTorrent};
 use crate::DaemonConfig;
 
 /// Unix seconds now.
+/// How long a torrent counts as recently active (or removed) for `recently-active`.
+pub const RECENT: Duration = Duration::from_secs(60);
+
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -134,8 +137,11 @@ pub struct Registry {
     pub download_root: PathBuf,
     pub watch: Option<PathBuf>,
     state_dir: PathBuf,
-    torrent_defaults: TorrentConfig,
+    pub torrent_defaults: TorrentConfig,
+    pub session_settings: crate::SessionSettings,
     pub entries: BTreeMap<u32, Entry>,
+    /// Torrents removed lately, with when: `torrent-get` of `recently-active` names them.
+    pub removed: Vec<(u32, Instant)>,
     next_id: u32,
     pub settings: SavedSession,
     dirty: bool,
@@ -160,7 +166,9 @@ impl Registry {
             watch: config.watch.clone(),
             state_dir: config.state_dir.clone(),
             torrent_defaults: config.torrent.clone(),
+            session_settings: config.session.clone(),
             entries: BTreeMap::new(),
+            removed: Vec::new(),
             next_id: list.next_id.max(1),
             settings: list.session.clone(),
             dirty: false,
@@ -421,6 +429,12 @@ impl Registry {
         let Some(e) = self.entries.remove(&id) else {
             return Ok(());
         };
+        let now = Instant::now();
+        self.removed
+            .retain(|(_, at)| now.duration_since(*at) < RECENT);
+        if self.removed.len() < 10_000 {
+            self.removed.push((id, now));
+        }
         self.removed_up += e.saved.uploaded_ever;
         self.removed_down += e.saved.downloaded_ever;
         self.folder.forget_torrent(&e.saved.hash);

@@ -81,7 +81,18 @@ pub async fn torrent_get(r: &mut Registry, args: &Args) -> RpcResult {
         }
         return Ok(json!({"torrents": t}));
     }
-    Ok(json!({"torrents": rows, "removed": []}))
+    let mut out = json!({ "torrents": rows });
+    if args.get("ids").and_then(Value::as_str) == Some("recently-active") {
+        let now = tokio::time::Instant::now();
+        let removed: Vec<u32> = r
+            .removed
+            .iter()
+            .filter(|(_, at)| now.duration_since(*at) < crate::registry::RECENT)
+            .map(|(id, _)| *id)
+            .collect();
+        out["removed"] = json!(removed);
+    }
+    Ok(out)
 }
 
 /// Sizes from the files' progress: (size of wanted files, wanted bytes not verified,
@@ -212,7 +223,8 @@ fn field(
         "uploadLimited" => json!(e.saved.up_limit.is_some()),
         "honorsSessionLimits" => json!(true),
         "bandwidthPriority" => json!(0),
-        "peer-limit" => json!(80),
+        "peer-limit" => json!(r.torrent_defaults.max_peers),
+        "maxConnectedPeers" => json!(r.torrent_defaults.max_peers),
         "queuePosition" => json!(id.saturating_sub(1)),
         "recheckProgress" => {
             let checked = stats.map_or(0, |s| s.get(&s.checked));

@@ -112,7 +112,22 @@ pub fn ids(r: &Registry, args: &Args) -> Result<Vec<u32>, RpcError> {
     };
     match args.get("ids") {
         None | Some(Value::Null) => Ok(all()),
-        Some(Value::String(s)) if s == "recently-active" => Ok(all()),
+        Some(Value::String(s)) if s == "recently-active" => {
+            let now = tokio::time::Instant::now();
+            Ok(r.entries
+                .iter()
+                .filter(|(_, e)| {
+                    now.duration_since(e.last_active) < crate::registry::RECENT
+                        || e.stats().is_some_and(|s| {
+                            matches!(
+                                s.state(),
+                                share_engine::State::Checking | share_engine::State::CheckWait
+                            )
+                        })
+                })
+                .map(|(id, _)| *id)
+                .collect())
+        }
         Some(Value::Array(list)) => {
             if list.len() > 100_000 {
                 return Err(RpcError("too many ids".into()));

@@ -37,19 +37,19 @@ pub fn get(r: &Registry, _args: &Args, session_id: &str) -> Value {
         "peer-port": r.session.local_addr().port(),
         "peer-port-random-on-start": false,
         "port-forwarding-enabled": false,
-        "encryption": "preferred",
-        "dht-enabled": true,
-        "pex-enabled": true,
-        "lpd-enabled": true,
-        "utp-enabled": true,
+        "encryption": r.session_settings.encryption,
+        "dht-enabled": r.session_settings.dht,
+        "pex-enabled": r.session_settings.pex,
+        "lpd-enabled": r.session_settings.lsd,
+        "utp-enabled": r.session_settings.utp,
         "seedRatioLimit": s.seed_ratio_limit,
         "seedRatioLimited": s.seed_ratio_limited,
         "idle-seeding-limit": s.idle_seeding_limit,
         "idle-seeding-limit-enabled": s.idle_seeding_limit_enabled,
-        "speed-limit-down": 0,
-        "speed-limit-down-enabled": false,
-        "speed-limit-up": 0,
-        "speed-limit-up-enabled": false,
+        "speed-limit-down": r.session_settings.max_download_rate.map_or(0, |b| b / 1000),
+        "speed-limit-down-enabled": r.session_settings.max_download_rate.is_some(),
+        "speed-limit-up": r.session_settings.max_upload_rate.map_or(0, |b| b / 1000),
+        "speed-limit-up-enabled": r.session_settings.max_upload_rate.is_some(),
         "alt-speed-enabled": false,
         "alt-speed-down": 0,
         "alt-speed-up": 0,
@@ -67,8 +67,8 @@ pub fn get(r: &Registry, _args: &Args, session_id: &str) -> Value {
         "seed-queue-size": 0,
         "queue-stalled-enabled": false,
         "queue-stalled-minutes": 30,
-        "peer-limit-global": 500,
-        "peer-limit-per-torrent": 80,
+        "peer-limit-global": r.session_settings.peer_limit_global,
+        "peer-limit-per-torrent": r.torrent_defaults.max_peers,
         "rename-partial-files": false,
         "start-added-torrents": true,
         "trash-original-torrent-files": false,
@@ -120,12 +120,12 @@ pub fn stats(r: &Registry) -> Value {
         if let Some(s) = e.stats() {
             up_rate += s.get(&s.rate_up);
             down_rate += s.get(&s.rate_down);
-            if s.get(&s.rate_up) + s.get(&s.rate_down) > 0 {
-                active += 1;
-            }
         }
+        // As Transmission counts: running or paused, the two adding up to the total.
         if e.saved.paused {
             paused += 1;
+        } else {
+            active += 1;
         }
         up += e.uploaded_ever();
         down += e.downloaded_ever();
