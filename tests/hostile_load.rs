@@ -53,16 +53,23 @@ fn hostile(mode: &str, s: &Setup, extra: &[&str]) -> Command {
 }
 
 /// Fetches from the seed (and `others`) into a fresh folder; returns the time it took.
-fn fetch(s: &Setup, dir: &str, others: &[std::net::SocketAddr]) -> (f64, Proc) {
+/// A fetch from the seed and `others`: its time, the process, and its peak RSS (sampled
+/// while it runs).
+fn fetch(s: &Setup, dir: &str, others: &[std::net::SocketAddr]) -> (f64, Proc, u64) {
     let mut peers = others.to_vec();
     peers.push(s.seed.addr);
     let start = Instant::now();
     let mut f = start_fetch(&s.t, &s.d.join(dir), &peers, &[]);
+    let mut rss = 0;
+    while f.child.try_wait().unwrap().is_none() && start.elapsed() < TIMEOUT {
+        rss = rss.max(peak_rss(f.child.id()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (code, _) = f.wait(TIMEOUT);
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(code, Some(0), "{}", f.stderr());
     assert_same_file(&s.d.join("src/f.bin"), &s.d.join(dir).join("f.bin"));
-    (secs, f)
+    (secs, f, rss)
 }
 
 fn assert_bounded_rss(p: &Proc, what: &str) {
@@ -73,9 +80,12 @@ fn assert_bounded_rss(p: &Proc, what: &str) {
 /// A hostile peer the fetch is given as `--peer`, beside the honest seed.
 fn beside_a_peer(mode: &str, banned_for: Option<&str>) {
     let s = setup();
-    let (base, _) = fetch(&s, "base", &[]);
+    let (base, _, base_rss) = fetch(&s, "base", &[]);
     let mut h = Proc::start(&mut hostile(mode, &s, &[]));
-    let (secs, f) = fetch(&s, "dst", &[h.addr]);
+    let (secs, f, rss) = fetch(&s, "dst", &[h.addr]);
+    // Bounded memory: the hostile peer costs the fetch no more than a few MiB over a fetch
+    // without it.
+    assert!(rss < 200 << 20, "{mode}: the fetch peaked at {rss} bytes");
     let err = f.stderr();
     if let Some(why) = banned_for {
         assert!(
@@ -95,7 +105,9 @@ fn beside_a_peer(mode: &str, banned_for: Option<&str>) {
         "{mode}: the hostile peer was never dropped: {err}"
     );
     eprintln!(
-        "{mode}: fetch {secs:.2} s beside the hostile peer, {base:.2} s without ({})",
+        "{mode}: fetch {secs:.2} s, peak RSS {} MiB beside the hostile peer; {base:.2} s, {} MiB without ({})",
+        rss >> 20,
+        base_rss >> 20,
         dropped.unwrap()
     );
 }
@@ -131,13 +143,13 @@ fn a_peer_that_sends_a_byte_a_second_does_not_hold_the_download() {
 /// A hostile load on the seed's listener while the fetch connects to it.
 fn at_the_listener(mode: &str, extra: &[&str]) {
     let s = setup();
-    let (base, _) = fetch(&s, "base", &[]);
+    let (base, _, _) = fetch(&s, "base", &[]);
     let target = s.seed.addr.to_string();
     let mut args = vec!["--target", target.as_str()];
     args.extend_from_slice(extra);
     let mut h = Proc::start_with(&mut hostile(mode, &s, &args), |l| l == "started");
     std::thread::sleep(Duration::from_secs(2));
-    let (secs, _) = fetch(&s, "dst", &[]);
+    let (secs, _, _) = fetch(&s, "dst", &[]);
     assert_bounded_rss(&s.seed, mode);
     let (_, out) = h.stop();
     eprintln!(
