@@ -182,14 +182,15 @@ class Watched:
                     return t, x
         return None
 
-    def wait(self, pred, timeout, stream=None):
-        """Waits for a line satisfying pred (a string: a prefix); returns (t, text) or None
+    def wait(self, pred, timeout, stream=None, since=0):
+        """Waits for a line satisfying pred (a string: a prefix), among the lines from index
+        `since` on (len(self.lines) before a command: its answer); returns (t, text) or None
         when the timeout passes or the process has ended without one."""
         if isinstance(pred, str):
             prefix = pred
             pred = lambda x: x.startswith(prefix)
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = since
         with self.cond:
             while True:
                 for t, s, x in self.lines[seen:]:

@@ -11,20 +11,22 @@ never upload nor claim a piece). For each seeder, in turn:
 
   1. the seeder starts and is waited for until it serves (a probe peer gets its bitfield);
   2. baseline: one honest `share fetch` of the whole torrent with no load, timed;
-  3. the raw peers connect (a few at a time, connect failures retried) and are left alone
-     for --settle s, the seeder's CPU measured over that stretch ("500 alone");
+  3. the raw peers connect (8 at a time, failures retried up to 4 times) and are left alone
+     for --settle s, the seeder's CPU measured over that stretch ("load alone");
   4. the honest fetch again, beside them, timed; CPU over steps 3-4 ("run").
 
 Seeder figures: RSS (VmRSS) and open descriptors (/proc/PID/fd), both the peak sampled every
 0.5 s during steps 3-4; connected peers = its ESTABLISHED TCP sockets (/proc/net/tcp matched
-against its socket descriptors) when the loaded fetch starts -> when it ends.
+against its socket descriptors): the peak over steps 3-4, and the count once the fetch ended.
 
 share seeds with --max-connections/--max-peers/--max-per-ip raised to leechers + 100 (every
 peer is 127.0.0.1). libtorrent is tests/peers/lt_peer.py seed; lt_peer.py has no option for
 libtorrent's connections_limit (default 200 in libtorrent 2.0), so this script runs it with
-lt.session wrapped to set connections_limit to leechers + 100 (--lt-keep-limit: leave it at
-the default). lt_peer.py unchokes everyone (unchoke_slots_limit -1); share keeps its
---upload-slots (default 4, plus one rotating) unless --share-arg says otherwise.
+lt.session wrapped to set connections_limit to 2 x leechers + 100 (--lt-keep-limit: leave it
+at the default): libtorrent 2.0.8 turns incoming peers away ("too many connections") at about
+70 % of connections_limit (410 of 600, 676 of 1000, 210 of 300 seen). lt_peer.py unchokes
+everyone (unchoke_slots_limit -1); share keeps its --upload-slots (default 4, plus one
+rotating) unless --share-arg says otherwise.
 
 Needs descriptors: this script raises its own RLIMIT_NOFILE to the hard limit (the raw peers
 take one each); the seeder inherits it. Want `ulimit -n` >= leechers + 200 (hard limit).
@@ -128,10 +130,11 @@ def established(pid):
 
 
 class Sampler:
-    """Samples a process's RSS and descriptor count every 0.5 s in a thread, keeping peaks."""
+    """Samples a process's RSS, descriptors and ESTABLISHED sockets every 0.5 s in a thread,
+    keeping peaks."""
 
     def __init__(self, pid):
-        self.pid, self.rss, self.fds = pid, 0.0, 0
+        self.pid, self.rss, self.fds, self.peers = pid, 0.0, 0, 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -141,6 +144,7 @@ class Sampler:
             try:
                 self.rss = max(self.rss, rss_mib(self.pid))
                 self.fds = max(self.fds, fd_count(self.pid))
+                self.peers = max(self.peers, established(self.pid))
             except OSError:
                 return
             self._stop.wait(0.5)
@@ -148,7 +152,7 @@ class Sampler:
     def done(self):
         self._stop.set()
         self._t.join(timeout=5)
-        return self.rss, self.fds
+        return self.rss, self.fds, self.peers
 
 
 # --- raw peers -----------------------------------------------------------------------------
@@ -174,6 +178,7 @@ class Swarm:
         self.ever = 0           # handshakes answered, in all
         self.failed = {}        # why a peer never got connected (after retries): count
         self.dropped = {}       # why a connected peer's connection ended: count
+        self.retries = {}       # failed attempts that were retried, by why
         self.unchoked = 0
         self.blocks = 0
         self.loop = asyncio.new_event_loop()
@@ -211,6 +216,7 @@ class Swarm:
                         if attempt == 4:
                             self._count(self.failed, why)
                             return
+                        self._count(self.retries, why)
                 await asyncio.sleep(0.5 * (attempt + 1))
             if hs[28:48] != self.info_hash:
                 self._count(self.failed, "wrong info-hash")
@@ -274,7 +280,7 @@ class Swarm:
                 self.unchoked -= 1
             req.cancel()
 
-    def start(self, n, concurrency=32):
+    def start(self, n, concurrency):
         async def launch():
             gate = asyncio.Semaphore(concurrency)
             self.tasks = [asyncio.ensure_future(self._peer(i, gate)) for i in range(n)]
@@ -321,6 +327,18 @@ def probe(addr, info_hash, timeout):
 
 # --- one seeder ----------------------------------------------------------------------------
 
+def on_disk_mib(path):
+    """MiB of blocks allocated under `path` (share writes pieces into sparse files)."""
+    n = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                n += os.stat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return n / (1 << 20)
+
+
 def honest_fetch(torrent, dst, addr, timeout):
     """`share fetch` of everything from `addr`; returns seconds, or None on failure/timeout."""
     subprocess.run(["rm", "-rf", dst], check=True)
@@ -333,7 +351,7 @@ def honest_fetch(torrent, dst, addr, timeout):
         wall = time.monotonic() - t0
         return (wall, "") if code == 0 else (None, f"fetch exit {code}")
     except subprocess.TimeoutExpired:
-        return None, f"timeout >{timeout:.0f} s"
+        return None, f"timeout >{timeout:.0f} s ({on_disk_mib(dst):.0f} MiB in)"
     finally:
         if p.poll() is None:
             stop(p, timeout=10)
@@ -361,7 +379,7 @@ def run_seeder(name, seed_cmd, ready, args, torrent, dst, meta):
         cpu0, t0 = cpu_of(seeder.pid), time.monotonic()
         me0 = sum(os.times()[:2])
         swarm = Swarm(addr, info_hash, piece_len, total, args.rate)
-        swarm.start(args.leechers)
+        swarm.start(args.leechers, args.connect_concurrency)
         deadline = time.monotonic() + args.connect_timeout
         while time.monotonic() < deadline:
             settled = swarm.ever + sum(swarm.failed.values())
@@ -376,7 +394,6 @@ def run_seeder(name, seed_cmd, ready, args, torrent, dst, meta):
         time.sleep(args.settle)
         cpu2, t2 = cpu_of(seeder.pid), time.monotonic()
         row["cpu_alone"] = 100 * (cpu2 - cpu1) / (t2 - t1)
-        row["peers_before"] = established(seeder.pid)
         row["raw_before"] = swarm.connected
         blocks0 = swarm.blocks
         wall, why = honest_fetch(torrent, dst, addr, args.fetch_timeout)
@@ -388,12 +405,13 @@ def run_seeder(name, seed_cmd, ready, args, torrent, dst, meta):
         cpu3, t3 = cpu_of(seeder.pid), time.monotonic()
         row["cpu_run"] = 100 * (cpu3 - cpu0) / (t3 - t0)
         row["me_cpu"] = 100 * (sum(os.times()[:2]) - me0) / (t3 - t0)
-        row["rss"], row["fds"] = sampler.done()
+        row["rss"], row["fds"], row["peers_peak"] = sampler.done()
         sampler = None
         row["raw_after"] = swarm.connected
         row["raw_mib_s"] = (swarm.blocks - blocks0) * BLOCK / (1 << 20) / (t3 - t2)
         row["unchoked"] = swarm.unchoked
         row["failed"], row["dropped"] = dict(swarm.failed), dict(swarm.dropped)
+        row["retries"] = dict(swarm.retries)
         print(f"{name}: loaded fetch {'%.1f s' % wall if wall else why}",
               file=sys.stderr, flush=True)
         return row
@@ -433,6 +451,9 @@ def main():
     ap.add_argument("--settle", type=float, default=10.0,
                     help="seconds the raw peers are left alone before the loaded fetch")
     ap.add_argument("--connect-timeout", type=float, default=180.0)
+    ap.add_argument("--connect-concurrency", type=int, default=8,
+                    help="raw peers connecting/handshaking at once (share takes at most 8 "
+                         "handshakes at once from one IP and closes the rest; default 8)")
     ap.add_argument("--fetch-timeout", type=float, default=600.0)
     ap.add_argument("--share-arg", action="append", default=[],
                     help="an extra option for share seed (repeatable)")
@@ -448,6 +469,7 @@ def main():
     if soft < want:
         sys.exit(f"RLIMIT_NOFILE is {soft}; {want} wanted: raise `ulimit -Hn`")
     limit = args.leechers + 100
+    lt_limit = 2 * args.leechers + 100
     build()
     rows = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as d:
@@ -471,7 +493,7 @@ def main():
         if args.only in (None, "libtorrent"):
             lt_cmd = ([*LT_PEER, "seed", torrent, src, "--timeout", "3600"]
                       if args.lt_keep_limit else
-                      [LT_PEER[0], "-c", LT_WRAP, str(limit), LT_PEER[1], "seed", torrent, src,
+                      [LT_PEER[0], "-c", LT_WRAP, str(lt_limit), LT_PEER[1], "seed", torrent, src,
                        "--timeout", "3600"])
             rows.append(run_seeder(
                 "libtorrent (lt_peer)" + (" default limit" if args.lt_keep_limit else ""),
@@ -482,29 +504,32 @@ def main():
     print(f"\none seeder, {args.leechers} raw leechers ({args.rate:g} req/s each while "
           f"unchoked) + one honest share fetch, {args.size_mib} MiB, piece "
           f"{meta[1] // 1024} KiB, loopback, {os.cpu_count()} cores\n")
-    print("| seeder | peers connected | RSS MiB | CPU % (run) | CPU % (500 alone) | fds | "
+    print("| seeder | peers connected | RSS MiB | CPU % (run) | CPU % (load alone) | fds | "
           "honest fetch MiB/s (with load) | honest fetch MiB/s (no load) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        if "peers_before" not in r:
+        if "peers_after" not in r:
             print(f"| {r['name']} | {r.get('error', '?')} | | | | | | {f(r.get('base'), '%.1f')} |")
             continue
         load = f(r["load"], "%.1f")
-        print(f"| {r['name']} | {r['peers_before']} -> {r['peers_after']} | {r['rss']:.0f} | "
+        print(f"| {r['name']} | {r['peers_peak']} ({r['peers_after']}) | {r['rss']:.0f} | "
               f"{r['cpu_run']:.0f} | {r['cpu_alone']:.0f} | {r['fds']} | {load} | "
               f"{f(r['base'], '%.1f')} |")
     print()
     for r in rows:
-        if "peers_before" not in r:
+        if "peers_after" not in r:
             continue
         print(f"{r['name']}: idle before load RSS {r['idle_rss']:.0f} MiB, {r['idle_fds']} fds; "
               f"raw peers connected {r['raw_before']} -> {r['raw_after']} "
-              f"(took {r['connect_s']:.1f} s), never connected {r['failed'] or 0}, "
+              f"(took {r['connect_s']:.1f} s, retried {r['retries'] or 0}), never connected "
+              f"{r['failed'] or 0}, "
               f"dropped {r['dropped'] or 0}; {r['unchoked']} unchoked at the end, raw peers "
               f"got {r['raw_mib_s']:.1f} MiB/s during the fetch; this script's CPU "
               f"{r['me_cpu']:.0f} %" + (f"; {r['error']}" if r.get("error") else ""))
-    print("peers connected = seeder's ESTABLISHED TCP sockets at the loaded fetch's start -> "
-          "end (the honest leecher included at the start)")
+    print("peers connected = peak of the seeder's ESTABLISHED TCP sockets during load + loaded "
+          "fetch (the honest leecher included), in brackets once the fetch has ended; RSS, fds: "
+          "peaks over the same stretch; CPU % (run): seeder over load + loaded fetch, (load "
+          "alone): over --settle s with only the raw peers; 100 % = one core")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,13 @@ One `share seed` (upload limited to --seed-rate) and --leechers `share fetch --s
 leechers of a torrent whose tracker is a `share tracker` on 127.0.0.1. Every share process
 has the DHT on with one loopback bootstrap node, a `share seed` of another small torrent
 started first (its own bootstrap is 127.0.0.1:9, where nobody listens), and LSD off; each
-listens on an address of its own, 127.N.0.1 (a /24 each: share's routing table keeps one node
-per IP). The seed is ready once its DHT lookup has announced it. Scenarios, each run from
+listens on an address of its own (a /24 each: share's routing table keeps one node per IP):
+the bootstrap node on 127.40.0.1, leecher i on 127.(50+i).0.1, and the seed on 127.0.0.1,
+because share's outgoing TCP connections and tracker announces leave from 127.0.0.1 whatever
+--listen says, so the tracker (and PEX, for peers that dialed in over TCP) record
+127.0.0.1:PORT: right for the seed only. (With --share-arg=--transports=utp, peer
+connections leave from the listen address.) The seed is ready once its DHT lookup has
+announced it. Scenarios, each run from
 scratch the same way and timed from the first leecher's start to the last `complete:` line:
 
   a  baseline: tracker and bootstrap node up throughout
@@ -112,8 +117,9 @@ def run(key, args, work, data, boot_torrent, boot_src):
         torrent = os.path.join(rd, "t.torrent")
         create(data, torrent, url, args.piece_kib << 10)
         seed = start("seed", [SHARE, "seed", torrent, "-d", os.path.dirname(data), "-q",
-                              "--no-lsd", "--listen", "127.41.0.1:0", "--dht-bootstrap",
-                              boot_addr, "--max-upload-rate", args.seed_rate, *state("seed")],
+                              "--no-lsd", "--listen", "127.0.0.1:0", "--dht-bootstrap",
+                              boot_addr, "--max-upload-rate", args.seed_rate, *state("seed"),
+                              *args.share_arg],
                      env=dict(DHT_ENV, SHARE_LOG="share_engine::dht::task=debug"))
         seed_addr = seed.addr()
         if not seed.wait(lambda x: "lookup done" in x and "get_peers=true" in x
@@ -129,7 +135,8 @@ def run(key, args, work, data, boot_torrent, boot_src):
             os.makedirs(out)
             leechers.append(start(f"l{i}", [SHARE, "fetch", torrent, "-o", out, "--seed",
                                             "--no-lsd", "--listen", f"127.{50 + i}.0.1:0",
-                                            "--dht-bootstrap", bootstrap, *state(f"l{i}")],
+                                            "--dht-bootstrap", bootstrap, *state(f"l{i}"),
+                                            *args.share_arg],
                                   tty=True))
 
         t0 = time.monotonic()
@@ -208,6 +215,9 @@ def main():
                     help="fraction one leecher has when the tracker or bootstrap node is killed")
     ap.add_argument("--scenarios", default="a,b,c,d,e,f")
     ap.add_argument("--timeout", type=float, default=240, help="per scenario, seconds")
+    ap.add_argument("--share-arg", action="append", default=[],
+                    help="an option for the seed and every leecher (repeatable), e.g. "
+                         "--share-arg=--transports=utp")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = ap.parse_args()
     keys = [k.strip() for k in args.scenarios.split(",") if k.strip()]

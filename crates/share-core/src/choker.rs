@@ -3,8 +3,12 @@
 //! - While downloading, the regular slots go to the interested peers that upload to us
 //!   fastest, recomputed every 10 s. A peer that has sent us nothing for 60 s while we wanted
 //!   its pieces is snubbed and gets no regular slot.
-//! - While seeding, all slots (the optimistic one too) rotate: those unchoked longest ago come
-//!   first, so that every leecher is served over time.
+//! - While seeding, half the regular slots (at least one) go to the interested peers we
+//!   upload to fastest, so that a peer that can take the data quickly gets it quickly; the
+//!   other half rotate every 10 s, those served longest ago first, so that every leecher is
+//!   served over time. The optimistic slot rotates at the same pace, to the newest peer never
+//!   served: a newcomer waits at most one round, however many slow peers are queued (500
+//!   raw peers each asking 16 KiB/s held the slots and starved a fresh leecher before).
 //! - One optimistic slot rotates every 30 s among the choked interested peers: those never
 //!   tried (newcomers) first, then whoever waited longest since its last turn, so that new
 //!   peers get a first piece to trade and better partners are found. Taking turns, rather
@@ -28,6 +32,8 @@ pub struct PeerView {
     pub interested: bool,
     /// Bytes per second it sends us.
     pub download_rate: f64,
+    /// Bytes per second we send it (what a seed ranks by).
+    pub upload_rate: f64,
     /// Bytes it has sent us in all: breaks ties in rate, so that a peer that never gave
     /// anything ranks below every peer that did.
     pub received_total: u64,
@@ -100,11 +106,14 @@ impl Choker {
         // again whenever the holder loses interest would favour peers that never lose
         // interest, and a free-rider is exactly such a peer. A seed has none: its rotation
         // already serves everyone in turn.
-        let optimistic_due = !seeding
-            && (now >= self.next_optimistic
+        let optimistic_due = if seeding {
+            regular_due
+        } else {
+            now >= self.next_optimistic
                 || self
                     .optimistic
-                    .is_none_or(|o| !peers.iter().any(|p| p.key == o)));
+                    .is_none_or(|o| !peers.iter().any(|p| p.key == o))
+        };
         if !regular_due && !optimistic_due {
             return false;
         }
@@ -112,11 +121,25 @@ impl Choker {
         if regular_due {
             self.next_regular = now + REGULAR_ROUND;
             self.regular = if seeding {
-                // Never served first, then those served longest ago; the optimistic slot
-                // joins the rotation.
-                let mut v = interested.clone();
-                v.sort_by_key(|p| (self.last_served.get(&p.key).copied(), p.key));
-                let v: Vec<PeerKey> = v.iter().take(self.slots + 1).map(|p| p.key).collect();
+                // The fastest takers keep half the slots...
+                let mut fast: Vec<&&PeerView> =
+                    interested.iter().filter(|p| p.upload_rate > 0.0).collect();
+                fast.sort_by(|a, b| {
+                    b.upload_rate
+                        .total_cmp(&a.upload_rate)
+                        .then(a.key.cmp(&b.key))
+                });
+                let mut v: Vec<PeerKey> = fast
+                    .iter()
+                    .take((self.slots / 2).max(1).min(self.slots))
+                    .map(|p| p.key)
+                    .collect();
+                // ...and the rest rotate: never served first, then served longest ago.
+                let mut rest: Vec<&&PeerView> =
+                    interested.iter().filter(|p| !v.contains(&p.key)).collect();
+                rest.sort_by_key(|p| (self.last_served.get(&p.key).copied(), p.key));
+                let room = self.slots - v.len();
+                v.extend(rest.iter().take(room).map(|p| p.key));
                 for &k in &v {
                     self.last_served.insert(k, now);
                 }
@@ -136,7 +159,21 @@ impl Choker {
             };
         }
         if seeding {
-            self.optimistic = None;
+            if optimistic_due {
+                // The newest peer never served, else the one served longest ago.
+                let mut choked: Vec<&&PeerView> = interested
+                    .iter()
+                    .filter(|p| !self.regular.contains(&p.key))
+                    .collect();
+                choked.sort_by_key(|p| {
+                    let last = self.last_served.get(&p.key).copied();
+                    (last.is_some(), last, std::cmp::Reverse(p.key))
+                });
+                self.optimistic = choked.first().map(|p| p.key);
+                if let Some(k) = self.optimistic {
+                    self.last_served.insert(k, now);
+                }
+            }
         } else if optimistic_due || self.optimistic.is_some_and(|o| self.regular.contains(&o)) {
             self.next_optimistic = now + OPTIMISTIC_ROUND;
             // Never tried first, then the longest wait; ties at random.
@@ -173,6 +210,7 @@ mod tests {
             key,
             interested: true,
             download_rate: rate,
+            upload_rate: 0.0,
             received_total: rate as u64,
             silent_for: None,
         }
@@ -286,10 +324,45 @@ mod tests {
             served.extend(set.iter().copied());
         }
         assert_eq!(served.len(), 6, "{served:?}");
-        assert_eq!(
-            c.optimistic(),
-            None,
-            "a seed has no optimistic slot of its own"
+    }
+
+    #[test]
+    fn a_seed_keeps_serving_its_fastest_taker_and_a_newcomer_waits_one_round() {
+        let mut c = Choker::new(4, 5);
+        // 500 slow peers, all served a while ago or never.
+        let mut peers: Vec<PeerView> = (1..=500)
+            .map(|k| {
+                let mut p = peer(k, 0.0);
+                p.upload_rate = 16384.0;
+                p
+            })
+            .collect();
+        c.tick(0, &peers, true, false);
+        // A newcomer: the optimistic slot is its at the next round...
+        peers.push(peer(1000, 0.0));
+        c.tick(REGULAR_ROUND, &peers, true, false);
+        assert_eq!(c.optimistic(), Some(1000));
+        // ...and once it takes data fast, a regular slot, round after round.
+        peers.last_mut().unwrap().upload_rate = 100e6;
+        for round in 2..20 {
+            c.tick(round * REGULAR_ROUND, &peers, true, false);
+            assert!(
+                c.unchoked().contains(&1000),
+                "round {round}: {:?}",
+                c.unchoked()
+            );
+            assert!(c.unchoked().len() <= 5);
+        }
+        // The other slots still rotate among the slow ones.
+        let mut served = HashSet::new();
+        for round in 20..40 {
+            c.tick(round * REGULAR_ROUND, &peers, true, false);
+            served.extend(c.unchoked());
+        }
+        assert!(
+            served.len() >= 40,
+            "only {} peers served in 20 rounds",
+            served.len()
         );
     }
 

@@ -175,6 +175,8 @@ pub struct Shared {
     /// Dial over TCP; and over µTP on these sockets (one per family).
     pub tcp: bool,
     pub utp: Vec<Arc<Utp>>,
+    /// The source address of the TCP connections we dial (None: the system's choice).
+    pub bind_ip: Option<std::net::IpAddr>,
     pub max_frame: u32,
     pub events: mpsc::Sender<(PeerKey, Event)>,
     pub uploaded: Arc<AtomicU64>,
@@ -307,10 +309,25 @@ async fn open(
     transport: Transport,
     addr: SocketAddr,
     utp: Option<&Arc<Utp>>,
+    bind_ip: Option<std::net::IpAddr>,
 ) -> Result<BoxStream, String> {
     match (transport, utp) {
         (Transport::Tcp, _) => {
-            let tcp = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            let connect = async {
+                match bind_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+                    Some(ip) => {
+                        let socket = if ip.is_ipv4() {
+                            tokio::net::TcpSocket::new_v4()?
+                        } else {
+                            tokio::net::TcpSocket::new_v6()?
+                        };
+                        socket.bind(SocketAddr::new(ip, 0))?;
+                        socket.connect(addr).await
+                    }
+                    None => TcpStream::connect(addr).await,
+                }
+            };
+            let tcp = timeout(CONNECT_TIMEOUT, connect)
                 .await
                 .map_err(|_| "connect timed out".to_owned())?
                 .map_err(|e| format!("connect: {e}"))?;
@@ -347,7 +364,7 @@ async fn over(
             },
         ))
     };
-    let first = open(transport, addr, utp)
+    let first = open(transport, addr, utp, shared.bind_ip)
         .await
         .map_err(Dialed::Unreachable)?;
     match shared.encryption {
@@ -363,7 +380,7 @@ async fn over(
             )),
             Err(e) if policy == Policy::Prefer => {
                 tracing::debug!(%addr, %transport, error = %e, "encrypted handshake failed: dialing in plaintext");
-                let again = open(transport, addr, utp)
+                let again = open(transport, addr, utp, shared.bind_ip)
                     .await
                     .map_err(Dialed::Unreachable)?;
                 plain(again).await.map_err(Dialed::Refused)

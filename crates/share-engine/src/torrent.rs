@@ -439,6 +439,9 @@ pub(crate) async fn run(
         encryption: io.ctx.encryption,
         tcp: io.ctx.tcp,
         utp: io.ctx.utp.clone(),
+        // Dial from the address we listen on, when it is a specific one: the tracker and
+        // the peers then see (and pass on) the address that takes connections.
+        bind_ip: Some(io.ctx.listen.ip()).filter(|ip| !ip.is_unspecified()),
         // Enough for a bitfield of any torrent whose metadata we accept.
         max_frame: wire::max_frame(u32::MAX / 2048),
         events: events_tx,
@@ -1177,6 +1180,7 @@ impl Torrent {
                 key,
                 interested: p.peer_interested,
                 download_rate: p.rate,
+                upload_rate: p.rate_to_peer as f64,
                 received_total: p.received_total,
                 silent_for: p.am_interested.then(|| {
                     now.duration_since(p.last_block.max(p.interested_since))

@@ -59,7 +59,15 @@ pub struct Identity {
 
 /// The HTTP client every tracker client of a session shares.
 pub fn http_client() -> reqwest::Client {
+    http_client_from(None)
+}
+
+/// An HTTP client whose connections leave from `local` (the address we listen on, when it
+/// is a specific one: a tracker that lists peers by source address then lists the right
+/// one).
+pub fn http_client_from(local: Option<std::net::IpAddr>) -> reqwest::Client {
     reqwest::Client::builder()
+        .local_address(local)
         .timeout(HTTP_TIMEOUT)
         .connect_timeout(Duration::from_secs(5))
         .no_proxy()

@@ -275,7 +275,9 @@ impl Session {
             per_ip: Arc::new(PerIp::new(config.max_per_ip)),
             checks: Arc::new(Semaphore::new(1)),
             files: FileBudget::new(FILE_BUDGET),
-            http: crate::tracker::http_client(),
+            http: crate::tracker::http_client_from(
+                Some(local_addr.ip()).filter(|ip| !ip.is_unspecified()),
+            ),
             state_dir: config.state_dir.clone(),
             pex: config.pex,
             loopback_only: config.loopback_only,

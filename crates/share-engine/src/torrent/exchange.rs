@@ -28,9 +28,13 @@ impl Torrent {
                 p.peer_interested = true;
                 // A free slot goes to the best-ranked peer at the next tick (not simply to
                 // whoever asked first, which would let a free-rider in); otherwise the next
-                // round decides.
+                // round decides. A seed has nothing to trade for, so it fills a free slot at
+                // once: a new leecher's first piece does not wait for the tick.
                 if p.am_choking && self.choker.has_free_slot() {
                     self.rechoke_soon = true;
+                    if self.picker.is_done() {
+                        self.rechoke(tokio::time::Instant::now());
+                    }
                 }
             }
             Message::NotInterested => {
