@@ -608,8 +608,13 @@ def run_daemon(kind, work, tracker, data, partials, torrents, shim, args):
         started[:0] = peers
         leechers = [p for p in peers if p.name.startswith("leecher")]
         log(f"[{kind}] waiting until all {n} are complete (at most {args.timeout:.0f} s)")
-        bounded("every torrent to complete", lambda: done(ids))
-        t_complete = time.monotonic() - t1
+        try:
+            wait_until("every torrent to complete", lambda: done(ids), args.timeout)
+            t_complete = time.monotonic() - t1
+        except WaitTimeout:
+            # Measured all the same, at rest with what it has; the table says how far it got.
+            log(f"[{kind}] warning: {last['done']} of {n} complete after {args.timeout:.0f} s")
+            t_complete = float("nan")
         log(f"[{kind}] all complete after {t_complete:.1f} s; waiting for the leechers")
         try:
             wait_until("the leechers to complete",

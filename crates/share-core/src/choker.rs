@@ -53,6 +53,8 @@ pub struct Choker {
     last_served: HashMap<PeerKey, u64>,
     /// When each peer last got the optimistic slot (for taking turns).
     last_optimistic: HashMap<PeerKey, u64>,
+    /// When a seed last gave the optimistic slot to a newcomer between rounds.
+    last_swap: Option<u64>,
     rng: u64,
 }
 
@@ -66,6 +68,7 @@ impl Choker {
             next_optimistic: 0,
             last_served: Default::default(),
             last_optimistic: Default::default(),
+            last_swap: None,
             rng: seed | 1,
         }
     }
@@ -78,6 +81,22 @@ impl Choker {
         if self.optimistic == Some(key) {
             self.optimistic = None;
         }
+    }
+
+    /// A seed's answer to a peer that just became interested with every slot taken: a peer
+    /// never served takes the optimistic slot at once (at most one swap a second), instead of
+    /// waiting for the next round behind every slow peer. True if the set changed.
+    pub fn seed_newcomer(&mut self, key: PeerKey, now: u64) -> bool {
+        if self.last_served.contains_key(&key)
+            || self.regular.contains(&key)
+            || self.last_swap.is_some_and(|t| t >= now)
+        {
+            return false;
+        }
+        self.last_swap = Some(now);
+        self.optimistic = Some(key);
+        self.last_served.insert(key, now);
+        true
     }
 
     /// The peer holding the optimistic slot.
@@ -338,10 +357,14 @@ mod tests {
             })
             .collect();
         c.tick(0, &peers, true, false);
-        // A newcomer: the optimistic slot is its at the next round...
+        // A newcomer: the optimistic slot is its at once (the engine asks when it becomes
+        // interested), and a second newcomer in the same second waits for the round...
         peers.push(peer(1000, 0.0));
-        c.tick(REGULAR_ROUND, &peers, true, false);
+        assert!(c.seed_newcomer(1000, 3));
         assert_eq!(c.optimistic(), Some(1000));
+        assert!(!c.seed_newcomer(1001, 3));
+        assert!(!c.seed_newcomer(1000, 4), "only peers never served");
+        c.tick(REGULAR_ROUND, &peers, true, false);
         // ...and once it takes data fast, a regular slot, round after round.
         peers.last_mut().unwrap().upload_rate = 100e6;
         for round in 2..20 {

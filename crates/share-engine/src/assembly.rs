@@ -72,6 +72,11 @@ impl Assembler {
         Some((p.buf, ok))
     }
 
+    /// Frees the spare buffers (a torrent with nothing left to fetch needs none).
+    pub fn release(&mut self) {
+        self.pool = Vec::new();
+    }
+
     /// Gives a buffer back for reuse.
     pub fn recycle(&mut self, buf: AlignedBuf) {
         if self.pool.len() < POOL_MAX && buf.capacity() >= self.piece_length {

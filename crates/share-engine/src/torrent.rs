@@ -1208,6 +1208,12 @@ impl Torrent {
             let interested = views.iter().filter(|v| v.interested).count();
             tracing::debug!(secs, interested, unchoked = names.join(" "), "rechoked");
         }
+        self.apply_choke();
+    }
+
+    /// Sends choke and unchoke messages so that the peers' states match the choker's set.
+    fn apply_choke(&mut self) {
+        let set = self.choker.unchoked();
         for (key, p) in self.peers.iter_mut() {
             let unchoke = set.contains(key);
             if unchoke == p.am_choking {
@@ -1241,6 +1247,7 @@ impl Torrent {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.uploads.trim_idle(now.into_std());
         self.base.rates.tick(&self.base.stats);
         self.set_state();
         for p in self.peers.values_mut() {

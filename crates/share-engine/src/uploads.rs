@@ -13,8 +13,11 @@ use share_core::picker::PeerKey;
 use share_core::wire::BlockRef;
 use share_storage::buf::AlignedBuf;
 
-/// Memory for cached pieces.
+/// Memory for cached pieces, per torrent.
 const CACHE_BUDGET: u64 = 16 << 20;
+/// A torrent whose cache served nothing for this long lets it go (a daemon holds hundreds
+/// of torrents, most of them idle at any moment).
+pub const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What to do with a request.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,6 +38,8 @@ pub struct Uploads {
     /// Buffers of evicted pieces, for the next reads (a fresh one costs a zero-fill and
     /// page faults: a third of a seed's CPU time when every read took a new one).
     spare: Vec<AlignedBuf>,
+    /// When the cache was last used.
+    last_use: std::time::Instant,
 }
 
 fn block(buf: &AlignedBuf, b: &BlockRef) -> Option<Bytes> {
@@ -51,7 +56,22 @@ impl Uploads {
             max_pieces: (CACHE_BUDGET / piece_length.max(1) as u64).clamp(2, 64) as usize,
             pending: HashMap::new(),
             spare: Vec::new(),
+            last_use: std::time::Instant::now(),
         }
+    }
+
+    /// Empties the cache if it has not been used for [`IDLE_AFTER`] (reads under way are
+    /// kept). True if it freed anything.
+    pub fn trim_idle(&mut self, now: std::time::Instant) -> bool {
+        if now.duration_since(self.last_use) < IDLE_AFTER
+            || (self.cache.is_empty() && self.spare.is_empty())
+        {
+            return false;
+        }
+        self.cache = HashMap::new();
+        self.order = VecDeque::new();
+        self.spare = Vec::new();
+        true
     }
 
     /// A buffer to read the next piece into, if one is free.
@@ -63,6 +83,7 @@ impl Uploads {
     /// its `Have`, and the disk may not have it in its page cache). Returns the buffer of
     /// the piece evicted to make room, if any.
     pub fn insert(&mut self, index: u32, buf: AlignedBuf) -> Option<AlignedBuf> {
+        self.last_use = std::time::Instant::now();
         if self.cache.insert(index, buf).is_none() {
             self.order.push_back(index);
         }
@@ -75,6 +96,7 @@ impl Uploads {
 
     /// A valid request (in range, for a piece we have) from `key`.
     pub fn request(&mut self, key: PeerKey, b: BlockRef) -> Serve {
+        self.last_use = std::time::Instant::now();
         if let Some(buf) = self.cache.get(&b.index) {
             if let Some(data) = block(buf, &b) {
                 return Serve::Now(data);

@@ -35,6 +35,12 @@ impl Torrent {
                     if self.picker.is_done() {
                         self.rechoke(tokio::time::Instant::now());
                     }
+                } else if p.am_choking && self.picker.is_done() {
+                    // Every slot taken: a peer never served takes the optimistic one now.
+                    let secs = self.started.elapsed().as_secs();
+                    if self.choker.seed_newcomer(key, secs) {
+                        self.apply_choke();
+                    }
                 }
             }
             Message::NotInterested => {
@@ -365,6 +371,9 @@ impl Torrent {
                 if !p.has.get(index) {
                     p.send(Message::Have(index));
                 }
+            }
+            if self.picker.is_done() {
+                self.assembly.release();
             }
             if self.picker.is_done() && self.picker.is_wanted(index) {
                 self.base.notice(Notice::Complete);
