@@ -53,24 +53,11 @@ pub struct DaemonArgs {
     /// A folder whose new .torrent and .magnet files are added.
     #[arg(long, value_name = "DIR")]
     pub watch: Option<PathBuf>,
-    /// Limit the upload rate, all torrents together (bytes per second; K, M, G suffixes).
-    #[arg(long, value_name = "RATE", value_parser = parse_size)]
-    pub max_upload_rate: Option<u64>,
     /// Limit the download rate, all torrents together.
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub max_download_rate: Option<u64>,
-    /// Regular upload slots per torrent, besides the optimistic one.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub upload_slots: usize,
-    /// Most peer connections at once, per torrent.
-    #[arg(long, value_name = "N", default_value_t = 80)]
-    pub max_peers: usize,
-    /// Most peer connections at once, all torrents together.
-    #[arg(long, value_name = "N", default_value_t = 500)]
-    pub max_connections: usize,
-    /// Most connections to or from one IP address, all torrents together.
-    #[arg(long, value_name = "N", default_value_t = 16)]
-    pub max_per_ip: usize,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
     #[command(flatten)]
@@ -285,10 +272,24 @@ pub struct NetArgs {
     /// A tracker URL to use besides the torrent's own (repeatable).
     #[arg(short = 't', long = "tracker", value_name = "URL")]
     pub trackers: Vec<String>,
-    /// Limit the upload rate (bytes per second; K, M, G suffixes).
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Print only errors and the lines scripts rely on.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Upload rate, upload slots and connection limits, as `seed`, `fetch` and `daemon` take them.
+#[derive(Args, Clone)]
+pub struct LimitArgs {
+    /// Limit the upload rate, all torrents together (bytes per second; K, M, G suffixes).
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub max_upload_rate: Option<u64>,
-    /// Regular upload slots: peers unchoked at once besides the optimistic one.
+    /// Regular upload slots per torrent: peers unchoked at once besides the optimistic one.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub upload_slots: usize,
     /// Most peer connections at once, per torrent.
@@ -300,13 +301,6 @@ pub struct NetArgs {
     /// Most connections to or from one IP address, all torrents together.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_per_ip: usize,
-    #[command(flatten)]
-    pub discovery: DiscoveryArgs,
-    #[command(flatten)]
-    pub transport: TransportArgs,
-    /// Print only errors and the lines scripts rely on.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 /// How connections to peers are made.

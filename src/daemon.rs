@@ -11,11 +11,13 @@ use crate::signals::Stop;
 use crate::transfer::base_session_config;
 
 pub fn run(args: DaemonArgs) -> Result<()> {
-    let mut session_config = base_session_config(args.listen, &args.discovery, &args.transport)?;
-    session_config.max_upload_rate = args.max_upload_rate;
-    session_config.max_download_rate = args.max_download_rate;
-    session_config.max_connections = args.max_connections.max(1);
-    session_config.max_per_ip = args.max_per_ip.max(1);
+    let session_config = base_session_config(
+        args.listen,
+        &args.limits,
+        args.max_download_rate,
+        &args.discovery,
+        &args.transport,
+    )?;
     let config = DaemonConfig {
         rpc: args.rpc,
         auth: args.rpc_auth.clone(),
@@ -25,8 +27,8 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         host_names: args.rpc_host_names.clone(),
         torrent: TorrentConfig {
             stop_when_complete: false,
-            upload_slots: args.upload_slots,
-            max_peers: args.max_peers.max(1),
+            upload_slots: args.limits.upload_slots,
+            max_peers: args.limits.max_peers.max(1),
             ..TorrentConfig::default()
         },
         session: share_daemon::SessionSettings {

@@ -8,7 +8,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use share_engine::{FileFilter, Session, SessionConfig, Source, TorrentConfig, TorrentHandle};
 
-use crate::cli::{DiscoveryArgs, FetchArgs, NetArgs, SeedArgs, TorrentArg, TransportArgs};
+use crate::cli::{
+    DiscoveryArgs, FetchArgs, LimitArgs, NetArgs, SeedArgs, TorrentArg, TransportArgs,
+};
 use crate::inspect::load;
 use crate::signals::Stop;
 use crate::ui;
@@ -69,8 +71,8 @@ fn torrent_config(net: &NetArgs, dir: PathBuf) -> TorrentConfig {
         dir,
         peers: net.peers.clone(),
         extra_trackers: net.trackers.clone(),
-        upload_slots: net.upload_slots,
-        max_peers: net.max_peers.max(1),
+        upload_slots: net.limits.upload_slots,
+        max_peers: net.limits.max_peers.max(1),
         ..TorrentConfig::default()
     }
 }
@@ -92,23 +94,30 @@ fn sources(args: &[TorrentArg]) -> Result<Vec<Source>> {
 }
 
 fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<SessionConfig> {
-    let mut c = base_session_config(net.listen, &net.discovery, &net.transport)?;
-    c.max_upload_rate = net.max_upload_rate;
-    c.max_download_rate = max_download_rate;
-    c.max_connections = net.max_connections.max(1);
-    c.max_per_ip = net.max_per_ip.max(1);
-    Ok(c)
+    base_session_config(
+        net.listen,
+        &net.limits,
+        max_download_rate,
+        &net.discovery,
+        &net.transport,
+    )
 }
 
 /// The session settings that `seed`, `fetch` and `daemon` take alike: the listen address,
-/// where peers come from and how connections are made.
+/// the limits, where peers come from and how connections are made.
 pub fn base_session_config(
     listen: std::net::SocketAddr,
+    limits: &LimitArgs,
+    max_download_rate: Option<u64>,
     d: &DiscoveryArgs,
     transport: &TransportArgs,
 ) -> Result<SessionConfig> {
     crate::guard::check(d)?;
     let mut c = SessionConfig::new(listen, d.state_dir());
+    c.max_upload_rate = limits.max_upload_rate;
+    c.max_download_rate = max_download_rate;
+    c.max_connections = limits.max_connections.max(1);
+    c.max_per_ip = limits.max_per_ip.max(1);
     c.pex = !d.no_pex;
     c.lsd = !d.no_lsd;
     // The DHT bootstraps from the given nodes, or the public routers without any.

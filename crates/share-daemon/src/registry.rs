@@ -49,6 +49,21 @@ pub struct Entry {
 }
 
 impl Entry {
+    fn new(saved: SavedTorrent, meta: Option<Metainfo>, magnet: Option<Magnet>) -> Entry {
+        Entry {
+            saved,
+            meta,
+            magnet,
+            handle: None,
+            error: None,
+            last_active: Instant::now(),
+            last_bytes: 0,
+            secs_downloading: 0,
+            secs_seeding: 0,
+            started: unix_now(),
+        }
+    }
+
     pub fn hash(&self) -> InfoHash {
         let mut h = [0u8; 20];
         let _ = hex::decode_to_slice(&self.saved.hash, &mut h);
@@ -204,18 +219,7 @@ impl Registry {
             }
             r.next_id = r.next_id.max(saved.id + 1);
             let id = saved.id;
-            let mut e = Entry {
-                saved,
-                meta,
-                magnet,
-                handle: None,
-                error: None,
-                last_active: Instant::now(),
-                last_bytes: 0,
-                secs_downloading: 0,
-                secs_seeding: 0,
-                started: unix_now(),
-            };
+            let mut e = Entry::new(saved, meta, magnet);
             r.run(&mut e).await;
             r.entries.insert(id, e);
         }
@@ -335,8 +339,8 @@ impl Registry {
         let meta = meta.or_else(|| self.engine_metadata(&hex));
         let id = self.next_id;
         self.next_id += 1;
-        let mut e = Entry {
-            saved: SavedTorrent {
+        let mut e = Entry::new(
+            SavedTorrent {
                 id,
                 hash: hex.clone(),
                 magnet: match &t.source {
@@ -362,14 +366,7 @@ impl Registry {
             },
             meta,
             magnet,
-            handle: None,
-            error: None,
-            last_active: Instant::now(),
-            last_bytes: 0,
-            secs_downloading: 0,
-            secs_seeding: 0,
-            started: unix_now(),
-        };
+        );
         self.run(&mut e).await;
         let name = e.name();
         self.entries.insert(id, e);
