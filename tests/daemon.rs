@@ -366,7 +366,15 @@ fn the_python_transmission_rpc_client_drives_it_and_reads_what_happened() {
     d.data_file("src/many/b.bin", 600_001, 23);
     let t1 = torrent_of(&d, &one, "one.torrent", 32768, &announce);
     let t2 = torrent_of(&d, &d.join("src/many"), "many.torrent", 16384, &announce);
-    let _seed = start_seed(&t1, &d.join("src"), &[t2.to_str().unwrap()]);
+    let mag = d.data_file("src/mag.bin", 700_001, 24);
+    let t3 = torrent_of(&d, &mag, "mag.torrent", 32768, &announce);
+    let seed = start_seed(
+        &t1,
+        &d.join("src"),
+        &[t2.to_str().unwrap(), t3.to_str().unwrap()],
+    );
+    let (_, magnet) = magnet_of(&t3);
+    let magnet = format!("{magnet}&x.pe={}", seed.addr);
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
     let out = run(Command::new(pypi_python())
         .arg(peer_script("trpc_client.py"))
@@ -376,6 +384,10 @@ fn the_python_transmission_rpc_client_drives_it_and_reads_what_happened() {
         .arg(&t1)
         .arg("--multi")
         .arg(&t2)
+        .arg("--multi-src")
+        .arg(d.join("src/many"))
+        .arg("--magnet")
+        .arg(&magnet)
         .arg("--single-size")
         .arg("2500001")
         .arg("--download-dir")
@@ -388,6 +400,7 @@ fn the_python_transmission_rpc_client_drives_it_and_reads_what_happened() {
     );
     assert!(stdout.contains("ALL OK"), "{stdout}");
     assert_same_file(&one, &d.join("dl/one.bin"));
+    assert_same_file(&mag, &d.join("dl/mag.bin"));
     // The script removed the second torrent with its data.
     assert!(
         !d.join("dl/many").exists(),
@@ -1130,4 +1143,80 @@ fn torrent_add_takes_an_http_url() {
     let _ = server.wait();
     assert_eq!(added["result"], "success", "{added}");
     assert_eq!(added["arguments"]["torrent-added"]["name"], "u.bin");
+}
+
+#[test]
+fn verify_set_location_free_space_priorities_and_goals_answer_as_transmission_does() {
+    let d = Dir::new();
+    d.data_file("src/pair/a.bin", 300_007, 96);
+    d.data_file("src/pair/b.bin", 200_003, 97);
+    let t = make_torrent(&d, &d.join("src/pair"), 16384, &[]);
+    std::fs::create_dir_all(d.join("dl")).unwrap();
+    ok(Command::new("cp")
+        .arg("-r")
+        .arg(d.join("src/pair"))
+        .arg(d.join("dl/")));
+    let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
+    let mut rpc = daemon.client();
+    let added = rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap()), "priority-high": [1]}),
+    );
+    let id = added["torrent-added"]["id"].clone();
+    let fields = [
+        "status",
+        "percentDone",
+        "priorities",
+        "downloadDir",
+        "seedIdleLimit",
+        "seedIdleMode",
+    ];
+    let t0 = rpc.wait_for("seeding", &fields, TIMEOUT, |t| t[0]["status"] == 6);
+    assert_eq!(t0[0]["priorities"], json!([0, 1]), "{:?}", t0[0]);
+
+    // torrent-verify: checked again (hashing what is on disk), then seeding again.
+    rpc.ok("torrent-verify", json!({ "ids": [id] }));
+    rpc.wait_for("the check", &fields, TIMEOUT, |t| {
+        t[0]["status"] == 6 && done(&t[0])
+    });
+
+    // Moved inside the download folder, with its data.
+    rpc.ok(
+        "torrent-set-location",
+        json!({"ids": [id], "location": "moved", "move": true}),
+    );
+    let root = std::fs::canonicalize(d.join("dl")).unwrap();
+    let t1 = rpc.wait_for("the move", &fields, TIMEOUT, |t| {
+        t[0]["downloadDir"] == root.join("moved").to_str().unwrap() && t[0]["status"] == 6
+    });
+    assert!(done(&t1[0]), "{:?}", t1[0]);
+    assert_same_file(&d.join("src/pair/a.bin"), &d.join("dl/moved/pair/a.bin"));
+    assert!(!d.join("dl/pair/a.bin").exists(), "the old copy stayed");
+
+    let free = rpc.ok("free-space", json!({ "path": root.to_str().unwrap() }));
+    assert!(free["size-bytes"].as_u64().unwrap() > 0, "{free}");
+    let port = rpc.call("port-test", json!({}));
+    assert_ne!(port["result"], "success", "share cannot know: {port}");
+
+    // Goals are kept and read back (the idle one stops a torrent after minutes: a unit of
+    // time the suite does not wait for).
+    rpc.ok(
+        "torrent-set",
+        json!({"ids": [id], "seedIdleLimit": 5, "seedIdleMode": 1, "priority-low": [0]}),
+    );
+    let t2 = rpc.torrents(&fields);
+    assert_eq!(t2[0]["seedIdleLimit"], 5);
+    assert_eq!(t2[0]["seedIdleMode"], 1);
+    assert_eq!(t2[0]["priorities"], json!([-1, 1]));
+    // And they survive a restart.
+    let mut daemon = daemon;
+    daemon.proc.stop();
+    let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
+    let mut rpc = daemon.client();
+    let t3 = rpc.wait_for("the restart", &fields, TIMEOUT, |t| {
+        t.len() == 1 && t[0]["status"] == 6
+    });
+    assert_eq!(t3[0]["seedIdleLimit"], 5);
+    assert_eq!(t3[0]["priorities"], json!([-1, 1]));
+    assert_eq!(t3[0]["downloadDir"], root.join("moved").to_str().unwrap());
 }

@@ -2,10 +2,12 @@
 """Drives a Transmission-RPC server (share daemon) with the PyPI `transmission-rpc` client.
 
 Usage: trpc_client.py --port PORT --single ONE.torrent --single-size BYTES
-                      --multi MANY.torrent --download-dir DIR [--timeout 120]
+                      --multi MANY.torrent --multi-src DIR --magnet LINK
+                      --download-dir DIR [--timeout 120]
 
 Adds ONE.torrent (as a path the client reads and sends as metainfo) and MANY.torrent with
-its second file unwanted, waits until both are done, reads torrent-get fields and checks
+its second file unwanted, and a magnet link, waits until all three are done (the wanted
+file of MANY compared byte for byte with its source in DIR), reads torrent-get fields and checks
 them against what happened (sizes, status, files, bytes, folder), stops and starts ONE,
 and removes MANY with its data. Prints one line per step and `ALL OK` at the end; exits 1
 with `FAIL: ...` at the first check that does not hold. Every wait is bounded.
@@ -42,6 +44,8 @@ def main():
     ap.add_argument("--single", required=True)
     ap.add_argument("--single-size", type=int, required=True)
     ap.add_argument("--multi", required=True)
+    ap.add_argument("--multi-src", required=True)
+    ap.add_argument("--magnet", required=True)
     ap.add_argument("--download-dir", required=True)
     ap.add_argument("--timeout", type=float, default=120)
     a = ap.parse_args()
@@ -63,16 +67,19 @@ def main():
     one = c.add_torrent(open(a.single, "rb"))
     many = c.add_torrent(open(a.multi, "rb").read(), files_unwanted=[1], labels=["tv"])
     print(f"added: {one.id} {one.name}, {many.id} {many.name}")
+    mag = c.add_torrent(a.magnet)
+    print(f"added the magnet: {mag.id} {mag.hashString}")
     dup = c.add_torrent(open(a.single, "rb"))
     check(dup.id == one.id, "adding the same torrent again gave a new id")
 
     def both_done():
         ts = {t.id: t for t in c.get_torrents()}
-        if len(ts) == 2 and all(t.percent_done == 1.0 for t in ts.values()):
+        if len(ts) == 3 and all(t.percent_done == 1.0 for t in ts.values()):
             return ts
         return None
 
-    ts = wait("both downloads", a.timeout, both_done)
+    ts = wait("the three downloads", a.timeout, both_done)
+    check(ts[mag.id].name == "mag.bin", f"the magnet's name is {ts[mag.id].name!r}")
     t1, t2 = ts[one.id], ts[many.id]
     print(f"done: {t1.name} {t1.status}, {t2.name} {t2.status}")
     check(t1.total_size == a.single_size, f"totalSize {t1.total_size} != {a.single_size}")
@@ -95,6 +102,10 @@ def main():
     check(files[0].completed == files[0].size,
           f"the wanted file has {files[0].completed} of {files[0].size}")
     check(files[1].completed < files[1].size, "the unwanted file was fetched")
+    import os
+    got = open(os.path.join(t2.download_dir, files[0].name), "rb").read()
+    want = open(os.path.join(a.multi_src, os.path.basename(files[0].name)), "rb").read()
+    check(got == want, f"{files[0].name} differs from its source")
     check(t2.size_when_done == files[0].size or t2.size_when_done < t2.total_size,
           f"sizeWhenDone {t2.size_when_done} counts the unwanted file")
     check(list(t2.labels) == ["tv"], f"labels {t2.labels}")
@@ -115,12 +126,13 @@ def main():
           f"seed ratio {t1.seed_ratio_limit} mode {t1.seed_ratio_mode}")
 
     c.remove_torrent(many.id, delete_data=True)
-    wait("a removal", a.timeout, lambda: [t.id for t in c.get_torrents()] == [one.id])
+    wait("a removal", a.timeout,
+         lambda: sorted(t.id for t in c.get_torrents()) == sorted([one.id, mag.id]))
     _, removed = c.get_recently_active_torrents()
     check(many.id in removed, f"recently-active does not name the removed torrent: {removed}")
     print("removed")
     stats = c.session_stats()
-    check(stats.torrent_count == 1, f"session-stats torrentCount {stats.torrent_count}")
+    check(stats.torrent_count == 2, f"session-stats torrentCount {stats.torrent_count}")
     check(stats.active_torrent_count + stats.paused_torrent_count == stats.torrent_count,
           f"active {stats.active_torrent_count} + paused {stats.paused_torrent_count}")
     print("ALL OK")
