@@ -191,3 +191,45 @@ fn the_wildcard_listens_on_both_families_on_one_port() {
         assert_same_file(&f, &dir.join("f.bin"));
     }
 }
+
+#[test]
+fn share_fetches_from_libtorrent_found_through_share_tracker_over_ipv6() {
+    if !require_libtorrent() {
+        return;
+    }
+    let tracker = Proc::start(share().args(["tracker", "--listen", "[::1]:0", "--interval", "5"]));
+    let d = Dir::new();
+    let f = content(&d);
+    let url = format!("http://{}/announce", tracker.addr);
+    let t = make_torrent(&d, &f, 32768, &["-t", &url]);
+    // libtorrent seeds on [::1] and announces to the tracker; share is given no peer.
+    let mut lt = Proc::start(
+        Command::new(python())
+            .arg(peer_script("lt_peer.py"))
+            .arg("seed")
+            .arg(&t)
+            .arg(d.join("src"))
+            .args(["--listen-ip", "::1", "--timeout", "200"]),
+    );
+    assert!(
+        lt.wait_line(|l| l == "seeding", TIMEOUT).is_some(),
+        "{}",
+        lt.stderr()
+    );
+    let mut fetch = fetch6(&t, &d.join("dst"), &[]);
+    assert_eq!(
+        fetch.wait(TIMEOUT).0,
+        Some(0),
+        "share: {}\nlibtorrent: {}",
+        fetch.stderr(),
+        lt.stderr()
+    );
+    assert_same_file(&f, &d.join("dst/f.bin"));
+    assert!(
+        fetch
+            .stderr()
+            .contains(&format!("connected addr={}", lt.addr)),
+        "{}",
+        fetch.stderr()
+    );
+}
