@@ -4,11 +4,11 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use share_daemon::{Daemon, DaemonConfig};
-use share_engine::{Session, TorrentConfig};
+use share_engine::TorrentConfig;
 
 use crate::cli::DaemonArgs;
 use crate::signals::Stop;
-use crate::transfer::base_session_config;
+use crate::transfer::{base_session_config, bind_session};
 
 pub fn run(args: DaemonArgs) -> Result<()> {
     let session_config = base_session_config(
@@ -60,11 +60,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         .context("starting the runtime")?;
     rt.block_on(async move {
         let mut stop = Stop::install()?;
-        let session = Session::bind(session_config)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
-        println!("listening on {}", session.local_addr());
-        std::io::stdout().flush()?;
+        let session = bind_session(session_config).await?;
         let daemon = Daemon::start(session.clone(), config).await?;
         println!("rpc on http://{}/", daemon.rpc_addr());
         std::io::stdout().flush()?;

@@ -103,6 +103,17 @@ fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<Sessi
     )
 }
 
+/// Binds the session and prints `listening on IP:PORT`, the line scripts wait for.
+pub async fn bind_session(config: SessionConfig) -> Result<Session> {
+    let listen = config.listen;
+    let session = Session::bind(config)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    println!("listening on {}", session.local_addr());
+    std::io::stdout().flush()?;
+    Ok(session)
+}
+
 /// The session settings that `seed`, `fetch` and `daemon` take alike: the listen address,
 /// the limits, where peers come from and how connections are made.
 pub fn base_session_config(
@@ -147,11 +158,7 @@ fn run(
         // Signals count from the start: one that comes right after `listening on` must not
         // kill the process before its handler exists.
         let mut stop = Stop::install()?;
-        let session = Session::bind(session_config)
-            .await
-            .with_context(|| format!("listening on {}", net.listen))?;
-        println!("listening on {}", session.local_addr());
-        std::io::stdout().flush()?;
+        let session = bind_session(session_config).await?;
 
         let started = Instant::now();
         let view = ui::View::new(net.quiet, kind, sources.len());

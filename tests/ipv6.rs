@@ -106,6 +106,24 @@ fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
     all
 }
 
+/// libtorrent seeding `t` (content under `d/src`) on [::1], once it says so.
+fn lt_seed6(t: &std::path::Path, d: &Dir) -> Proc {
+    let mut lt = Proc::start(
+        Command::new(python())
+            .arg(peer_script("lt_peer.py"))
+            .arg("seed")
+            .arg(t)
+            .arg(d.join("src"))
+            .args(["--listen-ip", "::1", "--timeout", "200"]),
+    );
+    assert!(
+        lt.wait_line(|l| l == "seeding", TIMEOUT).is_some(),
+        "{}",
+        lt.stderr()
+    );
+    lt
+}
+
 #[test]
 fn share_and_libtorrent_over_ipv6_both_ways() {
     if !require_libtorrent() {
@@ -115,19 +133,7 @@ fn share_and_libtorrent_over_ipv6_both_ways() {
     let f = content(&d);
     let t = make_torrent(&d, &f, 32768, &[]);
     // libtorrent seeds on [::1]; share fetches.
-    let mut lt = Proc::start(
-        Command::new(python())
-            .arg(peer_script("lt_peer.py"))
-            .arg("seed")
-            .arg(&t)
-            .arg(d.join("src"))
-            .args(["--listen-ip", "::1", "--timeout", "200"]),
-    );
-    assert!(
-        lt.wait_line(|l| l == "seeding", TIMEOUT).is_some(),
-        "{}",
-        lt.stderr()
-    );
+    let lt = lt_seed6(&t, &d);
     assert!(lt.addr.is_ipv6(), "{}", lt.addr);
     let mut fetch = fetch6(&t, &d.join("dst"), &[lt.addr.to_string()]);
     assert_eq!(
@@ -203,19 +209,7 @@ fn share_fetches_from_libtorrent_found_through_share_tracker_over_ipv6() {
     let url = format!("http://{}/announce", tracker.addr);
     let t = make_torrent(&d, &f, 32768, &["-t", &url]);
     // libtorrent seeds on [::1] and announces to the tracker; share is given no peer.
-    let mut lt = Proc::start(
-        Command::new(python())
-            .arg(peer_script("lt_peer.py"))
-            .arg("seed")
-            .arg(&t)
-            .arg(d.join("src"))
-            .args(["--listen-ip", "::1", "--timeout", "200"]),
-    );
-    assert!(
-        lt.wait_line(|l| l == "seeding", TIMEOUT).is_some(),
-        "{}",
-        lt.stderr()
-    );
+    let lt = lt_seed6(&t, &d);
     let mut fetch = fetch6(&t, &d.join("dst"), &[]);
     assert_eq!(
         fetch.wait(TIMEOUT).0,
