@@ -4,13 +4,15 @@
 //! and its disk threads take whatever comes; a panic anywhere (a spawned task included)
 //! aborts the process, which the fuzzer reports.
 #![no_main]
+#[path = "common/mod.rs"]
+mod common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use share_core::wire::Handshake;
 use share_core::{InfoHash, Metainfo};
-use share_engine::{Session, SessionConfig, Source, TorrentConfig, Transports};
+use share_engine::{Session, Source, TorrentConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct World {
@@ -25,10 +27,7 @@ const PIECE: usize = 32 * 1024;
 fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
-        std::panic::set_hook(Box::new(|info| {
-            eprintln!("panic: {info}");
-            std::process::abort();
-        }));
+        common::abort_on_panic();
         let dir = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..5 * PIECE + 777).map(|i| (i * 31 % 251) as u8).collect();
         std::fs::write(dir.path().join("f.bin"), &data).unwrap();
@@ -47,21 +46,12 @@ fn world() -> &'static World {
             Metainfo::from_bytes(&share_core::write::Dict::new().raw("info", &info).finish())
                 .unwrap();
         let hash = meta.info_hash;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = common::runtime();
         let state = dir.path().join("state");
         let root = dir.path().to_path_buf();
         let session = rt.block_on(async move {
-            let mut c = SessionConfig::new("127.0.0.1:0".parse().unwrap(), state);
-            c.lsd = false;
-            c.pex = true;
-            c.dht = None;
-            c.loopback_only = true;
+            let mut c = common::loopback_config(state, false);
             c.max_per_ip = 100_000;
-            c.transports = Transports { tcp: true, utp: false };
             let s = Session::bind(c).await.unwrap();
             let config = TorrentConfig {
                 dir: root,

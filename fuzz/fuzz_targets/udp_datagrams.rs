@@ -5,12 +5,14 @@
 //! datagram of each input is forced to look like µTP (version 1, a valid type), so that
 //! most inputs reach the µTP code rather than being dropped by the demultiplexer.
 #![no_main]
+#[path = "common/mod.rs"]
+mod common;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use share_engine::{Session, SessionConfig, Transports};
+use share_engine::Session;
 
 struct World {
     rt: tokio::runtime::Runtime,
@@ -23,26 +25,16 @@ struct World {
 fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
-        std::panic::set_hook(Box::new(|info| {
-            eprintln!("panic: {info}");
-            std::process::abort();
-        }));
+        common::abort_on_panic();
         let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = common::runtime();
         let state = dir.path().join("state");
         let session = rt.block_on(async move {
-            let mut c = SessionConfig::new("127.0.0.1:0".parse().unwrap(), state);
-            c.lsd = false;
+            let mut c = common::loopback_config(state, true);
             c.pex = false;
             // A DHT that knows one loopback address where nothing listens: it never
             // reaches beyond this machine.
             c.dht = Some(vec!["127.0.0.1:9".into()]);
-            c.loopback_only = true;
-            c.transports = Transports { tcp: true, utp: true };
             Session::bind(c).await.unwrap()
         });
         let target = session.local_addr();
