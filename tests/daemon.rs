@@ -227,6 +227,18 @@ pub fn torrent_of(d: &Dir, path: &Path, out: &str, piece: u32, announce: &str) -
     to
 }
 
+/// `t`'s magnet link with the seed's address as `x.pe`.
+fn magnet_via(t: &Path, seed: &Proc) -> String {
+    let (_, magnet) = magnet_of(t);
+    format!("{magnet}&x.pe={}", seed.addr)
+}
+
+/// `share seed` of all of `torrents` (content under `d/src`) on one port.
+fn seed_all(d: &Dir, torrents: &[&Path]) -> Proc {
+    let rest: Vec<&str> = torrents[1..].iter().map(|t| t.to_str().unwrap()).collect();
+    start_seed(torrents[0], &d.join("src"), &rest)
+}
+
 fn transmission_remote(rpc: SocketAddr, args: &[&str]) -> String {
     let out = run(Command::new("transmission-remote")
         .arg(rpc.to_string())
@@ -265,13 +277,8 @@ fn transmission_remote_adds_lists_stops_starts_deselects_and_removes() {
     let t1 = torrent_of(&d, &one, "one.torrent", 32768, &announce);
     let t2 = torrent_of(&d, &two, "two.torrent", 32768, &announce);
     let t3 = torrent_of(&d, &d.join("src/three"), "three.torrent", 16384, &announce);
-    let seed = start_seed(
-        &t1,
-        &d.join("src"),
-        &[t2.to_str().unwrap(), t3.to_str().unwrap()],
-    );
-    let (_, magnet) = magnet_of(&t2);
-    let magnet = format!("{magnet}&x.pe={}", seed.addr);
+    let seed = seed_all(&d, &[&t1, &t2, &t3]);
+    let magnet = magnet_via(&t2, &seed);
 
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
     let mut rpc = daemon.client();
@@ -368,13 +375,8 @@ fn the_python_transmission_rpc_client_drives_it_and_reads_what_happened() {
     let t2 = torrent_of(&d, &d.join("src/many"), "many.torrent", 16384, &announce);
     let mag = d.data_file("src/mag.bin", 700_001, 24);
     let t3 = torrent_of(&d, &mag, "mag.torrent", 32768, &announce);
-    let seed = start_seed(
-        &t1,
-        &d.join("src"),
-        &[t2.to_str().unwrap(), t3.to_str().unwrap()],
-    );
-    let (_, magnet) = magnet_of(&t3);
-    let magnet = format!("{magnet}&x.pe={}", seed.addr);
+    let seed = seed_all(&d, &[&t1, &t2, &t3]);
+    let magnet = magnet_via(&t3, &seed);
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
     let out = run(Command::new(pypi_python())
         .arg(peer_script("trpc_client.py"))
@@ -508,6 +510,13 @@ fn hostile_rpc_callers_get_the_right_errors_and_nothing_is_written_outside() {
 
     // Folders outside the download folder, and files outside the allowed ones.
     let metainfo = base64_encode(&std::fs::read(&t).unwrap());
+    // A file index beyond the torrent's files: refused, and nothing is added.
+    let v = rpc.call(
+        "torrent-add",
+        json!({"metainfo": metainfo, "files-unwanted": [99]}),
+    );
+    assert_ne!(v["result"], "success", "{v}");
+    assert!(rpc.torrents(&["id"]).is_empty());
     let outside = d.join("outside").to_str().unwrap().to_string();
     for dir in [
         "../..",
@@ -971,8 +980,8 @@ fn the_web_page_in_headless_chromium_adds_a_magnet_sees_it_finish_pauses_and_rem
     let src = d.data_file("src/page.bin", 3_000_001, 71);
     let t = make_torrent(&d, &src, 32768, &[]);
     let seed = start_seed(&t, &d.join("src"), &[]);
-    let (hash, magnet) = magnet_of(&t);
-    let magnet = format!("{magnet}&x.pe={}", seed.addr);
+    let (hash, _) = magnet_of(&t);
+    let magnet = magnet_via(&t, &seed);
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-page");
     let _ = std::fs::remove_dir_all(&shots);

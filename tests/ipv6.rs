@@ -38,6 +38,29 @@ fn fetch6(t: &std::path::Path, dir: &std::path::Path, peers: &[String]) -> Proc 
     Proc::start(&mut c)
 }
 
+/// `share fetch` over [::1] into `d/dst`, to completion, with the bytes checked and the
+/// connection to `from` (the seeding process) seen in its log.
+fn fetch6_from(t: &std::path::Path, d: &Dir, peers: &[String], from: &Proc) -> Proc {
+    let mut fetch = fetch6(t, &d.join("dst"), peers);
+    assert!(fetch.addr.is_ipv6());
+    assert_eq!(
+        fetch.wait(TIMEOUT).0,
+        Some(0),
+        "share: {}\nthe seed: {}",
+        fetch.stderr(),
+        from.stderr()
+    );
+    assert_same_file(&d.join("src/f.bin"), &d.join("dst/f.bin"));
+    assert!(
+        fetch
+            .stderr()
+            .contains(&format!("connected addr={}", from.addr)),
+        "{}",
+        fetch.stderr()
+    );
+    fetch
+}
+
 #[test]
 fn share_to_share_over_ipv6_given_the_peer() {
     let d = Dir::new();
@@ -45,17 +68,7 @@ fn share_to_share_over_ipv6_given_the_peer() {
     let t = make_torrent(&d, &f, 32768, &[]);
     let seed = seed6(&t, &d);
     assert!(seed.addr.is_ipv6(), "{}", seed.addr);
-    let mut fetch = fetch6(&t, &d.join("dst"), &[seed.addr.to_string()]);
-    assert!(fetch.addr.is_ipv6());
-    assert_eq!(fetch.wait(TIMEOUT).0, Some(0), "{}", fetch.stderr());
-    assert_same_file(&f, &d.join("dst/f.bin"));
-    assert!(
-        fetch
-            .stderr()
-            .contains(&format!("connected addr={}", seed.addr)),
-        "{}",
-        fetch.stderr()
-    );
+    fetch6_from(&t, &d, &[seed.addr.to_string()], &seed);
 }
 
 #[test]
@@ -68,16 +81,7 @@ fn share_to_share_over_ipv6_through_share_tracker_peers6() {
     let seed = seed6(&t, &d);
     // Give the seed a moment to announce; the fetch learns of it from the tracker only.
     std::thread::sleep(Duration::from_secs(1));
-    let mut fetch = fetch6(&t, &d.join("dst"), &[]);
-    assert_eq!(fetch.wait(TIMEOUT).0, Some(0), "{}", fetch.stderr());
-    assert_same_file(&f, &d.join("dst/f.bin"));
-    assert!(
-        fetch
-            .stderr()
-            .contains(&format!("connected addr={}", seed.addr)),
-        "{}",
-        fetch.stderr()
-    );
+    fetch6_from(&t, &d, &[], &seed);
     // The reply really was `peers6`: ask the tracker as a fetcher would.
     let (hash, _) = magnet_of(&t);
     let enc: String = hash.0.iter().map(|b| format!("%{b:02X}")).collect();
@@ -135,15 +139,7 @@ fn share_and_libtorrent_over_ipv6_both_ways() {
     // libtorrent seeds on [::1]; share fetches.
     let lt = lt_seed6(&t, &d);
     assert!(lt.addr.is_ipv6(), "{}", lt.addr);
-    let mut fetch = fetch6(&t, &d.join("dst"), &[lt.addr.to_string()]);
-    assert_eq!(
-        fetch.wait(TIMEOUT).0,
-        Some(0),
-        "share: {}\nlibtorrent: {}",
-        fetch.stderr(),
-        lt.stderr()
-    );
-    assert_same_file(&f, &d.join("dst/f.bin"));
+    fetch6_from(&t, &d, &[lt.addr.to_string()], &lt);
     drop(lt);
     // share seeds on [::1]; libtorrent fetches.
     let mut seed = seed6(&t, &d);
@@ -210,20 +206,5 @@ fn share_fetches_from_libtorrent_found_through_share_tracker_over_ipv6() {
     let t = make_torrent(&d, &f, 32768, &["-t", &url]);
     // libtorrent seeds on [::1] and announces to the tracker; share is given no peer.
     let lt = lt_seed6(&t, &d);
-    let mut fetch = fetch6(&t, &d.join("dst"), &[]);
-    assert_eq!(
-        fetch.wait(TIMEOUT).0,
-        Some(0),
-        "share: {}\nlibtorrent: {}",
-        fetch.stderr(),
-        lt.stderr()
-    );
-    assert_same_file(&f, &d.join("dst/f.bin"));
-    assert!(
-        fetch
-            .stderr()
-            .contains(&format!("connected addr={}", lt.addr)),
-        "{}",
-        fetch.stderr()
-    );
+    fetch6_from(&t, &d, &[], &lt);
 }

@@ -134,10 +134,70 @@ pub struct NewTorrent {
     pub download_dir: PathBuf,
     pub paused: bool,
     pub labels: Vec<String>,
-    /// Files chosen at add time (empty: all, at normal priority), so that unwanted files
-    /// are never allocated.
-    pub wanted: Vec<bool>,
-    pub priorities: Vec<i8>,
+    /// Files chosen at add time, applied before the torrent starts so that unwanted files
+    /// are never allocated. (A magnet's files are chosen with `torrent-set` once its
+    /// metadata is here.)
+    pub files: FileChoice,
+}
+
+/// Which files are wanted and at what priority, as `torrent-add` and `torrent-set` name
+/// them: lists of file indexes, an empty list meaning every file.
+#[derive(Debug, Default)]
+pub struct FileChoice {
+    pub wanted: Option<Vec<usize>>,
+    pub unwanted: Option<Vec<usize>>,
+    pub high: Option<Vec<usize>>,
+    pub low: Option<Vec<usize>>,
+    pub normal: Option<Vec<usize>>,
+}
+
+impl FileChoice {
+    /// Applies the choice to a torrent's `count` files: Ok(false) if it names none (or the
+    /// files are not known yet), an error for an index beyond them.
+    pub fn apply(
+        &self,
+        count: usize,
+        wanted: &mut Vec<bool>,
+        priorities: &mut Vec<i8>,
+    ) -> Result<bool, String> {
+        let lists = [
+            &self.wanted,
+            &self.unwanted,
+            &self.high,
+            &self.low,
+            &self.normal,
+        ];
+        if count == 0 || lists.iter().all(|x| x.is_none()) {
+            return Ok(false);
+        }
+        if lists
+            .iter()
+            .any(|l| l.iter().flatten().any(|&i| i >= count))
+        {
+            return Err("a file index is beyond the torrent's files".into());
+        }
+        let every = |l: &Option<Vec<usize>>| -> Vec<usize> {
+            match l {
+                Some(v) if v.is_empty() => (0..count).collect(),
+                Some(v) => v.clone(),
+                None => Vec::new(),
+            }
+        };
+        wanted.resize(count, true);
+        priorities.resize(count, 0);
+        for i in every(&self.wanted) {
+            wanted[i] = true;
+        }
+        for i in every(&self.unwanted) {
+            wanted[i] = false;
+        }
+        for (list, p) in [(&self.high, 1i8), (&self.low, -1), (&self.normal, 0)] {
+            for i in every(list) {
+                priorities[i] = p;
+            }
+        }
+        Ok(true)
+    }
 }
 
 pub enum NewSource {
@@ -333,10 +393,16 @@ impl Registry {
             });
         }
         let hex = hash.to_hex();
+        let meta = meta.or_else(|| self.engine_metadata(&hex));
+        // Checked before anything is kept.
+        let (mut wanted, mut priorities) = (Vec::new(), Vec::new());
+        if let Some(m) = &meta {
+            let count = m.info.files.iter().filter(|f| !f.padding).count();
+            t.files.apply(count, &mut wanted, &mut priorities)?;
+        }
         if let NewSource::Metainfo(bytes) = &t.source {
             self.folder.keep_torrent(&hex, bytes)?;
         }
-        let meta = meta.or_else(|| self.engine_metadata(&hex));
         let id = self.next_id;
         self.next_id += 1;
         let mut e = Entry::new(
@@ -352,8 +418,8 @@ impl Registry {
                 added: unix_now(),
                 done: 0,
                 paused: t.paused,
-                wanted: t.wanted,
-                priorities: t.priorities,
+                wanted,
+                priorities,
                 up_limit: None,
                 down_limit: None,
                 seed_ratio_limit: self.settings.seed_ratio_limit,

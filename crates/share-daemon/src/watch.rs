@@ -67,8 +67,7 @@ pub async fn scan(r: &mut Registry, dir: &Path, seen: &mut Seen) {
             download_dir: r.default_dir(),
             paused: false,
             labels: Vec::new(),
-            wanted: Vec::new(),
-            priorities: Vec::new(),
+            files: Default::default(),
         };
         let suffix = match r.add(t).await {
             Ok(_) => "added",

@@ -248,46 +248,17 @@ async fn add(r: &mut Registry, args: &Args) -> RpcResult {
     };
     let paused = bool_arg(args, "paused")?.unwrap_or(false);
     let labels = strings_arg(args, "labels")?.unwrap_or_default();
-    // With the metadata at hand, files are chosen before the torrent starts (unwanted ones
-    // are then never allocated); a magnet's choice waits for its metadata.
-    let count = match &source {
-        NewSource::Metainfo(b) => share_core::Metainfo::from_bytes(b)
-            .map(|m| m.info.files.iter().filter(|f| !f.padding).count())
-            .unwrap_or(0),
-        NewSource::Magnet(_) => 0,
-    };
-    let choice = set::FileChoice::read(args, count)?;
-    let (mut wanted, mut priorities) = (Vec::new(), Vec::new());
-    let chosen_now = choice.apply(count, &mut wanted, &mut priorities);
     let t = NewTorrent {
         source,
         download_dir: dir,
         paused,
         labels,
-        wanted,
-        priorities,
+        files: set::file_choice(args)?,
     };
     let (key, id, name, hash) = match r.add(t).await.map_err(RpcError)? {
         Added::Added { id, name, hash } => ("torrent-added", id, name, hash),
         Added::Duplicate { id, name, hash } => ("torrent-duplicate", id, name, hash),
     };
-    // Files chosen at add time.
-    let mut set_args = Map::new();
-    for k in [
-        "files-wanted",
-        "files-unwanted",
-        "priority-high",
-        "priority-low",
-        "priority-normal",
-    ] {
-        if let Some(v) = args.get(k) {
-            set_args.insert(k.to_owned(), v.clone());
-        }
-    }
-    if !set_args.is_empty() && key == "torrent-added" && !chosen_now {
-        set_args.insert("ids".into(), json!(id));
-        set::torrent_set(r, &set_args).await?;
-    }
     Ok(json!({ key: {"id": id, "name": name, "hashString": hash} }))
 }
 

@@ -4,20 +4,18 @@ use serde_json::{json, Value};
 use share_engine::TorrentCommand;
 
 use super::{bool_arg, ids, num_arg, strings_arg, Args, RpcError, RpcResult};
-use crate::registry::Registry;
+use crate::registry::{FileChoice, Registry};
 
 /// A list of file indexes (`files-wanted`, `priority-high`, ...); an empty list means every
-/// file, as in Transmission.
-fn indexes(args: &Args, key: &str, count: usize) -> Result<Option<Vec<usize>>, RpcError> {
+/// file, as in Transmission. Checked against the torrent's files when applied.
+fn indexes(args: &Args, key: &str) -> Result<Option<Vec<usize>>, RpcError> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(l)) if l.is_empty() => Ok(Some((0..count).collect())),
         Some(Value::Array(l)) if l.len() <= 1_000_000 => l
             .iter()
             .map(|v| {
                 v.as_u64()
                     .map(|i| i as usize)
-                    .filter(|&i| i < count.max(1) || count == 0)
                     .ok_or_else(|| RpcError(format!("`{key}` holds an invalid file index")))
             })
             .collect::<Result<Vec<_>, _>>()
@@ -26,53 +24,15 @@ fn indexes(args: &Args, key: &str, count: usize) -> Result<Option<Vec<usize>>, R
     }
 }
 
-/// `files-wanted`, `files-unwanted` and `priority-*` of one call, checked.
-pub struct FileChoice {
-    wanted: Option<Vec<usize>>,
-    unwanted: Option<Vec<usize>>,
-    high: Option<Vec<usize>>,
-    low: Option<Vec<usize>>,
-    normal: Option<Vec<usize>>,
-}
-
-impl FileChoice {
-    pub fn read(args: &Args, count: usize) -> Result<FileChoice, RpcError> {
-        Ok(FileChoice {
-            wanted: indexes(args, "files-wanted", count)?,
-            unwanted: indexes(args, "files-unwanted", count)?,
-            high: indexes(args, "priority-high", count)?,
-            low: indexes(args, "priority-low", count)?,
-            normal: indexes(args, "priority-normal", count)?,
-        })
-    }
-
-    /// Applies the choice to a torrent's `count` files; false if it names none.
-    pub fn apply(&self, count: usize, wanted: &mut Vec<bool>, priorities: &mut Vec<i8>) -> bool {
-        let lists = [
-            &self.wanted,
-            &self.unwanted,
-            &self.high,
-            &self.low,
-            &self.normal,
-        ];
-        if count == 0 || lists.iter().all(|x| x.is_none()) {
-            return false;
-        }
-        wanted.resize(count, true);
-        priorities.resize(count, 0);
-        for i in self.wanted.iter().flatten() {
-            wanted[*i] = true;
-        }
-        for i in self.unwanted.iter().flatten() {
-            wanted[*i] = false;
-        }
-        for (list, p) in [(&self.high, 1i8), (&self.low, -1), (&self.normal, 0)] {
-            for i in list.iter().flatten() {
-                priorities[*i] = p;
-            }
-        }
-        true
-    }
+/// `files-wanted`, `files-unwanted` and `priority-*` of one call.
+pub fn file_choice(args: &Args) -> Result<FileChoice, RpcError> {
+    Ok(FileChoice {
+        wanted: indexes(args, "files-wanted")?,
+        unwanted: indexes(args, "files-unwanted")?,
+        high: indexes(args, "priority-high")?,
+        low: indexes(args, "priority-low")?,
+        normal: indexes(args, "priority-normal")?,
+    })
 }
 
 /// KB/s in Transmission's units (1000 bytes) to bytes per second.
@@ -92,6 +52,7 @@ pub async fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
     let down_on = bool_arg(args, "downloadLimited")?;
     let up = num_arg(args, "uploadLimit")?;
     let up_on = bool_arg(args, "uploadLimited")?;
+    let choice = file_choice(args)?;
     for m in [ratio_mode, idle_mode].into_iter().flatten() {
         if !(0.0..=2.0).contains(&m) {
             return Err(RpcError("a seeding mode must be 0, 1 or 2".into()));
@@ -106,7 +67,6 @@ pub async fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
                 .and_then(|e| e.meta.as_ref())
                 .map_or(0, |m| m.info.files.iter().filter(|f| !f.padding).count()),
         };
-        let choice = FileChoice::read(args, count)?;
         let Some(e) = r.entries.get_mut(&id) else {
             continue;
         };
@@ -125,7 +85,10 @@ pub async fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
         if let Some(v) = idle_mode {
             e.saved.seed_idle_mode = v as u8;
         }
-        if choice.apply(count, &mut e.saved.wanted, &mut e.saved.priorities) {
+        if choice
+            .apply(count, &mut e.saved.wanted, &mut e.saved.priorities)
+            .map_err(RpcError)?
+        {
             if let Some(h) = &e.handle {
                 h.send(TorrentCommand::SetFiles {
                     wanted: e.saved.wanted.clone(),
