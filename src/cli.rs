@@ -62,6 +62,8 @@ pub struct DaemonArgs {
     pub discovery: DiscoveryArgs,
     #[command(flatten)]
     pub transport: TransportArgs,
+    #[command(flatten)]
+    pub files: FilesArgs,
 }
 
 impl DaemonArgs {
@@ -278,6 +280,8 @@ pub struct NetArgs {
     pub discovery: DiscoveryArgs,
     #[command(flatten)]
     pub transport: TransportArgs,
+    #[command(flatten)]
+    pub files: FilesArgs,
     /// Print only errors and the lines scripts rely on.
     #[arg(short, long)]
     pub quiet: bool,
@@ -301,6 +305,16 @@ pub struct LimitArgs {
     /// Most connections to or from one IP address, all torrents together.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_per_ip: usize,
+}
+
+/// How files in the download folder are reached.
+#[derive(Args, Clone)]
+pub struct FilesArgs {
+    /// Read and write through symlinks that you placed in the download folder (to seed files
+    /// kept elsewhere); never through links a torrent created. Without it, a file reached
+    /// through any symlink below the folder is an error.
+    #[arg(long)]
+    pub follow_symlinks: bool,
 }
 
 /// How connections to peers are made.

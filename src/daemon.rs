@@ -17,6 +17,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         args.max_download_rate,
         &args.discovery,
         &args.transport,
+        &args.files,
     )?;
     let config = DaemonConfig {
         rpc: args.rpc,

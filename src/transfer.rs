@@ -9,7 +9,8 @@ use anyhow::{bail, Context, Result};
 use share_engine::{FileFilter, Session, SessionConfig, Source, TorrentConfig, TorrentHandle};
 
 use crate::cli::{
-    DiscoveryArgs, FetchArgs, LimitArgs, NetArgs, SeedArgs, TorrentArg, TransportArgs,
+    DiscoveryArgs, FetchArgs, FilesArgs, LimitArgs, NetArgs, SeedArgs, TorrentArg,
+    TransportArgs,
 };
 use crate::inspect::load;
 use crate::signals::Stop;
@@ -100,6 +101,7 @@ fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<Sessi
         max_download_rate,
         &net.discovery,
         &net.transport,
+        &net.files,
     )
 }
 
@@ -122,6 +124,7 @@ pub fn base_session_config(
     max_download_rate: Option<u64>,
     d: &DiscoveryArgs,
     transport: &TransportArgs,
+    files: &FilesArgs,
 ) -> Result<SessionConfig> {
     crate::guard::check(d)?;
     let mut c = SessionConfig::new(listen, d.state_dir());
@@ -136,6 +139,7 @@ pub fn base_session_config(
     c.loopback_only = crate::guard::loopback_only();
     c.encryption = transport.encryption;
     c.transports = transport.transports;
+    c.follow_symlinks = files.follow_symlinks;
     Ok(c)
 }
 

@@ -24,9 +24,8 @@ use axum::routing::{any, get};
 use axum::Router;
 use base64::Engine as _;
 use http_body_util::BodyExt;
-use tokio::sync::Mutex;
 
-use crate::registry::Registry;
+use crate::owner::Handle;
 use crate::DaemonConfig;
 
 /// Largest request body (a base64 .torrent of 12 MiB fits).
@@ -34,7 +33,7 @@ pub const MAX_BODY: usize = 16 << 20;
 const SESSION_HEADER: &str = "X-Transmission-Session-Id";
 
 pub struct AppState {
-    pub registry: Arc<Mutex<Registry>>,
+    pub registry: Handle,
     session_id: String,
     auth: Option<(String, String)>,
     hosts: Vec<String>,
@@ -46,7 +45,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        registry: Arc<Mutex<Registry>>,
+        registry: Handle,
         config: &DaemonConfig,
         bound: SocketAddr,
     ) -> AppState {
@@ -209,10 +208,7 @@ async fn rpc(
             )
         }
     };
-    let answer = {
-        let mut r = state.registry.lock().await;
-        crate::rpc::handle(&mut r, &body, &state.session_id).await
-    };
+    let answer = crate::rpc::handle(&state.registry, &body, &state.session_id).await;
     let mut resp = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],

@@ -5,6 +5,8 @@
 //!
 //! - [`registry`]: the daemon's torrents (ids, folders, labels, file choices, limits,
 //!   seeding goals, totals) and what it does to them through the session.
+//! - [`owner`]: the one task that holds the registry and runs what is asked of it.
+//! - [`ops`]: what takes time (stopping, moving, deleting, fetching), done around it.
 //! - [`saved`]: that list, kept in the state folder (written atomically; a damaged file is
 //!   reported and rebuilt from the kept .torrent files).
 //! - [`rpc`]: the Transmission RPC methods (rpc-version 17).
@@ -15,6 +17,8 @@
 //! - [`paths`]: the only place RPC arguments become paths, kept inside the folders given.
 
 pub mod http;
+pub mod ops;
+pub mod owner;
 pub mod paths;
 pub mod registry;
 pub mod rpc;
@@ -28,7 +32,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use share_engine::{Session, TorrentConfig};
-use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 pub use registry::Registry;
 
@@ -101,6 +105,8 @@ pub enum DaemonError {
 pub struct Daemon {
     listener: tokio::net::TcpListener,
     state: Arc<http::AppState>,
+    owner: tokio::task::JoinHandle<Registry>,
+    stop_owner: CancellationToken,
 }
 
 impl Daemon {
@@ -120,13 +126,18 @@ impl Daemon {
         // Absolute from here on: clients show these paths and send them back.
         config.download_dir = std::fs::canonicalize(&config.download_dir)?;
         config.state_dir = std::fs::canonicalize(&config.state_dir)?;
-        let registry = Registry::restore(session, &config).await;
-        let state = Arc::new(http::AppState::new(
-            Arc::new(Mutex::new(registry)),
-            &config,
-            listener.local_addr()?,
-        ));
-        Ok(Daemon { listener, state })
+        let root = share_storage::root::Root::open(&config.download_dir, session.links(), true)
+            .map_err(|e| DaemonError::Io(std::io::Error::other(e.to_string())))?;
+        let registry = Registry::restore(session, &config, Arc::new(root)).await;
+        let stop_owner = CancellationToken::new();
+        let (handle, owner) = owner::spawn(registry, config.watch.clone(), stop_owner.clone());
+        let state = Arc::new(http::AppState::new(handle, &config, listener.local_addr()?));
+        Ok(Daemon {
+            listener,
+            state,
+            owner,
+            stop_owner,
+        })
     }
 
     pub fn rpc_addr(&self) -> SocketAddr {
@@ -135,12 +146,20 @@ impl Daemon {
             .unwrap_or_else(|_| self.state.bound)
     }
 
-    /// Serves until `stop`; then saves the torrent list.
+    /// Serves until `stop`; then stops every torrent and saves the torrent list.
     pub async fn run(self, stop: impl std::future::Future<Output = ()> + Send + 'static) {
-        let registry = self.state.registry.clone();
-        let background = registry::spawn_background(registry.clone(), self.state.watch.clone());
+        let watch = self
+            .state
+            .watch
+            .clone()
+            .map(|dir| watch::spawn(self.state.registry.clone(), dir));
         http::serve(self.listener, self.state, stop).await;
-        background.abort();
-        registry.lock().await.shutdown().await;
+        if let Some(w) = watch {
+            w.abort();
+        }
+        self.stop_owner.cancel();
+        if let Ok(mut registry) = self.owner.await {
+            registry.shutdown().await;
+        }
     }
 }

@@ -1,10 +1,13 @@
 //! The daemon's torrents: what each is (its metainfo or magnet link), where it goes, what
 //! the user chose for it, and its totals over every run, and the session tasks that run them.
 //!
-//! One `Registry` behind one async mutex: the RPC handlers, the watch folder and the
-//! once-a-second background work all go through it, so every change to the list and every
-//! call into the session happens in one place, in order. The mutex is held across session
-//! calls (adding, removing), which are short.
+//! The `Registry` has one owner, the task in `owner.rs`: the RPC handlers, the watch folder
+//! and the once-a-second tick all go through it, so every change to the list and every call
+//! into the session happens in one place, in order. Nothing here waits on the network or
+//! the disk: stopping a torrent (which waits for its task to end), moving and deleting data
+//! and fetching URLs happen in the callers' tasks (`ops.rs`); an entry being worked on is
+//! marked `busy` meanwhile. The only awaits are the session's own commands (add, remove),
+//! which its task answers at once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use share_core::{InfoHash, Magnet, Metainfo};
 use share_engine::{Session, Source, State, Stats, TorrentCommand, TorrentConfig, TorrentHandle};
-use tokio::sync::{oneshot, Mutex};
+use share_storage::root::Root;
 use tokio::time::Instant;
 
 use crate::saved::{Folder, SavedList, SavedSession, SavedTorrent};
@@ -46,6 +49,9 @@ pub struct Entry {
     pub secs_downloading: u64,
     pub secs_seeding: u64,
     pub started: i64,
+    /// What is being done to it outside the registry (stopping, moving, checking), if
+    /// anything: other changes wait until it is done.
+    pub busy: Option<&'static str>,
 }
 
 impl Entry {
@@ -61,6 +67,7 @@ impl Entry {
             secs_downloading: 0,
             secs_seeding: 0,
             started: unix_now(),
+            busy: None,
         }
     }
 
@@ -206,10 +213,47 @@ pub enum NewSource {
     Magnet(String),
 }
 
+/// A new torrent's source, read and checked.
+pub struct Parsed {
+    pub hash: InfoHash,
+    /// Known at once for a .torrent; for a magnet, when the engine kept its metadata.
+    pub meta: Option<Metainfo>,
+    pub magnet: Option<Magnet>,
+}
+
+impl NewSource {
+    /// Reads the .torrent or the magnet link (refused with the reason if malformed).
+    pub fn parse(&self) -> Result<Parsed, String> {
+        match self {
+            NewSource::Metainfo(bytes) => {
+                let m = Metainfo::from_bytes(bytes)
+                    .map_err(|e| format!("invalid or corrupt torrent file: {e}"))?;
+                Ok(Parsed {
+                    hash: m.info_hash,
+                    meta: Some(m),
+                    magnet: None,
+                })
+            }
+            NewSource::Magnet(link) => {
+                let m = Magnet::parse(link).map_err(|e| format!("invalid magnet link: {e}"))?;
+                Ok(Parsed {
+                    hash: m.info_hash,
+                    meta: None,
+                    magnet: Some(m),
+                })
+            }
+        }
+    }
+}
+
 pub struct Registry {
     pub session: Session,
     folder: Folder,
     pub download_root: PathBuf,
+    /// The download folder, as a handle every file of every torrent is resolved beneath.
+    pub root: Arc<Root>,
+    /// Where the list goes to be written (by the saver, off the registry's task).
+    saver: tokio::sync::watch::Sender<Option<SavedList>>,
     pub watch: Option<PathBuf>,
     state_dir: PathBuf,
     pub torrent_defaults: TorrentConfig,
@@ -231,13 +275,19 @@ pub struct Registry {
 
 impl Registry {
     /// Brings back the torrents of the last run.
-    pub async fn restore(session: Session, config: &DaemonConfig) -> Registry {
+    pub async fn restore(
+        session: Session,
+        config: &DaemonConfig,
+        root: Arc<Root>,
+    ) -> Registry {
         let folder = Folder::new(&config.state_dir);
         let (list, warning) = folder.load();
         let mut r = Registry {
+            saver: spawn_saver(folder.clone()),
             session,
             folder,
             download_root: config.download_dir.clone(),
+            root,
             watch: config.watch.clone(),
             state_dir: config.state_dir.clone(),
             torrent_defaults: config.torrent.clone(),
@@ -248,11 +298,7 @@ impl Registry {
             settings: list.session.clone(),
             dirty: false,
             warnings: warning.into_iter().collect(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .no_proxy()
-                .build()
-                .unwrap_or_default(),
+            http: crate::ops::http_client(),
             started: Instant::now(),
             removed_up: 0,
             removed_down: 0,
@@ -298,12 +344,11 @@ impl Registry {
 
     /// The metadata the engine kept for a magnet (`STATE/metadata/<hash>.torrent`).
     fn engine_metadata(&self, hash: &str) -> Option<Metainfo> {
-        let path = self
-            .state_dir
-            .join("metadata")
-            .join(format!("{hash}.torrent"));
-        let bytes = share_storage::state::read_state(&path, 64 << 20).ok()??;
-        Metainfo::from_bytes(&bytes).ok()
+        engine_metadata(&self.state_dir, hash)
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     /// Starts the torrent task for `e` in the session (paused if it was).
@@ -315,6 +360,7 @@ impl Registry {
         };
         let config = TorrentConfig {
             dir: e.saved.download_dir.clone(),
+            confine: Some(self.download_root.clone()),
             stop_when_complete: false,
             wanted: e.saved.wanted.clone(),
             priorities: e.saved.priorities.clone(),
@@ -346,20 +392,37 @@ impl Registry {
         }
     }
 
-    /// Stops the torrent task (its totals folded into the saved ones) and waits for its end.
-    async fn halt(&mut self, id: u32) {
+    /// Takes a torrent's task out of its entry to be stopped elsewhere (its totals folded
+    /// into the saved ones), and marks the entry `busy` with `what` until [`Registry::rerun`]
+    /// or [`Registry::idle`]. An error if there is no such torrent or it is busy already.
+    pub fn take_handle(
+        &mut self,
+        id: u32,
+        what: &'static str,
+    ) -> Result<Option<TorrentHandle>, String> {
         let Some(e) = self.entries.get_mut(&id) else {
-            return;
+            return Err(format!("no torrent {id}"));
         };
-        e.fold_totals();
-        let hash = e.hash();
-        if let Some(h) = e.handle.take() {
-            let done = h.done();
-            if self.session.remove(hash).await {
-                let _ = tokio::time::timeout(Duration::from_secs(15), done).await;
-            }
+        if let Some(b) = e.busy {
+            return Err(format!("torrent {id} is busy: {b}"));
         }
+        e.fold_totals();
+        e.busy = Some(what);
         self.dirty = true;
+        Ok(e.handle.take())
+    }
+
+    /// The torrent is no longer busy; it runs again.
+    pub async fn rerun(&mut self, id: u32) {
+        if let Some(mut e) = self.entries.remove(&id) {
+            e.busy = None;
+            if e.handle.is_none() {
+                self.run(&mut e).await;
+            }
+            self.entries.insert(id, e);
+            self.dirty = true;
+            self.save();
+        }
     }
 
     pub fn find_hash(&self, hash: &InfoHash) -> Option<u32> {
@@ -370,20 +433,10 @@ impl Registry {
             .map(|(id, _)| *id)
     }
 
-    pub async fn add(&mut self, t: NewTorrent) -> Result<Added, String> {
-        let (meta, magnet, hash) = match &t.source {
-            NewSource::Metainfo(bytes) => {
-                let m = Metainfo::from_bytes(bytes)
-                    .map_err(|e| format!("invalid or corrupt torrent file: {e}"))?;
-                let h = m.info_hash;
-                (Some(m), None, h)
-            }
-            NewSource::Magnet(link) => {
-                let m = Magnet::parse(link).map_err(|e| format!("invalid magnet link: {e}"))?;
-                let h = m.info_hash;
-                (None, Some(m), h)
-            }
-        };
+    /// Adds a torrent whose source was read and checked by the caller (`ops::add`, which
+    /// also keeps its .torrent file and finds a magnet's metadata on disk).
+    pub async fn add(&mut self, t: NewTorrent, p: Parsed) -> Result<Added, String> {
+        let Parsed { hash, meta, magnet } = p;
         if let Some(id) = self.find_hash(&hash) {
             let e = &self.entries[&id];
             return Ok(Added::Duplicate {
@@ -393,15 +446,11 @@ impl Registry {
             });
         }
         let hex = hash.to_hex();
-        let meta = meta.or_else(|| self.engine_metadata(&hex));
         // Checked before anything is kept.
         let (mut wanted, mut priorities) = (Vec::new(), Vec::new());
         if let Some(m) = &meta {
             let count = m.info.files.iter().filter(|f| !f.padding).count();
             t.files.apply(count, &mut wanted, &mut priorities)?;
-        }
-        if let NewSource::Metainfo(bytes) = &t.source {
-            self.folder.keep_torrent(&hex, bytes)?;
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -458,7 +507,10 @@ impl Registry {
 
     /// Starts a torrent that could not run (after an error), or resumes one.
     pub async fn start_or_rerun(&mut self, id: u32) {
-        let needs_run = self.entries.get(&id).is_some_and(|e| e.handle.is_none());
+        let needs_run = self
+            .entries
+            .get(&id)
+            .is_some_and(|e| e.handle.is_none() && e.busy.is_none());
         self.start(id);
         if needs_run {
             if let Some(mut e) = self.entries.remove(&id) {
@@ -478,20 +530,16 @@ impl Registry {
         }
     }
 
-    /// Checks the data again: the torrent restarts, which hashes what is on disk.
-    pub async fn verify(&mut self, id: u32) {
-        self.halt(id).await;
-        if let Some(mut e) = self.entries.remove(&id) {
-            self.run(&mut e).await;
-            self.entries.insert(id, e);
+    /// Takes a torrent out of the list (its task to be stopped, its data perhaps deleted,
+    /// by the caller). An error if it is busy.
+    pub fn detach(&mut self, id: u32) -> Result<Option<Entry>, String> {
+        if let Some(b) = self.entries.get(&id).and_then(|e| e.busy) {
+            return Err(format!("torrent {id} is busy: {b}"));
         }
-    }
-
-    pub async fn remove(&mut self, id: u32, delete_data: bool) -> Result<(), String> {
-        self.halt(id).await;
-        let Some(e) = self.entries.remove(&id) else {
-            return Ok(());
+        let Some(mut e) = self.entries.remove(&id) else {
+            return Ok(None);
         };
+        e.fold_totals();
         let now = Instant::now();
         self.removed
             .retain(|(_, at)| now.duration_since(*at) < RECENT);
@@ -500,40 +548,29 @@ impl Registry {
         }
         self.removed_up += e.saved.uploaded_ever;
         self.removed_down += e.saved.downloaded_ever;
-        self.folder.forget_torrent(&e.saved.hash);
         self.dirty = true;
         self.save();
-        if delete_data {
-            if let Some(m) = &e.meta {
-                delete_content(&e.saved.download_dir, m)?;
-            }
-        }
-        Ok(())
+        Ok(Some(e))
     }
 
-    /// Moves a torrent to another folder (and its data, if `move_data`).
-    pub async fn set_location(
-        &mut self,
-        id: u32,
-        dir: PathBuf,
-        move_data: bool,
-    ) -> Result<(), String> {
-        self.halt(id).await;
-        let Some(mut e) = self.entries.remove(&id) else {
-            return Ok(());
-        };
-        let result = match (&e.meta, move_data) {
-            (Some(m), true) => move_content(&e.saved.download_dir, &dir, &m.info.name),
-            _ => Ok(()),
-        };
-        if result.is_ok() {
+    /// Where a torrent's data is, relative to the download folder, and its metainfo.
+    pub fn content_of(&self, id: u32) -> Option<(PathBuf, Option<Metainfo>)> {
+        let e = self.entries.get(&id)?;
+        let rel = e
+            .saved
+            .download_dir
+            .strip_prefix(&self.download_root)
+            .ok()?
+            .to_path_buf();
+        Some((rel, e.meta.clone()))
+    }
+
+    /// A torrent's folder is now `dir`.
+    pub fn set_dir(&mut self, id: u32, dir: PathBuf) {
+        if let Some(e) = self.entries.get_mut(&id) {
             e.saved.download_dir = dir;
+            self.dirty = true;
         }
-        self.run(&mut e).await;
-        self.entries.insert(id, e);
-        self.dirty = true;
-        self.save();
-        result
     }
 
     pub fn set_limits(&mut self, id: u32, up: Option<Option<u64>>, down: Option<Option<u64>>) {
@@ -572,19 +609,6 @@ impl Registry {
         self.dirty = true;
     }
 
-    /// Asks a running torrent for its details.
-    pub async fn status(&self, id: u32) -> Option<share_engine::Status> {
-        let h = self.entries.get(&id)?.handle.as_ref()?;
-        let (tx, rx) = oneshot::channel();
-        if !h.send_wait(TorrentCommand::Status(tx)).await {
-            return None;
-        }
-        tokio::time::timeout(Duration::from_secs(5), rx)
-            .await
-            .ok()?
-            .ok()
-    }
-
     pub fn mark_dirty(&mut self) {
         self.dirty = true;
     }
@@ -609,10 +633,8 @@ impl Registry {
                 .collect(),
             session: self.settings.clone(),
         };
-        match self.folder.save(&list) {
-            Ok(()) => self.dirty = false,
-            Err(e) => tracing::warn!(error = %e, "could not save the torrent list"),
-        }
+        self.saver.send_replace(Some(list));
+        self.dirty = false;
     }
 
     /// Once a second: metadata that arrived, completion dates, errors, seeding goals.
@@ -677,17 +699,33 @@ impl Registry {
         }
     }
 
+    /// Stops every torrent and writes the list as it is then (here, at the end: nothing
+    /// else waits on the registry any more).
     pub async fn shutdown(&mut self) {
-        self.dirty = true;
-        self.save();
         self.session.shutdown().await;
+        for e in self.entries.values_mut() {
+            e.fold_totals();
+            e.handle = None;
+        }
         self.dirty = true;
         self.save();
+        if let Some(list) = self.saver.borrow().clone() {
+            if let Err(e) = self.folder.save(&list) {
+                tracing::warn!(error = %e, "could not save the torrent list");
+            }
+        }
     }
 
     pub fn folder(&self) -> &Folder {
         &self.folder
     }
+}
+
+/// The metadata the engine kept for a magnet (`STATE/metadata/<hash>.torrent`).
+pub fn engine_metadata(state_dir: &Path, hash: &str) -> Option<Metainfo> {
+    let path = state_dir.join("metadata").join(format!("{hash}.torrent"));
+    let bytes = share_storage::state::read_state(&path, 64 << 20).ok()??;
+    Metainfo::from_bytes(&bytes).ok()
 }
 
 /// Whether a seeding torrent has met its ratio or idle goal (Transmission's modes: 0 the
@@ -711,100 +749,21 @@ fn goal_reached(e: &Entry, s: &SavedSession, now: Instant) -> bool {
     idle_limit.is_some_and(|m| now.duration_since(e.last_active) >= Duration::from_secs(m * 60))
 }
 
-/// Deletes a torrent's files (and the folders it made that are then empty), only inside
-/// `dir`.
-fn delete_content(dir: &Path, meta: &Metainfo) -> Result<(), String> {
-    let layout = share_storage::Layout::for_torrent(dir, &meta.info).map_err(|e| e.to_string())?;
-    for slot in &layout.slots {
-        if slot.padding {
-            continue;
-        }
-        match std::fs::remove_file(&slot.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("{}: {e}", slot.path.display())),
-        }
-    }
-    if !meta.info.single_file {
-        let root = dir.join(&meta.info.name);
-        // Folders deepest first; only empty ones go.
-        let mut folders: Vec<PathBuf> = layout
-            .slots
-            .iter()
-            .flat_map(|s| {
-                s.path
-                    .ancestors()
-                    .skip(1)
-                    .map(Path::to_path_buf)
-                    .collect::<Vec<_>>()
-            })
-            .filter(|p| p.starts_with(&root))
-            .collect();
-        folders.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        folders.dedup();
-        for f in folders {
-            let _ = std::fs::remove_dir(f);
-        }
-    }
-    Ok(())
-}
-
-/// Moves `from/name` to `to/name` (a rename, or a copy and delete across filesystems).
-fn move_content(from: &Path, to: &Path, name: &str) -> Result<(), String> {
-    let (src, dst) = (from.join(name), to.join(name));
-    if !src.exists() || src == dst {
-        return Ok(());
-    }
-    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    if std::fs::rename(&src, &dst).is_ok() {
-        return Ok(());
-    }
-    copy_tree(&src, &dst)
-        .map_err(|e| format!("moving {} to {}: {e}", src.display(), dst.display()))?;
-    if src.is_dir() {
-        std::fs::remove_dir_all(&src)
-    } else {
-        std::fs::remove_file(&src)
-    }
-    .map_err(|e| format!("{}: {e}", src.display()))
-}
-
-fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
-    if src.is_dir() {
-        std::fs::create_dir_all(dst)?;
-        for e in std::fs::read_dir(src)? {
-            let e = e?;
-            copy_tree(&e.path(), &dst.join(e.file_name()))?;
-        }
-        Ok(())
-    } else {
-        std::fs::copy(src, dst).map(|_| ())
-    }
-}
-
-/// The background work: the tick, the watch folder, and saving the list now and then.
-pub fn spawn_background(
-    registry: Arc<Mutex<Registry>>,
-    watch: Option<PathBuf>,
-) -> tokio::task::JoinHandle<()> {
+/// Writes the list whenever a new one is handed over (the newest wins), off the registry's
+/// task: an atomic write with fsync may take a while on a slow disk.
+fn spawn_saver(folder: Folder) -> tokio::sync::watch::Sender<Option<SavedList>> {
+    let (tx, mut rx) = tokio::sync::watch::channel::<Option<SavedList>>(None);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut n: u64 = 0;
-        let mut seen = crate::watch::Seen::default();
-        loop {
-            tick.tick().await;
-            n += 1;
-            let mut r = registry.lock().await;
-            r.tick();
-            if let Some(w) = &watch {
-                if n.is_multiple_of(2) {
-                    crate::watch::scan(&mut r, w, &mut seen).await;
-                }
+        while rx.changed().await.is_ok() {
+            let Some(list) = rx.borrow_and_update().clone() else {
+                continue;
+            };
+            let folder = folder.clone();
+            let saved = tokio::task::spawn_blocking(move || folder.save(&list)).await;
+            if let Ok(Err(e)) = saved {
+                tracing::warn!(error = %e, "could not save the torrent list");
             }
-            if n.is_multiple_of(30) {
-                r.mark_dirty();
-            }
-            r.save();
         }
-    })
+    });
+    tx
 }

@@ -17,8 +17,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use share_core::InfoHash;
 use share_engine::TorrentCommand;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use share_storage::root::Root;
+use tokio::sync::{mpsc, oneshot};
 
+use crate::owner::Handle;
 use crate::registry::Registry;
 
 /// Bytes read and sent at a time.
@@ -37,7 +39,10 @@ fn plain(status: StatusCode, text: &str) -> Response {
 
 /// What a stream needs, taken from the registry at its start.
 struct Target {
-    path: PathBuf,
+    /// The download folder, and the file below it: read only beneath it, never through a
+    /// symlink the policy does not allow.
+    root: Arc<Root>,
+    rel: PathBuf,
     /// The file's place in the torrent's byte stream.
     offset: u64,
     length: u64,
@@ -106,11 +111,7 @@ fn mime(name: &str) -> &'static str {
     }
 }
 
-async fn target(
-    registry: &Arc<Mutex<Registry>>,
-    hash: &str,
-    index: &str,
-) -> Result<Target, Response> {
+async fn target(handle: &Handle, hash: &str, index: &str) -> Result<Target, Response> {
     let mut h = [0u8; 20];
     if hash.len() != 40 || hex::decode_to_slice(hash, &mut h).is_err() {
         return Err(plain(
@@ -124,20 +125,41 @@ async fn target(
             "400: the file index must be a number\n",
         ));
     };
-    let mut r = registry.lock().await;
-    let Some(id) = r.find_hash(&InfoHash(h)) else {
-        return Err(plain(StatusCode::NOT_FOUND, "404: no such torrent\n"));
+    let hash = InfoHash(h);
+    let found = handle
+        .read(move |r| find_target(r, &hash, index))
+        .await
+        .map_err(|e| plain(StatusCode::SERVICE_UNAVAILABLE, &format!("503: {e}\n")))?
+        .map_err(|(status, text)| plain(status, text))?;
+    // A file that resolves through a symlink is refused before anything is sent.
+    let (root, rel) = (found.root.clone(), found.rel.clone());
+    let checked = tokio::task::spawn_blocking(move || root.stat(&rel)).await;
+    match checked {
+        Ok(Err(e @ share_storage::StorageError::Link { .. })) => {
+            Err(plain(StatusCode::FORBIDDEN, &format!("403: {e}\n")))
+        }
+        _ => Ok(found),
+    }
+}
+
+/// Why a stream is refused: the status and the text of the answer.
+type Refusal = (StatusCode, &'static str);
+
+/// The torrent and file a stream names, marked wanted.
+fn find_target(r: &mut Registry, hash: &InfoHash, index: usize) -> Result<Target, Refusal> {
+    let Some(id) = r.find_hash(hash) else {
+        return Err((StatusCode::NOT_FOUND, "404: no such torrent\n"));
     };
     let wanted_now = {
         let e = &r.entries[&id];
         let Some(meta) = &e.meta else {
-            return Err(plain(
+            return Err((
                 StatusCode::SERVICE_UNAVAILABLE,
                 "503: the torrent's metadata is not here yet\n",
             ));
         };
         let Some(commands) = e.handle.as_ref().map(|h| h.commands()) else {
-            return Err(plain(
+            return Err((
                 StatusCode::CONFLICT,
                 "409: the torrent is not running\n",
             ));
@@ -150,15 +172,21 @@ async fn target(
             .filter(|(_, f)| !f.padding)
             .collect();
         let Some(&(slot, f)) = files.get(index) else {
-            return Err(plain(
+            return Err((
                 StatusCode::NOT_FOUND,
                 "404: no such file in the torrent\n",
             ));
         };
-        let layout = share_storage::Layout::for_torrent(&e.saved.download_dir, info)
-            .map_err(|e| plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("500: {e}\n")))?;
+        let prefix = e
+            .saved
+            .download_dir
+            .strip_prefix(&r.download_root)
+            .map_err(|_| (StatusCode::FORBIDDEN, "403: outside the download folder\n"))?;
+        let layout = share_storage::Layout::for_torrent(r.root.clone(), prefix, info)
+            .map_err(|_| (StatusCode::FORBIDDEN, "403: the torrent's paths are not usable\n"))?;
         let t = Target {
-            path: layout.slots[slot].path.clone(),
+            root: r.root.clone(),
+            rel: layout.slots[slot].path.clone(),
             offset: f.offset,
             length: f.length,
             piece_length: info.piece_length as u64,
@@ -178,7 +206,7 @@ async fn target(
 
 /// Answers one stream request.
 pub async fn serve(
-    registry: &Arc<Mutex<Registry>>,
+    registry: &Handle,
     hash: &str,
     index: &str,
     headers: &HeaderMap,
@@ -276,11 +304,12 @@ async fn pump(t: Target, from: u64, to: u64, tx: mpsc::Sender<Result<Bytes, std:
             },
             _ = tx.closed() => return,
         }
-        let (path, file, n) = (t.path.clone(), file.clone(), (end - at) as usize);
+        let (root, rel) = (t.root.clone(), t.rel.clone());
+        let (file, n) = (file.clone(), (end - at) as usize);
         let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
             let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
             if f.is_none() {
-                *f = Some(std::fs::File::open(&path)?);
+                *f = Some(root.read_file(&rel).map_err(std::io::Error::other)?);
             }
             let mut buf = vec![0u8; n];
             f.as_ref().expect("opened").read_exact_at(&mut buf, at)?;

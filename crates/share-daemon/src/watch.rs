@@ -7,22 +7,74 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::registry::{NewSource, NewTorrent, Registry};
+use crate::owner::Handle;
+use crate::registry::NewTorrent;
 
 /// Most files taken per scan; the rest wait for the next.
 const PER_SCAN: usize = 64;
 /// Largest file read from the folder.
-const MAX_FILE: u64 = 64 << 20;
+const MAX_FILE: u64 = crate::ops::MAX_TORRENT_FILE;
 
 #[derive(Default)]
 pub struct Seen {
     sizes: HashMap<PathBuf, u64>,
 }
 
-/// Adds what is new in `dir`.
-pub async fn scan(r: &mut Registry, dir: &Path, seen: &mut Seen) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+/// Adds what is new in `dir`: the folder is read here, each file added through the registry
+/// like a `torrent-add`.
+pub async fn scan(h: &Handle, dir: &Path, seen: &mut Seen) {
+    let todo = {
+        let dir = dir.to_path_buf();
+        let mut sizes = std::mem::take(&mut seen.sizes);
+        let found = tokio::task::spawn_blocking(move || {
+            let todo = settled(&dir, &mut sizes);
+            (todo, sizes)
+        })
+        .await;
+        match found {
+            Ok((todo, sizes)) => {
+                seen.sizes = sizes;
+                todo
+            }
+            Err(_) => return,
+        }
+    };
+    let Ok(download_dir) = h.read(|r| r.default_dir()).await else {
         return;
+    };
+    for path in todo {
+        seen.sizes.remove(&path);
+        let added = match crate::ops::read_local(path.clone()).await {
+            Ok(source) => {
+                let t = NewTorrent {
+                    source,
+                    download_dir: download_dir.clone(),
+                    paused: false,
+                    labels: Vec::new(),
+                    files: Default::default(),
+                };
+                crate::ops::add(h, t).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        let suffix = match added {
+            Ok(()) => "added",
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "watch folder: not added");
+                "invalid"
+            }
+        };
+        let mut done = path.clone().into_os_string();
+        done.push(format!(".{suffix}"));
+        let _ = tokio::fs::rename(&path, PathBuf::from(done)).await;
+    }
+}
+
+/// The .torrent and .magnet files of `dir` that have settled: the same size as at the last
+/// scan, and not modified in the last second.
+fn settled(dir: &Path, sizes: &mut HashMap<PathBuf, u64>) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
     };
     let mut todo = Vec::new();
     for e in rd.flatten().take(4096) {
@@ -35,13 +87,12 @@ pub async fn scan(r: &mut Registry, dir: &Path, seen: &mut Seen) {
         if !meta.is_file() || meta.len() > MAX_FILE {
             continue;
         }
-        // Settled: the same size as at the last scan, and not modified just now.
         let recent = meta
             .modified()
             .ok()
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .is_none_or(|age| age < Duration::from_secs(1));
-        let same = seen.sizes.insert(path.clone(), meta.len()) == Some(meta.len());
+        let same = sizes.insert(path.clone(), meta.len()) == Some(meta.len());
         if same && !recent {
             todo.push(path);
         }
@@ -49,35 +100,17 @@ pub async fn scan(r: &mut Registry, dir: &Path, seen: &mut Seen) {
             break;
         }
     }
-    for path in todo {
-        seen.sizes.remove(&path);
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        let is_magnet = path
-            .extension()
-            .is_some_and(|x| x.eq_ignore_ascii_case("magnet"));
-        let source = if is_magnet {
-            NewSource::Magnet(String::from_utf8_lossy(&bytes).trim().to_owned())
-        } else {
-            NewSource::Metainfo(bytes)
-        };
-        let t = NewTorrent {
-            source,
-            download_dir: r.default_dir(),
-            paused: false,
-            labels: Vec::new(),
-            files: Default::default(),
-        };
-        let suffix = match r.add(t).await {
-            Ok(_) => "added",
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "watch folder: not added");
-                "invalid"
-            }
-        };
-        let mut done = path.clone().into_os_string();
-        done.push(format!(".{suffix}"));
-        let _ = std::fs::rename(&path, PathBuf::from(done));
-    }
+    todo
+}
+
+/// Scans the folder every two seconds until the daemon stops.
+pub fn spawn(h: Handle, dir: PathBuf) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen = Seen::default();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            scan(&h, &dir, &mut seen).await;
+        }
+    })
 }

@@ -1,27 +1,49 @@
 //! The disk thread: the only owner of the torrent's files during a transfer.
 //!
-//! A downloaded piece arrives whole and already verified (assembled and hashed in memory by
-//! the torrent task) and is written with one positional write, so a bad piece never touches
-//! the disk and a good one is never read back; its buffer goes back for reuse. Pieces for
-//! uploads are read whole, for the torrent task's small cache (see `uploads.rs`).
+//! Jobs run in the order they were queued, which the torrent task relies on: a piece's
+//! blocks written through (see `assembly.rs`) are on disk before the job that reports the
+//! piece stored, or that hashes its rest back from the disk. A piece assembled in memory
+//! arrives whole and already verified and is written with one positional write; its buffer
+//! comes back for the upload cache. Reads for uploads fill a unit (a piece, or a part of a
+//! large one) at a time.
 
-use share_storage::buf::AlignedBuf;
+use bytes::Bytes;
+use sha1::{Digest, Sha1};
 use share_storage::store::Store;
 use tokio::sync::mpsc;
+
+use crate::memory::PieceBuf;
+use crate::uploads::Unit;
+
+/// Bytes read at a time when a piece is hashed back from the disk.
+const HASH_READ: usize = 1 << 20;
 
 pub enum Job {
     /// Write verified piece `index` at `offset`; the buffer comes back with `Done::Written`.
     Piece {
         index: u32,
         offset: u64,
-        data: AlignedBuf,
+        data: PieceBuf,
     },
-    /// Read piece `index` (`len` bytes at `offset`) for uploads, into `buf` if one is given.
-    ReadPiece {
+    /// Write a block of a piece being assembled on disk.
+    Block { offset: u64, data: Bytes },
+    /// Every block of verified piece `index` is queued before this: answer `Done::Stored`.
+    Stored { index: u32 },
+    /// Piece `index` (`len` bytes at `offset`) is on disk, hashed up to `from` by `hasher`:
+    /// hash the rest from the disk and compare with `expected` (`Done::Checked`).
+    HashRest {
         index: u32,
         offset: u64,
         len: usize,
-        buf: Option<AlignedBuf>,
+        from: usize,
+        hasher: Box<Sha1>,
+        expected: [u8; 20],
+    },
+    /// Read `buf.len()` bytes at `offset` for uploads (a unit of the cache).
+    Read {
+        unit: Unit,
+        offset: u64,
+        buf: PieceBuf,
     },
     Sync,
 }
@@ -29,15 +51,45 @@ pub enum Job {
 pub enum Done {
     Written {
         index: u32,
-        buf: AlignedBuf,
+        buf: PieceBuf,
     },
-    /// A piece read for uploads (`None` if the read failed).
-    PieceRead {
+    Stored {
         index: u32,
-        data: Option<AlignedBuf>,
+    },
+    Checked {
+        index: u32,
+        ok: bool,
+    },
+    /// A unit read for uploads (`None` if the read failed).
+    Read {
+        unit: Unit,
+        data: Option<PieceBuf>,
     },
     Failed(String),
     Synced,
+}
+
+/// The rest of a piece, hashed from the disk: whether the whole matches `expected`. A read
+/// error makes it a failed piece (fetched again), not a failed torrent.
+fn hash_rest(
+    store: &mut Store,
+    offset: u64,
+    len: usize,
+    from: usize,
+    mut hasher: Sha1,
+    expected: &[u8; 20],
+) -> bool {
+    let mut buf = vec![0u8; HASH_READ.min(len - from.min(len))];
+    let mut at = from;
+    while at < len {
+        let n = (len - at).min(HASH_READ);
+        if store.read(offset + at as u64, &mut buf[..n]).is_err() {
+            return false;
+        }
+        hasher.update(&buf[..n]);
+        at += n;
+    }
+    hasher.finalize().as_slice() == expected
 }
 
 /// Starts the disk thread. It ends when `jobs` closes.
@@ -59,20 +111,29 @@ pub fn spawn(
                     } => store
                         .write(offset, data.as_slice())
                         .map(|()| Some(Done::Written { index, buf: data })),
-                    Job::ReadPiece {
+                    Job::Block { offset, data } => store.write(offset, &data).map(|()| None),
+                    Job::Stored { index } => Ok(Some(Done::Stored { index })),
+                    Job::HashRest {
                         index,
                         offset,
                         len,
-                        buf,
+                        from,
+                        hasher,
+                        expected,
                     } => {
-                        let mut buf = buf
-                            .and_then(|mut b| b.set_len(len).then_some(b))
-                            .unwrap_or_else(|| AlignedBuf::new(len));
+                        let ok = hash_rest(&mut store, offset, len, from, *hasher, &expected);
+                        Ok(Some(Done::Checked { index, ok }))
+                    }
+                    Job::Read {
+                        unit,
+                        offset,
+                        mut buf,
+                    } => {
                         let data = store
                             .read(offset, buf.as_mut_slice())
                             .is_ok()
                             .then_some(buf);
-                        Ok(Some(Done::PieceRead { index, data }))
+                        Ok(Some(Done::Read { unit, data }))
                     }
                     Job::Sync => store.sync().map(|()| Some(Done::Synced)),
                 };

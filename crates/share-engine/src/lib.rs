@@ -13,6 +13,7 @@ pub mod dht;
 mod disk;
 mod limit;
 mod lsd;
+mod memory;
 mod peer;
 mod serve;
 mod session;
@@ -93,6 +94,9 @@ pub fn file_path(info: &share_core::Info, f: &share_core::metainfo::FileEntry) -
 pub struct TorrentConfig {
     /// The folder that holds (or will hold) the content, `dir/NAME`.
     pub dir: PathBuf,
+    /// A folder `dir` must be inside: every file is then resolved beneath it (the daemon's
+    /// download folder), not only beneath `dir`.
+    pub confine: Option<PathBuf>,
     /// Peers to connect to, besides any that connect to us or that sources give.
     pub peers: Vec<SocketAddr>,
     /// Tracker URLs to announce to besides the torrent's own, each as a tier of its own.
@@ -126,6 +130,7 @@ impl Default for TorrentConfig {
     fn default() -> Self {
         TorrentConfig {
             dir: PathBuf::from("."),
+            confine: None,
             peers: Vec::new(),
             extra_trackers: Vec::new(),
             stop_when_complete: true,
@@ -317,6 +322,11 @@ pub enum EngineError {
     NothingToSeed(PathBuf),
     #[error("the torrent {0} is already in this session")]
     Duplicate(share_core::InfoHash),
+    #[error(
+        "{0} is already the folder of another torrent in this session; refusing a second \
+         torrent with the same folder and name"
+    )]
+    SameContent(PathBuf),
     #[error("the metadata for {hash} is not a usable torrent: {reason}")]
     BadMetadata {
         hash: share_core::InfoHash,

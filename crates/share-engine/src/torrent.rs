@@ -39,7 +39,6 @@ use crate::session::{ConnPermit, SessionCtx};
 use crate::tracker;
 use crate::uploads::{Serve, Uploads};
 use crate::{EngineError, Notice, PeerSource, Source, Stats, TorrentConfig};
-use share_storage::buf::AlignedBuf;
 
 pub use share_core::picker::PeerKey;
 
@@ -69,6 +68,8 @@ const MAX_STRIKES: u32 = 3;
 const DISK_QUEUE: usize = 16;
 /// Memory for pieces being assembled: bounds the pieces under way.
 const ASSEMBLY_BUDGET: u64 = 32 << 20;
+/// Pieces under way at once for a torrent whose pieces are written through to the disk.
+const WRITE_THROUGH_PARTIAL: usize = 8;
 /// Peer events queued for the torrent task.
 const EVENT_QUEUE: usize = 4096;
 /// Bitfields (have-all, have-none) a peer may send.
@@ -753,6 +754,10 @@ struct Torrent {
     /// Pieces read for uploads, and requests waiting for them.
     uploads: Uploads,
     disk: mpsc::Sender<Job>,
+    /// Where the files are (below a confined root).
+    layout: Layout,
+    /// The torrent's hold on its folder in the session.
+    _content: crate::session::ContentClaim,
 }
 
 /// The second phase: check the data, then exchange pieces.
@@ -773,7 +778,13 @@ async fn transfer(
             base.config.wanted = wanted;
         }
     }
-    let layout = Layout::for_torrent(&base.config.dir, &info)?;
+    let (layout, claim) = match place(&base.ctx, &base.config, &info) {
+        Ok(p) => p,
+        Err(e) => {
+            base.stop_trackers().await;
+            return Err(e);
+        }
+    };
     let (have, found) = {
         base.stats.set_state(crate::State::CheckWait);
         let _turn = base.ctx.checks.clone().acquire_owned().await;
@@ -799,7 +810,7 @@ async fn transfer(
         base.stop_trackers().await;
         return Err(EngineError::NothingToSeed(base.config.dir.join(&info.name)));
     }
-    let mut store = Store::with_budget(layout, base.ctx.files.clone());
+    let mut store = Store::with_budget(layout.clone(), base.ctx.files.clone());
     // Every file at full length, and BEP 47's executables and symlinks, even when the data
     // is all there already (a seed only serves what it has).
     if !base.config.seed_only {
@@ -814,7 +825,14 @@ async fn transfer(
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let disk_thread = disk::spawn(store, jobs_rx, done_tx);
     let mut picker = Picker::new(info.piece_length, info.total_length, have, rand::random());
-    picker.set_max_partial((ASSEMBLY_BUDGET / info.piece_length as u64).clamp(2, 4096) as usize);
+    let assembly = Assembler::new(info.piece_length, base.ctx.memory.clone());
+    // Pieces under way cost their buffers when assembled in memory; written through to the
+    // disk they cost little, but each one spreads the peers thinner.
+    picker.set_max_partial(if assembly.writes_through() {
+        WRITE_THROUGH_PARTIAL
+    } else {
+        (ASSEMBLY_BUDGET / info.piece_length as u64).clamp(2, 4096) as usize
+    });
     picker.set_priorities(piece_priorities(
         &info,
         &base.config.wanted,
@@ -828,8 +846,8 @@ async fn transfer(
         choker: Choker::new(base.config.upload_slots, rand::random()),
         rechoke_soon: false,
         started: Instant::now(),
-        assembly: Assembler::new(info.piece_length),
-        uploads: Uploads::new(info.piece_length),
+        assembly,
+        uploads: Uploads::new(info.piece_length, base.ctx.memory.clone()),
         disk: jobs_tx,
         info,
         meta,
@@ -837,6 +855,8 @@ async fn transfer(
         banned_keys: HashSet::new(),
         waiters: Vec::new(),
         resume_saved: None,
+        layout,
+        _content: claim,
         base,
     };
     if t.picker.is_done() {
@@ -870,7 +890,9 @@ async fn transfer(
                     }
                     t.on_written(index);
                 }
-                Done::PieceRead { index, data } => t.on_piece_read(index, data),
+                Done::Stored { index } | Done::Checked { index, ok: true } => t.on_written(index),
+                Done::Checked { index, ok: false } => t.on_failed(index),
+                Done::Read { unit, data } => t.on_unit_read(unit, data),
                 Done::Failed(e) => { failure = Some(e); break; }
                 Done::Synced => t.save_resume(),
             },
@@ -901,7 +923,7 @@ async fn transfer(
                     failure = Some(e);
                     break;
                 }
-                Done::Written { .. } | Done::PieceRead { .. } => {}
+                _ => {}
             }
         }
     }
@@ -936,7 +958,7 @@ async fn check(
     info_hash: [u8; 20],
 ) -> (Bitfield, bool) {
     let count = info.piece_count();
-    if !layout.slots.iter().any(|s| s.path.exists()) {
+    if !layout.slots.iter().any(|s| layout.root.exists(&s.path)) {
         return (Bitfield::new(count), false);
     }
     let layout = layout.clone();
@@ -1316,9 +1338,7 @@ impl Torrent {
         let Some(path) = self.base.resume_path() else {
             return;
         };
-        let Ok(layout) = Layout::for_torrent(&self.base.config.dir, &self.info) else {
-            return;
-        };
+        let layout = self.layout.clone();
         let have = self.picker.have();
         self.resume_saved = Some((Instant::now(), have.count()));
         let data = resume::Resume {
@@ -1334,6 +1354,41 @@ impl Torrent {
             }
         });
     }
+}
+
+/// Where a torrent's files go: beneath its download folder (or the folder it must be
+/// confined to), opened by the kernel beneath a handle of it; and the torrent's claim on its
+/// content root, which no other torrent of the session may hold.
+fn place(
+    ctx: &SessionCtx,
+    config: &TorrentConfig,
+    info: &Info,
+) -> Result<(Layout, crate::session::ContentClaim), EngineError> {
+    use share_storage::root::Root;
+    let shown = config.dir.join(&info.name);
+    let (root_dir, prefix) = match &config.confine {
+        Some(outer) => match config.dir.strip_prefix(outer) {
+            Ok(p) => (outer.clone(), p.to_path_buf()),
+            Err(_) => return Err(share_storage::StorageError::Escapes(config.dir.clone()).into()),
+        },
+        None => (config.dir.clone(), std::path::PathBuf::new()),
+    };
+    let create = !config.seed_only;
+    let root = match Root::open(&root_dir, ctx.links.clone(), create) {
+        Ok(r) => r,
+        Err(_) if config.seed_only => return Err(EngineError::NothingToSeed(shown)),
+        Err(e) => return Err(e.into()),
+    };
+    if create && !prefix.as_os_str().is_empty() {
+        root.create_dirs(&prefix)?;
+    }
+    let layout = Layout::for_torrent(Arc::new(root), &prefix, info)?;
+    let (dev, ino) = layout.root.id().unwrap_or_default();
+    let claim = ctx
+        .contents
+        .claim((dev, ino, layout.content.clone()))
+        .ok_or(EngineError::SameContent(shown))?;
+    Ok((layout, claim))
 }
 
 /// Each piece's priority for the picker, from the files' choices (indexes among the

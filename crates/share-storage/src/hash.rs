@@ -2,7 +2,9 @@
 //!
 //! Each worker claims the next piece, reads it with positional reads into its own buffer and
 //! hashes it, so one worker's read overlaps the others' hashing and no data is copied between
-//! threads. Memory is one piece buffer per worker, whatever the size of the content.
+//! threads. A piece larger than [`CHUNK`] is read and hashed a chunk at a time, so memory is
+//! at most one chunk per worker, whatever the size of the content or of its pieces (16 to
+//! 256 MiB pieces exist).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -13,6 +15,9 @@ use crate::layout::Layout;
 use crate::store::Reader;
 use crate::Result;
 
+/// The most bytes a worker reads at once.
+pub const CHUNK: usize = 4 << 20;
+
 /// The number of hashing threads to use by default: one per core.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -21,9 +26,7 @@ pub fn default_threads() -> usize {
 /// SHA-1 of every piece, concatenated (the `pieces` field of a torrent). Any read error stops
 /// all workers and is returned. `progress` grows by each piece's length as it is hashed.
 pub fn hash_pieces(layout: &Layout, threads: usize, progress: &AtomicU64) -> Result<Vec<u8>> {
-    let hashes = par_pieces(layout, None, threads, progress, |_, data| {
-        Ok(<[u8; 20]>::from(Sha1::digest(data?)))
-    })?;
+    let hashes = par_pieces(layout, None, threads, progress, |_, digest| digest)?;
     Ok(hashes.into_iter().flatten().collect::<Vec<_>>().concat())
 }
 
@@ -46,15 +49,28 @@ pub fn check_some(
     threads: usize,
     progress: &AtomicU64,
 ) -> Vec<bool> {
-    par_pieces(layout, only, threads, progress, |i, data| {
+    par_pieces(layout, only, threads, progress, |i, digest| {
         let want = &expected[i as usize * 20..][..20];
-        Ok(data.is_ok_and(|d| Sha1::digest(d).as_slice() == want))
+        Ok(digest.is_ok_and(|d| d.as_slice() == want))
     })
     .map(|v| v.into_iter().map(|x| x.unwrap_or(false)).collect())
     .unwrap_or_default()
 }
 
-/// Runs `f` on every piece's bytes (or those `only` marks: the others give `None`) on
+/// SHA-1 of `len` bytes at `offset`, read a buffer at a time.
+fn digest(reader: &mut Reader, buf: &mut [u8], offset: u64, len: usize) -> Result<[u8; 20]> {
+    let mut h = Sha1::new();
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len());
+        reader.read(offset + done as u64, &mut buf[..n])?;
+        h.update(&buf[..n]);
+        done += n;
+    }
+    Ok(h.finalize().into())
+}
+
+/// Runs `f` on every piece's digest (or those `only` marks: the others give `None`) on
 /// `threads` workers; results come back in piece order. `f` returning an error stops every
 /// worker.
 fn par_pieces<T: Send>(
@@ -62,7 +78,7 @@ fn par_pieces<T: Send>(
     only: Option<&[bool]>,
     threads: usize,
     progress: &AtomicU64,
-    f: impl Fn(u32, Result<&[u8]>) -> Result<T> + Sync,
+    f: impl Fn(u32, Result<[u8; 20]>) -> Result<T> + Sync,
 ) -> Result<Vec<Option<T>>> {
     let count = layout.piece_count();
     let picked: Vec<u32> = (0..count)
@@ -76,7 +92,7 @@ fn par_pieces<T: Send>(
             .map(|_| {
                 scope.spawn(|| {
                     let mut reader = Reader::new(layout);
-                    let mut aligned = AlignedBuf::new(layout.piece_length as usize);
+                    let mut aligned = AlignedBuf::new((layout.piece_length as usize).min(CHUNK));
                     let buf = aligned.as_mut_slice();
                     let mut out = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
@@ -85,7 +101,7 @@ fn par_pieces<T: Send>(
                             break;
                         };
                         let (offset, len) = layout.piece_range(index);
-                        let data = reader.read(offset, &mut buf[..len]).map(|()| &buf[..len]);
+                        let data = digest(&mut reader, buf, offset, len);
                         match f(index, data) {
                             Ok(v) => out.push((index, v)),
                             Err(e) => {

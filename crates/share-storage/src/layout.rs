@@ -1,16 +1,19 @@
-//! A torrent's byte stream mapped onto the files that hold it, and where each file goes on
-//! disk: every path, and every symlink's target, is checked to stay below the download
-//! folder.
+//! A torrent's byte stream mapped onto the files that hold it, and where each file goes:
+//! a path of plain elements below a [`Root`] (the download folder), which resolves it with
+//! no escape. Every path, and every symlink's target, is checked to be plain elements.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use share_core::Info;
 
+use crate::root::Root;
 use crate::{Result, StorageError};
 
 /// One file of the content, with its place in the byte stream.
 #[derive(Debug, Clone)]
 pub struct Slot {
+    /// Below the layout's root: `[PREFIX/]NAME[/dir/file]`.
     pub path: PathBuf,
     pub length: u64,
     pub offset: u64,
@@ -18,14 +21,24 @@ pub struct Slot {
     pub padding: bool,
     /// BEP 47 `x`: created (or found) with its execute bits set.
     pub executable: bool,
-    /// BEP 47 `l`: a symlink to be created at `path`, holding this relative target (which
-    /// resolves inside the content root); such a slot has no bytes.
-    pub symlink: Option<PathBuf>,
+    /// BEP 47 `l`: a symlink to be created at `path`; such a slot has no bytes.
+    pub symlink: Option<LinkSlot>,
 }
 
-/// The content's files in torrent order, plus the piece geometry.
+/// A torrent's symlink: the text it holds, and the target that text names (below the root),
+/// which must resolve inside the torrent's folder when the link is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSlot {
+    pub text: PathBuf,
+    pub target: PathBuf,
+}
+
+/// The content's files in torrent order, plus the piece geometry, below a root.
 #[derive(Debug, Clone)]
 pub struct Layout {
+    pub root: Arc<Root>,
+    /// The torrent's folder (or single file) below the root: `[PREFIX/]NAME`.
+    pub content: PathBuf,
     pub slots: Vec<Slot>,
     pub piece_length: u32,
     pub total_length: u64,
@@ -43,28 +56,31 @@ pub struct Segment {
 }
 
 impl Layout {
-    /// The layout of `info`'s content under `dir` (`dir/NAME` or `dir/NAME/...`). Every path,
-    /// and every symlink target, is checked to stay below `dir`, even though the metainfo
-    /// reader already made them safe.
-    pub fn for_torrent(dir: &Path, info: &Info) -> Result<Layout> {
-        let root = dir.join(&info.name);
+    /// The layout of `info`'s content at `prefix/NAME` below `root` (`prefix` may be empty:
+    /// the root is the download folder itself). Every path, and every symlink target, must be
+    /// plain elements, even though the metainfo reader already made them so.
+    pub fn for_torrent(root: Arc<Root>, prefix: &Path, info: &Info) -> Result<Layout> {
+        if !prefix.as_os_str().is_empty() && !all_normal(prefix) {
+            return Err(StorageError::Escapes(prefix.to_owned()));
+        }
+        let content = prefix.join(&info.name);
         if !one_element(&info.name) {
-            return Err(StorageError::Escapes(root));
+            return Err(StorageError::Escapes(content));
         }
         let slots = info
             .files
             .iter()
             .map(|f| {
-                let path = f.path.iter().fold(root.clone(), |p, c| p.join(c));
-                let rel = path.strip_prefix(dir).unwrap_or(&path);
-                if !all_normal(rel) || !f.path.iter().all(|c| one_element(c)) {
+                let path = f.path.iter().fold(content.clone(), |p, c| p.join(c));
+                if !all_normal(&path) || !f.path.iter().all(|c| one_element(c)) {
                     return Err(StorageError::Escapes(path));
                 }
                 let symlink = match &f.symlink {
-                    Some(target) => Some(
-                        link_text(&f.path, target)
+                    Some(target) => Some(LinkSlot {
+                        text: link_text(&f.path, target)
                             .ok_or_else(|| StorageError::Escapes(path.clone()))?,
-                    ),
+                        target: target.iter().fold(content.clone(), |p, c| p.join(c)),
+                    }),
                     None => None,
                 };
                 Ok(Slot {
@@ -78,13 +94,16 @@ impl Layout {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Layout {
+            root,
+            content,
             slots,
             piece_length: info.piece_length,
             total_length: info.total_length,
         })
     }
 
-    /// A layout over files on disk, in the given order (for creating a torrent).
+    /// A layout over the user's own files, by their paths, in the given order (for creating
+    /// a torrent: not confined, see [`Root::unconfined`]).
     pub fn from_files(files: impl IntoIterator<Item = (PathBuf, u64)>, piece_length: u32) -> Self {
         let mut offset = 0;
         let slots = files
@@ -103,10 +122,42 @@ impl Layout {
             })
             .collect();
         Layout {
+            root: Arc::new(Root::unconfined()),
+            content: PathBuf::new(),
             slots,
             piece_length,
             total_length: offset,
         }
+    }
+
+    /// Deletes the torrent's files (a symlink slot: the link itself), then the folders below
+    /// its content root that are left empty, deepest first. Nothing else is touched: every
+    /// path resolves beneath the root and no link is followed. A file that cannot be
+    /// deleted does not stop the others; the first such error is returned.
+    pub fn delete(&self) -> Result<()> {
+        let mut first = None;
+        for s in self.slots.iter().filter(|s| !s.padding) {
+            if let Err(e) = self.root.remove_file(&s.path) {
+                first.get_or_insert(e);
+            }
+        }
+        let mut dirs: Vec<&Path> = self
+            .slots
+            .iter()
+            .flat_map(|s| s.path.ancestors().skip(1))
+            .filter(|d| d.starts_with(&self.content))
+            .collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        dirs.dedup();
+        for d in dirs {
+            let _ = self.root.remove_empty_dir(d);
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Where slot `i`'s file is, for messages.
+    pub fn display(&self, i: usize) -> PathBuf {
+        self.root.display(&self.slots[i].path)
     }
 
     pub fn piece_count(&self) -> u32 {

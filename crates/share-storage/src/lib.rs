@@ -4,6 +4,8 @@
 //! - [`walk`]: the files of a folder being turned into a torrent, in mktorrent's order.
 //! - [`hash`]: pieces hashed or checked on all cores, reading overlapped with hashing, with
 //!   memory bounded by one piece buffer per thread whatever the content's size.
+//! - [`root`]: confined file access: every path of a torrent resolved by the kernel beneath
+//!   a directory handle of its download folder, symlinks followed only as the policy says.
 //! - [`store`]: positional block reads and writes for a transfer.
 //! - [`resume`]: verified pieces and file stamps, so a restart need not rehash.
 //! - [`state`]: small state files (the DHT table), read bounded and written atomically.
@@ -12,6 +14,7 @@ pub mod buf;
 pub mod hash;
 pub mod layout;
 pub mod resume;
+pub mod root;
 pub mod state;
 pub mod store;
 pub mod walk;
@@ -37,6 +40,15 @@ pub enum StorageError {
     ShortFile { path: PathBuf, expected: u64 },
     #[error("{0}: the path leaves the download folder")]
     Escapes(PathBuf),
+    /// A path refused for a symlink on it (below the download folder).
+    #[error("{}", root::link_message(path, *why, *op))]
+    Link {
+        path: PathBuf,
+        why: root::LinkWhy,
+        op: root::Op,
+    },
+    #[error("{0}")]
+    Refused(String),
     #[error("read or write out of range: {offset}+{len} beyond {total}")]
     OutOfRange { offset: u64, len: u64, total: u64 },
 }

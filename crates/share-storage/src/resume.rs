@@ -9,7 +9,6 @@
 //! then the pieces written before the sync are recorded. A write after the stamp changes the
 //! file's mtime, so its pieces are hashed on the next start.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use sha1::{Digest, Sha1};
@@ -33,9 +32,8 @@ pub fn stamps(layout: &Layout) -> Vec<Stamp> {
             if s.padding || s.symlink.is_some() {
                 return None;
             }
-            let m = std::fs::symlink_metadata(&s.path).ok()?;
-            m.is_file()
-                .then(|| (m.len(), m.mtime(), m.mtime_nsec() as u32))
+            let m = layout.root.stat(&s.path).ok()??;
+            m.is_file.then_some((m.len, m.mtime, m.mtime_nsec))
         })
         .collect()
 }

@@ -1,11 +1,11 @@
 //! Positional reads and writes of byte ranges that may span several files, and the files
 //! themselves: created at full length (sparse), executable where BEP 47 says `x`, symlinks
-//! created at allocation; padding files never exist on disk.
+//! created at allocation; padding files never exist on disk. Every file is opened through
+//! the layout's [`crate::root::Root`], so none can be outside the download folder.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -33,19 +33,19 @@ impl<'a> Reader<'a> {
                 continue;
             }
             if self.open.as_ref().map(|(i, _)| *i) != Some(seg.slot) {
-                let f = File::open(&slot.path).map_err(StorageError::io(&slot.path))?;
+                let f = self.layout.root.read_file(&slot.path)?;
                 self.open = Some((seg.slot, f));
             }
             let (_, file) = self.open.as_ref().expect("opened above");
             file.read_exact_at(dst, seg.file_offset).map_err(|e| {
                 if e.kind() == ErrorKind::UnexpectedEof {
                     StorageError::ShortFile {
-                        path: slot.path.clone(),
+                        path: self.layout.display(seg.slot),
                         expected: slot.length,
                     }
                 } else {
                     StorageError::Io {
-                        path: slot.path.clone(),
+                        path: self.layout.display(seg.slot),
                         error: e,
                     }
                 }
@@ -156,30 +156,25 @@ impl Store {
                 self.close_all();
             }
             let s = &self.layout.slots[slot];
+            let root = &self.layout.root;
+            let shown = root.display(&s.path);
             let file = if write {
-                if let Some(parent) = s.path.parent() {
-                    std::fs::create_dir_all(parent).map_err(StorageError::io(parent))?;
-                }
-                let f = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&s.path)
-                    .map_err(StorageError::io(&s.path))?;
-                let meta = f.metadata().map_err(StorageError::io(&s.path))?;
+                let f = root.write_file(&s.path, true)?;
+                let meta = f.metadata().map_err(StorageError::io(&shown))?;
                 if meta.len() != s.length {
-                    f.set_len(s.length).map_err(StorageError::io(&s.path))?;
+                    f.set_len(s.length).map_err(StorageError::io(&shown))?;
                 }
                 if s.executable {
-                    make_executable(&f, &meta).map_err(StorageError::io(&s.path))?;
+                    make_executable(&f, &meta).map_err(StorageError::io(&shown))?;
                 }
                 f
             } else {
-                match OpenOptions::new().read(true).write(true).open(&s.path) {
+                match root.write_file(&s.path, false) {
                     Ok(f) => f,
+                    // A file that escapes is refused for reading too.
+                    Err(e @ StorageError::Link { .. }) => return Err(e),
                     // Seeding from a read-only copy still works.
-                    Err(_) => File::open(&s.path).map_err(StorageError::io(&s.path))?,
+                    Err(_) => root.read_file(&s.path)?,
                 }
             };
             self.handles[slot] = Some(file);
@@ -198,7 +193,7 @@ impl Store {
                 dst.fill(0);
                 continue;
             }
-            let path = self.layout.slots[seg.slot].path.clone();
+            let path = self.layout.display(seg.slot);
             let file = self.handle(seg.slot, false)?;
             file.read_exact_at(dst, seg.file_offset)
                 .map_err(StorageError::io(path))?;
@@ -213,7 +208,7 @@ impl Store {
             if self.layout.slots[seg.slot].padding {
                 continue;
             }
-            let path = self.layout.slots[seg.slot].path.clone();
+            let path = self.layout.display(seg.slot);
             let src = &data[seg.buf_offset..][..seg.len];
             // The aligned middle goes direct where it can; the rest through the page cache.
             let head = (BLOCK - (seg.file_offset % BLOCK as u64) as usize) % BLOCK;
@@ -239,16 +234,11 @@ impl Store {
     /// Writes aligned `data` at `offset` of file `slot` bypassing the page cache; false
     /// if the filesystem does not allow that (the caller writes it the usual way).
     fn write_direct(&mut self, slot: usize, data: &[u8], offset: u64) -> Result<bool> {
-        use std::os::unix::fs::OpenOptionsExt;
         if matches!(self.direct[slot], Direct::Untried) {
             // The plain handle creates the file and its folders and sets its length.
             self.handle(slot, true)?;
             let path = &self.layout.slots[slot].path;
-            self.direct[slot] = match OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(path)
-            {
+            self.direct[slot] = match self.layout.root.direct_file(path) {
                 Ok(f) => Direct::Open(f),
                 Err(_) => Direct::Unsupported,
             };
@@ -266,7 +256,7 @@ impl Store {
                 Ok(false)
             }
             Err(e) => Err(StorageError::Io {
-                path: self.layout.slots[slot].path.clone(),
+                path: self.layout.display(slot),
                 error: e,
             }),
         }
@@ -287,8 +277,13 @@ impl Store {
             if skip.get(slot).copied().unwrap_or(false) {
                 continue;
             }
-            if let Some(target) = &s.symlink {
-                create_symlink(target, &s.path)?;
+            if let Some(link) = &s.symlink {
+                self.layout.root.symlink(
+                    &s.path,
+                    &link.text,
+                    &self.layout.content,
+                    &link.target,
+                )?;
             } else if !s.padding {
                 self.handle(slot, true)?;
             }
@@ -301,7 +296,7 @@ impl Store {
         for (slot, h) in self.handles.iter().enumerate() {
             if let Some(f) = h {
                 f.sync_data()
-                    .map_err(StorageError::io(&self.layout.slots[slot].path))?;
+                    .map_err(StorageError::io(self.layout.display(slot)))?;
             }
         }
         Ok(())
@@ -327,28 +322,13 @@ fn make_executable(f: &File, meta: &std::fs::Metadata) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Creates the symlink `path -> target`, with its folders. Whatever is at `path` already (a
-/// link from an earlier run, or the user's own file) is left as it is.
-fn create_symlink(target: &Path, path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(StorageError::io(parent))?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            std::os::unix::fs::symlink(target, path).map_err(StorageError::io(path))
-        }
-        Err(e) => Err(StorageError::Io {
-            path: path.to_owned(),
-            error: e,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Slot;
+    use crate::layout::{LinkSlot, Slot};
+    use crate::root::{Links, Root};
+    use std::fs::OpenOptions;
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn writes_across_files_create_folders_and_read_back() {
@@ -401,14 +381,17 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let slot = |rel: &str, length, offset| Slot {
-            path: dir.path().join(rel),
+            path: PathBuf::from(rel),
             length,
             offset,
             padding: false,
             executable: false,
             symlink: None,
         };
+        let root = Root::open(dir.path(), Links::refuse(), false).unwrap();
         let layout = Layout {
+            root: Arc::new(root),
+            content: PathBuf::from("t"),
             slots: vec![
                 Slot {
                     executable: true,
@@ -419,7 +402,10 @@ mod tests {
                     ..slot("t/.pad/11", 11, 5)
                 },
                 Slot {
-                    symlink: Some("../run.sh".into()),
+                    symlink: Some(LinkSlot {
+                        text: "../run.sh".into(),
+                        target: "t/run.sh".into(),
+                    }),
                     ..slot("t/sub/link", 0, 16)
                 },
                 slot("t/data", 4, 16),

@@ -5,7 +5,11 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use share_engine::State;
 
+use std::collections::HashMap;
+
 use super::{ids, Args, RpcError, RpcResult};
+use crate::ops;
+use crate::owner::Handle;
 use crate::registry::{unix_now, Entry, Registry};
 
 /// Fields that need the torrent's details (files, peers, pieces) from its task.
@@ -31,6 +35,9 @@ const DETAILED: &[&str] = &[
 
 /// Transmission's status codes.
 pub fn status_code(e: &Entry) -> u8 {
+    if let Some(what) = e.busy {
+        return if what == "checking" { 2 } else { 0 };
+    }
     if e.handle.is_none() || e.saved.paused {
         return 0;
     }
@@ -43,7 +50,7 @@ pub fn status_code(e: &Entry) -> u8 {
     }
 }
 
-pub async fn torrent_get(r: &mut Registry, args: &Args) -> RpcResult {
+pub async fn torrent_get(h: &Handle, args: Args) -> RpcResult {
     let fields: Vec<String> = match args.get("fields") {
         Some(Value::Array(l)) if l.len() <= 512 => l
             .iter()
@@ -52,25 +59,57 @@ pub async fn torrent_get(r: &mut Registry, args: &Args) -> RpcResult {
         Some(_) => return Err(RpcError("`fields` must be a list of names".into())),
         None => return Err(RpcError("no fields given".into())),
     };
-    let table = args.get("format").and_then(Value::as_str) == Some("table");
-    let wanted_ids = ids(r, args)?;
     let detailed = fields.iter().any(|f| DETAILED.contains(&f.as_str()));
+    // Which torrents, and how to ask the running ones for their details; then they are
+    // asked all at once, outside the registry's owner, which meanwhile answers others.
+    let a = args.clone();
+    let (wanted_ids, askers) = h
+        .read(move |r| {
+            let wanted = ids(r, &a)?;
+            let askers: Vec<_> = wanted
+                .iter()
+                .filter(|_| detailed)
+                .filter_map(|id| Some((*id, r.entries.get(id)?.handle.as_ref()?.commands())))
+                .collect();
+            Ok::<_, RpcError>((wanted, askers))
+        })
+        .await??;
+    let statuses: HashMap<u32, share_engine::Status> = futures_util::future::join_all(
+        askers
+            .into_iter()
+            .map(|(id, c)| async move { ops::status(c).await.map(|s| (id, s)) }),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(h.read(move |r| rows(r, &args, &fields, &wanted_ids, &statuses))
+        .await?)
+}
+
+fn rows(
+    r: &Registry,
+    args: &Args,
+    fields: &[String],
+    wanted_ids: &[u32],
+    statuses: &HashMap<u32, share_engine::Status>,
+) -> Value {
+    let table = args.get("format").and_then(Value::as_str) == Some("table");
     let mut rows = Vec::new();
-    for id in wanted_ids {
-        let status = if detailed { r.status(id).await } else { None };
+    for &id in wanted_ids {
         let Some(e) = r.entries.get(&id) else {
             continue;
         };
         let mut obj = Map::new();
-        for f in &fields {
-            if let Some(v) = field(e, id, f, status.as_ref(), r) {
+        for f in fields {
+            if let Some(v) = field(e, id, f, statuses.get(&id), r) {
                 obj.insert(f.clone(), v);
             }
         }
         rows.push(obj);
     }
     if table {
-        let mut t = vec![Value::from(fields.clone())];
+        let mut t = vec![Value::from(fields.to_vec())];
         for row in rows {
             t.push(Value::Array(
                 fields
@@ -79,7 +118,7 @@ pub async fn torrent_get(r: &mut Registry, args: &Args) -> RpcResult {
                     .collect(),
             ));
         }
-        return Ok(json!({"torrents": t}));
+        return json!({ "torrents": t });
     }
     let mut out = json!({ "torrents": rows });
     if args.get("ids").and_then(Value::as_str) == Some("recently-active") {
@@ -92,7 +131,7 @@ pub async fn torrent_get(r: &mut Registry, args: &Args) -> RpcResult {
             .collect();
         out["removed"] = json!(removed);
     }
-    Ok(out)
+    out
 }
 
 /// Sizes from the files' progress: (size of wanted files, wanted bytes not verified,

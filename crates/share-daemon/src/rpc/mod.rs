@@ -12,14 +12,13 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use crate::paths;
+use crate::owner::Handle;
 use crate::registry::{Added, NewSource, NewTorrent, Registry};
+use crate::{ops, paths};
 
 /// The RPC version we speak, and the oldest we still answer like.
 pub const RPC_VERSION: u64 = 17;
 pub const RPC_VERSION_MIN: u64 = 14;
-/// Largest .torrent taken from a URL.
-const MAX_URL_TORRENT: usize = 16 << 20;
 
 /// An error for the `result` field.
 #[derive(Debug)]
@@ -35,7 +34,7 @@ type Args = Map<String, Value>;
 type RpcResult = Result<Value, RpcError>;
 
 /// Answers one request body (already read, bounded by the HTTP layer).
-pub async fn handle(r: &mut Registry, body: &[u8], session_id: &str) -> Value {
+pub async fn handle(h: &Handle, body: &[u8], session_id: &str) -> Value {
     let req: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return answer(Err(RpcError(format!("malformed JSON request: {e}"))), None),
@@ -49,32 +48,61 @@ pub async fn handle(r: &mut Registry, body: &[u8], session_id: &str) -> Value {
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return answer(Err(RpcError("`arguments` is not an object".into())), tag),
     };
-    let result = match method {
-        "session-get" => Ok(session::get(r, &args, session_id)),
-        "session-set" => session::set(r, &args),
-        "session-stats" => Ok(session::stats(r)),
+    answer(dispatch(h, method, args, session_id).await, tag)
+}
+
+/// Runs a method: what only reads or changes the registry runs on its owner; what waits on
+/// the network or the disk runs here, around its requests to the owner.
+async fn dispatch(h: &Handle, method: &str, args: Args, session_id: &str) -> RpcResult {
+    let sid = session_id.to_owned();
+    match method {
+        "session-get" => Ok(h.read(move |r| session::get(r, &args, &sid)).await?),
+        "session-set" => h.read(move |r| session::set(r, &args)).await?,
+        "session-stats" => Ok(h.read(|r| session::stats(r)).await?),
         "session-close" => Ok(json!({})),
-        "torrent-get" => get::torrent_get(r, &args).await,
-        "torrent-add" => add(r, &args).await,
-        "torrent-set" => set::torrent_set(r, &args).await,
-        "torrent-start" | "torrent-start-now" => each(r, &args, Op::Start).await,
-        "torrent-stop" => each(r, &args, Op::Stop).await,
-        "torrent-verify" => each(r, &args, Op::Verify).await,
-        "torrent-reannounce" => ids(r, &args).map(|_| json!({})),
-        "torrent-remove" => remove(r, &args).await,
-        "torrent-set-location" => set_location(r, &args).await,
-        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
-            ids(r, &args).map(|_| json!({}))
+        "torrent-get" => get::torrent_get(h, args).await,
+        "torrent-add" => add(h, args).await,
+        "torrent-set" => h.read(move |r| set::torrent_set(r, &args)).await?,
+        "torrent-start" | "torrent-start-now" => {
+            let targets = h.read(move |r| ids(r, &args)).await??;
+            h.call(move |r| {
+                Box::pin(async move {
+                    for id in targets {
+                        r.start_or_rerun(id).await;
+                    }
+                    r.save();
+                })
+            })
+            .await?;
+            Ok(json!({}))
         }
-        "free-space" => session::free_space(r, &args),
+        "torrent-stop" => h
+            .read(move |r| {
+                for id in ids(r, &args)? {
+                    r.stop(id);
+                }
+                r.save();
+                Ok(json!({}))
+            })
+            .await?,
+        "torrent-verify" => {
+            for id in h.read(move |r| ids(r, &args)).await?? {
+                ops::verify(h, id).await?;
+            }
+            Ok(json!({}))
+        }
+        "torrent-reannounce" | "queue-move-top" | "queue-move-up" | "queue-move-down"
+        | "queue-move-bottom" => h.read(move |r| ids(r, &args).map(|_| json!({}))).await?,
+        "torrent-remove" => remove(h, args).await,
+        "torrent-set-location" => set_location(h, args).await,
+        "free-space" => session::free_space(&h.download_root, &args),
         "port-test" => Err(RpcError(
             "share cannot test its port from outside: it contacts no outside service to do so"
                 .into(),
         )),
         "blocklist-update" => Err(RpcError("share has no blocklist".into())),
         _ => Err(RpcError("method name not recognized".into())),
-    };
-    answer(result, tag)
+    }
 }
 
 fn answer(result: RpcResult, tag: Option<Value>) -> Value {
@@ -144,24 +172,6 @@ pub fn ids(r: &Registry, args: &Args) -> Result<Vec<u32>, RpcError> {
     }
 }
 
-enum Op {
-    Start,
-    Stop,
-    Verify,
-}
-
-async fn each(r: &mut Registry, args: &Args, op: Op) -> RpcResult {
-    for id in ids(r, args)? {
-        match op {
-            Op::Start => r.start_or_rerun(id).await,
-            Op::Stop => r.stop(id),
-            Op::Verify => r.verify(id).await,
-        }
-    }
-    r.save();
-    Ok(json!({}))
-}
-
 pub fn bool_arg(args: &Args, key: &str) -> Result<Option<bool>, RpcError> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -216,9 +226,16 @@ fn download_dir(r: &Registry, args: &Args) -> Result<PathBuf, RpcError> {
     }
 }
 
-async fn add(r: &mut Registry, args: &Args) -> RpcResult {
-    let dir = download_dir(r, args)?;
-    let source = match (str_arg(args, "metainfo")?, str_arg(args, "filename")?) {
+async fn add(h: &Handle, args: Args) -> RpcResult {
+    // Everything the arguments say is checked before anything is fetched.
+    let a = args.clone();
+    let (dir, watch) = h
+        .read(move |r| Ok::<_, RpcError>((download_dir(r, &a)?, r.watch.clone())))
+        .await??;
+    let paused = bool_arg(&args, "paused")?.unwrap_or(false);
+    let labels = strings_arg(&args, "labels")?.unwrap_or_default();
+    let files = set::file_choice(&args)?;
+    let source = match (str_arg(&args, "metainfo")?, str_arg(&args, "filename")?) {
         (Some(b64), _) => {
             let clean: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
             NewSource::Metainfo(
@@ -229,80 +246,36 @@ async fn add(r: &mut Registry, args: &Args) -> RpcResult {
         }
         (None, Some(f)) if share_core::Magnet::looks_like(f) => NewSource::Magnet(f.to_owned()),
         (None, Some(f)) if f.starts_with("http://") || f.starts_with("https://") => {
-            fetch_url(r, f).await?
+            ops::fetch_url(h, f).await?
         }
         (None, Some(f)) => {
-            let mut allowed: Vec<&std::path::Path> = vec![r.download_root.as_path()];
-            if let Some(w) = &r.watch {
+            let mut allowed: Vec<&std::path::Path> = vec![h.download_root.as_path()];
+            if let Some(w) = &watch {
                 allowed.push(w);
             }
-            let path = paths::local_file(&allowed, f)?;
-            let bytes = std::fs::read(&path)?;
-            if path.extension().is_some_and(|x| x == "magnet") {
-                NewSource::Magnet(String::from_utf8_lossy(&bytes).trim().to_owned())
-            } else {
-                NewSource::Metainfo(bytes)
-            }
+            ops::read_local(paths::local_file(&allowed, f)?).await?
         }
         (None, None) => return Err(RpcError("no filename or metainfo specified".into())),
     };
-    let paused = bool_arg(args, "paused")?.unwrap_or(false);
-    let labels = strings_arg(args, "labels")?.unwrap_or_default();
     let t = NewTorrent {
         source,
         download_dir: dir,
         paused,
         labels,
-        files: set::file_choice(args)?,
+        files,
     };
-    let (key, id, name, hash) = match r.add(t).await.map_err(RpcError)? {
+    let (key, id, name, hash) = match ops::add(h, t).await.map_err(RpcError)? {
         Added::Added { id, name, hash } => ("torrent-added", id, name, hash),
         Added::Duplicate { id, name, hash } => ("torrent-duplicate", id, name, hash),
     };
     Ok(json!({ key: {"id": id, "name": name, "hashString": hash} }))
 }
 
-/// A .torrent from a URL (media managers hand those over); a redirect to a magnet link is
-/// taken as the magnet.
-async fn fetch_url(r: &Registry, url: &str) -> Result<NewSource, RpcError> {
-    let resp = r
-        .http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| RpcError(format!("fetching {url}: {e}")))?;
-    if resp.status().is_redirection() {
-        if let Some(loc) = resp.headers().get("location").and_then(|l| l.to_str().ok()) {
-            if share_core::Magnet::looks_like(loc) {
-                return Ok(NewSource::Magnet(loc.to_owned()));
-            }
-        }
-    }
-    if !resp.status().is_success() {
-        return Err(RpcError(format!("fetching {url}: HTTP {}", resp.status())));
-    }
-    let mut resp = resp;
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| RpcError(format!("fetching {url}: {e}")))?
-    {
-        if body.len() + chunk.len() > MAX_URL_TORRENT {
-            return Err(RpcError(format!(
-                "{url}: larger than {MAX_URL_TORRENT} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(NewSource::Metainfo(body))
-}
-
-async fn remove(r: &mut Registry, args: &Args) -> RpcResult {
-    let delete = bool_arg(args, "delete-local-data")?.unwrap_or(false);
+async fn remove(h: &Handle, args: Args) -> RpcResult {
+    let delete = bool_arg(&args, "delete-local-data")?.unwrap_or(false);
     let mut errors = Vec::new();
-    for id in ids(r, args)? {
-        if let Err(e) = r.remove(id, delete).await {
+    for id in h.read(move |r| ids(r, &args)).await?? {
+        if let Err(e) = ops::remove(h, id, delete).await {
             errors.push(e);
         }
     }
@@ -313,14 +286,14 @@ async fn remove(r: &mut Registry, args: &Args) -> RpcResult {
     }
 }
 
-async fn set_location(r: &mut Registry, args: &Args) -> RpcResult {
-    let Some(loc) = str_arg(args, "location")? else {
+async fn set_location(h: &Handle, args: Args) -> RpcResult {
+    let Some(loc) = str_arg(&args, "location")? else {
         return Err(RpcError("no location given".into()));
     };
-    let dir = paths::download_dir(&r.download_root, loc)?;
-    let move_data = bool_arg(args, "move")?.unwrap_or(false);
-    for id in ids(r, args)? {
-        r.set_location(id, dir.clone(), move_data)
+    let dir = paths::download_dir(&h.download_root, loc)?;
+    let move_data = bool_arg(&args, "move")?.unwrap_or(false);
+    for id in h.read(move |r| ids(r, &args)).await?? {
+        ops::set_location(h, id, dir.clone(), move_data)
             .await
             .map_err(RpcError)?;
     }

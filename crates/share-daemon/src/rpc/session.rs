@@ -149,13 +149,13 @@ pub fn stats(r: &Registry) -> Value {
     })
 }
 
-pub fn free_space(r: &Registry, args: &Args) -> RpcResult {
+pub fn free_space(download_root: &std::path::Path, args: &Args) -> RpcResult {
     let Some(p) = str_arg(args, "path")? else {
         return Err(RpcError("no path given".into()));
     };
-    let path = paths::download_dir(&r.download_root, p)?;
+    let path = paths::download_dir(download_root, p)?;
     let (free, total) = space(&path)
-        .or_else(|| space(&r.download_root))
+        .or_else(|| space(download_root))
         .ok_or_else(|| RpcError(format!("{p}: cannot tell its free space")))?;
     Ok(json!({"path": p, "size-bytes": free, "total_size": total}))
 }

@@ -40,7 +40,7 @@ fn kbps(v: f64) -> u64 {
     (v.max(0.0) * 1000.0) as u64
 }
 
-pub async fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
+pub fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
     let targets = ids(r, args)?;
     // Check every argument before changing anything.
     let labels = strings_arg(args, "labels")?;
@@ -59,14 +59,11 @@ pub async fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
         }
     }
     for id in targets {
-        let count = match r.status(id).await {
-            Some(s) if !s.files.is_empty() => s.files.len(),
-            _ => r
-                .entries
-                .get(&id)
-                .and_then(|e| e.meta.as_ref())
-                .map_or(0, |m| m.info.files.iter().filter(|f| !f.padding).count()),
-        };
+        let count = r
+            .entries
+            .get(&id)
+            .and_then(|e| e.meta.as_ref())
+            .map_or(0, |m| m.info.files.iter().filter(|f| !f.padding).count());
         let Some(e) = r.entries.get_mut(&id) else {
             continue;
         };

@@ -80,6 +80,9 @@ pub struct SessionConfig {
     pub encryption: Policy,
     /// TCP, µTP, or both.
     pub transports: Transports,
+    /// Read and write through symlinks that the user placed in a download folder (never
+    /// through links a torrent created).
+    pub follow_symlinks: bool,
 }
 
 impl SessionConfig {
@@ -97,6 +100,7 @@ impl SessionConfig {
             dht: None,
             encryption: Policy::Prefer,
             transports: Transports::default(),
+            follow_symlinks: false,
         }
     }
 }
@@ -127,6 +131,47 @@ pub(crate) struct SessionCtx {
     pub utp: Vec<Arc<Utp>>,
     /// Tells the session task that a torrent turned out to be private (a magnet's metadata).
     pub private: mpsc::Sender<InfoHash>,
+    /// Which symlinks below a download folder are followed.
+    pub links: share_storage::root::Links,
+    /// The content roots of the torrents in their transfer phase.
+    pub contents: Arc<ContentRoots>,
+    /// Bytes held in piece buffers, all torrents together.
+    pub memory: crate::memory::MemoryBudget,
+}
+
+/// The folders (or single files) that torrents of the session hold: a second torrent with
+/// the same folder and name is refused, so that two torrents never write into one tree. A
+/// lock, because torrents claim and release them from their own tasks; it is held for one
+/// set operation.
+#[derive(Debug, Default)]
+pub(crate) struct ContentRoots(std::sync::Mutex<std::collections::HashSet<ContentKey>>);
+
+/// A content root: the download folder's device and inode, and the path below it.
+type ContentKey = (u64, u64, PathBuf);
+
+impl ContentRoots {
+    /// Claims `key` until the claim is dropped; `None` if a torrent holds it already.
+    pub fn claim(self: &Arc<Self>, key: ContentKey) -> Option<ContentClaim> {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(key.clone()).then(|| ContentClaim {
+            key,
+            roots: self.clone(),
+        })
+    }
+}
+
+/// A torrent's hold on its content root.
+#[derive(Debug)]
+pub(crate) struct ContentClaim {
+    key: ContentKey,
+    roots: Arc<ContentRoots>,
+}
+
+impl Drop for ContentClaim {
+    fn drop(&mut self) {
+        let mut set = self.roots.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.key);
+    }
 }
 
 impl SessionCtx {
@@ -287,6 +332,14 @@ impl Session {
             tcp: config.transports.tcp,
             utp: net.utp.clone(),
             private: private_tx,
+            links: share_storage::root::Links {
+                follow_user: config.follow_symlinks,
+                ledger: Arc::new(share_storage::root::LinkLedger::load(
+                    config.state_dir.join("links"),
+                )),
+            },
+            contents: Arc::default(),
+            memory: crate::memory::MemoryBudget::default(),
         });
         let (routes_tx, routes_rx) = watch::channel(Routes::default());
         let (tx, rx) = mpsc::channel(32);
@@ -342,6 +395,12 @@ impl Session {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Which symlinks below a download folder the session follows (for the daemon's own
+    /// file operations, which must follow the same rule as the torrents).
+    pub fn links(&self) -> share_storage::root::Links {
+        self.incoming.ctx.links.clone()
     }
 
     /// Takes a connection made elsewhere (an in-memory pipe in a test, a transport of the

@@ -2,6 +2,8 @@
 //! blocks that arrive, requests we serve, and pieces that pass or fail their hash.
 
 use super::*;
+use crate::assembly::{Finished, Placed};
+use crate::memory::PieceBuf;
 
 impl Torrent {
     pub(super) async fn on_message(&mut self, key: PeerKey, m: Message) {
@@ -252,12 +254,15 @@ impl Torrent {
                 begin: b.begin,
                 data,
             }),
-            Serve::Read(index) => {
-                let job = Job::ReadPiece {
-                    index,
-                    offset: index as u64 * self.info.piece_length as u64,
-                    len: size as usize,
-                    buf: self.uploads.spare_buffer(),
+            Serve::Read(unit) => {
+                let size = self.info.piece_size(unit.0) as u64;
+                let step = self.uploads.unit() as u64;
+                let start = unit.1 as u64 * step;
+                let len = step.min(size.saturating_sub(start)) as usize;
+                let job = Job::Read {
+                    unit,
+                    offset: unit.0 as u64 * self.info.piece_length as u64 + start,
+                    buf: self.uploads.read_buffer(len),
                 };
                 let _ = self.disk.send(job).await;
             }
@@ -265,9 +270,9 @@ impl Torrent {
         }
     }
 
-    /// A piece read for uploads: answer the requests that waited for it.
-    pub(super) fn on_piece_read(&mut self, index: u32, data: Option<AlignedBuf>) {
-        for (key, b, block) in self.uploads.piece_read(index, data) {
+    /// A unit read for uploads: answer the requests that waited for it.
+    pub(super) fn on_unit_read(&mut self, unit: crate::uploads::Unit, data: Option<PieceBuf>) {
+        for (key, b, block) in self.uploads.unit_read(unit, data) {
             let Some(p) = self.peers.get(&key) else {
                 continue;
             };
@@ -330,26 +335,43 @@ impl Torrent {
                 }
             }
             let size = self.info.piece_size(index) as usize;
-            self.assembly.add(index, size, begin as usize, &data);
+            let piece_offset = index as u64 * self.info.piece_length as u64;
+            if let Placed::WriteThrough(data) =
+                self.assembly.add(index, size, begin as usize, data)
+            {
+                let offset = piece_offset + begin as u64;
+                let _ = self.disk.send(Job::Block { offset, data }).await;
+            }
             if arrival == Arrival::PieceComplete {
                 let expected = self.info.piece_hash(index).unwrap_or_default();
-                match self.assembly.finish(index, &expected) {
-                    Some((data, true)) => {
-                        let offset = index as u64 * self.info.piece_length as u64;
-                        let _ = self
-                            .disk
-                            .send(Job::Piece {
-                                index,
-                                offset,
-                                data,
-                            })
-                            .await;
-                    }
-                    Some((data, false)) => {
-                        self.assembly.recycle(data);
+                let job = match self.assembly.finish(index, &expected) {
+                    Some(Finished::Buffered { buf, ok: true }) => Some(Job::Piece {
+                        index,
+                        offset: piece_offset,
+                        data: buf,
+                    }),
+                    Some(Finished::Buffered { buf, ok: false }) => {
+                        self.assembly.recycle(buf);
                         self.on_failed(index);
+                        None
                     }
-                    None => {}
+                    Some(Finished::Streamed { ok: true }) => Some(Job::Stored { index }),
+                    Some(Finished::Streamed { ok: false }) => {
+                        self.on_failed(index);
+                        None
+                    }
+                    Some(Finished::ReadBack { hasher, from }) => Some(Job::HashRest {
+                        index,
+                        offset: piece_offset,
+                        len: size,
+                        from,
+                        hasher,
+                        expected,
+                    }),
+                    None => None,
+                };
+                if let Some(job) = job {
+                    let _ = self.disk.send(job).await;
                 }
             }
         }

@@ -1,0 +1,281 @@
+//! What the daemon does to torrents that takes time, in the caller's own task: adding from
+//! a URL or a local file, stopping a torrent's task and waiting for its end, deleting and
+//! moving data, asking running torrents for their details. The registry's owner is asked
+//! only for the quick parts before and after (see `owner.rs`), so other RPC calls are
+//! answered meanwhile; an entry being stopped or moved is marked busy.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use share_core::InfoHash;
+use share_engine::{Session, Status, TorrentCommand, TorrentHandle};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::owner::Handle;
+use crate::registry::{engine_metadata, Added, NewSource, NewTorrent};
+
+/// Largest .torrent taken from a URL or a local file.
+pub const MAX_TORRENT_FILE: u64 = 16 << 20;
+/// Redirects followed when fetching a .torrent by URL.
+const MAX_REDIRECTS: usize = 5;
+/// How long a torrent may take to stop (announce `stopped`, flush its data).
+const STOP_WAIT: Duration = Duration::from_secs(15);
+/// How long a torrent may take to give its details.
+const STATUS_WAIT: Duration = Duration::from_secs(5);
+
+/// The client for .torrent URLs: a timeout for the whole request, a few redirects (a
+/// redirect to a magnet link stops there, and the link is taken).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::custom(|a| {
+            if a.url().scheme() == "magnet" {
+                a.stop()
+            } else if a.previous().len() >= MAX_REDIRECTS {
+                a.error(format!("more than {MAX_REDIRECTS} redirects"))
+            } else {
+                a.follow()
+            }
+        }))
+        .no_proxy()
+        .build()
+        .unwrap_or_default()
+}
+
+/// A .torrent from a URL (media managers hand those over); a redirect to a magnet link is
+/// taken as the magnet. At most [`MAX_TORRENT_FILE`] bytes are read.
+pub async fn fetch_url(h: &Handle, url: &str) -> Result<NewSource, String> {
+    let resp = h
+        .http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("fetching {url}: {e}"))?;
+    if resp.status().is_redirection() {
+        if let Some(loc) = resp.headers().get("location").and_then(|l| l.to_str().ok()) {
+            if share_core::Magnet::looks_like(loc) {
+                return Ok(NewSource::Magnet(loc.to_owned()));
+            }
+        }
+    }
+    if !resp.status().is_success() {
+        return Err(format!("fetching {url}: HTTP {}", resp.status()));
+    }
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_TORRENT_FILE)
+    {
+        return Err(format!("{url}: larger than {MAX_TORRENT_FILE} bytes"));
+    }
+    let mut resp = resp;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("fetching {url}: {e}"))?
+    {
+        if (body.len() + chunk.len()) as u64 > MAX_TORRENT_FILE {
+            return Err(format!("{url}: larger than {MAX_TORRENT_FILE} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(NewSource::Metainfo(body))
+}
+
+/// A local .torrent or .magnet file (its path already checked to be in an allowed folder),
+/// read up to [`MAX_TORRENT_FILE`] bytes.
+pub async fn read_local(path: PathBuf) -> Result<NewSource, String> {
+    tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut bytes = Vec::new();
+        f.take(MAX_TORRENT_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if bytes.len() as u64 > MAX_TORRENT_FILE {
+            return Err(format!(
+                "{}: larger than {MAX_TORRENT_FILE} bytes",
+                path.display()
+            ));
+        }
+        let magnet = path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("magnet"));
+        Ok(if magnet {
+            NewSource::Magnet(String::from_utf8_lossy(&bytes).trim().to_owned())
+        } else {
+            NewSource::Metainfo(bytes)
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Adds a torrent: its source is read and its .torrent kept here; the registry only
+/// records it and starts it.
+pub async fn add(h: &Handle, t: NewTorrent) -> Result<Added, String> {
+    let (state_dir, folder) = (h.state_dir.clone(), h.folder.clone());
+    let (t, parsed) = tokio::task::spawn_blocking(move || {
+        let mut p = t.source.parse()?;
+        let hex = p.hash.to_hex();
+        if p.meta.is_none() {
+            p.meta = engine_metadata(&state_dir, &hex);
+        }
+        if let NewSource::Metainfo(bytes) = &t.source {
+            folder.keep_torrent(&hex, bytes)?;
+        }
+        Ok::<_, String>((t, p))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let hash = parsed.hash;
+    let added = h
+        .call(move |r| Box::pin(r.add(t, parsed)))
+        .await
+        .map_err(|e| e.to_string())?;
+    if added.is_err() {
+        // Refused (a bad file choice): its .torrent is not kept unless it was there before.
+        let known = h.read(move |r| r.find_hash(&hash).is_some()).await;
+        if matches!(known, Ok(false)) {
+            forget_torrent_file(h, hash).await;
+        }
+    }
+    added
+}
+
+async fn forget_torrent_file(h: &Handle, hash: InfoHash) {
+    let folder = h.folder.clone();
+    let _ = tokio::task::spawn_blocking(move || folder.forget_torrent(&hash.to_hex())).await;
+}
+
+/// Stops a torrent's task (it tells its trackers and flushes its data) and waits a while
+/// for its end.
+pub async fn stop_task(session: &Session, handle: TorrentHandle) {
+    let done = handle.done();
+    if session.remove(handle.info_hash).await {
+        let _ = tokio::time::timeout(STOP_WAIT, done).await;
+    }
+}
+
+/// Checks a torrent's data again: its task restarts, which hashes what is on disk.
+pub async fn verify(h: &Handle, id: u32) -> Result<(), String> {
+    let taken = h
+        .read(move |r| r.take_handle(id, "checking"))
+        .await
+        .map_err(|e| e.to_string())??;
+    if let Some(handle) = taken {
+        stop_task(&h.session, handle).await;
+    }
+    h.call(move |r| Box::pin(r.rerun(id)))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Removes a torrent from the list, stops it, and deletes its data if asked: only its own
+/// files (and the folders they leave empty), resolved beneath the download folder; a
+/// symlink is removed, never followed.
+pub async fn remove(h: &Handle, id: u32, delete_data: bool) -> Result<(), String> {
+    let detached = h
+        .read(move |r| r.detach(id))
+        .await
+        .map_err(|e| e.to_string())??;
+    let Some(mut e) = detached else {
+        return Ok(());
+    };
+    if let Some(handle) = e.handle.take() {
+        stop_task(&h.session, handle).await;
+    }
+    forget_torrent_file(h, e.hash()).await;
+    let Some(meta) = e.meta.take().filter(|_| delete_data) else {
+        return Ok(());
+    };
+    let rel = relative(&h.download_root, &e.saved.download_dir)?;
+    let root = h.root.clone();
+    tokio::task::spawn_blocking(move || {
+        share_storage::Layout::for_torrent(root, &rel, &meta.info)
+            .and_then(|l| l.delete())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// `dir` below the download folder, as plain elements.
+fn relative(root: &Path, dir: &Path) -> Result<PathBuf, String> {
+    dir.strip_prefix(root)
+        .map(Path::to_path_buf)
+        .map_err(|_| format!("{} is outside the download folder", dir.display()))
+}
+
+/// Moves a torrent to another folder (and its data, if `move_data`): a rename where the
+/// folders share a filesystem, else a copy that keeps symlinks as links, then a delete.
+/// A destination inside the torrent's own folder is refused before anything changes.
+pub async fn set_location(
+    h: &Handle,
+    id: u32,
+    dir: PathBuf,
+    move_data: bool,
+) -> Result<(), String> {
+    let content = h
+        .read(move |r| r.content_of(id))
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some((from, meta)) = content else {
+        return Ok(());
+    };
+    let to = relative(&h.download_root, &dir)?;
+    let name = meta.as_ref().map(|m| m.info.name.clone());
+    if let Some(name) = &name {
+        let source = from.join(name);
+        if move_data && to.starts_with(&source) {
+            return Err(format!(
+                "cannot move {} into a folder inside itself ({})",
+                source.display(),
+                dir.display()
+            ));
+        }
+    }
+    let taken = h
+        .read(move |r| r.take_handle(id, "moving"))
+        .await
+        .map_err(|e| e.to_string())??;
+    if let Some(handle) = taken {
+        stop_task(&h.session, handle).await;
+    }
+    let moved = match (name, move_data) {
+        (Some(name), true) if from != to => {
+            let root = h.root.clone();
+            tokio::task::spawn_blocking(move || {
+                root.move_tree(&from.join(&name), &to.join(&name))
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+        }
+        _ => Ok(()),
+    };
+    let ok = moved.is_ok();
+    h.call(move |r| {
+        Box::pin(async move {
+            if ok {
+                r.set_dir(id, dir);
+            }
+            r.rerun(id).await
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    moved
+}
+
+/// A running torrent's details, asked of its task (none if it does not answer in time).
+pub async fn status(commands: mpsc::Sender<TorrentCommand>) -> Option<Status> {
+    let (tx, rx) = oneshot::channel();
+    tokio::time::timeout(STATUS_WAIT, async {
+        commands.send(TorrentCommand::Status(tx)).await.ok()?;
+        rx.await.ok()
+    })
+    .await
+    .ok()?
+}
