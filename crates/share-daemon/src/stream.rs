@@ -48,7 +48,8 @@ struct Target {
     length: u64,
     piece_length: u64,
     piece_count: u32,
-    commands: mpsc::Sender<TorrentCommand>,
+    /// The torrent task, when it runs.
+    commands: Option<mpsc::Sender<TorrentCommand>>,
     name: String,
 }
 
@@ -138,6 +139,10 @@ async fn target(handle: &Handle, hash: &str, index: &str) -> Result<Target, Resp
         Ok(Err(e @ share_storage::StorageError::Link { .. })) => {
             Err(plain(StatusCode::FORBIDDEN, &format!("403: {e}\n")))
         }
+        _ if found.commands.is_none() => Err(plain(
+            StatusCode::CONFLICT,
+            "409: the torrent is not running\n",
+        )),
         _ => Ok(found),
     }
 }
@@ -158,12 +163,7 @@ fn find_target(r: &mut Registry, hash: &InfoHash, index: usize) -> Result<Target
                 "503: the torrent's metadata is not here yet\n",
             ));
         };
-        let Some(commands) = e.handle.as_ref().map(|h| h.commands()) else {
-            return Err((
-                StatusCode::CONFLICT,
-                "409: the torrent is not running\n",
-            ));
-        };
+        let commands = e.handle.as_ref().map(|h| h.commands());
         let info = &meta.info;
         let files: Vec<(usize, &share_core::FileEntry)> = info
             .files
@@ -270,6 +270,7 @@ fn pieces(t: &Target, from: u64, to: u64) -> std::ops::Range<u32> {
 async fn want(t: &Target, pieces: std::ops::Range<u32>) -> Option<oneshot::Receiver<()>> {
     let (reply, rx) = oneshot::channel();
     t.commands
+        .as_ref()?
         .send(TorrentCommand::Want { pieces, reply })
         .await
         .ok()?;

@@ -251,6 +251,12 @@ impl Root {
 
     /// Opens `rel` with `flags` beneath the root (see the module's notes for symlinks).
     fn resolve(&self, rel: &Path, flags: OFlags, mode: Mode, op: Op) -> Result<OwnedFd> {
+        // openat2 refuses a mode without O_CREAT.
+        let mode = if flags.contains(OFlags::CREATE) {
+            mode
+        } else {
+            Mode::empty()
+        };
         let Some(root) = &self.fd else {
             return rustix::fs::open(rel, flags | OFlags::CLOEXEC, mode)
                 .map_err(|e| self.err(rel, e));
@@ -303,10 +309,10 @@ impl Root {
         for (i, part) in parts.iter().enumerate() {
             let last = i + 1 == parts.len();
             let dir = cur.as_ref().map_or(root, |f| f.as_fd());
-            let want = if last {
-                flags | OFlags::CLOEXEC
+            let (want, mode) = if last {
+                (flags | OFlags::CLOEXEC, mode)
             } else {
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC
+                (OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             };
             let opened = rustix::fs::openat2(
                 dir,
@@ -378,7 +384,7 @@ impl Root {
         let mut flags = OFlags::RDWR;
         if create {
             if let Some(p) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
-                self.create_dirs(p)?;
+                self.create_dirs(p).map_err(|e| about(e, rel))?;
             }
             flags |= OFlags::CREATE;
         }
@@ -461,7 +467,7 @@ impl Root {
         };
         check_plain(target)?;
         if let Some(p) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
-            self.create_dirs(p)?;
+            self.create_dirs(p).map_err(|e| about(e, rel))?;
         }
         if self.exists(rel) {
             return Ok(());
@@ -665,6 +671,19 @@ impl Root {
             // Pipes, sockets and devices are not a torrent's.
             _ => Ok(()),
         }
+    }
+}
+
+/// A refusal met on the way to `rel` (creating its folders) is told as `rel`'s: the file
+/// named is the one that was not written.
+fn about(e: StorageError, rel: &Path) -> StorageError {
+    match e {
+        StorageError::Link { why, op, .. } => StorageError::Link {
+            path: rel.to_owned(),
+            why,
+            op,
+        },
+        e => e,
     }
 }
 

@@ -224,3 +224,21 @@ fn paths_must_be_plain_elements() {
     }
     assert!(!s.outside.parent().unwrap().join("x").exists());
 }
+
+#[test]
+fn existing_files_open_for_writing_and_new_ones_are_created_in_both_modes() {
+    let s = scene();
+    std::fs::create_dir_all(s.dl.join("q")).unwrap();
+    std::fs::write(s.dl.join("q/old"), b"x").unwrap();
+    let follow = Links {
+        follow_user: true,
+        ledger: Arc::new(LinkLedger::in_memory()),
+    };
+    for links in [Links::refuse(), follow] {
+        let root = Root::open(&s.dl, links, false).unwrap();
+        root.write_file(Path::new("q/old"), false).unwrap();
+        root.write_file(Path::new("q/new/deep/file"), true).unwrap();
+        assert!(s.dl.join("q/new/deep/file").is_file());
+        std::fs::remove_dir_all(s.dl.join("q/new")).unwrap();
+    }
+}
