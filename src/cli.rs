@@ -115,7 +115,7 @@ pub struct CreateArgs {
     /// A tracker URL (repeatable; the first is `announce`, all go into `announce-list`).
     #[arg(short = 't', long = "tracker", value_name = "URL")]
     pub trackers: Vec<String>,
-    /// Piece length in bytes: a power of two from 16 KiB to 64 MiB (K and M suffixes allowed).
+    /// Piece length in bytes: a power of two from 16 KiB to 256 MiB (K and M suffixes allowed).
     #[arg(long, value_name = "BYTES", value_parser = parse_piece_length)]
     pub piece_length: Option<u32>,
     /// Mark the torrent private (BEP 27): peers only from its trackers.
@@ -168,9 +168,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 fn parse_piece_length(s: &str) -> Result<u32, String> {
     let n = parse_size(s)?;
-    if !n.is_power_of_two() || !(16 << 10..=64 << 20).contains(&n) {
+    if !n.is_power_of_two() || !(16 << 10..=256 << 20).contains(&n) {
         return Err(format!(
-            "piece length {n} must be a power of two from 16384 (16K) to 67108864 (64M)"
+            "piece length {n} must be a power of two from 16384 (16K) to 268435456 (256M)"
         ));
     }
     Ok(n as u32)
@@ -196,7 +196,8 @@ mod tests {
         assert_eq!(parse_piece_length("16K"), Ok(16384));
         assert_eq!(parse_piece_length("67108864"), Ok(64 << 20));
         assert!(parse_piece_length("8K").is_err());
-        assert!(parse_piece_length("128M").is_err());
+        assert_eq!(parse_piece_length("256M"), Ok(256 << 20));
+        assert!(parse_piece_length("512M").is_err());
         assert!(parse_piece_length("30000").is_err());
     }
 }
