@@ -303,7 +303,8 @@ pub struct LimitArgs {
     /// Most peer connections at once, all torrents together.
     #[arg(long, value_name = "N", default_value_t = 500)]
     pub max_connections: usize,
-    /// Most connections to or from one IP address, all torrents together.
+    /// Most connections to or from one IP address (an IPv6 /64 counts as one), all torrents
+    /// together.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_per_ip: usize,
 }

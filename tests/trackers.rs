@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use share_core::tracker::http as thttp;
+use share_core::tracker::{Announce, Event};
+use share_core::InfoHash;
+
 use crate::util::*;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -270,6 +274,121 @@ fn share_tracker_answers_malformed_announces_with_a_failure_reason() {
     let text = String::from_utf8_lossy(&body);
     assert!(text.starts_with("d14:failure reason"), "{text}");
     assert!(text.contains("info_hash"), "{text}");
+}
+
+/// HTTP/1.1 GETs on one keep-alive connection from a loopback address of our choosing:
+/// thousands of announces in a few seconds, each from the address the tracker must see.
+struct KeepAlive {
+    s: TcpStream,
+    host: SocketAddr,
+    buf: Vec<u8>,
+}
+
+impl KeepAlive {
+    fn connect(from: &str, to: SocketAddr) -> KeepAlive {
+        use socket2::{Domain, Socket, Type};
+        let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let from: SocketAddr = format!("{from}:0").parse().unwrap();
+        sock.bind(&from.into()).unwrap();
+        sock.connect(&to.into()).unwrap();
+        let s: TcpStream = sock.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        KeepAlive {
+            s,
+            host: to,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The body of the reply to `GET path`.
+    fn get(&mut self, path: &str) -> Vec<u8> {
+        write!(self.s, "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host).unwrap();
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill();
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .unwrap_or_else(|| panic!("no content-length: {head}"))
+            .trim()
+            .parse()
+            .unwrap();
+        while self.buf.len() < head_end + len {
+            self.fill();
+        }
+        let body = self.buf[head_end..head_end + len].to_vec();
+        self.buf.drain(..head_end + len);
+        body
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 16384];
+        let n = self.s.read(&mut chunk).unwrap();
+        assert!(n > 0, "the tracker closed the connection");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// Announces `peer_id` (listening on `port`) for `hash` and returns the peers listed.
+    fn announce(
+        &mut self,
+        hash: InfoHash,
+        peer_id: [u8; 20],
+        port: u16,
+        event: Event,
+        numwant: u32,
+    ) -> Vec<SocketAddr> {
+        let a = Announce {
+            info_hash: hash,
+            peer_id,
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left: 1000,
+            event,
+            numwant,
+            key: 0,
+            tracker_id: None,
+        };
+        let body = self.get(&thttp::announce_url("/announce", &a));
+        match thttp::parse_announce_reply(&body) {
+            Ok(reply) => reply.peers,
+            Err(e) => panic!("{e}: {}", String::from_utf8_lossy(&body)),
+        }
+    }
+}
+
+#[test]
+fn thousands_of_peer_ids_from_one_address_cannot_hide_or_stop_an_honest_peer() {
+    let tracker = start_share_tracker();
+    let hash = InfoHash([0x5a; 20]);
+    let started = std::time::Instant::now();
+    let mut flood = KeepAlive::connect("127.0.0.2", tracker.addr);
+    for i in 0..5000u32 {
+        let mut id = [0u8; 20];
+        id[..8].copy_from_slice(b"-FL0000-");
+        id[8..12].copy_from_slice(&i.to_be_bytes());
+        id[12..].copy_from_slice(&pseudo_random(8, u64::from(i)));
+        flood.announce(hash, id, 10_000 + i as u16, Event::Started, 0);
+    }
+    eprintln!("5000 announces in {:.1} s", started.elapsed().as_secs_f64());
+    let honest_id = *b"-HO0000-honestpeer01";
+    let mut honest = KeepAlive::connect("127.0.0.3", tracker.addr);
+    honest.announce(hash, honest_id, 7001, Event::Started, 0);
+    let honest_addr: SocketAddr = "127.0.0.3:7001".parse().unwrap();
+    let mut third = KeepAlive::connect("127.0.0.4", tracker.addr);
+    let listed = third.announce(hash, *b"-TH0000-thirdpeer001", 7002, Event::Started, 200);
+    assert_eq!(listed.len(), 200);
+    assert!(listed.contains(&honest_addr), "{listed:?}");
+    // A `stopped` with the honest peer's id from the flooding address stops nobody.
+    flood.announce(hash, honest_id, 7001, Event::Stopped, 0);
+    let listed = third.announce(hash, *b"-TH0000-thirdpeer001", 7002, Event::None, 200);
+    assert!(listed.contains(&honest_addr), "{listed:?}");
 }
 
 /// `share inspect --scrape --json`: the seeders each tracker reports.

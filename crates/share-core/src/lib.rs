@@ -3,6 +3,7 @@
 //! No tokio, no sockets, no files. Outside input (a .torrent, the wire, a tracker reply)
 //! passes a checked, bounded parser here before any other code sees it.
 
+pub mod addr;
 pub mod bencode;
 pub mod bitfield;
 pub mod choker;
@@ -21,6 +22,7 @@ pub mod write;
 
 use std::fmt;
 
+pub use addr::IpKey;
 pub use magnet::{Magnet, MagnetError};
 pub use metainfo::{FileEntry, Info, Metainfo, MetainfoError};
 

@@ -59,6 +59,11 @@ pub enum MetainfoError {
     Empty,
     #[error("torrent has both `length` and `files`, or neither")]
     AmbiguousLayout,
+    /// The index counts from 1, as the other messages about files do.
+    #[error("file {0} of the `files` list has no `path`")]
+    FileWithoutPath(usize),
+    #[error("file {0} of the `files` list has an empty `path`")]
+    FileWithEmptyPath(usize),
     #[error("too many files ({0})")]
     TooManyFiles(usize),
     #[error("too many files share a path to give each one its own")]

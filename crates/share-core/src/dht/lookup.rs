@@ -7,8 +7,8 @@
 //! candidates that have not failed have all answered, or after [`MAX_DURATION`] (60 s).
 //! Bounds: [`MAX_CANDIDATES`] (128) candidates kept (the farthest unqueried ones give way),
 //! [`MAX_SEEN`] (1024) addresses ever taken (each address is asked once), [`MAX_PEERS`] (500)
-//! peers collected. At most `subnet_cap` (default 1) candidates of one IPv4 /24 or IPv6 /64,
-//! so that a host with many ids cannot crowd the closest set (a Sybil defence).
+//! peers collected. At most `subnet_cap` (default 1) candidates of one IPv4 /24 or IPv6 /48
+//! ([`subnet`]), so that a host with many ids cannot crowd the closest set (a Sybil defence).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -38,7 +38,8 @@ pub const MAX_SAVED: usize = 256;
 pub const MAINTENANCE: Duration = Duration::from_secs(60);
 /// Questionable nodes pinged per maintenance round.
 const PINGS_PER_ROUND: usize = 8;
-/// Distinct /24s that must report the same external address before our id follows it.
+/// Distinct /24s (IPv6 /48s) that must report the same external address before our id
+/// follows it.
 const IP_VOTES_NEEDED: usize = 5;
 
 #[derive(Debug, Clone)]
@@ -49,13 +50,13 @@ pub struct Config {
     pub ipv6: bool,
     /// Our address as others see it, when known: our id is derived from it (BEP 42).
     pub external_ip: Option<IpAddr>,
-    /// Nodes of one /24 (/64) per bucket.
+    /// Nodes of one /24 (IPv6 /48) per bucket.
     pub subnet_cap: usize,
-    /// Nodes of one IP address in the routing table.
+    /// Nodes of one IP address (an IPv6 /64 counts as one) in the routing table.
     pub ip_cap: usize,
-    /// Candidates of one /24 (/64) in a lookup.
+    /// Candidates of one /24 (IPv6 /48) in a lookup.
     pub lookup_subnet_cap: usize,
-    /// Incoming queries allowed per source IP, and in all.
+    /// Incoming queries allowed per source IP (an IPv6 /64 counts as one), and in all.
     pub ip_rate: Rate,
     pub global_rate: Rate,
     pub query_timeout: Duration,
@@ -220,7 +221,8 @@ pub struct Node {
     bootstrap_backoff: Duration,
     next_maintenance: Instant,
     refresh: Option<LookupId>,
-    /// External address reported by others (BEP 42 `ip`), with the /24s that said so.
+    /// External address reported by others (BEP 42 `ip`), with the /24s (IPv6 /48s) that
+    /// said so.
     ip_votes: Vec<(IpAddr, Vec<[u8; 9]>)>,
     stats: DhtStats,
 }

@@ -2,9 +2,10 @@
 //!
 //! Bounded three ways: [`MAX_PEERS_PER_HASH`] (100) per info-hash, [`MAX_INFO_HASHES`]
 //! (1000) info-hashes, [`MAX_PEERS_TOTAL`] (20 000) in all; entries expire after
-//! [`PEER_TTL`] (30 min) unless announced again. One entry per IP address and info-hash (a
-//! later announce from the same IP replaces the port), so a host cannot fill a swarm's list
-//! with ports. An announcer whose node id matches its IP (BEP 42) may displace one that does
+//! [`PEER_TTL`] (30 min) unless announced again. One entry per IP address (an IPv6 /64
+//! counts as one, see [`IpKey`]) and info-hash: a later announce from the same IP replaces
+//! the address and port, so a host cannot fill a swarm's list with ports, nor with the
+//! addresses of its /64. An announcer whose node id matches its IP (BEP 42) may displace one that does
 //! not, never the reverse. A reply carries at most [`MAX_VALUES_PER_REPLY`] (50) peers,
 //! sampled at random.
 
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{NodeId, Rng};
+use crate::IpKey;
 
 pub const PEER_TTL: Duration = Duration::from_secs(30 * 60);
 pub const MAX_PEERS_PER_HASH: usize = 100;
@@ -46,7 +48,8 @@ impl PeerStore {
         now: Instant,
     ) -> bool {
         if let Some(list) = self.swarms.get_mut(&info_hash) {
-            if let Some(e) = list.iter_mut().find(|e| e.addr.ip() == addr.ip()) {
+            let ip = IpKey::from(addr.ip());
+            if let Some(e) = list.iter_mut().find(|e| IpKey::from(e.addr.ip()) == ip) {
                 *e = Entry {
                     addr,
                     at: now,
@@ -176,6 +179,20 @@ mod tests {
         assert_eq!(s.len(), MAX_PEERS_PER_HASH);
         let mut rng = Rng::new([0; 32]);
         assert_eq!(s.get(&h, false, now, &mut rng).len(), MAX_VALUES_PER_REPLY);
+    }
+
+    #[test]
+    fn one_entry_per_ipv6_64() {
+        let now = Instant::now();
+        let mut s = PeerStore::default();
+        let h = NodeId([3; 20]);
+        for i in 1..50 {
+            let a: SocketAddr = format!("[2001:db8:0:1::{i:x}]:6881").parse().unwrap();
+            s.announce(h, a, false, now);
+        }
+        assert_eq!(s.len(), 1, "one /64");
+        s.announce(h, "[2001:db8:0:2::1]:6881".parse().unwrap(), false, now);
+        assert_eq!(s.len(), 2, "another /64");
     }
 
     #[test]

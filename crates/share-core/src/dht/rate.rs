@@ -1,4 +1,5 @@
-//! Rate limits on incoming queries: a token bucket per source IP and one for all of them.
+//! Rate limits on incoming queries: a token bucket per source IP (an IPv6 /64 counts as one
+//! IP, see [`IpKey`]: a host picks addresses in its /64 at will) and one for all of them.
 //!
 //! The per-IP table holds at most [`MAX_TRACKED`] (4096) addresses; when it is full, buckets
 //! that have refilled (their IP has been quiet) are dropped, and if none has, a new IP is
@@ -8,6 +9,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
+
+use crate::IpKey;
 
 pub const MAX_TRACKED: usize = 4096;
 
@@ -46,7 +49,7 @@ impl Bucket {
 
 #[derive(Debug)]
 pub struct RateLimiter {
-    per_ip: HashMap<IpAddr, Bucket>,
+    per_ip: HashMap<IpKey, Bucket>,
     ip_rate: Rate,
     global: Bucket,
     global_rate: Rate,
@@ -67,6 +70,7 @@ impl RateLimiter {
 
     /// Whether a query from `ip` may be answered now.
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let ip = IpKey::from(ip);
         if !self.per_ip.contains_key(&ip) && self.per_ip.len() >= MAX_TRACKED {
             let rate = self.ip_rate;
             self.per_ip.retain(|_, b| !b.full_at(rate, now));
@@ -119,6 +123,21 @@ mod tests {
         );
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!((0..100).filter(|_| r.allow(a, t1)).count(), 10);
+    }
+
+    #[test]
+    fn addresses_of_one_ipv6_64_share_one_bucket() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(IP, ALL, t0);
+        let allowed = (0..100u32)
+            .filter(|i| r.allow(format!("2001:db8:0:1::{:x}", i + 1).parse().unwrap(), t0))
+            .count();
+        assert_eq!(allowed, 20, "one burst for the whole /64");
+        assert!(
+            r.allow("2001:db8:0:2::1".parse().unwrap(), t0),
+            "another /64 is unaffected"
+        );
+        assert_eq!(r.tracked(), 2);
     }
 
     #[test]

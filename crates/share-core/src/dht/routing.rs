@@ -8,9 +8,12 @@
 //! What gets in, and the Sybil defences:
 //! - only nodes that answered one of our queries (a node that queries us is pinged first);
 //!   ids learned from `nodes` lists go to lookups, never straight into the table;
-//! - at most `subnet_cap` (default 2) nodes of one IPv4 /24 or IPv6 /64 in a bucket;
+//! - at most `subnet_cap` (default 2) nodes of one IPv4 /24 or IPv6 /48 in a bucket;
 //! - at most `ip_cap` (default 1) nodes of one IP address in the whole table, so an address
 //!   already in the table under another id is refused (no id hopping, no crowd of ports);
+//!   an IPv6 /64 counts as one address ([`IpKey`]), as a host picks addresses in it at will,
+//!   which is also why the subnet rule looks at the /48 (a site's usual allocation) and not
+//!   at the /64 for IPv6;
 //! - a node whose id matches its address (BEP 42) displaces one whose id does not;
 //! - a full bucket keeps its nodes: a newcomer waits in the bucket's replacement cache
 //!   ([`REPLACEMENTS`], 8) and takes the place of a node that goes bad.
@@ -23,15 +26,16 @@ use std::time::{Duration, Instant};
 
 use super::krpc::NodeInfo;
 use super::NodeId;
+use crate::IpKey;
 
 pub const K: usize = 8;
 pub const BUCKETS: usize = 160;
 pub const REPLACEMENTS: usize = 8;
 pub const GOOD_FOR: Duration = Duration::from_secs(15 * 60);
 pub const MAX_FAILS: u8 = 2;
-/// Nodes of one /24 (or /64) per bucket, unless configured otherwise.
+/// Nodes of one /24 (or IPv6 /48) per bucket, unless configured otherwise.
 pub const SUBNET_CAP: usize = 2;
-/// Nodes of one IP address in the whole table, unless configured otherwise.
+/// Nodes of one IP address (or IPv6 /64) in the whole table, unless configured otherwise.
 pub const IP_CAP: usize = 1;
 
 #[derive(Debug, Clone)]
@@ -97,15 +101,19 @@ pub struct RoutingTable {
     ip_cap: usize,
 }
 
-/// The /24 of an IPv4 address or the /64 of an IPv6 one.
+/// The /24 of an IPv4 address (an IPv4-mapped IPv6 one included) or the /48 of an IPv6
+/// one: the /64 is what one host holds ([`IpKey`]), so the rule on neighbours looks wider.
 pub fn subnet(ip: IpAddr) -> [u8; 9] {
     let mut k = [0u8; 9];
     match ip {
         IpAddr::V4(v4) => k[..3].copy_from_slice(&v4.octets()[..3]),
-        IpAddr::V6(v6) => {
-            k[..8].copy_from_slice(&v6.octets()[..8]);
-            k[8] = 6;
-        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => k[..3].copy_from_slice(&v4.octets()[..3]),
+            None => {
+                k[..6].copy_from_slice(&v6.octets()[..6]);
+                k[8] = 6;
+            }
+        },
     }
     k
 }
@@ -126,13 +134,18 @@ impl RoutingTable {
         }
     }
 
-    /// Changes how many nodes of one IP address the table takes (default [`IP_CAP`]).
+    /// Changes how many nodes of one IP address (or IPv6 /64) the table takes (default
+    /// [`IP_CAP`]).
     pub fn set_ip_cap(&mut self, cap: usize) {
         self.ip_cap = cap.max(1);
     }
 
+    /// Nodes of the table at `ip`, or in its /64 for IPv6.
     fn same_ip(&self, ip: IpAddr) -> usize {
-        self.iter().filter(|e| e.addr.ip() == ip).count()
+        let key = IpKey::from(ip);
+        self.iter()
+            .filter(|e| IpKey::from(e.addr.ip()) == key)
+            .count()
     }
 
     pub fn own_id(&self) -> NodeId {

@@ -105,13 +105,14 @@ impl RawFile {
         a
     }
 
-    /// The path to use: `path.utf-8` when it is valid UTF-8, `path` otherwise.
-    fn raw_path(&self) -> &[ByteBuf] {
+    /// The path to use: `path.utf-8` when it is valid UTF-8, `path` otherwise, and
+    /// `path.utf-8` as it is when there is no `path` (as libtorrent reads it).
+    fn raw_path(&self) -> Option<&[ByteBuf]> {
         let utf8 = self
             .path_utf8
             .as_deref()
             .filter(|p| p.iter().all(|c| std::str::from_utf8(c).is_ok()));
-        utf8.or(self.path.as_deref()).unwrap_or_default()
+        utf8.or(self.path.as_deref()).or(self.path_utf8.as_deref())
     }
 
     /// Its length in the byte stream: a symlink holds none (as libtorrent reads it).
@@ -261,10 +262,18 @@ fn validate_files(
     }
     let mut files = Vec::with_capacity(raw_files.len());
     let mut offset = 0u64;
-    for f in raw_files {
+    for (i, f) in raw_files.iter().enumerate() {
         let attr = f.attr();
         let length = f.length(attr)?;
-        let raw_path = f.raw_path();
+        // A file without a name is refused, as libtorrent refuses it: storing it as `_`
+        // would make up a name the torrent never gave. Padding files never reach the disk
+        // and may go without one.
+        let raw_path = match f.raw_path() {
+            Some(p) if !p.is_empty() => p,
+            _ if attr.padding => &[],
+            None => return Err(MetainfoError::FileWithoutPath(i + 1)),
+            Some(_) => return Err(MetainfoError::FileWithEmptyPath(i + 1)),
+        };
         let path = sanitize::path(raw_path);
         let symlink = match (attr.symlink && !attr.padding, &f.symlink_path) {
             (false, _) => None,

@@ -100,6 +100,31 @@ pub(super) fn padded_files(b_length: i64) -> B {
     ])
 }
 
+/// A multi-file `info` over `files` (10 bytes each), with 16 KiB pieces.
+fn files_of(files: Vec<B>) -> B {
+    B::D(vec![
+        ("files", B::L(files)),
+        ("name", s("root")),
+        ("piece length", B::I(16384)),
+        ("pieces", B::S(vec![1; 20])),
+    ])
+}
+
+fn named(name: &str) -> B {
+    B::D(vec![("length", B::I(10)), ("path", B::L(vec![s(name)]))])
+}
+
+/// `a`, then a file with a `length` and no `path`, then `c`.
+fn no_path() -> Vec<B> {
+    vec![named("a"), B::D(vec![("length", B::I(10))]), named("c")]
+}
+
+/// `a`, then a file whose `path` is an empty list, then `c`.
+fn empty_path() -> Vec<B> {
+    let empty = B::D(vec![("length", B::I(10)), ("path", B::L(vec![]))]);
+    vec![named("a"), empty, named("c")]
+}
+
 pub(super) fn load(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
     Metainfo::from_bytes(bytes)
 }
@@ -235,6 +260,18 @@ fn hostile_torrents_give_their_own_errors() {
             },
             |e| matches!(e, E::AmbiguousLayout),
         ),
+        ("a file without `path`", torrent(files_of(no_path())), |e| {
+            matches!(e, E::FileWithoutPath(2))
+                && e.to_string() == "file 2 of the `files` list has no `path`"
+        }),
+        (
+            "a file with an empty `path`",
+            torrent(files_of(empty_path())),
+            |e| {
+                matches!(e, E::FileWithEmptyPath(2))
+                    && e.to_string() == "file 2 of the `files` list has an empty `path`"
+            },
+        ),
         (
             "trailing garbage",
             {
@@ -297,6 +334,30 @@ fn non_utf8_names_are_kept_losslessly_or_taken_from_utf8_keys() {
     assert_eq!(m.info.files[0].path, vec!["caf%E9"]);
     assert_eq!(m.info.files[1].path, vec!["ünï"]);
     assert_eq!(m.info.files[1].offset, 3);
+}
+
+#[test]
+fn a_padding_file_may_go_without_a_path_and_a_name_of_dropped_elements_is_kept() {
+    let pad = |path: Option<Vec<B>>| {
+        let mut d = vec![("attr", s("p")), ("length", B::I(10))];
+        d.extend(path.map(|p| ("path", B::L(p))));
+        B::D(d)
+    };
+    let files = vec![named("a"), pad(None), pad(Some(vec![])), named("c")];
+    let m = load(&torrent(files_of(files))).unwrap();
+    let pads: Vec<bool> = m.info.files.iter().map(|f| f.padding).collect();
+    assert_eq!(pads, [false, true, true, false]);
+    // A path whose every element the rule drops is not empty: it is stored as `_`.
+    let dots = B::D(vec![("length", B::I(10)), ("path", B::L(vec![s("..")]))]);
+    let m = load(&torrent(files_of(vec![named("a"), dots]))).unwrap();
+    assert_eq!(m.info.files[1].path, ["_"]);
+    // `path.utf-8` alone names a file, as libtorrent reads it.
+    let utf8 = B::D(vec![
+        ("length", B::I(10)),
+        ("path.utf-8", B::L(vec![s("u")])),
+    ]);
+    let m = load(&torrent(files_of(vec![named("a"), utf8]))).unwrap();
+    assert_eq!(m.info.files[1].path, ["u"]);
 }
 
 #[test]

@@ -2,12 +2,24 @@
 //!
 //! Memory is bounded: at most `max_torrents` swarms and `max_peers` peers in each. A peer
 //! that has not announced for `peer_ttl` seconds is dropped by [`Registry::expire`].
+//!
+//! One address cannot steer the list (the address is the announce's source IP, an IPv6 /64
+//! counting as one, see [`IpKey`]):
+//! - a peer is its peer id *and* its address, so an announce can change or remove (`stopped`)
+//!   only the entry made from its own address: the same peer id from another address is
+//!   another entry, and a forged `stopped` removes nothing of anyone else's;
+//! - a full swarm makes room for a newcomer by dropping an entry of the address that holds
+//!   the most entries (the one silent longest), unless the newcomer is from that address:
+//!   an address that announces thousands of peer ids ends up holding the places nobody else
+//!   wants, never the places of the others;
+//! - a reply lists one entry of each address before a second of any, so those thousands
+//!   cannot push the other addresses out of a reply either.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use super::{AnnounceReply, Event, ScrapeCounts};
-use crate::InfoHash;
+use crate::{InfoHash, IpKey};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -34,6 +46,9 @@ impl Default for Limits {
 const MAX_NUMWANT: usize = 200;
 const DEFAULT_NUMWANT: usize = 50;
 
+/// A peer in a swarm: its peer id and the address it announced from.
+type PeerKey = ([u8; 20], IpKey);
+
 struct Entry {
     addr: SocketAddr,
     seed: bool,
@@ -42,7 +57,9 @@ struct Entry {
 
 #[derive(Default)]
 struct Swarm {
-    peers: HashMap<[u8; 20], Entry>,
+    peers: HashMap<PeerKey, Entry>,
+    /// Entries per address, kept with `peers`: who holds the most when the swarm is full.
+    per_ip: HashMap<IpKey, u32>,
     completed: u32,
 }
 
@@ -53,6 +70,103 @@ impl Swarm {
             seeders,
             completed: self.completed,
             leechers: self.peers.len() as u32 - seeders,
+        }
+    }
+
+    fn insert(&mut self, key: PeerKey, entry: Entry) {
+        if self.peers.insert(key, entry).is_none() {
+            *self.per_ip.entry(key.1).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &PeerKey) {
+        if self.peers.remove(key).is_some() {
+            uncount(&mut self.per_ip, key.1);
+        }
+    }
+
+    /// Drops peers silent for longer than `ttl`.
+    fn expire(&mut self, now: u64, ttl: u64) {
+        let per_ip = &mut self.per_ip;
+        self.peers.retain(|key, e| {
+            let live = now.saturating_sub(e.last_seen) <= ttl;
+            if !live {
+                uncount(per_ip, key.1);
+            }
+            live
+        });
+    }
+
+    /// Makes room in a full swarm for a newcomer from `ip`: drops an entry of the address
+    /// that holds the most, unless `ip` holds as many (then the newcomer is not listed).
+    /// Whether there is room now.
+    fn make_room(&mut self, ip: IpKey) -> bool {
+        // O(distinct addresses); the swarm is full, so this is at most `max_peers`.
+        let Some((&top, &most)) = self.per_ip.iter().max_by_key(|(_, n)| **n) else {
+            return false;
+        };
+        if self.per_ip.get(&ip).copied().unwrap_or(0) >= most {
+            return false;
+        }
+        // Of that address's entries, the one silent longest: the likeliest to be gone (a
+        // client that quit without `stopped`), and a live one is back at its next announce.
+        // Dropping its newest instead would keep a flood's first ids for their whole
+        // time-to-live. A scan of the swarm, only when a full swarm takes a newcomer; the
+        // reply walks the swarm anyway.
+        let victim = self
+            .peers
+            .iter()
+            .filter(|(key, _)| key.1 == top)
+            .min_by_key(|(_, e)| e.last_seen)
+            .map(|(key, _)| *key);
+        match victim {
+            Some(key) => {
+                self.remove(&key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Up to `want` peers for a reply to `asker` (a seed if `seed`): one of each address
+    /// before a second of any; within that, a seed hears of leechers first, then of other
+    /// seeds (a client that fetches a magnet's metadata says `left=0` until it knows the
+    /// size, aria2 does, and needs the seeds).
+    fn pick(&self, asker: &[u8; 20], seed: bool, want: usize) -> Vec<SocketAddr> {
+        if want == 0 {
+            return Vec::new();
+        }
+        // The first entry of each address: those preferred, then the others; then the
+        // second and later entries the same way.
+        let mut tiers: [Vec<SocketAddr>; 4] = Default::default();
+        let mut seen: HashSet<IpKey> = HashSet::new();
+        let passes: &[bool] = if seed { &[true, false] } else { &[true] };
+        for &preferred in passes {
+            for ((id, ip), e) in &self.peers {
+                if tiers[0].len() >= want {
+                    // The best tier alone fills the reply.
+                    break;
+                }
+                // A peer is not told of itself, under its id from any address.
+                let is_preferred = !(seed && e.seed);
+                if id == asker || is_preferred != preferred {
+                    continue;
+                }
+                let tier = usize::from(!preferred) + if seen.insert(*ip) { 0 } else { 2 };
+                if tiers[tier].len() < want {
+                    tiers[tier].push(e.addr);
+                }
+            }
+        }
+        tiers.into_iter().flatten().take(want).collect()
+    }
+}
+
+fn uncount(per_ip: &mut HashMap<IpKey, u32>, ip: IpKey) {
+    if let Some(n) = per_ip.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            per_ip.remove(&ip);
         }
     }
 }
@@ -94,37 +208,33 @@ impl Registry {
         }
         let max_peers = self.limits.max_peers;
         let swarm = self.swarms.entry(a.info_hash).or_default();
+        let key = (a.peer_id, IpKey::from(a.addr.ip()));
         if a.event == Event::Stopped {
-            swarm.peers.remove(&a.peer_id);
+            swarm.remove(&key);
         } else {
             let seed = a.left == 0;
-            let room = swarm.peers.len() < max_peers;
-            match swarm.peers.get_mut(&a.peer_id) {
+            let entry = Entry {
+                addr: a.addr,
+                seed,
+                last_seen: now,
+            };
+            match swarm.peers.get_mut(&key) {
                 Some(e) => {
                     if seed && !e.seed && a.event == Event::Completed {
                         swarm.completed = swarm.completed.saturating_add(1);
                     }
-                    *e = Entry {
-                        addr: a.addr,
-                        seed,
-                        last_seen: now,
-                    };
+                    *e = entry;
                 }
-                None if room => {
-                    if a.event == Event::Completed {
-                        swarm.completed = swarm.completed.saturating_add(1);
+                None => {
+                    // A full swarm that cannot make room still answers; the newcomer is
+                    // just not listed.
+                    if swarm.peers.len() < max_peers || swarm.make_room(key.1) {
+                        if a.event == Event::Completed {
+                            swarm.completed = swarm.completed.saturating_add(1);
+                        }
+                        swarm.insert(key, entry);
                     }
-                    swarm.peers.insert(
-                        a.peer_id,
-                        Entry {
-                            addr: a.addr,
-                            seed,
-                            last_seen: now,
-                        },
-                    );
                 }
-                // A full swarm still answers; the newcomer is just not listed.
-                None => {}
             }
         }
         let swarm = self.swarms.get(&a.info_hash);
@@ -145,19 +255,7 @@ impl Registry {
         if let Some(s) = swarm {
             counts = s.counts();
             if a.event != Event::Stopped {
-                // A seed hears of leechers first, then of other seeds: a client that fetches
-                // a magnet's metadata says `left=0` until it knows the size (aria2 does),
-                // and needs the seeds.
-                let seed = a.left == 0;
-                let others = || s.peers.iter().filter(|(id, _)| **id != a.peer_id);
-                let (first, rest): (Vec<_>, Vec<_>) =
-                    others().partition(|(_, e)| !(seed && e.seed));
-                peers = first
-                    .into_iter()
-                    .chain(rest)
-                    .map(|(_, e)| e.addr)
-                    .take(want)
-                    .collect();
+                peers = s.pick(&a.peer_id, a.left == 0, want);
             }
         }
         AnnounceReply {
@@ -178,8 +276,7 @@ impl Registry {
     pub fn expire(&mut self, now: u64) {
         let ttl = self.limits.peer_ttl;
         for s in self.swarms.values_mut() {
-            s.peers
-                .retain(|_, e| now.saturating_sub(e.last_seen) <= ttl);
+            s.expire(now, ttl);
         }
         self.swarms.retain(|_, s| !s.peers.is_empty());
     }
@@ -190,73 +287,4 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ann(id: u8, port: u16, left: u64, event: Event) -> Announced {
-        Announced {
-            info_hash: InfoHash([1; 20]),
-            peer_id: [id; 20],
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            left,
-            event,
-            numwant: None,
-        }
-    }
-
-    #[test]
-    fn peers_find_each_other_but_not_themselves() {
-        let mut r = Registry::new(Limits::default());
-        let first = r.announce(&ann(1, 1000, 0, Event::Started), 0).unwrap();
-        assert!(first.peers.is_empty());
-        let second = r.announce(&ann(2, 2000, 10, Event::Started), 1).unwrap();
-        assert_eq!(second.peers, vec![SocketAddr::from(([127, 0, 0, 1], 1000))]);
-        assert_eq!((second.seeders, second.leechers), (Some(1), Some(1)));
-        // The seed hears of the leecher, and then of other seeds.
-        r.announce(&ann(3, 3000, 0, Event::Started), 2).unwrap();
-        let again = r.announce(&ann(1, 1000, 0, Event::None), 2).unwrap();
-        assert_eq!(
-            again.peers,
-            vec![
-                SocketAddr::from(([127, 0, 0, 1], 2000)),
-                SocketAddr::from(([127, 0, 0, 1], 3000))
-            ]
-        );
-    }
-
-    #[test]
-    fn completed_counts_and_stopped_removes() {
-        let mut r = Registry::new(Limits::default());
-        r.announce(&ann(1, 1000, 10, Event::Started), 0).unwrap();
-        r.announce(&ann(1, 1000, 0, Event::Completed), 1).unwrap();
-        let c = r.scrape(&InfoHash([1; 20]));
-        assert_eq!((c.seeders, c.completed, c.leechers), (1, 1, 0));
-        r.announce(&ann(1, 1000, 0, Event::Stopped), 2).unwrap();
-        assert_eq!(r.torrent_count(), 0);
-    }
-
-    #[test]
-    fn silent_peers_expire_and_memory_is_bounded() {
-        let limits = Limits {
-            max_torrents: 2,
-            max_peers: 3,
-            interval: 60,
-            peer_ttl: 100,
-        };
-        let mut r = Registry::new(limits);
-        for id in 0..10 {
-            r.announce(&ann(id, 1000 + id as u16, 5, Event::Started), 0)
-                .unwrap();
-        }
-        assert_eq!(r.scrape(&InfoHash([1; 20])).leechers, 3);
-        let mut other = ann(1, 1, 1, Event::Started);
-        other.info_hash = InfoHash([2; 20]);
-        r.announce(&other, 0).unwrap();
-        other.info_hash = InfoHash([3; 20]);
-        assert!(r.announce(&other, 0).is_err());
-        r.announce(&ann(0, 1000, 5, Event::None), 150).unwrap();
-        r.expire(150);
-        assert_eq!(r.scrape(&InfoHash([1; 20])).leechers, 1);
-        assert_eq!(r.torrent_count(), 1);
-    }
-}
+mod tests;

@@ -1,12 +1,14 @@
 //! Incoming connections on every listener (TCP, and µTP on the UDP socket): a bounded set
-//! of handshakes under way (the oldest dropped for a newcomer, a few per IP address), each
-//! read under one deadline, plaintext or inside MSE, then handed to the torrent it names.
+//! of handshakes under way (the oldest dropped for a newcomer, a few per IP address, an IPv6
+//! /64 counting as one), each read under one deadline, plaintext or inside MSE, then handed
+//! to the torrent it names.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use share_core::wire::{Handshake, HANDSHAKE_LEN};
+use share_core::IpKey;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
@@ -24,14 +26,15 @@ use crate::transport::{self, Policy};
 /// its own task; it is held for a scan of at most [`MAX_INCOMING_HANDSHAKES`] entries.
 #[derive(Default)]
 pub(super) struct Handshaking {
-    slots: VecDeque<(u64, IpAddr, CancellationToken)>,
+    slots: VecDeque<(u64, IpKey, CancellationToken)>,
     next: u64,
 }
 
 impl Handshaking {
-    /// A slot for a handshake from `ip`: `None` if that IP has too many under way; the
-    /// oldest handshake is dropped if every slot is taken.
+    /// A slot for a handshake from `ip`: `None` if that IP (its /64, for IPv6) has too many
+    /// under way; the oldest handshake is dropped if every slot is taken.
     fn enter(&mut self, ip: IpAddr) -> Option<(u64, CancellationToken)> {
+        let ip = IpKey::from(ip);
         if self.slots.iter().filter(|(_, i, _)| *i == ip).count() >= MAX_HANDSHAKES_PER_IP {
             return None;
         }
@@ -253,5 +256,46 @@ async fn route_incoming<S: peer::PeerStream>(
     };
     if route.cmd.try_send(cmd).is_err() {
         tracing::debug!(%addr, "torrent busy: closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshakes_from_one_ipv6_64_count_against_one_limit() {
+        let mut h = Handshaking::default();
+        for i in 0..MAX_HANDSHAKES_PER_IP {
+            let ip: IpAddr = format!("2001:db8:0:1::{:x}", i + 1).parse().unwrap();
+            assert!(h.enter(ip).is_some());
+        }
+        assert!(
+            h.enter("2001:db8:0:1:ffff::1".parse().unwrap()).is_none(),
+            "same /64"
+        );
+        assert!(
+            h.enter("2001:db8:0:2::1".parse().unwrap()).is_some(),
+            "another /64"
+        );
+        let first = h.slots[0].0;
+        h.leave(first);
+        assert!(
+            h.enter("2001:db8:0:1::99".parse().unwrap()).is_some(),
+            "a slot came free"
+        );
+    }
+
+    #[test]
+    fn handshakes_from_two_ipv4_addresses_count_apart() {
+        let mut h = Handshaking::default();
+        for _ in 0..MAX_HANDSHAKES_PER_IP {
+            assert!(h.enter("192.0.2.1".parse().unwrap()).is_some());
+        }
+        assert!(
+            h.enter("::ffff:192.0.2.1".parse().unwrap()).is_none(),
+            "the same address"
+        );
+        assert!(h.enter("192.0.2.2".parse().unwrap()).is_some());
     }
 }

@@ -43,9 +43,11 @@ pub use net::Transports;
 /// oldest is dropped for the newcomer: an honest peer handshakes in milliseconds, so
 /// connections that sit silent (slowloris) cannot keep it out.
 pub const MAX_INCOMING_HANDSHAKES: usize = 64;
-/// Handshakes under way from one IP address at once; more from it are closed at once.
+/// Handshakes under way from one IP address (an IPv6 /64 counts as one) at once; more from
+/// it are closed at once.
 pub const MAX_HANDSHAKES_PER_IP: usize = 8;
-/// Connections to or from one IP address, in all torrents together (default).
+/// Connections to or from one IP address (an IPv6 /64 counts as one), in all torrents
+/// together (default).
 pub const MAX_PER_IP: usize = 16;
 /// Outgoing connections being set up at once (across all torrents).
 pub const MAX_DIALING: usize = 48;
@@ -64,7 +66,7 @@ pub struct SessionConfig {
     pub max_download_rate: Option<u64>,
     /// Most peer connections in all torrents together.
     pub max_connections: usize,
-    /// Most connections to or from one IP address.
+    /// Most connections to or from one IP address (an IPv6 /64 counts as one).
     pub max_per_ip: usize,
     /// What outlives a run: magnet metadata (and later the DHT table, resume data).
     pub state_dir: PathBuf,

@@ -6,11 +6,17 @@
 //! LSD, DHT) are hints anyone can forge: they never push out an address that is trusted
 //! (given by the user or a tracker) or that has worked, and at most [`MAX_HINTS`] of them are
 //! held at once.
+//!
+//! A ban holds an address and the peer id. The address is the IP and port, as a peer listens
+//! on one port and hosts behind one NAT'd IPv4 address are different peers; an IPv6 address
+//! stands for its /64 ([`IpKey`]), since a host picks addresses in its /64 at will, so a ban
+//! of `[2001:db8::1]:6881` refuses every address of `2001:db8::/64` on port 6881.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use share_core::IpKey;
 use tokio::time::Instant;
 
 use crate::PeerSource;
@@ -53,7 +59,7 @@ impl Entry {
 #[derive(Debug)]
 pub struct Book {
     entries: HashMap<SocketAddr, Entry>,
-    banned_addrs: HashSet<SocketAddr>,
+    banned_addrs: HashSet<(IpKey, u16)>,
     banned_ids: HashSet<[u8; 20]>,
     /// Our own listening address: a tracker may list us, and we do not dial ourselves.
     listen: SocketAddr,
@@ -93,7 +99,7 @@ impl Book {
         for addr in addrs {
             if addr.port() == 0
                 || self.is_ours(&addr)
-                || self.banned_addrs.contains(&addr)
+                || self.banned_addrs.contains(&ban_key(&addr))
                 || (self.loopback_only && !addr.ip().is_loopback())
             {
                 continue;
@@ -234,20 +240,29 @@ impl Book {
         self.entries.remove(addr);
     }
 
+    /// Bans `addr` (with the rest of its /64, for IPv6) and the peer id `id`.
     pub fn ban(&mut self, addr: SocketAddr, id: [u8; 20]) {
-        self.banned_addrs.insert(addr);
+        let key = ban_key(&addr);
+        self.banned_addrs.insert(key);
         self.banned_ids.insert(id);
-        self.entries.remove(&addr);
+        // A scan of the book, once per ban: bans are rare and the book is bounded.
+        self.entries.retain(|a, _| ban_key(a) != key);
     }
 
     pub fn is_banned(&self, addr: &SocketAddr, id: Option<&[u8; 20]>) -> bool {
-        self.banned_addrs.contains(addr) || id.is_some_and(|id| self.banned_ids.contains(id))
+        self.banned_addrs.contains(&ban_key(addr))
+            || id.is_some_and(|id| self.banned_ids.contains(id))
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+}
+
+/// What a ban holds of an address: its [`IpKey`] and its port.
+fn ban_key(addr: &SocketAddr) -> (IpKey, u16) {
+    (IpKey::from(addr.ip()), addr.port())
 }
 
 #[cfg(test)]
@@ -318,5 +333,31 @@ mod tests {
             b.due(now, false, &HashSet::new(), 10).is_empty(),
             "backing off"
         );
+    }
+
+    #[test]
+    fn a_ban_covers_the_ipv6_64_of_the_address_but_not_the_next_64() {
+        let now = Instant::now();
+        let mut b = Book::new("127.0.0.1:7000".parse().unwrap(), false);
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        b.add(
+            [a("[2001:db8:0:1::1]:6881"), a("[2001:db8:0:1::2]:6881")],
+            PeerSource::Tracker,
+            now,
+        );
+        b.ban(a("[2001:db8:0:1::1]:6881"), [1; 20]);
+        assert_eq!(b.len(), 0, "the other address of the /64 goes too");
+        assert!(b.is_banned(&a("[2001:db8:0:1:ffff::9]:6881"), None));
+        let later = [a("[2001:db8:0:1::3]:6881"), a("[2001:db8:0:2::1]:6881")];
+        assert_eq!(b.add(later, PeerSource::Pex, now), 1);
+        assert!(
+            !b.is_banned(&a("[2001:db8:0:2::1]:6881"), None),
+            "another /64"
+        );
+        // IPv4 addresses are banned one by one, with their port, as before.
+        b.ban(a("192.0.2.1:6881"), [2; 20]);
+        assert!(b.is_banned(&a("[::ffff:192.0.2.1]:6881"), None));
+        assert!(!b.is_banned(&a("192.0.2.2:6881"), None));
+        assert!(!b.is_banned(&a("192.0.2.1:6882"), None));
     }
 }

@@ -113,6 +113,51 @@ fn one_node_per_ip_in_the_whole_table() {
     assert!(!t.would_take(&NodeId::random(&mut rng), v4(127, 9, 9, 9, 5), now));
 }
 
+fn v6(s: &str) -> SocketAddr {
+    SocketAddr::new(s.parse().unwrap(), 6881)
+}
+
+#[test]
+fn one_node_per_ipv6_64_in_the_whole_table() {
+    let now = Instant::now();
+    let mut rng = Rng::new([8; 32]);
+    let own = NodeId::random(&mut rng);
+    let mut t = RoutingTable::new(own, SUBNET_CAP, now);
+    let added = (1..300u16)
+        .filter(|i| {
+            let addr = v6(&format!("2001:db8:0:1::{i:x}"));
+            t.heard_from(NodeId::random(&mut rng), addr, false, now) == Insert::Added
+        })
+        .count();
+    assert_eq!(added, 1);
+    let id = NodeId::random(&mut rng);
+    assert!(
+        !t.would_take(&id, v6("2001:db8:0:1:ffff::1"), now),
+        "same /64"
+    );
+    assert!(t.would_take(&id, v6("2001:db8:1:1::1"), now), "another /48");
+}
+
+#[test]
+fn at_most_two_nodes_of_an_ipv6_48_per_bucket() {
+    let now = Instant::now();
+    let mut rng = Rng::new([9; 32]);
+    let own = NodeId::random(&mut rng);
+    let mut t = RoutingTable::new(own, SUBNET_CAP, now);
+    // 50 hosts, each in its own /64 of one /48.
+    for i in 1..=50u16 {
+        let addr = v6(&format!("2001:db8:7:{i:x}::1"));
+        t.heard_from(in_bucket(&own, 0, &mut rng), addr, false, now);
+    }
+    assert_eq!(t.buckets[0].nodes.len(), 2);
+    let other = v6("2001:db8:8:1::1");
+    assert_eq!(
+        t.heard_from(in_bucket(&own, 0, &mut rng), other, false, now),
+        Insert::Added,
+        "another /48 still gets in"
+    );
+}
+
 #[test]
 fn node_states_follow_bep5_timings() {
     let t0 = Instant::now();
