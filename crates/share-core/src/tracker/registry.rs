@@ -9,7 +9,8 @@
 //!   only the entry made from its own address: the same peer id from another address is
 //!   another entry, and a forged `stopped` removes nothing of anyone else's;
 //! - a full swarm makes room for a newcomer by dropping an entry of the address that holds
-//!   the most entries (the one silent longest), unless the newcomer is from that address:
+//!   the most entries (the one silent longest), if that address holds at least two more than
+//!   the newcomer's (so a full swarm of one entry per address does not churn):
 //!   an address that announces thousands of peer ids ends up holding the places nobody else
 //!   wants, never the places of the others;
 //! - a reply lists one entry of each address before a second of any, so those thousands
@@ -98,14 +99,15 @@ impl Swarm {
     }
 
     /// Makes room in a full swarm for a newcomer from `ip`: drops an entry of the address
-    /// that holds the most, unless `ip` holds as many (then the newcomer is not listed).
-    /// Whether there is room now.
+    /// that holds the most, if it holds at least two more than `ip` (otherwise the newcomer
+    /// is not listed: a full swarm of one entry per address keeps who came first instead of
+    /// churning). Whether there is room now.
     fn make_room(&mut self, ip: IpKey) -> bool {
         // O(distinct addresses); the swarm is full, so this is at most `max_peers`.
         let Some((&top, &most)) = self.per_ip.iter().max_by_key(|(_, n)| **n) else {
             return false;
         };
-        if self.per_ip.get(&ip).copied().unwrap_or(0) >= most {
+        if self.per_ip.get(&ip).copied().unwrap_or(0) + 2 > most {
             return false;
         }
         // Of that address's entries, the one silent longest: the likeliest to be gone (a

@@ -191,14 +191,19 @@ fn a_full_swarm_drops_the_longest_silent_entry_of_the_address_with_most() {
         ids
     };
     assert_eq!(ids(&r), [1, 3, 4, 5]);
-    // 10.0.0.1 and .2 hold 2 and 1: a newcomer from .2 takes a place of .1's ...
+    // 10.0.0.1 holds 2, .2 one: not two more, so a newcomer from .2 is not listed ...
     r.announce(&from("10.0.0.2", [6; 20], Event::Started), 6)
         .unwrap();
-    assert_eq!(ids(&r), [1, 4, 5, 6]);
-    // ... and then nobody holds more than .2: its next newcomer is not listed.
-    r.announce(&from("10.0.0.2", [8; 20], Event::Started), 7)
+    assert_eq!(ids(&r), [1, 3, 4, 5]);
+    // ... while one from an address with none takes a place of .1's (the one silent
+    // longest) ...
+    r.announce(&from("10.0.0.4", [7; 20], Event::Started), 7)
         .unwrap();
-    assert_eq!(ids(&r), [1, 4, 5, 6]);
+    assert_eq!(ids(&r), [1, 4, 5, 7]);
+    // ... and a full swarm of one entry per address keeps who came first.
+    r.announce(&from("10.0.0.5", [8; 20], Event::Started), 8)
+        .unwrap();
+    assert_eq!(ids(&r), [1, 4, 5, 7]);
 }
 
 #[test]
