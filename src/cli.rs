@@ -133,6 +133,14 @@ pub struct CreateArgs {
     /// Hashing threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// The metainfo format: `v1` (BEP 3; the info-hash mktorrent gives), `v2` (BEP 52:
+    /// SHA-256 merkle trees per file), or `hybrid` (both, for clients of either kind; as
+    /// libtorrent 2 makes them).
+    #[arg(long, value_name = "FORMAT", default_value = "v1", value_parser = ["v1", "v2", "hybrid"])]
+    pub format: String,
+    /// A web seed URL (BEP 19, repeatable): an HTTP server holding the content.
+    #[arg(long = "web-seed", value_name = "URL")]
+    pub web_seeds: Vec<String>,
     /// Print only errors and the info-hash and magnet lines.
     #[arg(short, long)]
     pub quiet: bool,
@@ -140,8 +148,8 @@ pub struct CreateArgs {
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// The .torrent file.
-    pub torrent: PathBuf,
+    /// The .torrent file, or a magnet link.
+    pub torrent: String,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

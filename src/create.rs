@@ -51,41 +51,78 @@ pub fn run(args: CreateArgs) -> Result<()> {
     let piece_length = args
         .piece_length
         .unwrap_or_else(|| auto_piece_length(total));
-    let layout = Layout::from_files(
-        files.iter().map(|f| (f.path.clone(), f.length)),
-        piece_length,
-    );
-
     let threads = args.threads.unwrap_or_else(hash::default_threads);
     let counter = AtomicU64::new(0);
     let bar = progress::bytes_bar(total, args.quiet, "hashing");
-    let pieces = progress::track(bar, &counter, || {
-        hash::hash_pieces(&layout, threads, &counter)
-    })?;
-
-    let torrent = NewTorrent {
-        name: name.clone(),
-        piece_length,
-        pieces,
-        files: files
-            .into_iter()
-            .map(|f| NewFile {
-                path: f.components,
-                length: f.length,
-            })
-            .collect(),
-        single_file,
-        trackers: args.trackers.clone(),
-        private: args.private,
-        comment: args.comment.clone(),
-        created_by: Some(format!("share {}", env!("CARGO_PKG_VERSION"))),
-        creation_date: (!args.no_date).then(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64)
-        }),
+    let created_by = Some(format!("share {}", env!("CARGO_PKG_VERSION")));
+    let creation_date = (!args.no_date).then(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    });
+    let bytes = if args.format == "v1" {
+        let layout = Layout::from_files(
+            files.iter().map(|f| (f.path.clone(), f.length)),
+            piece_length,
+        );
+        let pieces = progress::track(bar, &counter, || {
+            hash::hash_pieces(&layout, threads, &counter)
+        })?;
+        NewTorrent {
+            name: name.clone(),
+            piece_length,
+            pieces,
+            files: files
+                .into_iter()
+                .map(|f| NewFile {
+                    path: f.components,
+                    length: f.length,
+                })
+                .collect(),
+            single_file,
+            trackers: args.trackers.clone(),
+            private: args.private,
+            comment: args.comment.clone(),
+            created_by,
+            creation_date,
+            web_seeds: args.web_seeds.clone(),
+        }
+        .to_bytes()
+    } else {
+        let hybrid = args.format == "hybrid";
+        let mut files = files;
+        // libtorrent's order, element by element (the file tree's order).
+        share_core::write::v2::sort(&mut files, |f| &f.components);
+        let paths: Vec<_> = files.iter().map(|f| (f.path.clone(), f.length)).collect();
+        let hashes = progress::track(bar, &counter, || {
+            hash::hash_v2(&paths, piece_length, hybrid, threads, &counter)
+        })?;
+        share_core::write::v2::NewTorrentV2 {
+            name: name.clone(),
+            piece_length,
+            files: files
+                .iter()
+                .zip(hashes.files)
+                .map(|(f, (root, layer))| share_core::write::v2::NewFileV2 {
+                    path: f.components.clone(),
+                    length: f.length,
+                    executable: executable(&f.path),
+                    root,
+                    layer,
+                })
+                .collect(),
+            single_file,
+            v1_pieces: hashes.v1_pieces,
+            trackers: args.trackers.clone(),
+            private: args.private,
+            comment: args.comment.clone(),
+            created_by,
+            creation_date,
+            web_seeds: args.web_seeds.clone(),
+        }
+        .to_bytes()
+        .map_err(|e| anyhow::anyhow!("cannot make a v2 torrent of these files: {e}"))?
     };
-    let bytes = torrent.to_bytes();
     // Read back what we wrote: the hash printed is the hash of the file on disk.
     let meta =
         Metainfo::from_bytes(&bytes).context("internal error: created torrent is invalid")?;
@@ -95,19 +132,31 @@ pub fn run(args: CreateArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("{name}.torrent")));
     write_atomically(&out, &bytes)?;
     if !args.quiet {
+        let count = meta.info.files.iter().filter(|f| !f.padding).count();
         println!(
             "wrote {} ({} pieces of {} bytes, {} bytes in {} file{})",
             out.display(),
             meta.info.piece_count(),
             piece_length,
             total,
-            meta.info.files.len(),
-            if meta.info.files.len() == 1 { "" } else { "s" }
+            count,
+            if count == 1 { "" } else { "s" }
         );
     }
-    println!("info-hash: {}", meta.info_hash);
+    if let Some(v1) = meta.hashes.v1 {
+        println!("info-hash: {v1}");
+    }
+    if let Some(v2) = meta.hashes.v2 {
+        println!("info-hash-v2: {}", hex::encode(v2));
+    }
     println!("magnet: {}", meta.magnet());
     Ok(())
+}
+
+/// Whether the owner may execute the file (libtorrent then marks it `x`).
+fn executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o100 != 0)
 }
 
 /// Writes to a temporary file beside `path`, then renames it into place.

@@ -30,6 +30,52 @@ pub fn load(path: &std::path::Path) -> Result<Metainfo> {
     Ok(m)
 }
 
+/// What `inspect` takes: a magnet link (what it holds is shown) or a .torrent path.
+pub fn run(args: InspectArgs) -> Result<()> {
+    if share_core::Magnet::looks_like(&args.torrent) {
+        let m = share_core::Magnet::parse(&args.torrent)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.torrent))?;
+        return show_magnet(&m, args.json);
+    }
+    torrent(args)
+}
+
+/// A magnet link's info-hashes, name, trackers, peers and web seeds.
+fn show_magnet(m: &share_core::Magnet, as_json: bool) -> Result<()> {
+    let v1 = m.hashes.v1.map(|h| h.to_hex());
+    let v2 = m.hashes.v2.map(hex::encode);
+    let peers: Vec<String> = m.peers.iter().map(|p| p.to_string()).collect();
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "name": m.name,
+                "info_hash": v1,
+                "info_hash_v2": v2,
+                "trackers": m.trackers,
+                "peers": peers,
+                "web_seeds": m.web_seeds,
+            })
+        );
+        return Ok(());
+    }
+    println!("magnet link");
+    println!("name:         {}", m.name.as_deref().unwrap_or("(none given)"));
+    if let Some(h) = v1 {
+        println!("info-hash:    {h}");
+    }
+    if let Some(h) = v2 {
+        println!("info-hash-v2: {h}");
+    }
+    for (label, list) in [("trackers", &m.trackers), ("peers", &peers), ("web seeds", &m.web_seeds)] {
+        println!("{label}:");
+        for x in list {
+            println!("  {x}");
+        }
+    }
+    Ok(())
+}
+
 fn read(path: &std::path::Path) -> Result<Metainfo> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Metainfo::from_bytes(&bytes).with_context(|| format!("{}: not a valid torrent", path.display()))
@@ -50,9 +96,9 @@ fn file_json(f: &FileEntry, info: &Info) -> serde_json::Value {
     v
 }
 
-pub fn run(args: InspectArgs) -> Result<()> {
+fn torrent(args: InspectArgs) -> Result<()> {
     // The warnings are part of what inspect shows, not said beside it.
-    let m = read(&args.torrent)?;
+    let m = read(std::path::Path::new(&args.torrent))?;
     let info = &m.info;
     let files: Vec<_> = info
         .files
@@ -75,7 +121,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
     if args.json {
         let mut v = json!({
             "name": info.name,
-            "info_hash": m.info_hash.to_hex(),
+            "info_hash": m.hashes.v1.map(|h| h.to_hex()),
+            "info_hash_v2": m.hashes.v2.map(hex::encode),
+            "meta_version": if info.v2 { 2 } else { 1 },
+            "web_seeds": m.url_list,
             "piece_length": info.piece_length,
             "piece_count": info.piece_count(),
             "total_size": info.total_length,
@@ -96,7 +145,18 @@ pub fn run(args: InspectArgs) -> Result<()> {
         return Ok(());
     }
     println!("name:         {}", info.name);
-    println!("info-hash:    {}", m.info_hash);
+    if let Some(h) = m.hashes.v1 {
+        println!("info-hash:    {h}");
+    }
+    if let Some(h) = m.hashes.v2 {
+        println!("info-hash-v2: {}", hex::encode(h));
+    }
+    let format = match (info.v1, info.v2) {
+        (true, true) => "hybrid (v1 + v2)",
+        (false, true) => "v2",
+        _ => "v1",
+    };
+    println!("format:       {format}");
     let size = |n: u64| format!("{n} bytes ({})", human::bytes(n));
     println!("piece length: {}", size(info.piece_length.into()));
     println!("pieces:       {}", info.piece_count());
@@ -109,6 +169,12 @@ pub fn run(args: InspectArgs) -> Result<()> {
     }
     if let Some(d) = m.creation_date {
         println!("created:      {}", human::utc(d));
+    }
+    if !m.url_list.is_empty() {
+        println!("web seeds:");
+        for u in &m.url_list {
+            println!("  {u}");
+        }
     }
     println!("trackers:");
     for (i, tier) in m.trackers.iter().enumerate() {

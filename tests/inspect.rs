@@ -117,10 +117,10 @@ fn hostile_torrents_get_a_clear_error_and_exit_1() {
         ("garbage", b"hello world".to_vec(), "malformed bencode"),
         ("deep", deep, "nesting deeper"),
         (
-            "v2 only",
+            "v2 file without a root",
             b"d4:infod9:file treed1:fd0:d6:lengthi1eeee12:meta versioni2e4:name1:f12:piece lengthi16384eee"
                 .to_vec(),
-            "BitTorrent v2-only torrents are not supported yet",
+            "a file without a `pieces root` at `f`",
         ),
         (
             "pieces",

@@ -27,3 +27,4 @@ mod through_trackers;
 mod trackers;
 mod transfer;
 mod utp;
+mod v2;

@@ -7,8 +7,11 @@ import libtorrent as lt
 
 ti = lt.torrent_info(sys.argv[1])
 fs = ti.files()
+v2 = None
 try:
-    ih = str(ti.info_hashes().v1)
+    hashes = ti.info_hashes()
+    ih = str(hashes.v1) if hashes.has_v1() else None
+    v2 = str(hashes.v2) if hashes.has_v2() else None
 except AttributeError:  # libtorrent 1.x
     ih = str(ti.info_hash())
 files = []
@@ -21,6 +24,7 @@ for i in range(fs.num_files()):
     files.append({"path": "/".join(path), "length": fs.file_size(i)})
 print(json.dumps({
     "info_hash": ih,
+    "info_hash_v2": v2,
     "name": ti.name(),
     "piece_count": ti.num_pieces(),
     "piece_length": ti.piece_length(),

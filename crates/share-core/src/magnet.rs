@@ -1,13 +1,14 @@
-//! Magnet links (BEP 9): `magnet:?xt=urn:btih:<hash>&dn=<name>&tr=<url>&x.pe=<ip:port>`.
+//! Magnet links (BEP 9, BEP 52):
+//! `magnet:?xt=urn:btih:<hash>&xt=urn:btmh:1220<hash>&dn=<name>&tr=<url>&ws=<url>&x.pe=<ip:port>`.
 //!
-//! The info-hash comes as 40 hex digits or 32 base32 characters. Values are percent-decoded
-//! (and `+` is a space, as in a form-encoded query). A BitTorrent v2 link (`urn:btmh:`) is
-//! recognised and refused with its own error until v2 is supported. Everything else that is
+//! The v1 info-hash comes as 40 hex digits or 32 base32 characters; the v2 one as a SHA-256
+//! multihash (`1220` and 64 hex digits). A hybrid torrent's link carries both. Values are
+//! percent-decoded (and `+` is a space, as in a form-encoded query). Everything that is
 //! malformed gets an error that says what is wrong; unknown parameters are ignored.
 
 use std::net::SocketAddr;
 
-use crate::InfoHash;
+use crate::{InfoHash, InfoHashes};
 
 /// Most trackers and peer addresses taken from one link.
 const MAX_ENTRIES: usize = 200;
@@ -17,13 +18,18 @@ const MAX_LEN: usize = 64 << 10;
 /// A parsed magnet link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Magnet {
+    /// The 20-byte key of the torrent ([`InfoHashes::key`]).
     pub info_hash: InfoHash,
+    /// The hashes the link names: v1, v2, or both.
+    pub hashes: InfoHashes,
     /// The display name (`dn`), if given.
     pub name: Option<String>,
     /// Tracker URLs (`tr`), in order, without repeats.
     pub trackers: Vec<String>,
     /// Peer addresses (`x.pe`).
     pub peers: Vec<SocketAddr>,
+    /// Web seeds (`ws`, BEP 19), in order, without repeats.
+    pub web_seeds: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,12 +38,12 @@ pub enum MagnetError {
     NotMagnet,
     #[error("the magnet link is longer than {MAX_LEN} bytes")]
     TooLong,
-    #[error("the magnet link has no `xt=urn:btih:` info-hash")]
+    #[error("the magnet link has no `xt=urn:btih:` or `xt=urn:btmh:` info-hash")]
     NoInfoHash,
-    #[error("BitTorrent v2 magnet links (urn:btmh) are not supported yet; a link with a v1 `urn:btih:` hash works")]
-    V2Only,
     #[error("the info-hash {0:?} is neither 40 hex digits nor 32 base32 characters")]
     BadInfoHash(String),
+    #[error("the v2 info-hash {0:?} is not `1220` and 64 hex digits (a SHA-256 multihash)")]
+    BadV2Hash(String),
     #[error("the magnet link has two different info-hashes")]
     TwoInfoHashes,
     #[error("`x.pe={0}` is not an IP:PORT peer address")]
@@ -60,9 +66,10 @@ impl Magnet {
             })
             .ok_or(MagnetError::NotMagnet)?;
         let mut info_hash = None;
-        let mut v2 = false;
+        let mut v2: Option<[u8; 32]> = None;
         let mut name = None;
         let mut trackers: Vec<String> = Vec::new();
+        let mut web_seeds: Vec<String> = Vec::new();
         let mut peers = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
@@ -78,8 +85,12 @@ impl Magnet {
                             return Err(MagnetError::TwoInfoHashes);
                         }
                         info_hash = Some(h);
-                    } else if strip_prefix_ci(&v, "urn:btmh:").is_some() {
-                        v2 = true;
+                    } else if let Some(h) = strip_prefix_ci(&v, "urn:btmh:") {
+                        let h = parse_v2(h)?;
+                        if v2.is_some_and(|old| old != h) {
+                            return Err(MagnetError::TwoInfoHashes);
+                        }
+                        v2 = Some(h);
                     }
                 }
                 "dn" if key == "dn" => name = Some(value()?),
@@ -87,6 +98,13 @@ impl Magnet {
                     let url = value()?;
                     if !url.is_empty() && !trackers.contains(&url) && trackers.len() < MAX_ENTRIES {
                         trackers.push(url);
+                    }
+                }
+                "ws" if key == "ws" || key[3..].parse::<u32>().is_ok() => {
+                    let url = value()?;
+                    if !url.is_empty() && !web_seeds.contains(&url) && web_seeds.len() < MAX_ENTRIES
+                    {
+                        web_seeds.push(url);
                     }
                 }
                 _ if key == "x.pe" => {
@@ -103,16 +121,17 @@ impl Magnet {
                 _ => {}
             }
         }
-        let info_hash = match (info_hash, v2) {
-            (Some(h), _) => h,
-            (None, true) => return Err(MagnetError::V2Only),
-            (None, false) => return Err(MagnetError::NoInfoHash),
-        };
+        if info_hash.is_none() && v2.is_none() {
+            return Err(MagnetError::NoInfoHash);
+        }
+        let hashes = InfoHashes { v1: info_hash, v2 };
         Ok(Magnet {
-            info_hash,
+            info_hash: hashes.key(),
+            hashes,
             name: name.filter(|n| !n.is_empty()),
             trackers,
             peers,
+            web_seeds,
         })
     }
 
@@ -127,6 +146,15 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &s[prefix.len()..])
+}
+
+/// A v2 topic: the multihash of a SHA-256 (`12` the function, `20` its length in bytes).
+fn parse_v2(h: &str) -> Result<[u8; 32], MagnetError> {
+    let mut out = [0u8; 32];
+    match strip_prefix_ci(h, "1220") {
+        Some(hex) if hex.len() == 64 && hex::decode_to_slice(hex, &mut out).is_ok() => Ok(out),
+        _ => Err(MagnetError::BadV2Hash(h.to_owned())),
+    }
 }
 
 fn parse_hash(h: &str) -> Result<InfoHash, MagnetError> {
@@ -218,11 +246,24 @@ mod tests {
     }
 
     #[test]
-    fn v2_links_and_malformed_ones_are_refused_with_their_own_error() {
-        let v2 = "magnet:?xt=urn:btmh:1220caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e";
-        assert_eq!(Magnet::parse(v2), Err(MagnetError::V2Only));
-        // A hybrid link (both) works through its v1 hash.
-        assert!(Magnet::parse(&format!("{v2}&xt=urn:btih:{HEX}")).is_ok());
+    fn v2_and_hybrid_links_and_malformed_ones() {
+        let hex2 = "caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e";
+        let v2 = format!("magnet:?xt=urn:btmh:1220{hex2}&ws=http%3A%2F%2Fw%2Fx");
+        let m = Magnet::parse(&v2).unwrap();
+        assert_eq!(hex::encode(m.hashes.v2.unwrap()), hex2);
+        assert_eq!(m.hashes.v1, None);
+        assert_eq!(m.info_hash.to_hex(), hex2[..40]);
+        assert_eq!(m.web_seeds, vec!["http://w/x"]);
+        // A hybrid link carries both; its key is the v1 hash.
+        let h = Magnet::parse(&format!("{v2}&xt=urn:btih:{HEX}")).unwrap();
+        assert_eq!(h.info_hash.to_hex(), HEX);
+        assert!(h.hashes.v2.is_some());
+        for bad in ["1220abc", "1120caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e"] {
+            assert!(matches!(
+                Magnet::parse(&format!("magnet:?xt=urn:btmh:{bad}")),
+                Err(MagnetError::BadV2Hash(_))
+            ));
+        }
         assert_eq!(Magnet::parse("http://x"), Err(MagnetError::NotMagnet));
         assert_eq!(Magnet::parse("magnet:?dn=x"), Err(MagnetError::NoInfoHash));
         assert!(matches!(
@@ -260,9 +301,14 @@ mod tests {
     #[test]
     fn our_own_links_parse_back() {
         let h = InfoHash([0xab; 20]);
-        let link = crate::magnet_link(&h, "a b&c+d", &["http://t/a?x=1".into()]);
+        let hashes = InfoHashes {
+            v1: Some(h),
+            v2: Some([0xcd; 32]),
+        };
+        let link = crate::magnet_link(&hashes, "a b&c+d", &["http://t/a?x=1".into()]);
         let m = Magnet::parse(&link).unwrap();
         assert_eq!(m.info_hash, h);
+        assert_eq!(m.hashes, hashes);
         assert_eq!(m.name.as_deref(), Some("a b&c+d"));
         assert_eq!(m.trackers, vec!["http://t/a?x=1"]);
     }

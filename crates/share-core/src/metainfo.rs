@@ -1,12 +1,15 @@
-//! BitTorrent v1 metainfo (BEP 3): reading a .torrent into validated types.
+//! Metainfo (BEP 3, and BEP 52 for v2 and hybrid torrents): reading a .torrent into
+//! validated types.
 //!
 //! The input passes the strict scanner in [`crate::bencode`] first; serde_bencode then decodes
 //! only what passed, with every name and path as raw bytes. The info-hash is the SHA-1 of the
 //! exact bytes of `info` as they stand in the file, so keys we do not model, BEP 52 keys of a
 //! hybrid torrent, or keys out of order keep the true hash. The `info` dictionary itself is
 //! read in `metainfo/info.rs`: names and paths pass the sanitizing rule of [`sanitize`]
-//! (what mainstream clients load, we load, at safe paths), BEP 47 attributes are kept, a
-//! v2-only torrent is told apart and a hybrid one checked (`metainfo/v2.rs`).
+//! (what mainstream clients load, we load, at safe paths), BEP 47 attributes are kept, and
+//! a v2 `file tree` is read, laid out in pieces, and for a hybrid checked against the v1
+//! list (`metainfo/v2.rs`). A v2 torrent's `piece layers` (outside `info`) must be as long
+//! as their files need and hash to their roots; one that is missing is fetched from peers.
 
 use std::collections::HashSet;
 
@@ -15,7 +18,8 @@ use serde_bencode::value::Value;
 use sha1::{Digest, Sha1};
 
 use crate::bencode::{self, BencodeError, Limits};
-use crate::InfoHash;
+use crate::merkle::{self, Hash};
+use crate::{InfoHash, InfoHashes};
 
 /// Largest piece length we accept when reading (libtorrent's limit is similar).
 pub const MAX_PIECE_LENGTH: u64 = 256 << 20;
@@ -68,13 +72,14 @@ pub enum MetainfoError {
     TooManyFiles(usize),
     #[error("too many files share a path to give each one its own")]
     TooManyDuplicates,
-    #[error(
-        "BitTorrent v2-only torrents are not supported yet; this one has a v2 `file tree` but \
-         no v1 `pieces` (v1 and hybrid v1+v2 torrents load)"
-    )]
-    V2Only,
-    #[error("`meta version` {0} is not supported (only v1 and hybrid v1+v2 torrents are)")]
+    #[error("`meta version` {0} is not supported (only 1 and 2 are)")]
     UnknownVersion(i64),
+    #[error("{0}")]
+    BadFileTree(String),
+    #[error("piece length {0} is invalid for BitTorrent v2 (a power of two of at least 16384)")]
+    V2PieceLength(u32),
+    #[error("`piece layers`: {0}")]
+    BadPieceLayers(String),
     #[error("the v1 and v2 file lists of this hybrid torrent disagree: {0}")]
     HybridMismatch(String),
 }
@@ -105,6 +110,8 @@ pub struct FileEntry {
     /// BEP 47 `l`: a symlink to this target, sanitized components relative to the content
     /// root, always inside it (a symlink that would leave it is not in the list at all).
     pub symlink: Option<Vec<String>>,
+    /// BEP 52: the root of the file's merkle tree (v2 and hybrid torrents; non-empty files).
+    pub pieces_root: Option<Hash>,
 }
 
 impl FileEntry {
@@ -124,7 +131,12 @@ pub struct Info {
     /// The suggested name of the file or folder, safe to use as one path component.
     pub name: String,
     pub piece_length: u32,
-    /// The 20-byte SHA-1 of each piece, concatenated.
+    /// It has v1 piece hashes (SHA-1, `pieces`): a v1 or hybrid torrent.
+    pub v1: bool,
+    /// It has a v2 `file tree` (its files start on piece boundaries and carry merkle roots):
+    /// a v2 or hybrid torrent.
+    pub v2: bool,
+    /// The 20-byte SHA-1 of each piece, concatenated (empty for a v2-only torrent).
     pub pieces: Vec<u8>,
     pub files: Vec<FileEntry>,
     pub total_length: u64,
@@ -138,7 +150,23 @@ pub struct Info {
 
 impl Info {
     pub fn piece_count(&self) -> u32 {
-        (self.pieces.len() / 20) as u32
+        if self.v1 {
+            (self.pieces.len() / 20) as u32
+        } else {
+            self.total_length.div_ceil(self.piece_length as u64) as u32
+        }
+    }
+
+    /// The file piece `index` lies in (v2: each piece lies in one file): its index in
+    /// `files`, and the piece's number inside it.
+    pub fn piece_file(&self, index: u32) -> Option<(usize, u32)> {
+        let start = index as u64 * self.piece_length as u64;
+        let i = self
+            .files
+            .partition_point(|f| f.offset + f.length <= start);
+        let f = self.files.get(i).filter(|f| !f.padding && f.offset <= start)?;
+        let first = f.offset / self.piece_length as u64;
+        Some((i, index - first as u32))
     }
 
     /// The expected SHA-1 of piece `index`; `None` when out of range.
@@ -160,8 +188,14 @@ impl Info {
 /// A validated .torrent.
 #[derive(Debug, Clone)]
 pub struct Metainfo {
+    /// The 20-byte key the torrent is known by ([`InfoHashes::key`]: v1 where there is one).
     pub info_hash: InfoHash,
+    /// Its v1 and v2 info-hashes, as it has them.
+    pub hashes: InfoHashes,
     pub info: Info,
+    /// BEP 52 piece layers by pieces root (checked against the roots); a file longer than
+    /// a piece whose layer is missing gets it from peers.
+    pub piece_layers: std::collections::HashMap<Hash, Vec<Hash>>,
     /// The exact bytes of the `info` dictionary (for BEP 9 metadata exchange).
     pub info_bytes: Vec<u8>,
     /// Tracker tiers (BEP 12): `announce-list` when present, otherwise `[[announce]]`.
@@ -198,7 +232,11 @@ impl Metainfo {
             .value_span(input, b"info")
             .ok_or(MetainfoError::MissingInfo)?;
         let info_bytes = &input[span];
-        let (info_hash, info) = read_info(info_bytes)?;
+        let (hashes, info) = read_info(info_bytes)?;
+        let piece_layers = match (info.v2, scan.value_span(input, b"piece layers")) {
+            (true, Some(span)) => read_piece_layers(&input[span], &info)?,
+            _ => Default::default(),
+        };
         // The outer fields are informative only: a wrong type is ignored, not fatal.
         let raw: Option<RawTorrent> = serde_bencode::from_bytes(input).ok();
         let (announce, announce_list, comment, created_by, creation_date, url_list) = match raw {
@@ -213,8 +251,10 @@ impl Metainfo {
             None => Default::default(),
         };
         Ok(Metainfo {
-            info_hash,
+            info_hash: hashes.key(),
+            hashes,
             info,
+            piece_layers,
             info_bytes: info_bytes.to_vec(),
             trackers: tracker_tiers(announce, announce_list),
             comment: comment.as_ref().and_then(text),
@@ -238,10 +278,12 @@ impl Metainfo {
         info_bytes: &[u8],
         trackers: Vec<Vec<String>>,
     ) -> Result<Metainfo, MetainfoError> {
-        let (info_hash, info) = read_info(info_bytes)?;
+        let (hashes, info) = read_info(info_bytes)?;
         Ok(Metainfo {
-            info_hash,
+            info_hash: hashes.key(),
+            hashes,
             info,
+            piece_layers: Default::default(),
             info_bytes: info_bytes.to_vec(),
             trackers,
             comment: None,
@@ -274,7 +316,69 @@ impl Metainfo {
         }
         bytes(&mut out, b"info");
         out.extend_from_slice(&self.info_bytes);
+        if !self.piece_layers.is_empty() {
+            bytes(&mut out, b"piece layers");
+            out.extend_from_slice(&encode_piece_layers(&self.piece_layers));
+        }
         out.push(b'e');
+        out
+    }
+
+    /// The hash piece `index` must have as BEP 52 verifies it: its file, and the piece's
+    /// hash (from the piece layer, or the file's root for a file of one piece), `None`
+    /// while the layer is not known. `None` for a v1 torrent or a piece of padding only.
+    pub fn v2_piece(&self, index: u32) -> Option<V2Piece> {
+        if !self.info.v2 {
+            return None;
+        }
+        let (file, k) = self.info.piece_file(index)?;
+        let f = &self.info.files[file];
+        let root = f.pieces_root?;
+        let hash = if f.length <= self.info.piece_length as u64 {
+            Some(root)
+        } else {
+            self.piece_layers
+                .get(&root)
+                .and_then(|l| l.get(k as usize))
+                .copied()
+        };
+        Some(V2Piece {
+            file,
+            file_length: f.length,
+            in_file: k,
+            file_offset: f.offset,
+            root,
+            hash,
+        })
+    }
+
+    /// Takes the piece layer of a file (fetched from peers) if it hashes to the file's root.
+    pub fn add_piece_layer(&mut self, root: Hash, layer: Vec<Hash>) -> bool {
+        let fits = self.info.files.iter().any(|f| {
+            f.pieces_root == Some(root)
+                && f.length > self.info.piece_length as u64
+                && layer.len() as u64 == f.length.div_ceil(self.info.piece_length as u64)
+        });
+        if fits && merkle::layer_root(&layer, self.info.piece_length) == root {
+            self.piece_layers.insert(root, layer);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Roots of files longer than a piece whose layer is not known yet.
+    pub fn missing_layers(&self) -> Vec<Hash> {
+        let mut out: Vec<Hash> = self
+            .info
+            .files
+            .iter()
+            .filter(|f| f.length > self.info.piece_length as u64)
+            .filter_map(|f| f.pieces_root)
+            .filter(|r| !self.piece_layers.contains_key(r))
+            .collect();
+        out.sort();
+        out.dedup();
         out
     }
 
@@ -289,10 +393,85 @@ impl Metainfo {
             .collect()
     }
 
-    /// A magnet link (BEP 9) for this torrent.
+    /// A magnet link (BEP 9) for this torrent: `btih` and/or `btmh`.
     pub fn magnet(&self) -> String {
-        crate::magnet_link(&self.info_hash, &self.info.name, &self.tracker_urls())
+        crate::magnet_link(&self.hashes, &self.info.name, &self.tracker_urls())
     }
+}
+
+/// Where a piece of a v2 torrent lies and the hash it must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V2Piece {
+    /// Index in `info.files`.
+    pub file: usize,
+    pub file_length: u64,
+    /// The piece's number inside its file.
+    pub in_file: u32,
+    /// The file's offset in the torrent's byte stream.
+    pub file_offset: u64,
+    pub root: Hash,
+    /// `None` while the file's piece layer is not known.
+    pub hash: Option<Hash>,
+}
+
+/// Reads `piece layers` (its raw bytes): a dictionary of 32-byte roots to concatenated
+/// hashes. Each layer must have one hash per piece of a file longer than a piece with that
+/// root and hash to it; layers of unknown roots are ignored.
+fn read_piece_layers(raw: &[u8], info: &Info) -> Result<std::collections::HashMap<Hash, Vec<Hash>>, MetainfoError> {
+    let bad = |what: String| MetainfoError::BadPieceLayers(what);
+    let dict: std::collections::BTreeMap<serde_bytes::ByteBuf, serde_bytes::ByteBuf> =
+        serde_bencode::from_bytes(raw).map_err(|_| bad("not a dictionary of strings".into()))?;
+    let pl = info.piece_length as u64;
+    let mut out = std::collections::HashMap::new();
+    for (key, value) in dict {
+        let root: Hash = key
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad(format!("a key of {} bytes, not 32", key.len())))?;
+        if !value.len().is_multiple_of(32) {
+            return Err(bad(format!("the layer of {} is not whole hashes", hex::encode(root))));
+        }
+        let Some(file) = info
+            .files
+            .iter()
+            .find(|f| f.pieces_root == Some(root) && f.length > pl)
+        else {
+            continue;
+        };
+        let pieces = file.length.div_ceil(pl) as usize;
+        if value.len() != pieces * 32 {
+            return Err(bad(format!(
+                "the layer of {} holds {} hashes, its file needs {pieces}",
+                file.path.join("/"),
+                value.len() / 32
+            )));
+        }
+        let layer: Vec<Hash> = value
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect();
+        if merkle::layer_root(&layer, info.piece_length) != root {
+            return Err(bad(format!(
+                "the layer of {} does not hash to its root",
+                file.path.join("/")
+            )));
+        }
+        out.insert(root, layer);
+    }
+    Ok(out)
+}
+
+/// `piece layers` as bencode, roots sorted.
+fn encode_piece_layers(layers: &std::collections::HashMap<Hash, Vec<Hash>>) -> Vec<u8> {
+    let mut keys: Vec<&Hash> = layers.keys().collect();
+    keys.sort();
+    let mut out = vec![b'd'];
+    for k in keys {
+        crate::write::string(&mut out, k);
+        crate::write::string(&mut out, &layers[k].concat());
+    }
+    out.push(b'e');
+    out
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -326,18 +505,21 @@ fn tracker_tiers(announce: Option<Value>, list: Option<Value>) -> Vec<Vec<String
 
 /// Scans, decodes and validates the bytes of an `info` dictionary; its info-hash is their
 /// SHA-1.
-fn read_info(info_bytes: &[u8]) -> Result<(InfoHash, Info), MetainfoError> {
+fn read_info(info_bytes: &[u8]) -> Result<(InfoHashes, Info), MetainfoError> {
     let scan = bencode::scan(info_bytes, Limits::TORRENT)?;
     if !scan.is_dict {
         return Err(MetainfoError::BadInfo("`info` is not a dictionary".into()));
     }
     let raw: info::RawInfo =
         serde_bencode::from_bytes(info_bytes).map_err(|e| MetainfoError::BadInfo(e.to_string()))?;
-    let hash = InfoHash(Sha1::digest(info_bytes).into());
     let tree = scan
         .value_span(info_bytes, b"file tree")
         .map(|span| &info_bytes[span]);
-    Ok((hash, info::validate(raw, tree, &hash)?))
+    // The v2 hash only for what loads as v2; the name's fallback needs one of them first.
+    let provisional = InfoHashes::v1(InfoHash(Sha1::digest(info_bytes).into()));
+    let info = info::validate(raw, tree, &provisional)?;
+    let hashes = InfoHashes::of_info(info_bytes, info.v1, info.v2);
+    Ok((hashes, info))
 }
 
 /// Checks that a name we are about to write into a new torrent (`share create --name`) is

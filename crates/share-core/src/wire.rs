@@ -1,5 +1,6 @@
-//! The peer wire protocol (BEP 3), with the fast extension (BEP 6) and extension messages
-//! (BEP 10): the handshake and every message, encoded and decoded without I/O.
+//! The peer wire protocol (BEP 3), with the fast extension (BEP 6), extension messages
+//! (BEP 10) and BitTorrent v2's hash messages (BEP 52): the handshake and every message,
+//! encoded and decoded without I/O.
 //!
 //! [`decode`] takes bytes as they arrive, in any chunking. It checks a frame's length prefix
 //! against a bound before anything is sized from it, so a peer that announces a 4 GiB message
@@ -48,6 +49,21 @@ impl Handshake {
         self.reserved[7] & 0x01 != 0
     }
 
+    /// BEP 52's upgrade bit: a hybrid torrent's peer that speaks v2 too.
+    pub fn supports_v2(&self) -> bool {
+        self.reserved[7] & 0x10 != 0
+    }
+
+    /// Our handshake with the v2 upgrade bit (sent with a hybrid torrent's v1 hash).
+    pub fn with_v2(mut self, on: bool) -> Self {
+        if on {
+            self.reserved[7] |= 0x10;
+        } else {
+            self.reserved[7] &= !0x10;
+        }
+        self
+    }
+
     /// Our handshake, saying we run a DHT node.
     pub fn with_dht(mut self, on: bool) -> Self {
         if on {
@@ -90,6 +106,26 @@ pub struct BlockRef {
     pub length: u32,
 }
 
+/// BEP 52: a range of one layer of a file's merkle tree, as hash requests, hashes and hash
+/// rejects name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HashRange {
+    /// The file, by its pieces root.
+    pub root: [u8; 32],
+    /// The layer, counted up from the leaves (0: block hashes).
+    pub base: u32,
+    /// The first hash's index in that layer.
+    pub index: u32,
+    /// How many hashes of that layer.
+    pub length: u32,
+    /// How many layers of proof above them.
+    pub proof_layers: u32,
+}
+
+/// Most hashes one `hashes` message may carry: the most a request may ask (libtorrent's
+/// bound) and a proof up a tree of any file a torrent may hold.
+pub const MAX_HASHES: u32 = 8192 + 64;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     KeepAlive,
@@ -118,6 +154,15 @@ pub enum Message {
         id: u8,
         payload: Bytes,
     },
+    /// BEP 52: asks for hashes of a file's tree.
+    HashRequest(HashRange),
+    /// BEP 52: the hashes asked for, then the proof (uncles, bottom-up).
+    Hashes {
+        range: HashRange,
+        hashes: Vec<[u8; 32]>,
+    },
+    /// BEP 52: the hashes asked for will not come.
+    HashReject(HashRange),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -173,6 +218,17 @@ pub fn decode(buf: &mut BytesMut, max_len: u32) -> Result<Option<Message>, WireE
         begin: body.get_u32(),
         length: body.get_u32(),
     };
+    let range = |body: &mut BytesMut| {
+        let mut root = [0u8; 32];
+        body.copy_to_slice(&mut root);
+        HashRange {
+            root,
+            base: body.get_u32(),
+            index: body.get_u32(),
+            length: body.get_u32(),
+            proof_layers: body.get_u32(),
+        }
+    };
     Ok(Some(match id {
         0 => want(0).map(|_| Message::Choke)?,
         1 => want(0).map(|_| Message::Unchoke)?,
@@ -210,6 +266,22 @@ pub fn decode(buf: &mut BytesMut, max_len: u32) -> Result<Option<Message>, WireE
                 payload: body.freeze(),
             }
         }
+        21 => want(48).map(|_| Message::HashRequest(range(&mut body)))?,
+        22 => {
+            let n = rest.checked_sub(48).filter(|n| n % 32 == 0).map(|n| n / 32);
+            match n {
+                Some(n) if n <= MAX_HASHES => {
+                    let range = range(&mut body);
+                    let hashes = body
+                        .chunks_exact(32)
+                        .map(|c| c.try_into().expect("32 bytes"))
+                        .collect();
+                    Message::Hashes { range, hashes }
+                }
+                _ => return Err(WireError::BadLength { id, len }),
+            }
+        }
+        23 => want(48).map(|_| Message::HashReject(range(&mut body)))?,
         other => return Err(WireError::UnknownId(other)),
     }))
 }
@@ -271,8 +343,26 @@ impl Message {
                 out.put_u8(*id);
                 out.put_slice(payload);
             }
+            Message::HashRequest(r) => put_range(out, 21, r, 0),
+            Message::Hashes { range, hashes } => {
+                put_range(out, 22, range, hashes.len());
+                hashes.iter().for_each(|h| out.put_slice(h));
+            }
+            Message::HashReject(r) => put_range(out, 23, r, 0),
         }
     }
+}
+
+/// A hash message's frame header and range, announcing `extra` hashes after it.
+fn put_range(out: &mut BytesMut, id: u8, r: &HashRange, extra: usize) {
+    out.reserve(53 + extra * 32);
+    out.put_u32(49 + extra as u32 * 32);
+    out.put_u8(id);
+    out.put_slice(&r.root);
+    out.put_u32(r.base);
+    out.put_u32(r.index);
+    out.put_u32(r.length);
+    out.put_u32(r.proof_layers);
 }
 
 #[cfg(test)]
@@ -310,7 +400,60 @@ mod tests {
                 id: 0,
                 payload: Bytes::from_static(b"d1:md11:ut_metadatai1eee"),
             },
+            Message::HashRequest(range()),
+            Message::Hashes {
+                range: range(),
+                hashes: vec![[1; 32], [2; 32], [3; 32]],
+            },
+            Message::HashReject(range()),
         ]
+    }
+
+    fn range() -> HashRange {
+        HashRange {
+            root: [7; 32],
+            base: 2,
+            index: 4,
+            length: 4,
+            proof_layers: 1,
+        }
+    }
+
+    #[test]
+    fn a_hash_request_is_what_libtorrent_sends() {
+        // Captured from libtorrent 2.0.8: the piece layer of a file of three pieces.
+        let wire = hex::decode(
+            "000000311585db6f11d750c1525ab22755acb1742489e22a86f0c121c87fdc06dafb99a2ea\
+             00000002000000000000000400000001",
+        )
+        .unwrap();
+        let mut buf = BytesMut::from(&wire[..]);
+        let Some(Message::HashRequest(r)) = decode(&mut buf, max_frame(1)).unwrap() else {
+            panic!("not a hash request")
+        };
+        assert_eq!((r.base, r.index, r.length, r.proof_layers), (2, 0, 4, 1));
+        let mut out = BytesMut::new();
+        Message::HashRequest(r).encode(&mut out);
+        assert_eq!(&out[..], &wire[..]);
+    }
+
+    #[test]
+    fn hash_messages_of_the_wrong_size_are_errors() {
+        for len in [48u32, 50, 49 + 33, 49 + 32 * (MAX_HASHES + 1)] {
+            let mut buf = BytesMut::new();
+            buf.put_u32(len);
+            buf.put_u8(22);
+            buf.put_slice(&vec![0; len as usize - 1]);
+            assert!(matches!(
+                decode(&mut buf, 1 << 20),
+                Err(WireError::BadLength { id: 22, .. })
+            ), "{len}");
+        }
+        let mut buf = BytesMut::new();
+        buf.put_u32(50);
+        buf.put_u8(21);
+        buf.put_slice(&[0; 49]);
+        assert!(decode(&mut buf, 100).is_err());
     }
 
     #[test]
@@ -373,7 +516,8 @@ mod tests {
         let back = Handshake::decode(&h.encode()).unwrap();
         assert_eq!(back, h);
         assert!(back.supports_extensions() && back.supports_fast());
-        assert!(!back.supports_dht());
+        assert!(!back.supports_dht() && !back.supports_v2());
+        assert!(Handshake::decode(&h.with_v2(true).encode()).unwrap().supports_v2());
         assert!(Handshake::decode(&h.with_dht(true).encode())
             .unwrap()
             .supports_dht());

@@ -7,6 +7,8 @@
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
+pub mod v2;
+
 /// One file of a torrent being created.
 #[derive(Debug, Clone)]
 pub struct NewFile {
@@ -29,6 +31,8 @@ pub struct NewTorrent {
     pub comment: Option<String>,
     pub created_by: Option<String>,
     pub creation_date: Option<i64>,
+    /// Web seeds (BEP 19 `url-list`).
+    pub web_seeds: Vec<String>,
 }
 
 // Field order is the sorted key order; serde_bencode writes fields in declaration order.
@@ -45,6 +49,16 @@ struct OutTorrent<'a> {
     #[serde(rename = "creation date", skip_serializing_if = "Option::is_none")]
     creation_date: Option<i64>,
     info: OutInfo<'a>,
+    #[serde(rename = "url-list", skip_serializing_if = "Option::is_none")]
+    url_list: Option<UrlList<'a>>,
+}
+
+/// `url-list`: one URL as a string, several as a list (as mktorrent and libtorrent write it).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum UrlList<'a> {
+    One(&'a str),
+    Many(&'a [String]),
 }
 
 #[derive(Serialize)]
@@ -94,6 +108,11 @@ impl NewTorrent {
                 piece_length: self.piece_length,
                 pieces: ByteBuf::from(self.pieces.clone()),
                 private: self.private.then_some(1),
+            },
+            url_list: match self.web_seeds.as_slice() {
+                [] => None,
+                [one] => Some(UrlList::One(one)),
+                many => Some(UrlList::Many(many)),
             },
         };
         // Serializing plain structs of strings and integers into a Vec cannot fail.

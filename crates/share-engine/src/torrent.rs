@@ -767,6 +767,13 @@ async fn transfer(
     handed: Vec<(PeerKey, magnet::Connected)>,
 ) -> Result<Outcome, EngineError> {
     let info = meta.info.clone();
+    if !info.v1 {
+        base.stop_trackers().await;
+        return Err(EngineError::BadMetadata {
+            hash: meta.info_hash,
+            reason: "BitTorrent v2-only torrents cannot be transferred by this build yet".into(),
+        });
+    }
     base.stats.total.store(info.total_length, Ordering::Relaxed);
     if base.config.wanted.is_empty() {
         if let Some(f) = &base.config.file_filter {

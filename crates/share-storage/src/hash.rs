@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use sha1::{Digest, Sha1};
 
+use crate::StorageError;
+
 use crate::buf::AlignedBuf;
 use crate::layout::Layout;
 use crate::store::Reader;
@@ -129,6 +131,167 @@ fn par_pieces<T: Send>(
     Ok(all)
 }
 
+/// What hashing files for a v2 or hybrid torrent gives: each file's merkle root and piece
+/// layer (none for an empty file; no layer for a file of one piece or less), and for a
+/// hybrid the SHA-1 of each piece of the padded v1 stream.
+#[derive(Debug)]
+pub struct V2Hashes {
+    pub files: Vec<(Option<share_core::merkle::Hash>, Option<Vec<share_core::merkle::Hash>>)>,
+    pub v1_pieces: Option<Vec<u8>>,
+}
+
+/// What one piece of one file hashes to.
+enum PieceOut {
+    /// A file longer than a piece: the piece's subtree root (a node of its piece layer).
+    Node(share_core::merkle::Hash),
+    /// A file of one piece or less: its leaves (its root pads them to their own count).
+    Leaves(Vec<share_core::merkle::Hash>),
+}
+
+/// Hashes `files` (paths of the user's own files, in the torrent's order) for a v2 torrent,
+/// and for a hybrid one (`hybrid`) the v1 pieces of its stream, where every non-empty file
+/// starts a piece and is padded with zeros to the next (except a lone file's end). Pieces
+/// are hashed on `threads` workers, a chunk at a time.
+pub fn hash_v2(
+    files: &[(std::path::PathBuf, u64)],
+    piece_length: u32,
+    hybrid: bool,
+    threads: usize,
+    progress: &AtomicU64,
+) -> Result<V2Hashes> {
+    use share_core::merkle;
+    let pl = piece_length as u64;
+    let units: Vec<(usize, u64)> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, len))| (0..len.div_ceil(pl)).map(move |k| (i, k)))
+        .collect();
+    let lone = files.len() == 1;
+    let next = AtomicU32::new(0);
+    let stop = AtomicBool::new(false);
+    let threads = threads.clamp(1, units.len().max(1));
+    type Out = (usize, merkle_out::Unit);
+    let per_worker: Vec<Result<Vec<Out>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut buf = AlignedBuf::new((piece_length as usize).min(CHUNK));
+                    let mut out = Vec::new();
+                    let mut open: Option<(usize, std::fs::File)> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let u = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        let Some(&(file, k)) = units.get(u) else { break };
+                        let (path, len) = &files[file];
+                        if open.as_ref().map(|(i, _)| *i) != Some(file) {
+                            match std::fs::File::open(path) {
+                                Ok(f) => open = Some((file, f)),
+                                Err(e) => {
+                                    stop.store(true, Ordering::Relaxed);
+                                    return Err(StorageError::io(path)(e));
+                                }
+                            }
+                        }
+                        let f = &open.as_ref().expect("opened above").1;
+                        let start = k * pl;
+                        let n = (len - start).min(pl) as usize;
+                        let mut leaves = Vec::with_capacity(n.div_ceil(merkle::BLOCK));
+                        let mut sha1 = hybrid.then(Sha1::new);
+                        let mut done = 0;
+                        while done < n {
+                            let m = (n - done).min(buf.len());
+                            let dst = &mut buf.as_mut_slice()[..m];
+                            if let Err(e) = std::os::unix::fs::FileExt::read_exact_at(f, dst, start + done as u64) {
+                                stop.store(true, Ordering::Relaxed);
+                                return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                                    StorageError::ShortFile { path: path.clone(), expected: *len }
+                                } else {
+                                    StorageError::io(path)(e)
+                                });
+                            }
+                            leaves.extend(dst.chunks(merkle::BLOCK).map(merkle::sha256));
+                            if let Some(h) = &mut sha1 {
+                                h.update(&*dst);
+                            }
+                            done += m;
+                        }
+                        // The v1 piece goes on with the padding's zeros, up to the piece's
+                        // end (a lone file has no padding).
+                        let v1 = sha1.map(|mut h| {
+                            if !lone {
+                                let zeros = vec![0u8; (pl as usize - n).min(1 << 20)];
+                                let mut left = pl as usize - n;
+                                while left > 0 {
+                                    let z = left.min(zeros.len());
+                                    h.update(&zeros[..z]);
+                                    left -= z;
+                                }
+                            }
+                            <[u8; 20]>::from(h.finalize())
+                        });
+                        let piece = if *len > pl {
+                            PieceOut::Node(merkle::root(&leaves, pl / merkle::BLOCK as u64, [0; 32]))
+                        } else {
+                            PieceOut::Leaves(leaves)
+                        };
+                        out.push((u, merkle_out::Unit { piece, v1 }));
+                        progress.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut results: Vec<Option<merkle_out::Unit>> = (0..units.len()).map(|_| None).collect();
+    for part in per_worker {
+        for (u, r) in part? {
+            results[u] = Some(r);
+        }
+    }
+    let mut out = V2Hashes {
+        files: vec![(None, None); files.len()],
+        v1_pieces: hybrid.then(Vec::new),
+    };
+    let mut at = 0;
+    for (i, (_, len)) in files.iter().enumerate() {
+        let count = len.div_ceil(pl) as usize;
+        let mine = &mut results[at..at + count];
+        at += count;
+        if count == 0 {
+            continue;
+        }
+        let mut layer = Vec::new();
+        let mut small = Vec::new();
+        for r in mine.iter_mut() {
+            let r = r.take().expect("every unit hashed");
+            if let (Some(v1), Some(all)) = (r.v1, out.v1_pieces.as_mut()) {
+                all.extend_from_slice(&v1);
+            }
+            match r.piece {
+                PieceOut::Node(h) => layer.push(h),
+                PieceOut::Leaves(l) => small = l,
+            }
+        }
+        out.files[i] = if *len > pl {
+            (Some(merkle::layer_root(&layer, piece_length)), Some(layer))
+        } else {
+            (Some(merkle::piece_hash(&small, *len, piece_length)), None)
+        };
+    }
+    Ok(out)
+}
+
+mod merkle_out {
+    /// One piece of one file, hashed.
+    pub struct Unit {
+        pub piece: super::PieceOut,
+        pub v1: Option<[u8; 20]>,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +347,65 @@ mod tests {
         // Creating from the same files is an error that names the missing file.
         let err = hash_pieces(&layout, 2, &AtomicU64::new(0)).unwrap_err();
         assert!(err.to_string().contains("f1"), "{err}");
+    }
+
+    #[test]
+    fn v2_hashes_of_files_on_disk_give_libtorrents_torrent() {
+        use share_core::write::v2::{NewFileV2, NewTorrentV2};
+        let dir = tempfile::tempdir().unwrap();
+        // libtorrent's test folder, in its order: bytes (j * 31 + seed * 7) % 251.
+        let spec: &[(&[&str], usize, usize)] = &[
+            (&["a_small.txt"], 1000, 1),
+            (&["b_mid.bin"], 40000, 2),
+            (&["c_big.bin"], 200000, 3),
+            (&["d_empty"], 0, 4),
+            (&["sub", "e_exact.bin"], 65536, 5),
+            (&["sub", "f_two.bin"], 131077, 6),
+        ];
+        let files: Vec<(PathBuf, u64)> = spec
+            .iter()
+            .map(|(path, len, seed)| {
+                let p = path.iter().fold(dir.path().to_path_buf(), |p, c| p.join(c));
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                let data: Vec<u8> = (0..*len).map(|j| ((j * 31 + seed * 7) % 251) as u8).collect();
+                std::fs::write(&p, data).unwrap();
+                (p, *len as u64)
+            })
+            .collect();
+        for threads in [1, 3] {
+            let h = hash_v2(&files, 65536, true, threads, &AtomicU64::new(0)).unwrap();
+            let t = NewTorrentV2 {
+                name: "v2test".into(),
+                piece_length: 65536,
+                files: spec
+                    .iter()
+                    .zip(&h.files)
+                    .map(|((path, len, _), (root, layer))| NewFileV2 {
+                        path: path.iter().map(|s| s.to_string()).collect(),
+                        length: *len as u64,
+                        executable: false,
+                        root: *root,
+                        layer: layer.clone(),
+                    })
+                    .collect(),
+                single_file: false,
+                v1_pieces: h.v1_pieces,
+                trackers: Vec::new(),
+                private: false,
+                comment: None,
+                created_by: None,
+                creation_date: None,
+                web_seeds: Vec::new(),
+            };
+            let m = share_core::Metainfo::from_bytes(&t.to_bytes().unwrap()).unwrap();
+            assert_eq!(
+                m.hashes.v1.unwrap().to_hex(),
+                "def10d7b1fe3d7ca076b8e5ba164d0b559d4a53a"
+            );
+            assert_eq!(
+                hex::encode(m.hashes.v2.unwrap()),
+                "b28f85b039a5c9c1b98ade965480b7c7bdf68d9e88437954fb275825f489e5fb"
+            );
+        }
     }
 }

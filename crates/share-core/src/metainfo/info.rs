@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
 use super::{sanitize, v2, FileEntry, Info, MetainfoError, MAX_FILES, MAX_PIECE_LENGTH};
-use crate::InfoHash;
+use crate::InfoHashes;
 
 #[derive(Deserialize)]
 pub(super) struct RawInfo {
@@ -127,12 +127,12 @@ impl RawFile {
     }
 }
 
-/// Validates `raw`, the decoded `info` of a torrent whose info-hash is `hash`; `tree` is the
+/// Validates `raw`, the decoded `info` of a torrent whose hashes are `hashes`; `tree` is the
 /// raw `file tree` (BEP 52) when there is one.
 pub(super) fn validate(
     raw: RawInfo,
     tree: Option<&[u8]>,
-    hash: &InfoHash,
+    hashes: &InfoHashes,
 ) -> Result<Info, MetainfoError> {
     let mut warnings = Warnings::default();
     if raw.piece_length <= 0 || raw.piece_length as u64 > MAX_PIECE_LENGTH {
@@ -143,22 +143,33 @@ pub(super) fn validate(
     if version > 2 {
         return Err(MetainfoError::UnknownVersion(version));
     }
-    let Some(pieces) = &raw.pieces else {
-        return Err(if version == 2 || tree.is_some() {
-            MetainfoError::V2Only
-        } else {
-            MetainfoError::BadInfo("missing field `pieces`".into())
-        });
+    let tree = match (version, tree) {
+        (2, Some(t)) => Some(v2::read_tree(t, MAX_FILES).map_err(MetainfoError::BadFileTree)?),
+        (2, None) => {
+            warnings.add(|| "`meta version` is 2 but there is no `file tree`: read as a v1 torrent".into());
+            None
+        }
+        (_, Some(_)) => {
+            warnings.add(|| "a `file tree` without `meta version` 2 is ignored".into());
+            None
+        }
+        _ => None,
     };
-    if !pieces.len().is_multiple_of(20) {
-        return Err(MetainfoError::PiecesNotMultipleOf20(pieces.len()));
+    if tree.is_some() && (!piece_length.is_power_of_two() || piece_length < 16384) {
+        return Err(MetainfoError::V2PieceLength(piece_length));
+    }
+    if let Some(p) = &raw.pieces {
+        if !p.len().is_multiple_of(20) {
+            return Err(MetainfoError::PiecesNotMultipleOf20(p.len()));
+        }
     }
     let raw_name = raw
         .name_utf8
         .as_deref()
         .filter(|n| std::str::from_utf8(n).is_ok())
         .unwrap_or(&raw.name);
-    let name = sanitize::element(raw_name).unwrap_or_else(|| hash.to_hex());
+    let fallback = || hashes.display();
+    let mut name = sanitize::element(raw_name).unwrap_or_else(fallback);
     if name.as_bytes() != raw_name {
         warnings.add(|| {
             format!(
@@ -168,7 +179,65 @@ pub(super) fn validate(
         });
     }
 
-    let (files, single_file) = match (raw.length, &raw.files) {
+    let (files, single_file) = match (&raw.pieces, &tree) {
+        (Some(_), tree) => {
+            let (mut files, single) = v1_files(&raw, &mut warnings)?;
+            if let Some(tree) = tree {
+                check_hybrid(&raw, tree, piece_length)?;
+                // The lists agree: the non-empty files come in the same order in both.
+                let mut roots = tree.iter().filter(|f| f.length > 0).map(|f| f.root);
+                for f in files.iter_mut().filter(|f| !f.padding && f.length > 0) {
+                    f.pieces_root = roots.next().flatten();
+                }
+            }
+            (files, single)
+        }
+        (None, Some(tree)) => {
+            // A tree of one file at its top, and no `files`: a single-file torrent, named by
+            // the tree (as libtorrent saves it, whatever `name` says).
+            let single = tree.len() == 1 && tree[0].path.len() == 1 && raw.files.is_none();
+            if single {
+                name = sanitize::element(tree[0].path[0]).unwrap_or_else(fallback);
+            }
+            (v2_files(tree, piece_length, single, &mut warnings)?, single)
+        }
+        (None, None) => return Err(MetainfoError::BadInfo("missing field `pieces`".into())),
+    };
+    let total_length = files.last().map(|f| f.offset + f.length).unwrap_or(0);
+    if total_length == 0 {
+        return Err(MetainfoError::Empty);
+    }
+    let expected = total_length.div_ceil(piece_length as u64);
+    if let Some(pieces) = &raw.pieces {
+        let found = pieces.len() / 20;
+        if found as u64 != expected {
+            return Err(MetainfoError::PieceCountMismatch {
+                found,
+                expected,
+                total: total_length,
+            });
+        }
+    }
+    if expected > u32::MAX as u64 / 2 {
+        return Err(MetainfoError::LengthOverflow);
+    }
+    Ok(Info {
+        name,
+        piece_length,
+        v1: raw.pieces.is_some(),
+        v2: tree.is_some(),
+        pieces: raw.pieces.map(ByteBuf::into_vec).unwrap_or_default(),
+        files,
+        total_length,
+        private: raw.private == Some(1),
+        single_file,
+        warnings: warnings.finish(),
+    })
+}
+
+/// The v1 files: one (`length`) or a list (`files`).
+fn v1_files(raw: &RawInfo, warnings: &mut Warnings) -> Result<(Vec<FileEntry>, bool), MetainfoError> {
+    match (raw.length, &raw.files) {
         (Some(len), None) => {
             let length = u64::try_from(len).map_err(|_| MetainfoError::BadLength(len))?;
             let attr = attributes(raw.attr.as_ref());
@@ -180,52 +249,92 @@ pub(super) fn validate(
                 executable: attr.executable,
                 hidden: attr.hidden,
                 symlink: None,
+                pieces_root: None,
             };
-            (vec![entry], true)
+            Ok((vec![entry], true))
         }
-        (None, Some(raw_files)) => (validate_files(raw_files, &mut warnings)?, false),
-        _ => return Err(MetainfoError::AmbiguousLayout),
-    };
-    let total_length = files.last().map(|f| f.offset + f.length).unwrap_or(0);
-    if total_length == 0 {
-        return Err(MetainfoError::Empty);
+        (None, Some(raw_files)) => Ok((validate_files(raw_files, warnings)?, false)),
+        _ => Err(MetainfoError::AmbiguousLayout),
     }
-    let expected = total_length.div_ceil(piece_length as u64);
-    let found = pieces.len() / 20;
-    if found as u64 != expected {
-        return Err(MetainfoError::PieceCountMismatch {
-            found,
-            expected,
-            total: total_length,
-        });
-    }
-    match (version, tree) {
-        (2, Some(tree)) => check_hybrid(&raw, tree)?,
-        (2, None) => warnings
-            .add(|| "`meta version` is 2 but there is no `file tree`: read as a v1 torrent".into()),
-        _ => {}
-    }
-    Ok(Info {
-        name,
-        piece_length,
-        pieces: raw.pieces.map(ByteBuf::into_vec).unwrap_or_default(),
-        files,
-        total_length,
-        private: raw.private == Some(1),
-        single_file,
-        warnings: warnings.finish(),
-    })
 }
 
-/// The v1 files (padding aside) of a hybrid torrent must be its v2 tree's files.
-fn check_hybrid(raw: &RawInfo, tree: &[u8]) -> Result<(), MetainfoError> {
+/// A v2-only torrent's files, laid out with padding after each non-empty file.
+fn v2_files(
+    tree: &[v2::TreeFile],
+    piece_length: u32,
+    single: bool,
+    warnings: &mut Warnings,
+) -> Result<Vec<FileEntry>, MetainfoError> {
+    let (laid, _) = v2::layout(tree, piece_length).map_err(MetainfoError::BadFileTree)?;
+    let mut files = Vec::with_capacity(laid.len());
+    for l in laid {
+        match l {
+            v2::Laid::Pad { length, offset } => files.push(FileEntry {
+                path: vec![".pad".into(), length.to_string()],
+                length,
+                offset,
+                padding: true,
+                executable: false,
+                hidden: false,
+                symlink: None,
+                pieces_root: None,
+            }),
+            v2::Laid::File { index, offset } => {
+                let f = &tree[index];
+                let path = if single { Vec::new() } else { sanitize::path(&f.path) };
+                let symlink = match &f.symlink {
+                    None => None,
+                    Some(target) => match sanitize::link_target(target) {
+                        Some(t) => Some(t),
+                        None => {
+                            warnings.add(|| {
+                                format!(
+                                    "skipped the symlink {}: its target {} is outside the torrent's folder",
+                                    v2::show(&f.path),
+                                    v2::show(target)
+                                )
+                            });
+                            continue;
+                        }
+                    },
+                };
+                if !single && path.iter().map(String::as_bytes).ne(f.path.iter().copied()) {
+                    warnings.add(|| format!("{} is stored as `{}`", v2::show(&f.path), path.join("/")));
+                }
+                files.push(FileEntry {
+                    path,
+                    length: f.length,
+                    offset,
+                    padding: false,
+                    executable: f.executable,
+                    hidden: f.hidden,
+                    symlink,
+                    pieces_root: f.root,
+                });
+            }
+        }
+    }
+    let renamed = sanitize::make_unique(&mut files)?;
+    for (i, old) in renamed {
+        warnings.add(|| {
+            format!(
+                "`{}` appears more than once: stored as `{}`",
+                old.join("/"),
+                files[i].path.join("/")
+            )
+        });
+    }
+    Ok(files)
+}
+
+/// The v1 list of a hybrid torrent must be its v2 tree laid out (see `v2.rs`).
+fn check_hybrid(raw: &RawInfo, tree: &[v2::TreeFile], piece_length: u32) -> Result<(), MetainfoError> {
     fn as_slices(p: &[ByteBuf]) -> Vec<&[u8]> {
         p.iter().map(|c| c.as_slice()).collect()
     }
-    let v1: Vec<v2::V1File> = match (&raw.files, raw.length) {
+    let v1: Vec<v2::V1Entry> = match (&raw.files, raw.length) {
         (Some(files), _) => files
             .iter()
-            .filter(|f| !f.attr().padding)
             .map(|f| {
                 let attr = f.attr();
                 let paths = [f.path.as_deref(), f.path_utf8.as_deref()]
@@ -234,23 +343,28 @@ fn check_hybrid(raw: &RawInfo, tree: &[u8]) -> Result<(), MetainfoError> {
                     .map(as_slices)
                     .collect();
                 let length = f.length(attr).unwrap_or(u64::MAX);
-                v2::V1File { paths, length }
+                v2::V1Entry {
+                    paths,
+                    length,
+                    padding: attr.padding,
+                }
             })
             .collect(),
         (None, Some(len)) => {
             let names = [Some(&raw.name), raw.name_utf8.as_ref()];
-            vec![v2::V1File {
+            vec![v2::V1Entry {
                 paths: names
                     .into_iter()
                     .flatten()
                     .map(|n| vec![n.as_slice()])
                     .collect(),
                 length: u64::try_from(len).unwrap_or(u64::MAX),
+                padding: false,
             }]
         }
         (None, None) => Vec::new(),
     };
-    v2::check_hybrid(tree, &v1).map_err(MetainfoError::HybridMismatch)
+    v2::check_hybrid(&v1, tree, piece_length).map_err(MetainfoError::HybridMismatch)
 }
 
 fn validate_files(
@@ -312,6 +426,7 @@ fn validate_files(
             executable: attr.executable && !attr.padding,
             hidden: attr.hidden,
             symlink,
+            pieces_root: None,
         });
         offset = offset
             .checked_add(length)

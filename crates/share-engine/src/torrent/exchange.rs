@@ -120,6 +120,8 @@ impl Torrent {
                 self.base.dht_node(addr, port);
             }
             Message::Cancel(_) | Message::Suggest(_) | Message::KeepAlive => {}
+            // BEP 52 hash messages: not on a v1 connection.
+            Message::HashRequest(_) | Message::Hashes { .. } | Message::HashReject(_) => {}
         }
     }
 

@@ -11,6 +11,7 @@ fn entry(path: &[&str]) -> FileEntry {
         executable: false,
         hidden: false,
         symlink: None,
+        pieces_root: None,
     }
 }
 
