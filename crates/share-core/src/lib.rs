@@ -9,6 +9,7 @@ pub mod bitfield;
 pub mod choker;
 pub mod dht;
 pub mod ext;
+pub mod hashes;
 pub mod lsd;
 pub mod magnet;
 pub mod merkle;

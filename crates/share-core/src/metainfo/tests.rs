@@ -420,9 +420,11 @@ fn written_torrents_read_back_with_sorted_keys() {
         comment: Some("hi".into()),
         created_by: Some("share".into()),
         creation_date: None,
+        web_seeds: vec!["http://w/a".into(), "http://w/b".into()],
     };
     let bytes = t.to_bytes();
     let m = load(&bytes).unwrap();
+    assert_eq!(m.url_list, vec!["http://w/a", "http://w/b"]);
     assert!(m.info.private);
     assert_eq!(m.info.files[1].offset, 20000);
     assert_eq!(m.tracker_urls(), vec!["http://x/announce", "udp://y:1"]);
