@@ -20,6 +20,7 @@ pub mod mse;
 pub mod pex;
 pub mod picker;
 pub mod tracker;
+pub mod webseed;
 pub mod wire;
 pub mod write;
 
