@@ -15,6 +15,7 @@ mod limit;
 mod lsd;
 mod memory;
 mod peer;
+pub mod portmap;
 mod serve;
 mod session;
 mod torrent;
