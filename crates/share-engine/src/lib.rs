@@ -23,6 +23,7 @@ mod tracker;
 pub mod transport;
 mod udp;
 mod uploads;
+pub mod webseed;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,212 @@
+//! A web seed (BEP 19): an HTTP server holding a torrent's files, asked for ranges of them.
+//!
+//! What a request is (which URL, which bytes) is decided in `share_core::webseed`; here the
+//! requests are made and the answers held to what was asked:
+//! - HTTP/1.1 keep-alive through one small client per web seed (at most two idle
+//!   connections), HTTPS through rustls, a timeout for each request;
+//! - a `206` with the `Content-Range` asked for, and exactly as many bytes: a server that
+//!   answers a ranged request with `200` ignores ranges, and its body is not read at all (a
+//!   whole-file body must not fill memory); a body longer than the range is cut off;
+//! - redirects followed up to five; a web seed on a public address may not redirect to (or
+//!   resolve to) a loopback, private or link-local one;
+//! - `404` says the file is not on this server; `429` and `503` say when to come back
+//!   (`Retry-After`, bounded).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use share_core::webseed::{is_internal, redirect_allowed, Get};
+
+/// Redirects followed at most.
+const MAX_REDIRECTS: usize = 5;
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest back-off a server may ask for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Why a request to a web seed failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebSeedError {
+    #[error("{0}: the server ignores ranges (answered {1} to a ranged request)")]
+    NoRanges(String, u16),
+    #[error("{url}: not on the server (404)")]
+    Missing { url: String, file: usize },
+    #[error("{0}: busy, come back in {1:?}")]
+    Busy(String, Duration),
+    #[error("{0}: HTTP {1}")]
+    Status(String, u16),
+    #[error("{0}: the answer is not the range asked for ({1})")]
+    BadAnswer(String, String),
+    #[error("{0}: {1}")]
+    Request(String, String),
+    #[error("{0}: refused: {1}")]
+    Refused(String, String),
+}
+
+/// Resolves names, leaving out internal addresses for a web seed that is not itself
+/// internal (a public server must not lead us to our own network).
+struct OutsideOnly;
+
+impl reqwest::dns::Resolve for OutsideOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !is_internal(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// One web seed.
+pub struct WebSeed {
+    pub url: String,
+    client: reqwest::Client,
+}
+
+/// Where `url` points: its host's first address.
+async fn host_ip(url: &reqwest::Url) -> Option<IpAddr> {
+    let host = url.host_str()?;
+    if let Ok(ip) = host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+        return Some(ip);
+    }
+    let port = url.port_or_known_default().unwrap_or(80);
+    tokio::net::lookup_host((host, port))
+        .await
+        .ok()?
+        .next()
+        .map(|a| a.ip())
+}
+
+impl WebSeed {
+    /// A web seed at `url`; requests leave from `bind` when given. `loopback_only` (the
+    /// tests' promise) refuses one that is not on loopback.
+    pub async fn new(
+        url: &str,
+        bind: Option<IpAddr>,
+        loopback_only: bool,
+    ) -> Result<WebSeed, WebSeedError> {
+        let refused = |why: &str| WebSeedError::Refused(url.to_owned(), why.to_owned());
+        let parsed = reqwest::Url::parse(url).map_err(|e| refused(&e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(refused("not an http or https URL"));
+        }
+        let ip = host_ip(&parsed).await.ok_or_else(|| refused("its host has no address"))?;
+        if loopback_only && !ip.is_loopback() {
+            return Err(refused("not on loopback (SHARE_LOOPBACK_ONLY)"));
+        }
+        let internal = is_internal(ip);
+        let policy = reqwest::redirect::Policy::custom(move |a| {
+            if a.previous().len() >= MAX_REDIRECTS {
+                return a.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            let target = a
+                .url()
+                .host_str()
+                .and_then(|h| h.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().ok());
+            match target {
+                Some(t) if !redirect_allowed(ip, t) || (loopback_only && !t.is_loopback()) => {
+                    a.error("a redirect from a public server to an internal address")
+                }
+                _ => a.follow(),
+            }
+        });
+        let mut b = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(2)
+            .redirect(policy)
+            .no_proxy();
+        if !internal {
+            b = b.dns_resolver(Arc::new(OutsideOnly));
+        }
+        if let Some(ip) = bind.filter(|ip| !ip.is_unspecified()) {
+            b = b.local_address(ip);
+        }
+        let client = b.build().map_err(|e| refused(&e.to_string()))?;
+        Ok(WebSeed {
+            url: url.to_owned(),
+            client,
+        })
+    }
+
+    /// Fetches `gets` (one ranged request each) into `out`, each at its place.
+    pub async fn fetch(&self, gets: &[Get], out: &mut [u8]) -> Result<(), WebSeedError> {
+        for g in gets {
+            let dst = out
+                .get_mut(g.at..g.at + g.len())
+                .ok_or_else(|| WebSeedError::BadAnswer(g.url.clone(), "out of bounds".into()))?;
+            self.get(g, dst).await?;
+        }
+        Ok(())
+    }
+
+    async fn get(&self, g: &Get, dst: &mut [u8]) -> Result<(), WebSeedError> {
+        let url = &g.url;
+        let mut resp = self
+            .client
+            .get(url)
+            .header(reqwest::header::RANGE, g.range())
+            .send()
+            .await
+            .map_err(|e| WebSeedError::Request(url.clone(), e.to_string()))?;
+        let status = resp.status().as_u16();
+        match status {
+            206 => {}
+            200 => return Err(WebSeedError::NoRanges(url.clone(), status)),
+            404 | 410 => {
+                return Err(WebSeedError::Missing {
+                    url: url.clone(),
+                    file: g.file,
+                })
+            }
+            429 | 503 => {
+                let after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map_or(Duration::from_secs(10), Duration::from_secs)
+                    .min(MAX_RETRY_AFTER);
+                return Err(WebSeedError::Busy(url.clone(), after));
+            }
+            _ => return Err(WebSeedError::Status(url.clone(), status)),
+        }
+        let range = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let expected = format!("bytes {}-{}/", g.first, g.last);
+        if !range.starts_with(&expected) {
+            return Err(WebSeedError::BadAnswer(
+                url.clone(),
+                format!("Content-Range {range:?} for {}", g.range()),
+            ));
+        }
+        let mut at = 0;
+        while at < dst.len() {
+            let chunk = resp
+                .chunk()
+                .await
+                .map_err(|e| WebSeedError::Request(url.clone(), e.to_string()))?;
+            let Some(chunk) = chunk else {
+                return Err(WebSeedError::BadAnswer(
+                    url.clone(),
+                    format!("{at} of {} bytes", dst.len()),
+                ));
+            };
+            let n = chunk.len().min(dst.len() - at);
+            dst[at..at + n].copy_from_slice(&chunk[..n]);
+            at += n;
+        }
+        Ok(())
+    }
+}
