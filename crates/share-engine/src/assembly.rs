@@ -13,16 +13,22 @@
 //!   it is hashed back from the disk. A bad piece's bytes are on disk then, to be
 //!   overwritten by the next try (resume data never vouches for them).
 //!
-//! Either way each piece's SHA-1 advances over every run of consecutive blocks as it
-//! completes, while the bytes are still in cache: by the time the last block lands there is
-//! little left to hash. Memory is bounded per torrent by the picker's limit on pieces under
-//! way (in-memory pieces) and by [`HOLD_BUDGET`] (the others), and per session by the
+//! Either way each piece's SHA-1 (v1 and hybrid torrents) advances over every run of
+//! consecutive blocks as it completes, while the bytes are still in cache: by the time the
+//! last block lands there is little left to hash. For a v2 torrent (BEP 52) each block's
+//! SHA-256 is taken as it arrives, in any order: its leaf in the file's merkle tree. A
+//! complete piece's leaves hash to the piece's node, compared with the piece layer (or the
+//! file's root); the leaves are kept with a failed piece, so that the block that was wrong
+//! can be found (see `share_core::hashes`). A v2-only piece written through never needs
+//! reading back. Memory is bounded per torrent by the picker's limit on pieces under way
+//! (in-memory pieces) and by [`HOLD_BUDGET`] (the others), and per session by the
 //! [`MemoryBudget`].
 
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
+use share_core::merkle::{self, Hash};
 use share_core::wire::MAX_BLOCK;
 
 use crate::memory::{MemoryBudget, PieceBuf};
@@ -43,15 +49,34 @@ pub enum Placed {
     WriteThrough(Bytes),
 }
 
+/// What a piece must hash to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expected {
+    /// Its SHA-1 (v1 and hybrid torrents).
+    pub v1: Option<[u8; 20]>,
+    /// Its merkle node, and the length of the file it lies in (v2 and hybrid, once the
+    /// file's piece layer is known).
+    pub v2: Option<(Hash, u64)>,
+}
+
 /// A piece whose last block arrived.
 pub enum Finished {
     /// Assembled in memory: the bytes, and whether they match the hash.
-    Buffered { buf: PieceBuf, ok: bool },
+    Buffered {
+        buf: PieceBuf,
+        ok: bool,
+        leaves: Option<Vec<Hash>>,
+    },
     /// Written through, every byte hashed as it came: whether it matches.
-    Streamed { ok: bool },
+    Streamed { ok: bool, leaves: Option<Vec<Hash>> },
     /// Written through; hashed up to `from`: the rest is to be read back from the disk
-    /// (after the blocks queued before it are written) and hashed on.
-    ReadBack { hasher: Box<Sha1>, from: usize },
+    /// (after the blocks queued before it are written) and hashed on. `v2_ok` is the
+    /// merkle verdict, already known.
+    ReadBack {
+        hasher: Box<Sha1>,
+        from: usize,
+        v2_ok: Option<bool>,
+    },
 }
 
 enum Body {
@@ -62,10 +87,13 @@ enum Body {
 
 struct Piece {
     hasher: Sha1,
-    /// Bytes from the start of the piece already hashed.
+    /// Bytes from the start of the piece already hashed (SHA-1).
     hashed: usize,
     size: usize,
     body: Body,
+    /// v2: the leaf hash of each block inside the file, as they arrive; and how many of
+    /// the piece's bytes lie inside the file.
+    leaves: Option<(Vec<Option<Hash>>, usize)>,
 }
 
 pub struct Assembler {
@@ -75,6 +103,8 @@ pub struct Assembler {
     budget: MemoryBudget,
     /// Bytes of blocks held by pieces written through.
     held: usize,
+    /// Whether pieces are checked by SHA-1 (a v1 or hybrid torrent).
+    v1: bool,
 }
 
 impl Assembler {
@@ -85,7 +115,14 @@ impl Assembler {
             pool: Vec::new(),
             budget,
             held: 0,
+            v1: true,
         }
+    }
+
+    /// A v2-only torrent's: no SHA-1, so nothing to hash in order.
+    pub fn v2_only(mut self) -> Self {
+        self.v1 = false;
+        self
     }
 
     /// Whether this torrent's pieces are all written through (too large for memory).
@@ -93,7 +130,7 @@ impl Assembler {
         self.piece_length > BUFFERED_MAX
     }
 
-    fn start(&mut self, size: usize) -> Piece {
+    fn start(&mut self, size: usize, v2_bytes: Option<usize>) -> Piece {
         let buffer = (size <= BUFFERED_MAX)
             .then(|| {
                 let mut buf = self.pool.pop().or_else(|| self.budget.alloc(self.piece_length))?;
@@ -115,18 +152,48 @@ impl Assembler {
             hashed: 0,
             size,
             body,
+            leaves: v2_bytes.map(|n| (vec![None; n.div_ceil(MAX_BLOCK as usize)], n)),
         }
     }
 
     /// Stores a block of piece `index` (whose size is `size`) at `begin`. The caller has
     /// checked the block against the piece's bounds (the picker only accepts valid blocks,
-    /// each once).
-    pub fn add(&mut self, index: u32, size: usize, begin: usize, data: Bytes) -> Placed {
+    /// each once). `v2_bytes` (a v2 torrent's piece) is how many of the piece's bytes lie
+    /// inside its file: the blocks there are leaves of the file's tree; the rest is the
+    /// padding up to the next piece.
+    pub fn add(
+        &mut self,
+        index: u32,
+        size: usize,
+        begin: usize,
+        data: Bytes,
+        v2_bytes: Option<usize>,
+    ) -> Placed {
         if !self.pieces.contains_key(&index) {
-            let p = self.start(size);
+            let p = self.start(size, v2_bytes);
             self.pieces.insert(index, p);
         }
+        let v1 = self.v1;
         let p = self.pieces.get_mut(&index).expect("inserted above");
+        if let Some((leaves, inside)) = &mut p.leaves {
+            if begin < *inside {
+                let end = (begin + data.len()).min(*inside);
+                if let Some(slot) = leaves.get_mut(begin / MAX_BLOCK as usize) {
+                    *slot = Some(merkle::sha256(&data[..end - begin]));
+                }
+            }
+        }
+        if !v1 {
+            // Nothing hashed in order: the leaves are the check.
+            p.hashed = p.size;
+            return match &mut p.body {
+                Body::Buffered { buf, .. } => {
+                    buf.as_mut_slice()[begin..][..data.len()].copy_from_slice(&data);
+                    Placed::Kept
+                }
+                Body::Streamed { .. } => Placed::WriteThrough(data),
+            };
+        }
         match &mut p.body {
             Body::Buffered { buf, present } => {
                 buf.as_mut_slice()[begin..][..data.len()].copy_from_slice(&data);
@@ -161,24 +228,40 @@ impl Assembler {
         }
     }
 
-    /// Takes the finished piece `index`; `expected` is its SHA-1.
-    pub fn finish(&mut self, index: u32, expected: &[u8; 20]) -> Option<Finished> {
+    /// Takes the finished piece `index`, checked against what it must hash to.
+    pub fn finish(&mut self, index: u32, expected: &Expected) -> Option<Finished> {
         let p = self.pieces.remove(&index)?;
+        // The merkle verdict, and the leaves (kept to find a bad block).
+        let (v2_ok, leaves) = match (&p.leaves, expected.v2) {
+            (Some((slots, _)), Some((node, file_length))) => {
+                let leaves: Option<Vec<Hash>> = slots.iter().copied().collect();
+                let ok = leaves.as_ref().is_some_and(|l| {
+                    merkle::piece_hash(l, file_length, self.piece_length as u32) == node
+                });
+                (Some(ok), leaves)
+            }
+            _ => (None, None),
+        };
+        let v1_done = !self.v1 || p.hashed == p.size;
+        let v1_ok = |h: Sha1| !self.v1 || expected.v1.is_some_and(|e| h.finalize().as_slice() == e);
+        let both = |v1: bool| v1 && v2_ok.unwrap_or(self.v1);
         Some(match p.body {
             Body::Buffered { buf, .. } => {
-                let ok = p.hashed == p.size && p.hasher.finalize().as_slice() == expected;
-                Finished::Buffered { buf, ok }
+                let ok = v1_done && both(v1_ok(p.hasher));
+                Finished::Buffered { buf, ok, leaves }
             }
             Body::Streamed { held, gap } => {
                 self.held -= held.values().map(Bytes::len).sum::<usize>();
-                if p.hashed == p.size && !gap {
+                if v1_done && !gap {
                     Finished::Streamed {
-                        ok: p.hasher.finalize().as_slice() == expected,
+                        ok: both(v1_ok(p.hasher)),
+                        leaves,
                     }
                 } else {
                     Finished::ReadBack {
                         hasher: Box::new(p.hasher),
                         from: p.hashed,
+                        v2_ok,
                     }
                 }
             }
@@ -202,6 +285,13 @@ impl Assembler {
 mod tests {
     use super::*;
 
+    fn v1(h: [u8; 20]) -> Expected {
+        Expected {
+            v1: Some(h),
+            v2: None,
+        }
+    }
+
     fn blocks(data: &[u8]) -> Vec<(usize, Bytes)> {
         data.chunks(MAX_BLOCK as usize)
             .enumerate()
@@ -217,9 +307,9 @@ mod tests {
         let mut a = Assembler::new(4 * MAX_BLOCK, MemoryBudget::default());
         let b = blocks(&data);
         for n in [2usize, 0, 3, 1] {
-            assert_eq!(a.add(7, size, b[n].0, b[n].1.clone()), Placed::Kept);
+            assert_eq!(a.add(7, size, b[n].0, b[n].1.clone(), None), Placed::Kept);
         }
-        let Some(Finished::Buffered { buf, ok }) = a.finish(7, &expected) else {
+        let Some(Finished::Buffered { buf, ok, .. }) = a.finish(7, &v1(expected)) else {
             panic!("assembled in memory")
         };
         assert!(ok);
@@ -227,20 +317,20 @@ mod tests {
         // A reused buffer with stale bytes still hashes only what was written anew.
         a.recycle(buf);
         let other = vec![5u8; MAX_BLOCK as usize];
-        a.add(8, MAX_BLOCK as usize, 0, Bytes::from(other.clone()));
-        let Some(Finished::Buffered { ok, .. }) = a.finish(8, &Sha1::digest(&other).into())
+        a.add(8, MAX_BLOCK as usize, 0, Bytes::from(other.clone()), None);
+        let Some(Finished::Buffered { ok, .. }) = a.finish(8, &v1(Sha1::digest(&other).into()))
         else {
             panic!()
         };
         assert!(ok);
-        assert!(a.finish(9, &expected).is_none());
+        assert!(a.finish(9, &v1(expected)).is_none());
     }
 
     #[test]
     fn a_wrong_block_fails_the_hash() {
         let mut a = Assembler::new(MAX_BLOCK, MemoryBudget::default());
-        a.add(0, 10, 0, Bytes::from_static(&[1; 10]));
-        let Some(Finished::Buffered { ok, .. }) = a.finish(0, &Sha1::digest([2u8; 10]).into())
+        a.add(0, 10, 0, Bytes::from_static(&[1; 10]), None);
+        let Some(Finished::Buffered { ok, .. }) = a.finish(0, &v1(Sha1::digest([2u8; 10]).into()))
         else {
             panic!()
         };
@@ -260,10 +350,10 @@ mod tests {
             pair.reverse();
         }
         for (begin, block) in b {
-            assert!(matches!(a.add(0, size, begin, block), Placed::WriteThrough(_)));
+            assert!(matches!(a.add(0, size, begin, block, None), Placed::WriteThrough(_)));
         }
         assert_eq!(a.held, 0);
-        let Some(Finished::Streamed { ok }) = a.finish(0, &expected) else {
+        let Some(Finished::Streamed { ok, .. }) = a.finish(0, &v1(expected)) else {
             panic!("hashed as it came")
         };
         assert!(ok);
@@ -276,12 +366,12 @@ mod tests {
         let block = Bytes::from(vec![1u8; MAX_BLOCK as usize]);
         // The first block comes last: everything else is ahead of the hash.
         for i in 1..size / MAX_BLOCK as usize {
-            a.add(0, size, i * MAX_BLOCK as usize, block.clone());
+            a.add(0, size, i * MAX_BLOCK as usize, block.clone(), None);
             assert!(a.held <= HOLD_BUDGET);
         }
-        a.add(0, size, 0, block);
+        a.add(0, size, 0, block, None);
         assert_eq!(a.held, 0, "the held blocks were let go");
-        let Some(Finished::ReadBack { from, .. }) = a.finish(0, &[0; 20]) else {
+        let Some(Finished::ReadBack { from, .. }) = a.finish(0, &v1([0; 20])) else {
             panic!("read back from the disk")
         };
         assert_eq!(from, 0);
@@ -293,12 +383,79 @@ mod tests {
         let mut a = Assembler::new(MAX_BLOCK, MemoryBudget::new(0));
         let data = Bytes::from(vec![3u8; MAX_BLOCK as usize]);
         assert!(matches!(
-            a.add(0, MAX_BLOCK as usize, 0, data.clone()),
+            a.add(0, MAX_BLOCK as usize, 0, data.clone(), None),
             Placed::WriteThrough(_)
         ));
-        let Some(Finished::Streamed { ok }) = a.finish(0, &Sha1::digest(&data).into()) else {
+        let Some(Finished::Streamed { ok, .. }) = a.finish(0, &v1(Sha1::digest(&data).into())) else {
             panic!()
         };
         assert!(ok);
+    }
+
+    #[test]
+    fn v2_blocks_are_leaves_in_any_order_and_a_bad_one_is_found() {
+        // A file of 2.5 blocks in a piece of 4 blocks: the last block is short, the fourth
+        // is padding (not a leaf).
+        let file_len = 2 * MAX_BLOCK as usize + 5000;
+        let data: Vec<u8> = (0..file_len).map(|i| (i * 13 % 251) as u8).collect();
+        let node = merkle::piece_hash(&merkle::leaves(&data), file_len as u64, 4 * MAX_BLOCK);
+        let expected = Expected {
+            v1: None,
+            v2: Some((node, file_len as u64)),
+        };
+        let size = 4 * MAX_BLOCK as usize;
+        let mut stream = data.clone();
+        stream.resize(size, 0);
+        let blocks = blocks(&stream);
+        for big_budget in [true, false] {
+            let budget = MemoryBudget::new(if big_budget { 1 << 30 } else { 0 });
+            let mut a = Assembler::new(4 * MAX_BLOCK, budget).v2_only();
+            for n in [3usize, 1, 0, 2] {
+                a.add(0, size, blocks[n].0, blocks[n].1.clone(), Some(file_len));
+            }
+            match a.finish(0, &expected).unwrap() {
+                Finished::Buffered { ok, leaves, .. } | Finished::Streamed { ok, leaves } => {
+                    assert!(ok, "budget {big_budget}");
+                    assert_eq!(leaves.unwrap(), merkle::leaves(&data));
+                }
+                Finished::ReadBack { .. } => panic!("a v2-only piece is never read back"),
+            }
+            // One bad block: the piece fails, and its leaf tells which.
+            let mut bad = blocks[1].1.to_vec();
+            bad[100] ^= 1;
+            for n in 0..4 {
+                let b = if n == 1 { Bytes::from(bad.clone()) } else { blocks[n].1.clone() };
+                a.add(1, size, blocks[n].0, b, Some(file_len));
+            }
+            let (ok, leaves) = match a.finish(1, &expected).unwrap() {
+                Finished::Buffered { ok, leaves, .. } | Finished::Streamed { ok, leaves } => {
+                    (ok, leaves.unwrap())
+                }
+                Finished::ReadBack { .. } => panic!(),
+            };
+            assert!(!ok);
+            let good = merkle::leaves(&data);
+            let wrong: Vec<usize> = (0..3).filter(|&i| leaves[i] != good[i]).collect();
+            assert_eq!(wrong, [1]);
+        }
+    }
+
+    #[test]
+    fn a_hybrid_piece_passes_only_when_both_hashes_agree() {
+        let data = vec![9u8; MAX_BLOCK as usize];
+        let node = merkle::piece_hash(&merkle::leaves(&data), data.len() as u64, MAX_BLOCK);
+        let sha1: [u8; 20] = Sha1::digest(&data).into();
+        for (v1_hash, v2_node, want) in [(sha1, node, true), ([0; 20], node, false), (sha1, [0; 32], false)] {
+            let mut a = Assembler::new(MAX_BLOCK, MemoryBudget::default());
+            a.add(0, data.len(), 0, Bytes::from(data.clone()), Some(data.len()));
+            let e = Expected {
+                v1: Some(v1_hash),
+                v2: Some((v2_node, data.len() as u64)),
+            };
+            let Some(Finished::Buffered { ok, .. }) = a.finish(0, &e) else {
+                panic!()
+            };
+            assert_eq!(ok, want);
+        }
     }
 }

@@ -38,6 +38,8 @@ pub enum Job {
         from: usize,
         hasher: Box<Sha1>,
         expected: [u8; 20],
+        /// The piece's merkle verdict (a hybrid), known already: both must hold.
+        v2_ok: Option<bool>,
     },
     /// Read `buf.len()` bytes at `offset` for uploads (a unit of the cache).
     Read {
@@ -120,8 +122,10 @@ pub fn spawn(
                         from,
                         hasher,
                         expected,
+                        v2_ok,
                     } => {
-                        let ok = hash_rest(&mut store, offset, len, from, *hasher, &expected);
+                        let ok = v2_ok.unwrap_or(true)
+                            && hash_rest(&mut store, offset, len, from, *hasher, &expected);
                         Ok(Some(Done::Checked { index, ok }))
                     }
                     Job::Read {

@@ -131,6 +131,82 @@ fn par_pieces<T: Send>(
     Ok(all)
 }
 
+/// What a v2 piece must hash to: its merkle node, the length of its file, and how many of
+/// the piece's bytes lie in that file (the rest is padding to the next piece).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V2Expect {
+    pub node: share_core::merkle::Hash,
+    pub file_length: u64,
+    pub bytes: usize,
+}
+
+/// Which pieces on disk match their v2 hashes (a v2-only torrent's start-up check):
+/// `expected[i]` for piece `i`, `None` where it cannot be checked (its file's piece layer
+/// is not known yet: it reads as missing). As [`check_some`], for the pieces `only` marks.
+pub fn check_v2(
+    layout: &Layout,
+    expected: &[Option<V2Expect>],
+    only: Option<&[bool]>,
+    threads: usize,
+    progress: &AtomicU64,
+) -> Vec<bool> {
+    use share_core::merkle;
+    let count = layout.piece_count();
+    let picked: Vec<u32> = (0..count)
+        .filter(|&i| only.is_none_or(|o| o.get(i as usize).copied().unwrap_or(false)))
+        .filter(|&i| expected.get(i as usize).copied().flatten().is_some())
+        .collect();
+    let next = AtomicU32::new(0);
+    let threads = threads.clamp(1, picked.len().max(1));
+    let found: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut reader = Reader::new(layout);
+                    let mut buf = AlignedBuf::new((layout.piece_length as usize).min(CHUNK));
+                    let mut good = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        let Some(&index) = picked.get(k) else { break };
+                        let Some(e) = expected[index as usize] else { continue };
+                        let (offset, _) = layout.piece_range(index);
+                        let mut leaves = Vec::with_capacity(e.bytes.div_ceil(merkle::BLOCK));
+                        let mut done = 0;
+                        let mut ok = true;
+                        while done < e.bytes {
+                            let n = (e.bytes - done).min(buf.len());
+                            let dst = &mut buf.as_mut_slice()[..n];
+                            if reader.read(offset + done as u64, dst).is_err() {
+                                ok = false;
+                                break;
+                            }
+                            leaves.extend(dst.chunks(merkle::BLOCK).map(merkle::sha256));
+                            done += n;
+                        }
+                        progress.fetch_add(e.bytes as u64, Ordering::Relaxed);
+                        if ok
+                            && merkle::piece_hash(&leaves, e.file_length, layout.piece_length)
+                                == e.node
+                        {
+                            good.push(index);
+                        }
+                    }
+                    good
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut valid = vec![false; count as usize];
+    for i in found.into_iter().flatten() {
+        valid[i as usize] = true;
+    }
+    valid
+}
+
 /// What hashing files for a v2 or hybrid torrent gives: each file's merkle root and piece
 /// layer (none for an empty file; no layer for a file of one piece or less), and for a
 /// hybrid the SHA-1 of each piece of the padded v1 stream.
@@ -407,5 +483,43 @@ mod tests {
                 "b28f85b039a5c9c1b98ade965480b7c7bdf68d9e88437954fb275825f489e5fb"
             );
         }
+    }
+
+    #[test]
+    fn a_v2_torrents_pieces_are_checked_by_their_merkle_nodes() {
+        use crate::root::{Links, Root};
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/v2/multi_v2.torrent");
+        let m = share_core::Metainfo::from_bytes(&std::fs::read(path).unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spec = [("a_small.txt", 1000, 1), ("b_mid.bin", 40000, 2), ("c_big.bin", 200000, 3), ("d_empty", 0, 4), ("sub/e_exact.bin", 65536, 5), ("sub/f_two.bin", 131077, 6)];
+        for (rel, len, seed) in spec {
+            let p = dir.path().join("v2test").join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let data: Vec<u8> = (0..len).map(|j| ((j * 31 + seed * 7) % 251) as u8).collect();
+            std::fs::write(p, data).unwrap();
+        }
+        let root = std::sync::Arc::new(Root::open(dir.path(), Links::refuse(), false).unwrap());
+        let layout = Layout::for_torrent(root, std::path::Path::new(""), &m.info).unwrap();
+        let expected: Vec<Option<V2Expect>> = (0..m.info.piece_count())
+            .map(|i| {
+                let p = m.v2_piece(i)?;
+                let start = p.in_file as u64 * m.info.piece_length as u64;
+                Some(V2Expect {
+                    node: p.hash?,
+                    file_length: p.file_length,
+                    bytes: (p.file_length - start).min(m.info.piece_length as u64) as usize,
+                })
+            })
+            .collect();
+        let ok = check_v2(&layout, &expected, None, 2, &AtomicU64::new(0));
+        assert_eq!(ok, vec![true; 10]);
+        // A damaged byte in c_big's third piece, and f_two missing.
+        let c = dir.path().join("v2test/c_big.bin");
+        let mut data = std::fs::read(&c).unwrap();
+        data[2 * 65536 + 7] ^= 1;
+        std::fs::write(&c, data).unwrap();
+        std::fs::remove_file(dir.path().join("v2test/sub/f_two.bin")).unwrap();
+        let ok = check_v2(&layout, &expected, None, 2, &AtomicU64::new(0));
+        assert_eq!(ok, [true, true, true, true, false, true, true, false, false, false]);
     }
 }

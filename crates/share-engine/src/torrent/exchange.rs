@@ -339,36 +339,45 @@ impl Torrent {
             let size = self.info.piece_size(index) as usize;
             let piece_offset = index as u64 * self.info.piece_length as u64;
             if let Placed::WriteThrough(data) =
-                self.assembly.add(index, size, begin as usize, data)
+                self.assembly.add(index, size, begin as usize, data, None)
             {
                 let offset = piece_offset + begin as u64;
                 let _ = self.disk.send(Job::Block { offset, data }).await;
             }
             if arrival == Arrival::PieceComplete {
                 let expected = self.info.piece_hash(index).unwrap_or_default();
-                let job = match self.assembly.finish(index, &expected) {
-                    Some(Finished::Buffered { buf, ok: true }) => Some(Job::Piece {
+                let expect = crate::assembly::Expected {
+                    v1: Some(expected),
+                    v2: None,
+                };
+                let job = match self.assembly.finish(index, &expect) {
+                    Some(Finished::Buffered { buf, ok: true, .. }) => Some(Job::Piece {
                         index,
                         offset: piece_offset,
                         data: buf,
                     }),
-                    Some(Finished::Buffered { buf, ok: false }) => {
+                    Some(Finished::Buffered { buf, ok: false, .. }) => {
                         self.assembly.recycle(buf);
                         self.on_failed(index);
                         None
                     }
-                    Some(Finished::Streamed { ok: true }) => Some(Job::Stored { index }),
-                    Some(Finished::Streamed { ok: false }) => {
+                    Some(Finished::Streamed { ok: true, .. }) => Some(Job::Stored { index }),
+                    Some(Finished::Streamed { ok: false, .. }) => {
                         self.on_failed(index);
                         None
                     }
-                    Some(Finished::ReadBack { hasher, from }) => Some(Job::HashRest {
+                    Some(Finished::ReadBack {
+                        hasher,
+                        from,
+                        v2_ok,
+                    }) => Some(Job::HashRest {
                         index,
                         offset: piece_offset,
                         len: size,
                         from,
                         hasher,
                         expected,
+                        v2_ok,
                     }),
                     None => None,
                 };
