@@ -6,6 +6,7 @@
 pub mod addr;
 pub mod bencode;
 pub mod bitfield;
+pub mod budget;
 pub mod choker;
 pub mod dht;
 pub mod ext;

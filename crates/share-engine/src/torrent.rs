@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use share_core::bitfield::Bitfield;
+use share_core::budget::Budget;
 use share_core::choker::{Choker, PeerView};
 use share_core::ext::{ExtHandshake, Registry};
 use share_core::pex;
@@ -262,12 +263,12 @@ impl Base {
             .config
             .max_peers
             .saturating_sub(peers + self.dialing.len())
-            .min(self.dial_budget.available(now));
+            .min(self.dial_budget.available(now.into_std()));
         if room == 0 {
             return;
         }
         for addr in self.book.due(now, complete, connected, room) {
-            self.dial_budget.take(now);
+            self.dial_budget.take(now.into_std());
             let Some(permit) = self.ctx.dial_permit(addr.ip()) else {
                 self.book.undial(&addr);
                 continue;
@@ -487,7 +488,7 @@ pub(crate) async fn run(
         registry: Registry::public(),
         private: false,
         paused: false,
-        dial_budget: Budget::new(DIAL_BURST, DIALS_PER_SEC),
+        dial_budget: Budget::new(DIAL_BURST, DIALS_PER_SEC, Instant::now().into_std()),
         rates: crate::RateMeter::default(),
     };
     base.set_private(private);
@@ -610,48 +611,6 @@ struct Peer {
     stalls: u32,
 }
 
-/// A token bucket counting messages (not bytes): `burst` at once, `rate` a second after.
-#[derive(Debug)]
-struct Budget {
-    tokens: f64,
-    at: Instant,
-    burst: f64,
-    rate: f64,
-}
-
-impl Budget {
-    fn new(burst: f64, rate: f64) -> Self {
-        Budget {
-            tokens: burst,
-            at: Instant::now(),
-            burst,
-            rate,
-        }
-    }
-
-    /// Whole tokens available now.
-    fn available(&mut self, now: Instant) -> usize {
-        self.refill(now);
-        self.tokens as usize
-    }
-
-    fn refill(&mut self, now: Instant) {
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
-        self.at = now;
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 impl Peer {
     fn new(link: Link, outgoing: bool, pieces: u32) -> Peer {
         let now = Instant::now();
@@ -702,7 +661,7 @@ impl Peer {
             withdrawn: HashSet::new(),
             unrequested: 0,
             excess_requests: 0,
-            ext_budget: Budget::new(EXTENDED_BURST, EXTENDED_PER_SEC),
+            ext_budget: Budget::new(EXTENDED_BURST, EXTENDED_PER_SEC, now.into_std()),
             ext_ignored: 0,
             stalls: 0,
         }

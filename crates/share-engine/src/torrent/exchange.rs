@@ -106,7 +106,7 @@ impl Torrent {
             Message::Piece { index, begin, data } => self.on_block(key, index, begin, data).await,
             Message::Extended { id, payload } => {
                 let now = Instant::now();
-                if !p.ext_budget.take(now) {
+                if !p.ext_budget.take(now.into_std()) {
                     p.ext_ignored += 1;
                     if p.ext_ignored > MAX_IGNORED_EXTENDED {
                         self.ban(key, "flooded extension messages".into());
