@@ -73,7 +73,11 @@ mod tests {
         let mut b = Budget::new(10.0, 20.0, t0);
         while b.take(t0) {}
         assert_eq!(b.available(t0 + Duration::from_millis(100)), 2);
-        assert_eq!(b.available(t0 + Duration::from_secs(60)), 10, "capped at the burst");
+        assert_eq!(
+            b.available(t0 + Duration::from_secs(60)),
+            10,
+            "capped at the burst"
+        );
     }
 
     #[test]

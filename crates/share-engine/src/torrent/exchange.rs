@@ -1,9 +1,25 @@
 //! The torrent task's side of the piece exchange: what peers tell us, what we ask of them,
 //! blocks that arrive, requests we serve, and pieces that pass or fail their hash.
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use share_core::bitfield::Bitfield;
+use share_core::picker::Arrival;
+use share_core::wire::{BlockRef, Message, MAX_BLOCK};
+use tokio::time::Instant;
+
+use super::peers::{
+    MAX_BAD_REQUESTS, MAX_EXCESS_REQUESTS, MAX_IGNORED_EXTENDED, MAX_PIECE_SETS, MAX_STRIKES,
+    MAX_UNREQUESTED,
+};
+use super::transfer::Torrent;
+use super::PeerKey;
 use crate::assembly::{Finished, Placed};
+use crate::disk::Job;
 use crate::memory::PieceBuf;
+use crate::peer::MAX_QUEUED_UPLOADS;
+use crate::uploads::Serve;
+use crate::Notice;
 
 impl Torrent {
     pub(super) async fn on_message(&mut self, key: PeerKey, m: Message) {
@@ -336,8 +352,7 @@ impl Torrent {
             }
             let size = self.info.piece_size(index) as usize;
             let piece_offset = index as u64 * self.info.piece_length as u64;
-            if let Placed::WriteThrough(data) =
-                self.assembly.add(index, size, begin as usize, data)
+            if let Placed::WriteThrough(data) = self.assembly.add(index, size, begin as usize, data)
             {
                 let offset = piece_offset + begin as u64;
                 let _ = self.disk.send(Job::Block { offset, data }).await;

@@ -5,11 +5,18 @@
 //! extensions are never fatal. A private torrent offers neither ut_metadata nor ut_pex, so
 //! their messages are ignored there too.
 
-use share_core::ext::Extension;
+use std::net::SocketAddr;
+
+use share_core::ext::{ExtHandshake, Extension};
 use share_core::metadata::{self, MetadataMsg};
 use share_core::pex::{flags, PexMessage};
+use share_core::wire::Message;
+use tokio::time::Instant;
 
-use super::*;
+use super::peers::{MAX_DEPTH, PEX_EVERY};
+use super::transfer::Torrent;
+use super::PeerKey;
+use crate::PeerSource;
 
 impl Torrent {
     pub(super) fn on_extended(&mut self, key: PeerKey, id: u8, payload: &[u8]) {

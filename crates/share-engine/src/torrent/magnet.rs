@@ -10,12 +10,23 @@
 //! dictionary that fails the hash is banned once it is known to be the liar (see
 //! `share_core::metadata`).
 
-use share_core::ext::Extension;
-use share_core::metadata::{MetadataFetch, MetadataMsg, Progress};
-use share_core::pex::PexMessage;
-use share_core::Magnet;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use super::*;
+use share_core::ext::{ExtHandshake, Extension};
+use share_core::metadata::{MetadataFetch, MetadataMsg, Progress};
+use share_core::pex::{self, PexMessage};
+use share_core::wire::Message;
+use share_core::{Magnet, Metainfo};
+use tokio::time::Instant;
+
+use super::base::Base;
+use super::{PeerKey, Status, TorrentCommand};
+use crate::peer::{Event, Link};
+use crate::session::SessionCtx;
+use crate::{EngineError, Notice, PeerSource};
 
 /// Largest metadata file read back from the state folder (the metadata cap plus trackers).
 const MAX_METADATA_FILE: u64 = share_core::metadata::MAX_METADATA as u64 + (1 << 20);
