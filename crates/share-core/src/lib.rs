@@ -15,6 +15,7 @@ pub mod magnet;
 pub mod metadata;
 pub mod metainfo;
 pub mod mse;
+pub mod peer;
 pub mod pex;
 pub mod picker;
 pub mod tracker;

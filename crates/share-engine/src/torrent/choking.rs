@@ -7,7 +7,6 @@
 //! only feeds it what the peer table knows and applies its answer.
 
 use share_core::choker::PeerView;
-use share_core::wire::Message;
 use tokio::time::Instant;
 
 use super::transfer::Torrent;
@@ -24,14 +23,11 @@ impl Torrent {
             .iter()
             .map(|(&key, p)| PeerView {
                 key,
-                interested: p.peer_interested,
-                download_rate: p.rate,
+                interested: p.state.peer_interested,
+                download_rate: p.state.rate(),
                 upload_rate: p.rate_to_peer as f64,
-                received_total: p.received_total,
-                silent_for: p.am_interested.then(|| {
-                    now.duration_since(p.last_block.max(p.interested_since))
-                        .as_secs()
-                }),
+                received_total: p.state.received_total(),
+                silent_for: p.state.silent_for(now.into_std()),
             })
             .collect();
         let secs = now.duration_since(self.started).as_secs();
@@ -61,21 +57,19 @@ impl Torrent {
     pub(super) fn apply_choke(&mut self) {
         let set = self.choker.unchoked();
         for (key, p) in self.peers.iter_mut() {
-            let unchoke = set.contains(key);
-            if unchoke == p.am_choking {
-                p.am_choking = !unchoke;
-                p.send(if unchoke {
-                    Message::Unchoke
-                } else {
-                    Message::Choke
-                });
+            if let Some(m) = p.state.set_choking(!set.contains(key)) {
+                p.send(m);
             }
         }
     }
 
     /// Tells the picker how many connected peers have every piece.
     pub(super) fn count_seeds(&mut self) {
-        let seeds = self.peers.values().filter(|p| p.has.is_complete()).count();
+        let seeds = self
+            .peers
+            .values()
+            .filter(|p| p.state.has.is_complete())
+            .count();
         self.picker.set_seeds(seeds as u32);
     }
 }

@@ -6,56 +6,24 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use share_core::bitfield::Bitfield;
-use share_core::budget::Budget;
 use share_core::ext::ExtHandshake;
+use share_core::peer::{Offence, PeerState};
 use share_core::pex;
-use share_core::wire::{BlockRef, Handshake, Message};
+use share_core::wire::{Handshake, Message};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::extensions::PEX_FIRST;
 use super::transfer::Torrent;
 use super::{magnet, PeerKey};
 use crate::peer::{self, Command, Link};
 use crate::Notice;
 
-/// Requests out per peer: two seconds of the peer's measured rate, at least `MIN_DEPTH`, at
-/// most `MAX_DEPTH`. The window must be longer than a slow peer's reply latency (Transmission
-/// answers in batches every 500 ms), or the depth could never grow past what it allows.
-pub(super) const MIN_DEPTH: usize = 32;
-pub(super) const DEPTH_WINDOW_SECS: f64 = 2.0;
-pub(super) const MAX_DEPTH: usize = 2000;
-/// A peer that owes us blocks and sends none for this long loses its requests to others.
-pub(super) const STALL: Duration = Duration::from_secs(20);
-/// Invalid requests tolerated from one peer before it is dropped.
-pub(super) const MAX_BAD_REQUESTS: u32 = 20;
-/// Failed pieces a peer may have contributed to before it is banned.
-pub(super) const MAX_STRIKES: u32 = 3;
-/// Bitfields (have-all, have-none) a peer may send.
-pub(super) const MAX_PIECE_SETS: u32 = 4;
-/// Blocks a peer may send that we never asked of it before it is banned.
-pub(super) const MAX_UNREQUESTED: u32 = 64;
-/// Requests beyond our `reqq` a peer may send (each is refused) before it is banned.
-pub(super) const MAX_EXCESS_REQUESTS: u32 = 2000;
-/// Extension messages taken from a peer: a burst, then a steady rate per second.
-pub(super) const EXTENDED_BURST: f64 = 200.0;
-pub(super) const EXTENDED_PER_SEC: f64 = 20.0;
-/// Extension messages ignored for coming too fast before the peer is banned.
-pub(super) const MAX_IGNORED_EXTENDED: u32 = 2000;
-/// Blocks we withdrew (cancel, choke, stall) remembered per peer, so that one arriving late
-/// is not taken for junk.
-pub(super) const MAX_WITHDRAWN: usize = 4096;
-/// Stalls (20 s with requests out and no block) before a peer is dropped.
-pub(super) const MAX_STALLS: u32 = 3;
-/// How often each connection hears which peers we know (BEP 11: about once a minute).
-pub(super) const PEX_EVERY: Duration = Duration::from_secs(60);
-/// The first peer exchange after a connection starts.
-pub(super) const PEX_FIRST: Duration = Duration::from_secs(5);
-
-/// One connected peer, as the torrent task holds it.
+/// One connected peer, as the torrent task holds it: its connection (the writer's queue,
+/// the token that closes it, the counters the writer keeps), what it told us of itself, the
+/// extensions' state with it, and its protocol state, the sans-IO [`PeerState`].
 pub(super) struct Peer {
     pub(super) addr: SocketAddr,
     /// We dialed it (rather than it us).
@@ -65,26 +33,10 @@ pub(super) struct Peer {
     pub(super) peer_id: [u8; 20],
     pub(super) tx: mpsc::Sender<Command>,
     pub(super) token: CancellationToken,
+    /// Uploads queued in its writer.
     pub(super) queued: Arc<AtomicUsize>,
-    pub(super) has: Bitfield,
-    pub(super) fast: bool,
-    pub(super) am_choking: bool,
-    pub(super) am_interested: bool,
-    pub(super) peer_choking: bool,
-    pub(super) peer_interested: bool,
-    pub(super) inflight: HashSet<BlockRef>,
-    pub(super) depth: usize,
-    pub(super) reqq: usize,
-    pub(super) allowed_fast: HashSet<u32>,
-    pub(super) received_this_tick: u64,
-    pub(super) received_total: u64,
-    /// Bytes per second it sends us (smoothed).
-    pub(super) rate: f64,
-    pub(super) last_block: Instant,
-    /// When we last became interested in it (for snubbing).
-    pub(super) interested_since: Instant,
-    pub(super) strikes: u32,
-    pub(super) bad_requests: u32,
+    /// Choking, interest, its pieces, our requests, the pipeline and the abuse counters.
+    pub(super) state: PeerState,
     /// What its extension handshake said.
     pub(super) ext: ExtHandshake,
     /// Peer exchange with it: what we told it, what we take from it, when we tell it next.
@@ -99,18 +51,6 @@ pub(super) struct Peer {
     pub(super) sent: Arc<AtomicU64>,
     pub(super) sent_last: u64,
     pub(super) rate_to_peer: u64,
-    /// Bitfields (or have-all, have-none) it sent.
-    pub(super) piece_sets: u32,
-    /// Blocks we asked of it and then withdrew (cancelled, or choked without the fast
-    /// extension): still welcome if they come, but no longer expected.
-    pub(super) withdrawn: HashSet<BlockRef>,
-    /// Abuse counters: blocks never asked for, requests beyond our queue, extension
-    /// messages ignored for their rate, stalls.
-    pub(super) unrequested: u32,
-    pub(super) excess_requests: u32,
-    pub(super) ext_budget: Budget,
-    pub(super) ext_ignored: u32,
-    pub(super) stalls: u32,
 }
 
 impl Peer {
@@ -133,23 +73,7 @@ impl Peer {
             tx,
             token,
             queued,
-            has: Bitfield::new(pieces),
-            fast: handshake.supports_fast(),
-            am_choking: true,
-            am_interested: false,
-            peer_choking: true,
-            peer_interested: false,
-            inflight: HashSet::new(),
-            depth: MIN_DEPTH * 2,
-            reqq: 250,
-            allowed_fast: HashSet::new(),
-            received_this_tick: 0,
-            received_total: 0,
-            rate: 0.0,
-            last_block: now,
-            interested_since: now,
-            strikes: 0,
-            bad_requests: 0,
+            state: PeerState::new(pieces, handshake.supports_fast(), now.into_std()),
             ext: ExtHandshake::default(),
             pex_out: pex::Outbox::default(),
             pex_in: pex::Inbox::default(),
@@ -159,28 +83,13 @@ impl Peer {
             sent,
             sent_last: 0,
             rate_to_peer: 0,
-            piece_sets: 0,
-            withdrawn: HashSet::new(),
-            unrequested: 0,
-            excess_requests: 0,
-            ext_budget: Budget::new(EXTENDED_BURST, EXTENDED_PER_SEC, now.into_std()),
-            ext_ignored: 0,
-            stalls: 0,
         }
-    }
-
-    /// A request we will not wait for any more (its block is still welcome).
-    pub(super) fn withdraw(&mut self, b: BlockRef) {
-        if self.withdrawn.len() >= MAX_WITHDRAWN {
-            self.withdrawn.clear();
-        }
-        self.withdrawn.insert(b);
     }
 
     pub(super) fn log_totals(&self) {
         tracing::debug!(
             peer = %self.listen_addr.unwrap_or(self.addr),
-            received = self.received_total,
+            received = self.state.received_total(),
             via = %self.via,
             "peer totals"
         );
@@ -235,9 +144,9 @@ impl Torrent {
             peer.send(m);
         }
         let have = self.picker.have();
-        if peer.fast && have.count() == 0 {
+        if peer.state.fast && have.count() == 0 {
             peer.send(Message::HaveNone);
-        } else if peer.fast && have.is_complete() {
+        } else if peer.state.fast && have.is_complete() {
             peer.send(Message::HaveAll);
         } else if have.count() > 0 {
             peer.send(Message::Bitfield(have.as_bytes().to_vec().into()));
@@ -290,7 +199,7 @@ impl Torrent {
             .map(|p| SocketAddr::new(addr.ip(), p))
             .or(peer.listen_addr);
         if let Some(r) = c.ext.reqq {
-            peer.reqq = (r as usize).clamp(1, MAX_DEPTH);
+            peer.state.set_reqq(r);
         }
         peer.ext = c.ext;
         peer.pex_in = c.pex_in;
@@ -330,10 +239,10 @@ impl Torrent {
         };
         p.log_totals();
         p.token.cancel();
-        for b in &p.inflight {
+        for b in p.state.requests() {
             self.picker.request_dropped(b, key);
         }
-        self.picker.peer_lost_all(&p.has);
+        self.picker.peer_lost_all(&p.state.has);
         self.count_seeds();
         self.choker.remove(key);
         self.base.book.closed(&p.addr, Instant::now());
@@ -353,6 +262,15 @@ impl Torrent {
         if let Some(p) = self.peers.get(&key) {
             tracing::debug!(peer = %p.addr, reason, "closing");
             p.token.cancel();
+        }
+    }
+
+    /// Closes or bans a peer for what it did, as the offence says.
+    pub(super) fn punish(&mut self, key: PeerKey, offence: Offence) {
+        if offence.bans() {
+            self.ban(key, offence.to_string());
+        } else {
+            self.close(key, &offence.to_string());
         }
     }
 

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use share_core::choker::Choker;
 use share_core::picker::Picker;
-use share_core::wire::{BlockRef, MAX_BLOCK};
 use share_core::{Info, Metainfo};
 use share_storage::store::Store;
 use share_storage::Layout;
@@ -22,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::base::Base;
-use super::peers::{Peer, DEPTH_WINDOW_SECS, MAX_DEPTH, MAX_STALLS, MIN_DEPTH, STALL};
+use super::peers::Peer;
 use super::{check, magnet, priorities, Outcome, PeerKey, TorrentCommand};
 use crate::assembly::Assembler;
 use crate::disk::{self, Done, Job};
@@ -336,26 +335,13 @@ impl Torrent {
             let Some(p) = self.peers.get_mut(&key) else {
                 continue;
             };
-            p.rate = 0.6 * p.rate + 0.4 * p.received_this_tick as f64;
-            p.received_this_tick = 0;
-            // A peer that stalled once gets no more than its rate earns (a peer that sends a
-            // byte a second must not hold 32 blocks at a time).
-            let floor = if p.stalls > 0 { 1 } else { MIN_DEPTH };
-            p.depth =
-                ((p.rate * DEPTH_WINDOW_SECS / MAX_BLOCK as f64) as usize).clamp(floor, MAX_DEPTH);
-            if !p.inflight.is_empty() && now.duration_since(p.last_block) > STALL {
+            if let Some(stalled) = p.state.tick(now.into_std()) {
                 // Stalled: its requests go to others.
-                let held: Vec<BlockRef> = p.inflight.drain().collect();
-                for b in held {
-                    self.picker.request_dropped(&b, key);
-                    p.withdraw(b);
+                for b in &stalled.withdrawn {
+                    self.picker.request_dropped(b, key);
                 }
-                p.last_block = now;
-                p.stalls += 1;
-                // From now on trusted with one block at a time, until its rate earns more.
-                p.depth = 1;
-                if p.stalls >= MAX_STALLS {
-                    self.close(key, "stalled three times with requests out");
+                if let Some(offence) = stalled.offence {
+                    self.punish(key, offence);
                     continue;
                 }
             }
