@@ -31,7 +31,7 @@ use std::sync::Arc;
 pub use tokio_util::sync::CancellationToken;
 
 pub use limit::RateLimiter;
-pub use peer::PeerStream;
+pub use peer::{CloseReason, PeerStream};
 pub use serve::TrackerServer;
 pub use session::{Session, SessionConfig, TorrentHandle, Transports};
 pub use share_core::tracker::registry::Limits as TrackerLimits;
@@ -303,7 +303,10 @@ pub enum Notice {
         found: bool,
     },
     /// A peer was disconnected and will not be accepted again.
-    Banned { addr: SocketAddr, reason: String },
+    Banned {
+        addr: SocketAddr,
+        reason: CloseReason,
+    },
     /// Every piece is verified and on disk.
     Complete,
     /// Something went wrong that does not stop the transfer.

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::book::{Book, DIALS_PER_SEC, DIAL_BURST};
 use super::{Inputs, PeerKey, TorrentCommand};
 use crate::limit::RateLimiter;
-use crate::peer::{self, BoxStream, Conn, Event, Shared, MAX_QUEUED_UPLOADS};
+use crate::peer::{self, BoxStream, CloseReason, Conn, Event, Shared, MAX_QUEUED_UPLOADS};
 use crate::session::{ConnPermit, SessionCtx};
 use crate::tracker;
 use crate::{Notice, PeerSource, Source, Stats, TorrentConfig};
@@ -230,11 +230,11 @@ impl Base {
     }
 
     /// An outgoing connection ended before its handshake (or got through it: `worked`).
-    pub(super) fn dial_ended(&mut self, key: PeerKey, reason: &str) {
+    pub(super) fn dial_ended(&mut self, key: PeerKey, reason: &CloseReason) {
         let Some(addr) = self.dialing.remove(&key) else {
             return;
         };
-        if reason == peer::SELF_CONNECTION {
+        if *reason == CloseReason::SelfConnection {
             self.book.forget(&addr);
         } else {
             self.book.dial_failed(&addr, Instant::now());

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::base::Base;
 use super::{PeerKey, Status, TorrentCommand};
-use crate::peer::{Event, Link};
+use crate::peer::{CloseReason, Event, Link};
 use crate::session::SessionCtx;
 use crate::{EngineError, Notice, PeerSource};
 
@@ -263,7 +263,10 @@ impl Fetching<'_> {
                     .store(self.peers.len(), Ordering::Relaxed);
             }
             Event::Closed(reason) => {
-                tracing::debug!(reason, "connection closed (fetching metadata)");
+                tracing::debug!(
+                    reason = reason.to_string(),
+                    "connection closed (fetching metadata)"
+                );
                 self.base.dial_ended(key, &reason);
                 if let Some(p) = self.peers.remove(&key) {
                     self.base.book.closed(&p.addr, Instant::now());
@@ -305,7 +308,7 @@ impl Fetching<'_> {
                 p.ext.update(h);
                 if p.ext.metadata_id.is_some() {
                     if let Err(refusal) = self.fetch.add_peer(key, p.ext.metadata_size) {
-                        self.ban(key, refusal.to_string());
+                        self.ban(key, refusal.into());
                         return;
                     }
                     self.ask(key);
@@ -358,7 +361,7 @@ impl Fetching<'_> {
         let msg = match MetadataMsg::parse(payload) {
             Ok(m) => m,
             Err(e) => {
-                self.ban(key, e.to_string());
+                self.ban(key, e.into());
                 return;
             }
         };
@@ -381,7 +384,7 @@ impl Fetching<'_> {
                 data,
             } => match self.fetch.on_data(key, piece, total_size, data) {
                 Progress::Pending => self.ask(key),
-                Progress::Invalid(why) => self.ban(key, why.to_owned()),
+                Progress::Invalid(why) => self.ban(key, CloseReason::BadMetadata(why)),
                 Progress::Done(bytes) => self.done = Some(bytes),
                 Progress::HashFailed { ban } => {
                     let who = if ban.is_empty() {
@@ -393,7 +396,7 @@ impl Fetching<'_> {
                         "the metadata from {who} did not match the info-hash; fetching it again"
                     )));
                     for k in ban {
-                        self.ban(k, "sent metadata that does not match the info-hash".into());
+                        self.ban(k, CloseReason::MetadataMismatch);
                     }
                     let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
                     for k in keys {
@@ -420,7 +423,7 @@ impl Fetching<'_> {
         }
     }
 
-    fn ban(&mut self, key: PeerKey, reason: String) {
+    fn ban(&mut self, key: PeerKey, reason: CloseReason) {
         let Some(p) = self.peers.get(&key) else {
             return;
         };

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::extensions::PEX_FIRST;
 use super::transfer::Torrent;
 use super::{magnet, PeerKey};
-use crate::peer::{self, Command, Link};
+use crate::peer::{self, CloseReason, Command, Link};
 use crate::Notice;
 
 /// One connected peer, as the torrent task holds it: its connection (the writer's queue,
@@ -220,14 +220,14 @@ impl Torrent {
         }
     }
 
-    pub(super) fn on_closed(&mut self, key: PeerKey, reason: &str) {
+    pub(super) fn on_closed(&mut self, key: PeerKey, reason: CloseReason) {
         let addr = self
             .peers
             .get(&key)
             .map(|p| p.addr)
             .or(self.base.dialing.get(&key).copied());
-        tracing::debug!(peer = ?addr, reason, "connection closed");
-        self.base.dial_ended(key, reason);
+        tracing::debug!(peer = ?addr, reason = reason.to_string(), "connection closed");
+        self.base.dial_ended(key, &reason);
         self.drop_peer(key);
     }
 
@@ -258,9 +258,9 @@ impl Torrent {
     }
 
     /// Closes a connection that broke the protocol (without banning the peer).
-    pub(super) fn close(&mut self, key: PeerKey, reason: &str) {
+    pub(super) fn close(&mut self, key: PeerKey, reason: CloseReason) {
         if let Some(p) = self.peers.get(&key) {
-            tracing::debug!(peer = %p.addr, reason, "closing");
+            tracing::debug!(peer = %p.addr, reason = reason.to_string(), "closing");
             p.token.cancel();
         }
     }
@@ -268,13 +268,13 @@ impl Torrent {
     /// Closes or bans a peer for what it did, as the offence says.
     pub(super) fn punish(&mut self, key: PeerKey, offence: Offence) {
         if offence.bans() {
-            self.ban(key, offence.to_string());
+            self.ban(key, offence.into());
         } else {
-            self.close(key, &offence.to_string());
+            self.close(key, offence.into());
         }
     }
 
-    pub(super) fn ban(&mut self, key: PeerKey, reason: String) {
+    pub(super) fn ban(&mut self, key: PeerKey, reason: CloseReason) {
         if self.banned_keys.len() >= 10_000 {
             self.banned_keys.clear();
         }

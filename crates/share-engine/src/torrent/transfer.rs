@@ -252,7 +252,7 @@ impl Torrent {
     async fn on_event(&mut self, key: PeerKey, ev: Event) {
         match ev {
             Event::Connected(link) => self.on_connected(key, link),
-            Event::Closed(reason) => self.on_closed(key, &reason),
+            Event::Closed(reason) => self.on_closed(key, reason),
             Event::Messages(batch, _permit) => {
                 for m in batch {
                     // A peer closed or banned by an earlier message: the rest is not read.
