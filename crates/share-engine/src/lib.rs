@@ -9,12 +9,14 @@
 //! bounded channels; each torrent's disk thread owns its files. See `docs/engine.md`.
 
 mod assembly;
+mod ctx;
 pub mod dht;
 mod disk;
 mod limit;
 mod lsd;
 mod memory;
 mod peer;
+mod routes;
 mod serve;
 mod session;
 mod torrent;

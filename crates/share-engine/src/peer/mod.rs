@@ -25,9 +25,10 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
+use share_core::picker::PeerKey;
+
+use crate::ctx::ConnPermit;
 use crate::limit::RateLimiter;
-use crate::session::ConnPermit;
-use crate::torrent::PeerKey;
 use crate::transport::{Method, Policy};
 use crate::udp::Utp;
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use share_core::budget::Budget;
 use share_core::ext::Registry;
+use share_core::picker::PeerKey;
 use share_core::wire::{self, Handshake, Message};
 use share_storage::resume;
 use tokio::sync::{mpsc, watch, Notify};
@@ -21,10 +22,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::book::{Book, DIALS_PER_SEC, DIAL_BURST};
-use super::{Inputs, PeerKey, TorrentCommand};
+use super::{Inputs, TorrentCommand};
+use crate::ctx::{ConnPermit, SessionCtx};
 use crate::limit::RateLimiter;
 use crate::peer::{self, BoxStream, CloseReason, Conn, Event, Shared, MAX_QUEUED_UPLOADS};
-use crate::session::{ConnPermit, SessionCtx};
 use crate::tracker;
 use crate::{Notice, PeerSource, Source, Stats, TorrentConfig};
 

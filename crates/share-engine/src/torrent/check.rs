@@ -15,7 +15,7 @@ use share_storage::{hash, resume, Layout};
 use tokio::time::Instant;
 
 use super::transfer::Torrent;
-use crate::session::{ContentClaim, SessionCtx};
+use crate::ctx::{ContentClaim, SessionCtx};
 use crate::{EngineError, Stats, TorrentConfig};
 
 /// Where a torrent's files go: beneath its download folder (or the folder it must be

@@ -5,12 +5,11 @@ use std::sync::atomic::Ordering;
 
 use share_core::bitfield::Bitfield;
 use share_core::peer::{Answer, Offence};
-use share_core::picker::Arrival;
+use share_core::picker::{Arrival, PeerKey};
 use share_core::wire::{BlockRef, Message, MAX_BLOCK};
 use tokio::time::Instant;
 
 use super::transfer::Torrent;
-use super::PeerKey;
 use crate::assembly::{Finished, Placed};
 use crate::disk::Job;
 use crate::memory::PieceBuf;

@@ -11,11 +11,11 @@ use std::time::Duration;
 use share_core::ext::{ExtHandshake, Extension};
 use share_core::metadata::{self, MetadataMsg};
 use share_core::pex::{flags, PexMessage};
+use share_core::picker::PeerKey;
 use share_core::wire::Message;
 use tokio::time::Instant;
 
 use super::transfer::Torrent;
-use super::PeerKey;
 use crate::PeerSource;
 
 /// How often each connection hears which peers we know (BEP 11: about once a minute).

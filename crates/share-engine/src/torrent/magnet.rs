@@ -18,14 +18,15 @@ use std::time::Duration;
 use share_core::ext::{ExtHandshake, Extension};
 use share_core::metadata::{MetadataFetch, MetadataMsg, Progress};
 use share_core::pex::{self, PexMessage};
+use share_core::picker::PeerKey;
 use share_core::wire::Message;
 use share_core::{Magnet, Metainfo};
 use tokio::time::Instant;
 
 use super::base::Base;
-use super::{PeerKey, Status, TorrentCommand};
+use super::{Status, TorrentCommand};
+use crate::ctx::SessionCtx;
 use crate::peer::{CloseReason, Event, Link};
-use crate::session::SessionCtx;
 use crate::{EngineError, Notice, PeerSource};
 
 /// Largest metadata file read back from the state folder (the metadata cap plus trackers).

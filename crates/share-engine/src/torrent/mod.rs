@@ -22,11 +22,9 @@ use share_core::wire::Handshake;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::ctx::{ConnPermit, SessionCtx};
 use crate::peer::{self, BoxStream};
-use crate::session::{ConnPermit, SessionCtx};
 use crate::{EngineError, Notice, PeerSource, Source, Stats, TorrentConfig};
-
-pub use share_core::picker::PeerKey;
 
 mod base;
 mod book;

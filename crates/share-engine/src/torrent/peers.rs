@@ -10,14 +10,15 @@ use std::sync::Arc;
 use share_core::ext::ExtHandshake;
 use share_core::peer::{Offence, PeerState};
 use share_core::pex;
+use share_core::picker::PeerKey;
 use share_core::wire::{Handshake, Message};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::extensions::PEX_FIRST;
+use super::magnet;
 use super::transfer::Torrent;
-use super::{magnet, PeerKey};
 use crate::peer::{self, CloseReason, Command, Link};
 use crate::Notice;
 

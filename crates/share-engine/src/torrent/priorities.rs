@@ -7,11 +7,11 @@
 //! storage layout counts every file, padding included ([`unwanted_slots`] maps one to the
 //! other).
 
+use share_core::picker::PeerKey;
 use share_core::Info;
 use tokio::sync::oneshot;
 
 use super::transfer::Torrent;
-use super::PeerKey;
 use crate::{EngineError, Notice, TorrentConfig};
 
 /// Readers waiting for pieces at once, at most; more are refused (their reply dropped).

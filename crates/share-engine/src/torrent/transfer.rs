@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use share_core::choker::Choker;
-use share_core::picker::Picker;
+use share_core::picker::{PeerKey, Picker};
 use share_core::{Info, Metainfo};
 use share_storage::store::Store;
 use share_storage::Layout;
@@ -22,8 +22,9 @@ use tokio::time::Instant;
 
 use super::base::Base;
 use super::peers::Peer;
-use super::{check, magnet, priorities, Outcome, PeerKey, TorrentCommand};
+use super::{check, magnet, priorities, Outcome, TorrentCommand};
 use crate::assembly::Assembler;
+use crate::ctx::ContentClaim;
 use crate::disk::{self, Done, Job};
 use crate::peer::{Command, Event};
 use crate::uploads::Uploads;
@@ -65,7 +66,7 @@ pub(super) struct Torrent {
     /// Where the files are (below a confined root).
     pub(super) layout: Layout,
     /// The torrent's hold on its folder in the session.
-    _content: crate::session::ContentClaim,
+    _content: ContentClaim,
 }
 
 /// The second phase: check the data, then exchange pieces.
