@@ -3,10 +3,11 @@
 //! A [`Session`] runs many torrents in one process: it owns the listener (and routes each
 //! incoming connection by the info-hash of its handshake), the peer id, the rate limits and
 //! connection limits every torrent shares, and the discovery services (trackers through
-//! each torrent, local service discovery for all). Each torrent is one task that owns all
-//! of its transfer state (picker, peer table, choking) and answers a bounded command
-//! channel; each peer connection has a reader task and a writer task that talk to it over
-//! bounded channels; each torrent's disk thread owns its files. See `docs/engine.md`.
+//! each torrent, local service discovery and the DHT for all). Each torrent is one task
+//! that owns all of its transfer state (picker, peer table, choking) and answers a bounded
+//! command channel; each peer connection has a reader task and a writer task that talk to
+//! it over bounded channels; each torrent's disk thread owns its files. See
+//! `docs/engine.md`.
 
 mod assembly;
 mod ctx;

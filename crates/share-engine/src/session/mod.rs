@@ -11,8 +11,8 @@
 //!   connections in all ([`ConnPermit`](crate::ctx::ConnPermit)) and on connections being
 //!   set up, one start-up data check at a time, and a budget of open files: the
 //!   [`SessionCtx`] (`ctx.rs`) it builds and hands to every torrent.
-//! - **Discovery**: trackers (one client per torrent, sharing one HTTP client) and local
-//!   service discovery for every public torrent.
+//! - **Discovery**: trackers (one client per torrent, sharing one HTTP client), and local
+//!   service discovery and the DHT for every public torrent.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -59,7 +59,8 @@ pub struct SessionConfig {
     pub max_connections: usize,
     /// Most connections to or from one IP address (an IPv6 /64 counts as one).
     pub max_per_ip: usize,
-    /// What outlives a run: magnet metadata (and later the DHT table, resume data).
+    /// What outlives a run: magnet metadata, resume data, the DHT's routing tables, the
+    /// symlinks torrents made.
     pub state_dir: PathBuf,
     /// Local service discovery (BEP 14) for public torrents.
     pub lsd: bool,
