@@ -3,12 +3,14 @@
 //! A [`Session`] runs many torrents in one process: it owns the listener (and routes each
 //! incoming connection by the info-hash of its handshake), the peer id, the rate limits and
 //! connection limits every torrent shares, and the discovery services (trackers through
-//! each torrent, local service discovery for all). Each torrent is one task that owns all
-//! of its transfer state (picker, peer table, choking) and answers a bounded command
-//! channel; each peer connection has a reader task and a writer task that talk to it over
-//! bounded channels; each torrent's disk thread owns its files. See `docs/engine.md`.
+//! each torrent, local service discovery and the DHT for all). Each torrent is one task
+//! that owns all of its transfer state (picker, peer table, choking) and answers a bounded
+//! command channel; each peer connection has a reader task and a writer task that talk to
+//! it over bounded channels; each torrent's disk thread owns its files. See
+//! `docs/engine.md`.
 
 mod assembly;
+mod ctx;
 pub mod dht;
 mod disk;
 mod limit;
@@ -16,6 +18,7 @@ mod lsd;
 mod memory;
 mod peer;
 pub mod portmap;
+mod routes;
 mod serve;
 mod session;
 mod torrent;
@@ -33,7 +36,7 @@ use std::sync::Arc;
 pub use tokio_util::sync::CancellationToken;
 
 pub use limit::RateLimiter;
-pub use peer::PeerStream;
+pub use peer::{CloseReason, PeerStream};
 pub use serve::TrackerServer;
 pub use session::{Session, SessionConfig, TorrentHandle, Transports};
 pub use share_core::tracker::registry::Limits as TrackerLimits;
@@ -305,7 +308,10 @@ pub enum Notice {
         found: bool,
     },
     /// A peer was disconnected and will not be accepted again.
-    Banned { addr: SocketAddr, reason: String },
+    Banned {
+        addr: SocketAddr,
+        reason: CloseReason,
+    },
     /// Every piece is verified and on disk.
     Complete,
     /// Something went wrong that does not stop the transfer.

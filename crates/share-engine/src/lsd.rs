@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::session::Routes;
+use crate::routes::Routes;
 use crate::PeerSource;
 
 /// How often each torrent is announced (BEP 14: every five minutes).

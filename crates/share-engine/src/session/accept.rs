@@ -17,10 +17,19 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::{ConnPermit, Routes, SessionCtx, MAX_HANDSHAKES_PER_IP, MAX_INCOMING_HANDSHAKES};
+use crate::ctx::{ConnPermit, SessionCtx};
 use crate::peer::{self, HANDSHAKE_TIMEOUT};
+use crate::routes::Routes;
 use crate::torrent::TorrentCommand;
 use crate::transport::{self, Policy};
+
+/// Connections being handshaken on the listener at once. When they are all taken, the
+/// oldest is dropped for the newcomer: an honest peer handshakes in milliseconds, so
+/// connections that sit silent (slowloris) cannot keep it out.
+pub const MAX_INCOMING_HANDSHAKES: usize = 64;
+/// Handshakes under way from one IP address (an IPv6 /64 counts as one) at once; more from
+/// it are closed at once.
+pub const MAX_HANDSHAKES_PER_IP: usize = 8;
 
 /// The incoming handshakes under way, oldest first. A lock, because each handshake ends in
 /// its own task; it is held for a scan of at most [`MAX_INCOMING_HANDSHAKES`] entries.
@@ -79,19 +88,7 @@ fn admit(
         tracing::debug!(%addr, "too many handshakes from this address: closed");
         return None;
     };
-    let permit = ctx
-        .connections
-        .clone()
-        .try_acquire_owned()
-        .ok()
-        .and_then(|conn| {
-            Some(ConnPermit {
-                _conn: conn,
-                _ip: ctx.per_ip.acquire(ip)?,
-                setting_up: None,
-            })
-        });
-    match permit {
+    match ctx.accept_permit(ip) {
         Some(p) => Some((id, token, p)),
         None => {
             lock(handshaking).leave(id);

@@ -2,19 +2,20 @@
 //! table.
 //!
 //! - **One listener.** The acceptor reads each incoming connection's handshake (with a
-//!   deadline, at most [`MAX_INCOMING_HANDSHAKES`] at once) and hands the connection to the
-//!   torrent its info-hash names; an unknown info-hash is closed.
+//!   deadline, at most [`accept::MAX_INCOMING_HANDSHAKES`] at once) and hands the connection
+//!   to the torrent its info-hash names; an unknown info-hash is closed.
 //! - **The torrent table** belongs to the session task. It publishes a snapshot of the
-//!   routes (info-hash → the torrent's channels) through a watch channel, so that the
-//!   acceptor and the discovery services read it without locks or round trips.
+//!   routes (info-hash → the torrent's channels, `routes.rs`) through a watch channel, so
+//!   that the acceptor and the discovery services read it without locks or round trips.
 //! - **Shared limits**: the peer id, the upload and download rate limiters, a cap on
-//!   connections in all ([`ConnPermit`]) and on connections being set up, one start-up data
-//!   check at a time, and a budget of open files.
-//! - **Discovery**: trackers (one client per torrent, sharing one HTTP client) and local
-//!   service discovery for every public torrent.
+//!   connections in all ([`ConnPermit`](crate::ctx::ConnPermit)) and on connections being
+//!   set up, one start-up data check at a time, and a budget of open files: the
+//!   [`SessionCtx`] (`ctx.rs`) it builds and hands to every torrent.
+//! - **Discovery**: trackers (one client per torrent, sharing one HTTP client), and local
+//!   service discovery and the DHT for every public torrent.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,28 +25,18 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::ctx::{PerIp, SessionCtx};
 use crate::limit::RateLimiter;
+use crate::routes::{Route, RouteTable, Routes};
 use crate::torrent::{self, TorrentCommand};
 use crate::transport::{self, Policy};
-use crate::udp::Utp;
 use crate::{EngineError, Notice, Outcome, PeerSource, Source, Stats, TorrentConfig};
 
 mod accept;
-mod limits;
 mod net;
 
-pub use limits::ConnPermit;
-pub(crate) use limits::PerIp;
-pub(crate) use net::Dht;
 pub use net::Transports;
 
-/// Connections being handshaken on the listener at once. When they are all taken, the
-/// oldest is dropped for the newcomer: an honest peer handshakes in milliseconds, so
-/// connections that sit silent (slowloris) cannot keep it out.
-pub const MAX_INCOMING_HANDSHAKES: usize = 64;
-/// Handshakes under way from one IP address (an IPv6 /64 counts as one) at once; more from
-/// it are closed at once.
-pub const MAX_HANDSHAKES_PER_IP: usize = 8;
 /// Connections to or from one IP address (an IPv6 /64 counts as one), in all torrents
 /// together (default).
 pub const MAX_PER_IP: usize = 16;
@@ -68,7 +59,8 @@ pub struct SessionConfig {
     pub max_connections: usize,
     /// Most connections to or from one IP address (an IPv6 /64 counts as one).
     pub max_per_ip: usize,
-    /// What outlives a run: magnet metadata (and later the DHT table, resume data).
+    /// What outlives a run: magnet metadata, resume data, the DHT's routing tables, the
+    /// symlinks torrents made.
     pub state_dir: PathBuf,
     /// Local service discovery (BEP 14) for public torrents.
     pub lsd: bool,
@@ -106,114 +98,6 @@ impl SessionConfig {
         }
     }
 }
-
-/// What the session shares with its torrents (read-only, or internally synchronised).
-pub(crate) struct SessionCtx {
-    pub peer_id: [u8; 20],
-    pub listen: SocketAddr,
-    pub upload_limit: Option<Arc<RateLimiter>>,
-    pub download_limit: Option<Arc<RateLimiter>>,
-    pub(crate) connections: Arc<Semaphore>,
-    dialing: Arc<Semaphore>,
-    pub(crate) per_ip: Arc<PerIp>,
-    /// One start-up data check at a time: each uses every core.
-    pub checks: Arc<Semaphore>,
-    pub files: FileBudget,
-    pub http: reqwest::Client,
-    pub state_dir: PathBuf,
-    pub pex: bool,
-    pub loopback_only: bool,
-    /// The session's DHT nodes (none when it is off).
-    pub dht: Dht,
-    /// The UDP port the DHT listens on (told to peers in a `port` message).
-    pub udp_port: Option<u16>,
-    pub encryption: Policy,
-    /// Dial over TCP; and over µTP on these sockets (one per family).
-    pub tcp: bool,
-    pub utp: Vec<Arc<Utp>>,
-    /// Tells the session task that a torrent turned out to be private (a magnet's metadata).
-    pub private: mpsc::Sender<InfoHash>,
-    /// Which symlinks below a download folder are followed.
-    pub links: share_storage::root::Links,
-    /// The content roots of the torrents in their transfer phase.
-    pub contents: Arc<ContentRoots>,
-    /// Bytes held in piece buffers, all torrents together.
-    pub memory: crate::memory::MemoryBudget,
-}
-
-/// The folders (or single files) that torrents of the session hold: a second torrent with
-/// the same folder and name is refused, so that two torrents never write into one tree. A
-/// lock, because torrents claim and release them from their own tasks; it is held for one
-/// set operation.
-#[derive(Debug, Default)]
-pub(crate) struct ContentRoots(std::sync::Mutex<std::collections::HashSet<ContentKey>>);
-
-/// A content root: the download folder's device and inode, and the path below it.
-type ContentKey = (u64, u64, PathBuf);
-
-impl ContentRoots {
-    /// Claims `key` until the claim is dropped; `None` if a torrent holds it already.
-    pub fn claim(self: &Arc<Self>, key: ContentKey) -> Option<ContentClaim> {
-        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.insert(key.clone()).then(|| ContentClaim {
-            key,
-            roots: self.clone(),
-        })
-    }
-}
-
-/// A torrent's hold on its content root.
-#[derive(Debug)]
-pub(crate) struct ContentClaim {
-    key: ContentKey,
-    roots: Arc<ContentRoots>,
-}
-
-impl Drop for ContentClaim {
-    fn drop(&mut self) {
-        let mut set = self.roots.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.remove(&self.key);
-    }
-}
-
-impl SessionCtx {
-    /// A permit for a new outgoing connection to `ip`, if the session has room for one.
-    pub fn dial_permit(&self, ip: IpAddr) -> Option<ConnPermit> {
-        let setting_up = self.dialing.clone().try_acquire_owned().ok()?;
-        let conn = self.connections.clone().try_acquire_owned().ok()?;
-        let ip = self.per_ip.acquire(ip)?;
-        Some(ConnPermit {
-            _conn: conn,
-            _ip: ip,
-            setting_up: Some(setting_up),
-        })
-    }
-
-    /// Where a magnet's metadata is kept.
-    pub fn metadata_path(&self, hash: &InfoHash) -> PathBuf {
-        self.state_dir
-            .join("metadata")
-            .join(format!("{hash}.torrent"))
-    }
-}
-
-/// A torrent's entry points, as the acceptor and the discovery services see them.
-#[derive(Clone)]
-pub(crate) struct Route {
-    pub cmd: mpsc::Sender<TorrentCommand>,
-    pub found: mpsc::Sender<(PeerSource, Vec<SocketAddr>)>,
-    pub private: bool,
-}
-
-/// The torrents by info-hash, and by MSE's SKEY hash (HASH('req2', info-hash)), for an
-/// encrypted connection that names its torrent only that way.
-#[derive(Default)]
-pub(crate) struct RouteTable {
-    pub torrents: HashMap<InfoHash, Route>,
-    pub skeys: HashMap<[u8; 20], InfoHash>,
-}
-
-pub(crate) type Routes = Arc<RouteTable>;
 
 /// A torrent running in a session.
 pub struct TorrentHandle {

@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::SessionConfig;
-use crate::dht::{self, DhtConfig, DhtHandle};
+use crate::ctx::Dht;
+use crate::dht::{self, DhtConfig};
 use crate::udp::{Endpoint, Utp};
 
 /// Which transports connections use.
@@ -25,55 +26,6 @@ impl Default for Transports {
         Transports {
             tcp: true,
             utp: true,
-        }
-    }
-}
-
-/// The session's DHT: a node per address family, all on the listen port.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Dht {
-    nodes: Vec<DhtHandle>,
-}
-
-impl Dht {
-    pub fn is_on(&self) -> bool {
-        !self.nodes.is_empty()
-    }
-
-    /// Looks the torrent up on every family's DHT (and announces it) from now on.
-    pub fn add_torrent(&self, hash: share_core::InfoHash, peers: mpsc::Sender<Vec<SocketAddr>>) {
-        for n in &self.nodes {
-            n.add_torrent(hash, peers.clone());
-        }
-    }
-
-    pub fn remove_torrent(&self, hash: share_core::InfoHash) {
-        for n in &self.nodes {
-            n.remove_torrent(hash);
-        }
-    }
-
-    pub fn want_peers(&self, hash: share_core::InfoHash) {
-        for n in &self.nodes {
-            n.want_peers(hash);
-        }
-    }
-
-    /// A node a peer told us of: the node of its family pings it.
-    pub fn add_node(&self, addr: SocketAddr) {
-        if let Some(n) = self
-            .nodes
-            .iter()
-            .find(|n| n.local_addr().is_ipv6() == addr.is_ipv6())
-        {
-            n.add_node(addr);
-        }
-    }
-
-    /// Stops every node (each saves its routing table).
-    pub async fn shutdown(&self) {
-        for n in self.nodes.clone() {
-            n.shutdown().await;
         }
     }
 }
@@ -126,7 +78,7 @@ pub(crate) async fn bind(
     }
     let addrs: Vec<SocketAddr> = tcp.iter().filter_map(|l| l.local_addr().ok()).collect();
     let mut utp = Vec::new();
-    let mut dht = Dht::default();
+    let mut dht_nodes = Vec::new();
     let want_udp = config.transports.utp || config.dht.is_some();
     for addr in addrs.iter().filter(|_| want_udp) {
         let (dht_tx, dht_rx) = mpsc::channel(dht::PACKET_QUEUE);
@@ -158,7 +110,7 @@ pub(crate) async fn bind(
             };
             dc.state_file = Some(config.state_dir.join(file));
             match dht::spawn(endpoint.socket.clone(), dht_rx, dc) {
-                Ok(h) => dht.nodes.push(h),
+                Ok(h) => dht_nodes.push(h),
                 Err(e) => tracing::warn!(%addr, error = %e, "the DHT is off here"),
             }
         }
@@ -171,6 +123,6 @@ pub(crate) async fn bind(
         local,
         tcp,
         utp,
-        dht,
+        dht: Dht::new(dht_nodes),
     })
 }

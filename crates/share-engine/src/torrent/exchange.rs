@@ -1,9 +1,21 @@
 //! The torrent task's side of the piece exchange: what peers tell us, what we ask of them,
 //! blocks that arrive, requests we serve, and pieces that pass or fail their hash.
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use share_core::bitfield::Bitfield;
+use share_core::peer::{Answer, Offence};
+use share_core::picker::{Arrival, PeerKey};
+use share_core::wire::{BlockRef, Message, MAX_BLOCK};
+use tokio::time::Instant;
+
+use super::transfer::Torrent;
 use crate::assembly::{Finished, Placed};
+use crate::disk::Job;
 use crate::memory::PieceBuf;
+use crate::peer::MAX_QUEUED_UPLOADS;
+use crate::uploads::Serve;
+use crate::Notice;
 
 impl Torrent {
     pub(super) async fn on_message(&mut self, key: PeerKey, m: Message) {
@@ -13,31 +25,28 @@ impl Torrent {
         let count = self.info.piece_count();
         match m {
             Message::Choke => {
-                p.peer_choking = true;
-                if !p.fast {
-                    // Blocks already on the way may still come: they are not junk.
-                    for b in p.inflight.drain() {
-                        self.picker.request_dropped(&b, key);
-                        p.withdrawn.insert(b);
-                    }
+                // Without the fast extension our requests are void (blocks already on the
+                // way may still come: they are not junk).
+                for b in p.state.choked() {
+                    self.picker.request_dropped(&b, key);
                 }
             }
             Message::Unchoke => {
-                p.peer_choking = false;
+                p.state.peer_choking = false;
                 self.fill(key);
             }
             Message::Interested => {
-                p.peer_interested = true;
+                p.state.peer_interested = true;
                 // A free slot goes to the best-ranked peer at the next tick (not simply to
                 // whoever asked first, which would let a free-rider in); otherwise the next
                 // round decides. A seed has nothing to trade for, so it fills a free slot at
                 // once: a new leecher's first piece does not wait for the tick.
-                if p.am_choking && self.choker.has_free_slot() {
+                if p.state.am_choking && self.choker.has_free_slot() {
                     self.rechoke_soon = true;
                     if self.picker.is_done() {
                         self.rechoke(tokio::time::Instant::now());
                     }
-                } else if p.am_choking && self.picker.is_done() {
+                } else if p.state.am_choking && self.picker.is_done() {
                     // Every slot taken: a peer never served takes the optimistic one now.
                     let secs = self.started.elapsed().as_secs();
                     if self.choker.seed_newcomer(key, secs) {
@@ -46,23 +55,24 @@ impl Torrent {
                 }
             }
             Message::NotInterested => {
-                p.peer_interested = false;
+                p.state.peer_interested = false;
                 // A regular slot goes to someone else at the next tick. The optimistic one
                 // stays with its holder until its turn is over: handing it on whenever the
                 // holder lost interest would favour the peers that never do, free-riders.
-                if !p.am_choking && self.choker.optimistic() != Some(key) {
-                    p.am_choking = true;
-                    p.send(Message::Choke);
+                if !p.state.am_choking && self.choker.optimistic() != Some(key) {
+                    if let Some(m) = p.state.set_choking(true) {
+                        p.send(m);
+                    }
                     self.rechoke_soon = true;
                 }
             }
             Message::Have(i) => {
-                if i < count && p.has.set(i) {
+                if i < count && p.state.has.set(i) {
                     self.picker.peer_has(i);
                     // Interest can only start here, and only for a piece we lack: no need to
                     // look at the whole bitfield again (a flood of haves stays cheap).
-                    let complete = p.has.is_complete();
-                    if !p.am_interested && !self.picker.have().get(i) {
+                    let complete = p.state.has.is_complete();
+                    if !p.state.am_interested && !self.picker.have().get(i) {
                         self.update_interest(key);
                     }
                     if complete {
@@ -71,49 +81,42 @@ impl Torrent {
                     self.fill(key);
                 }
             }
-            // A bitfield (or have-all / have-none) belongs at the start; some clients send two
-            // (aria2: have-none, then a bitfield), but each costs a pass over every piece, so
-            // a peer that keeps sending them is closed.
-            Message::Bitfield(_) | Message::HaveAll | Message::HaveNone
-                if p.piece_sets >= MAX_PIECE_SETS =>
-            {
-                self.close(key, "sent its pieces over and over");
-            }
-            Message::Bitfield(bytes) => match Bitfield::from_wire(&bytes, count) {
-                Some(b) => {
-                    p.piece_sets += 1;
-                    self.set_peer_pieces(key, b)
-                }
-                None => self.close(key, "sent a bitfield of the wrong size"),
+            // A bitfield (or have-all / have-none) belongs at the start; a peer that keeps
+            // sending them is closed (`PeerState::piece_set`).
+            Message::Bitfield(bytes) => match p.state.piece_set() {
+                Err(offence) => self.punish(key, offence),
+                Ok(()) => match Bitfield::from_wire(&bytes, count) {
+                    Some(b) => self.set_peer_pieces(key, b),
+                    None => self.punish(key, Offence::BadBitfield),
+                },
             },
-            Message::HaveAll => {
-                p.piece_sets += 1;
-                self.set_peer_pieces(key, Bitfield::full(count))
+            Message::HaveAll => match p.state.piece_set() {
+                Err(offence) => self.punish(key, offence),
+                Ok(()) => self.set_peer_pieces(key, Bitfield::full(count)),
+            },
+            Message::HaveNone => {
+                if let Err(offence) = p.state.piece_set() {
+                    self.punish(key, offence);
+                }
             }
-            Message::HaveNone => p.piece_sets += 1,
             Message::AllowedFast(i) => {
-                if i < count && p.allowed_fast.len() < 64 {
-                    p.allowed_fast.insert(i);
+                if p.state.allow_fast(i) {
                     self.fill(key);
                 }
             }
             Message::Reject(b) => {
-                if p.inflight.remove(&b) {
+                if p.state.rejected(&b) {
                     self.picker.request_dropped(&b, key);
                 }
             }
             Message::Request(b) => self.on_request(key, b).await,
             Message::Piece { index, begin, data } => self.on_block(key, index, begin, data).await,
             Message::Extended { id, payload } => {
-                let now = Instant::now();
-                if !p.ext_budget.take(now) {
-                    p.ext_ignored += 1;
-                    if p.ext_ignored > MAX_IGNORED_EXTENDED {
-                        self.ban(key, "flooded extension messages".into());
-                    }
-                    return;
+                match p.state.extended(Instant::now().into_std()) {
+                    Ok(true) => self.on_extended(key, id, &payload),
+                    Ok(false) => {}
+                    Err(offence) => self.punish(key, offence),
                 }
-                self.on_extended(key, id, &payload)
             }
             Message::Port(port) => {
                 let addr = p.addr;
@@ -129,14 +132,14 @@ impl Torrent {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        self.picker.peer_lost_all(&p.has);
+        self.picker.peer_lost_all(&p.state.has);
         self.picker.peer_has_all(&b);
-        p.has = b;
+        p.state.has = b;
         self.count_seeds();
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        if p.has.is_complete() {
+        if p.state.has.is_complete() {
             self.base.book.mark_seed(&p.addr);
             if let Some(l) = p.listen_addr {
                 self.base.book.mark_seed(&l);
@@ -145,7 +148,7 @@ impl Torrent {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        if p.has.is_complete() && self.picker.is_complete() {
+        if p.state.has.is_complete() && self.picker.is_complete() {
             // Two seeds have nothing to say to each other.
             p.token.cancel();
             return;
@@ -158,21 +161,14 @@ impl Torrent {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        let wants = !self.base.config.seed_only && self.picker.wants_from(&p.has);
-        if wants != p.am_interested {
-            p.am_interested = wants;
-            if wants {
-                p.interested_since = Instant::now();
-            }
-            p.send(if wants {
-                Message::Interested
-            } else {
-                Message::NotInterested
-            });
+        let wants = !self.base.config.seed_only && self.picker.wants_from(&p.state.has);
+        if let Some(m) = p.state.set_interested(wants, Instant::now().into_std()) {
+            p.send(m);
         }
     }
 
-    /// Sends requests to `key` up to its pipeline depth.
+    /// Sends requests to `key` up to its pipeline depth (in batches, not after every block:
+    /// `PeerState::request_room`).
     pub(super) fn fill(&mut self, key: PeerKey) {
         if self.picker.is_done() {
             return;
@@ -180,37 +176,18 @@ impl Torrent {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        if !p.am_interested || (p.peer_choking && p.allowed_fast.is_empty()) {
+        let room = p.state.request_room();
+        if room == 0 {
             return;
         }
-        let depth = p.depth.min(p.reqq);
-        let room = depth.saturating_sub(p.inflight.len());
-        // Refill in batches, not after every block.
-        if room == 0 || (!p.inflight.is_empty() && room < (depth / 4).max(1)) {
-            return;
-        }
-        let restricted;
-        let has = if p.peer_choking {
-            restricted = {
-                let mut b = Bitfield::new(p.has.len());
-                for &i in &p.allowed_fast {
-                    if p.has.get(i) {
-                        b.set(i);
-                    }
-                }
-                b
-            };
-            &restricted
-        } else {
-            &p.has
-        };
-        let inflight = &p.inflight;
-        let idle = inflight.is_empty();
+        let state = &p.state;
         let blocks = self
             .picker
-            .pick(key, has, room, idle, |b| inflight.contains(b));
+            .pick(key, &state.askable(), room, state.is_idle(), |b| {
+                state.is_requested(b)
+            });
         for b in blocks {
-            p.inflight.insert(b);
+            p.state.requested(b);
             p.send(Message::Request(b));
         }
     }
@@ -220,34 +197,24 @@ impl Torrent {
             return;
         };
         let size = self.info.piece_size(b.index);
-        let in_range = b.length > 0
+        let valid = b.length > 0
             && b.length <= MAX_BLOCK
             && b.index < self.info.piece_count()
             && b.begin.checked_add(b.length).is_some_and(|end| end <= size);
         let over_queue = p.queued.load(Ordering::Relaxed) >= MAX_QUEUED_UPLOADS;
-        let refuse = if !in_range {
-            p.bad_requests += 1;
-            true
-        } else {
-            // Choked, for a piece we lack, or beyond the queue we advertise: a few cross a
-            // choke on the way, thousands are a flood.
-            let refuse = p.am_choking || !self.picker.have().get(b.index) || over_queue;
-            if refuse {
-                p.excess_requests += 1;
+        let can_serve = self.picker.have().get(b.index) && !over_queue;
+        match p.state.on_request(valid, can_serve) {
+            Ok(Answer::Serve) => {}
+            Ok(Answer::Refuse { reject }) => {
+                if reject {
+                    p.send(Message::Reject(b));
+                }
+                return;
             }
-            refuse
-        };
-        if refuse {
-            if p.bad_requests > MAX_BAD_REQUESTS {
-                self.close(key, "sent too many invalid requests");
-            } else if p.excess_requests > MAX_EXCESS_REQUESTS {
-                self.ban(key, "flooded requests that we do not serve".into());
-            } else if p.fast && p.excess_requests <= MAX_EXCESS_REQUESTS / 8 {
-                // Rejects are owed for a few; a flood gets none (they would only fill the
-                // queue to a peer that does not read).
-                p.send(Message::Reject(b));
+            Err(offence) => {
+                self.punish(key, offence);
+                return;
             }
-            return;
         }
         p.queued.fetch_add(1, Ordering::Relaxed);
         match self.uploads.request(key, b) {
@@ -279,14 +246,14 @@ impl Torrent {
                 continue;
             };
             match block {
-                Some(data) if !p.am_choking => p.send(Message::Piece {
+                Some(data) if !p.state.am_choking => p.send(Message::Piece {
                     index: b.index,
                     begin: b.begin,
                     data,
                 }),
                 _ => {
                     p.queued.fetch_sub(1, Ordering::Relaxed);
-                    if p.fast {
+                    if p.state.fast {
                         p.send(Message::Reject(b));
                     }
                 }
@@ -312,17 +279,14 @@ impl Torrent {
         // Only what we asked of this peer counts (or asked and withdrew: a cancel or a choke
         // may cross a block on the way). Anything else is dropped, uncounted, and a peer
         // that keeps sending it is banned.
-        if !p.inflight.remove(&b) && !p.withdrawn.remove(&b) {
-            p.unrequested += 1;
-            let n = p.unrequested;
-            if n > MAX_UNREQUESTED {
-                self.ban(key, format!("sent {n} blocks that were never requested"));
+        match p.state.block_arrived(&b, Instant::now().into_std()) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(offence) => {
+                self.punish(key, offence);
+                return;
             }
-            return;
         }
-        p.received_this_tick += data.len() as u64;
-        p.received_total += data.len() as u64;
-        p.last_block = Instant::now();
         self.base
             .stats
             .downloaded
@@ -331,8 +295,7 @@ impl Torrent {
         if arrival != Arrival::Unwanted {
             // Endgame: cancel the copies requested from others.
             for (k, other) in self.peers.iter_mut() {
-                if *k != key && other.inflight.remove(&b) {
-                    other.withdraw(b);
+                if *k != key && other.state.cancel(b) {
                     other.send(Message::Cancel(b));
                 }
             }
@@ -401,7 +364,7 @@ impl Torrent {
                 .verified
                 .fetch_add(self.info.piece_size(index) as u64, Ordering::Relaxed);
             for p in self.peers.values() {
-                if !p.has.get(index) {
+                if !p.state.has.get(index) {
                     p.send(Message::Have(index));
                 }
             }
@@ -412,11 +375,10 @@ impl Torrent {
                 self.base.notice(Notice::Complete);
                 self.base.complete.send_replace(true);
                 for p in self.peers.values_mut() {
-                    if p.am_interested {
-                        p.am_interested = false;
-                        p.send(Message::NotInterested);
+                    if let Some(m) = p.state.set_interested(false, Instant::now().into_std()) {
+                        p.send(m);
                     }
-                    if p.has.is_complete() {
+                    if p.state.has.is_complete() {
                         p.token.cancel();
                     }
                 }
@@ -441,14 +403,8 @@ impl Torrent {
             let Some(p) = self.peers.get_mut(&key) else {
                 continue;
             };
-            p.strikes += 1;
-            if sole || p.strikes >= MAX_STRIKES {
-                let reason = format!(
-                    "sent data for piece {index} that failed the hash check ({} strike{})",
-                    p.strikes,
-                    if p.strikes == 1 { "" } else { "s" }
-                );
-                self.ban(key, reason);
+            if let Err(offence) = p.state.failed_piece(index, sole) {
+                self.punish(key, offence);
             }
         }
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();

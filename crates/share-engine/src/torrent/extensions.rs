@@ -5,11 +5,23 @@
 //! extensions are never fatal. A private torrent offers neither ut_metadata nor ut_pex, so
 //! their messages are ignored there too.
 
-use share_core::ext::Extension;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use share_core::ext::{ExtHandshake, Extension};
 use share_core::metadata::{self, MetadataMsg};
 use share_core::pex::{flags, PexMessage};
+use share_core::picker::PeerKey;
+use share_core::wire::Message;
+use tokio::time::Instant;
 
-use super::*;
+use super::transfer::Torrent;
+use crate::PeerSource;
+
+/// How often each connection hears which peers we know (BEP 11: about once a minute).
+const PEX_EVERY: Duration = Duration::from_secs(60);
+/// The first peer exchange after a connection starts.
+pub(super) const PEX_FIRST: Duration = Duration::from_secs(5);
 
 impl Torrent {
     pub(super) fn on_extended(&mut self, key: PeerKey, id: u8, payload: &[u8]) {
@@ -33,7 +45,7 @@ impl Torrent {
             return;
         };
         if let Some(r) = h.reqq {
-            p.reqq = (r as usize).clamp(1, MAX_DEPTH);
+            p.state.set_reqq(r);
         }
         if let Some(port) = h.port {
             p.listen_addr = Some(SocketAddr::new(p.addr.ip(), port));
@@ -105,7 +117,7 @@ impl Torrent {
                 if p.outgoing {
                     f |= flags::REACHABLE;
                 }
-                if p.has.is_complete() {
+                if p.state.has.is_complete() {
                     f |= flags::SEED;
                 }
                 Some((*k, addr, f))

@@ -10,12 +10,24 @@
 //! dictionary that fails the hash is banned once it is known to be the liar (see
 //! `share_core::metadata`).
 
-use share_core::ext::Extension;
-use share_core::metadata::{MetadataFetch, MetadataMsg, Progress};
-use share_core::pex::PexMessage;
-use share_core::Magnet;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use super::*;
+use share_core::ext::{ExtHandshake, Extension};
+use share_core::metadata::{MetadataFetch, MetadataMsg, Progress};
+use share_core::pex::{self, PexMessage};
+use share_core::picker::PeerKey;
+use share_core::wire::Message;
+use share_core::{Magnet, Metainfo};
+use tokio::time::Instant;
+
+use super::base::Base;
+use super::{Status, TorrentCommand};
+use crate::ctx::SessionCtx;
+use crate::peer::{CloseReason, Event, Link};
+use crate::{EngineError, Notice, PeerSource};
 
 /// Largest metadata file read back from the state folder (the metadata cap plus trackers).
 const MAX_METADATA_FILE: u64 = share_core::metadata::MAX_METADATA as u64 + (1 << 20);
@@ -252,7 +264,10 @@ impl Fetching<'_> {
                     .store(self.peers.len(), Ordering::Relaxed);
             }
             Event::Closed(reason) => {
-                tracing::debug!(reason, "connection closed (fetching metadata)");
+                tracing::debug!(
+                    reason = reason.to_string(),
+                    "connection closed (fetching metadata)"
+                );
                 self.base.dial_ended(key, &reason);
                 if let Some(p) = self.peers.remove(&key) {
                     self.base.book.closed(&p.addr, Instant::now());
@@ -294,7 +309,7 @@ impl Fetching<'_> {
                 p.ext.update(h);
                 if p.ext.metadata_id.is_some() {
                     if let Err(refusal) = self.fetch.add_peer(key, p.ext.metadata_size) {
-                        self.ban(key, refusal.to_string());
+                        self.ban(key, refusal.into());
                         return;
                     }
                     self.ask(key);
@@ -347,7 +362,7 @@ impl Fetching<'_> {
         let msg = match MetadataMsg::parse(payload) {
             Ok(m) => m,
             Err(e) => {
-                self.ban(key, e.to_string());
+                self.ban(key, e.into());
                 return;
             }
         };
@@ -370,7 +385,7 @@ impl Fetching<'_> {
                 data,
             } => match self.fetch.on_data(key, piece, total_size, data) {
                 Progress::Pending => self.ask(key),
-                Progress::Invalid(why) => self.ban(key, why.to_owned()),
+                Progress::Invalid(why) => self.ban(key, CloseReason::BadMetadata(why)),
                 Progress::Done(bytes) => self.done = Some(bytes),
                 Progress::HashFailed { ban } => {
                     let who = if ban.is_empty() {
@@ -382,7 +397,7 @@ impl Fetching<'_> {
                         "the metadata from {who} did not match the info-hash; fetching it again"
                     )));
                     for k in ban {
-                        self.ban(k, "sent metadata that does not match the info-hash".into());
+                        self.ban(k, CloseReason::MetadataMismatch);
                     }
                     let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
                     for k in keys {
@@ -409,7 +424,7 @@ impl Fetching<'_> {
         }
     }
 
-    fn ban(&mut self, key: PeerKey, reason: String) {
+    fn ban(&mut self, key: PeerKey, reason: CloseReason) {
         let Some(p) = self.peers.get(&key) else {
             return;
         };

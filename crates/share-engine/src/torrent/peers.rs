@@ -1,7 +1,108 @@
-//! The transfer phase's connections: dialing, admitting peers (new ones, and those carried
+//! The transfer phase's peer table: what the torrent task holds for each connection (a
+//! [`Peer`]), and the table's life: dialing, admitting peers (new ones, and those carried
 //! over from the metadata phase), closing and banning them.
 
-use super::*;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use share_core::ext::ExtHandshake;
+use share_core::peer::{Offence, PeerState};
+use share_core::pex;
+use share_core::picker::PeerKey;
+use share_core::wire::{Handshake, Message};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::extensions::PEX_FIRST;
+use super::magnet;
+use super::transfer::Torrent;
+use crate::peer::{self, CloseReason, Command, Link};
+use crate::Notice;
+
+/// One connected peer, as the torrent task holds it: its connection (the writer's queue,
+/// the token that closes it, the counters the writer keeps), what it told us of itself, the
+/// extensions' state with it, and its protocol state, the sans-IO [`PeerState`].
+pub(super) struct Peer {
+    pub(super) addr: SocketAddr,
+    /// We dialed it (rather than it us).
+    pub(super) outgoing: bool,
+    /// Where it listens, when its extension handshake said (`p`).
+    pub(super) listen_addr: Option<SocketAddr>,
+    pub(super) peer_id: [u8; 20],
+    pub(super) tx: mpsc::Sender<Command>,
+    pub(super) token: CancellationToken,
+    /// Uploads queued in its writer.
+    pub(super) queued: Arc<AtomicUsize>,
+    /// Choking, interest, its pieces, our requests, the pipeline and the abuse counters.
+    pub(super) state: PeerState,
+    /// What its extension handshake said.
+    pub(super) ext: ExtHandshake,
+    /// Peer exchange with it: what we told it, what we take from it, when we tell it next.
+    pub(super) pex_out: pex::Outbox,
+    pub(super) pex_in: pex::Inbox,
+    pub(super) pex_next: Instant,
+    /// Metadata pieces it asked of us (bounded).
+    pub(super) metadata_requests: u32,
+    /// How its bytes travel.
+    pub(super) via: peer::Via,
+    /// Payload bytes sent to it (counted by its writer), and the rate of that.
+    pub(super) sent: Arc<AtomicU64>,
+    pub(super) sent_last: u64,
+    pub(super) rate_to_peer: u64,
+}
+
+impl Peer {
+    pub(super) fn new(link: Link, outgoing: bool, pieces: u32) -> Peer {
+        let now = Instant::now();
+        let Link {
+            addr,
+            handshake,
+            via,
+            tx,
+            queued,
+            sent,
+            token,
+        } = link;
+        Peer {
+            addr,
+            outgoing,
+            listen_addr: outgoing.then_some(addr),
+            peer_id: handshake.peer_id,
+            tx,
+            token,
+            queued,
+            state: PeerState::new(pieces, handshake.supports_fast(), now.into_std()),
+            ext: ExtHandshake::default(),
+            pex_out: pex::Outbox::default(),
+            pex_in: pex::Inbox::default(),
+            pex_next: now + PEX_FIRST,
+            metadata_requests: 0,
+            via,
+            sent,
+            sent_last: 0,
+            rate_to_peer: 0,
+        }
+    }
+
+    pub(super) fn log_totals(&self) {
+        tracing::debug!(
+            peer = %self.listen_addr.unwrap_or(self.addr),
+            received = self.state.received_total(),
+            via = %self.via,
+            "peer totals"
+        );
+    }
+
+    /// Queues a message; a peer whose queue is full does not read and is dropped.
+    pub(super) fn send(&self, m: Message) {
+        if self.tx.try_send(Command::Send(m)).is_err() {
+            self.token.cancel();
+        }
+    }
+}
 
 impl Torrent {
     /// Dials known addresses that are due, while there is room.
@@ -44,9 +145,9 @@ impl Torrent {
             peer.send(m);
         }
         let have = self.picker.have();
-        if peer.fast && have.count() == 0 {
+        if peer.state.fast && have.count() == 0 {
             peer.send(Message::HaveNone);
-        } else if peer.fast && have.is_complete() {
+        } else if peer.state.fast && have.is_complete() {
             peer.send(Message::HaveAll);
         } else if have.count() > 0 {
             peer.send(Message::Bitfield(have.as_bytes().to_vec().into()));
@@ -99,7 +200,7 @@ impl Torrent {
             .map(|p| SocketAddr::new(addr.ip(), p))
             .or(peer.listen_addr);
         if let Some(r) = c.ext.reqq {
-            peer.reqq = (r as usize).clamp(1, MAX_DEPTH);
+            peer.state.set_reqq(r);
         }
         peer.ext = c.ext;
         peer.pex_in = c.pex_in;
@@ -120,14 +221,14 @@ impl Torrent {
         }
     }
 
-    pub(super) fn on_closed(&mut self, key: PeerKey, reason: &str) {
+    pub(super) fn on_closed(&mut self, key: PeerKey, reason: CloseReason) {
         let addr = self
             .peers
             .get(&key)
             .map(|p| p.addr)
             .or(self.base.dialing.get(&key).copied());
-        tracing::debug!(peer = ?addr, reason, "connection closed");
-        self.base.dial_ended(key, reason);
+        tracing::debug!(peer = ?addr, reason = reason.to_string(), "connection closed");
+        self.base.dial_ended(key, &reason);
         self.drop_peer(key);
     }
 
@@ -139,10 +240,10 @@ impl Torrent {
         };
         p.log_totals();
         p.token.cancel();
-        for b in &p.inflight {
+        for b in p.state.requests() {
             self.picker.request_dropped(b, key);
         }
-        self.picker.peer_lost_all(&p.has);
+        self.picker.peer_lost_all(&p.state.has);
         self.count_seeds();
         self.choker.remove(key);
         self.base.book.closed(&p.addr, Instant::now());
@@ -158,14 +259,23 @@ impl Torrent {
     }
 
     /// Closes a connection that broke the protocol (without banning the peer).
-    pub(super) fn close(&mut self, key: PeerKey, reason: &str) {
+    pub(super) fn close(&mut self, key: PeerKey, reason: CloseReason) {
         if let Some(p) = self.peers.get(&key) {
-            tracing::debug!(peer = %p.addr, reason, "closing");
+            tracing::debug!(peer = %p.addr, reason = reason.to_string(), "closing");
             p.token.cancel();
         }
     }
 
-    pub(super) fn ban(&mut self, key: PeerKey, reason: String) {
+    /// Closes or bans a peer for what it did, as the offence says.
+    pub(super) fn punish(&mut self, key: PeerKey, offence: Offence) {
+        if offence.bans() {
+            self.ban(key, offence.into());
+        } else {
+            self.close(key, offence.into());
+        }
+    }
+
+    pub(super) fn ban(&mut self, key: PeerKey, reason: CloseReason) {
         if self.banned_keys.len() >= 10_000 {
             self.banned_keys.clear();
         }

@@ -1,5 +1,5 @@
 //! Peer transports: protocol encryption (MSE/PE) over any `AsyncRead + AsyncWrite`, so the
-//! peer code runs the BitTorrent protocol unchanged on TCP, MSE-wrapped TCP or (later) µTP.
+//! peer code runs the BitTorrent protocol unchanged on TCP or µTP, plaintext or MSE-wrapped.
 //!
 //! - [`mse_connect`]: the initiator, for a connection we dial.
 //! - [`accept`]: a listener's side, sniffing the first bytes: a plaintext handshake gives a

@@ -1,14 +1,15 @@
 //! One peer connection: the handshake, then a reader task and a writer task.
 //!
-//! The connection runs over any byte stream (plain TCP today; an encrypted stream or µTP
-//! later), so the peer protocol does not care how the bytes travel. An outgoing connection
-//! dials and handshakes here; an incoming one arrives with the remote's handshake already
-//! read by the session, which used it to choose the torrent.
+//! The connection runs over any byte stream (TCP or µTP, plaintext or inside MSE), so the
+//! peer protocol does not care how the bytes travel. An outgoing connection dials and
+//! handshakes (`dial.rs`); an incoming one arrives with the remote's handshake already read
+//! by the session, which used it to choose the torrent.
 //!
 //! The reader decodes frames (bounded by `wire::max_frame` before any buffer is sized) and
 //! forwards them to the torrent task; the writer encodes what the torrent task sends,
 //! coalescing queued messages into one write, and sends keep-alives when idle. Either side
-//! ending cancels the other.
+//! ending cancels the other, and the connection reports why it ended, a [`CloseReason`]
+//! (`close.rs`).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -17,24 +18,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use share_core::wire::{self, Handshake, Message, HANDSHAKE_LEN};
+use share_core::wire::{self, Handshake, Message};
 use share_core::InfoHash;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
+use share_core::picker::PeerKey;
+
+use crate::ctx::ConnPermit;
 use crate::limit::RateLimiter;
-use crate::session::ConnPermit;
-use crate::torrent::PeerKey;
-use crate::transport::{self, Method, Policy};
+use crate::transport::{Method, Policy};
 use crate::udp::Utp;
 
-/// The close reason of a connection to our own listener (a tracker listed us).
-pub const SELF_CONNECTION: &str = "connected to ourselves";
+mod close;
+mod dial;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use close::CloseReason;
+
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer that sends nothing at all (not even a keep-alive) for this long is dropped.
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(150);
@@ -160,7 +162,7 @@ pub enum Event {
     /// Messages decoded, in order, with their share of the connection's buffer budget: the
     /// reader reads on only while the torrent task has taken (dropped) enough of these.
     Messages(Vec<Message>, OwnedSemaphorePermit),
-    Closed(String),
+    Closed(CloseReason),
 }
 
 /// What every connection of a torrent shares.
@@ -192,7 +194,7 @@ pub struct Shared {
 /// for as long as it lives.
 pub async fn run(key: PeerKey, addr: SocketAddr, conn: Conn, shared: Shared, permit: ConnPermit) {
     let reason = match connect(key, addr, conn, &shared, permit).await {
-        Ok(()) => "closed".to_owned(),
+        Ok(()) => CloseReason::Closed,
         Err(e) => e,
     };
     let _ = shared.events.send((key, Event::Closed(reason))).await;
@@ -204,10 +206,12 @@ async fn connect(
     conn: Conn,
     shared: &Shared,
     mut permit: ConnPermit,
-) -> Result<(), String> {
+) -> Result<(), CloseReason> {
     let ours = Handshake::new(shared.info_hash, shared.peer_id).with_dht(shared.dht);
     let (stream, theirs, via) = match conn {
-        Conn::Dial => dial(addr, &ours, shared).await?,
+        Conn::Dial => dial::dial(addr, &ours, shared)
+            .await
+            .map_err(CloseReason::Dial)?,
         Conn::Accepted {
             mut stream,
             theirs,
@@ -215,13 +219,13 @@ async fn connect(
         } => {
             timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours.encode()))
                 .await
-                .map_err(|_| "handshake timed out".to_owned())?
-                .map_err(|e| format!("handshake: {e}"))?;
+                .map_err(|_| CloseReason::HandshakeTimeout)?
+                .map_err(|e| CloseReason::Handshake(e.to_string()))?;
             (stream, theirs, via)
         }
     };
     if theirs.peer_id == shared.peer_id {
-        return Err(SELF_CONNECTION.into());
+        return Err(CloseReason::SelfConnection);
     }
     permit.established();
 
@@ -245,7 +249,7 @@ async fn connect(
             }),
         ))
         .await
-        .map_err(|_| "session ended".to_owned())?;
+        .map_err(|_| CloseReason::SessionEnded)?;
     let writer = tokio::spawn(write_loop(
         write,
         rx,
@@ -259,177 +263,6 @@ async fn connect(
     let _ = writer.await;
     drop(permit);
     result
-}
-
-/// Dials `addr` over TCP, then µTP if TCP does not connect or its handshake fails (a
-/// refused TCP dial fails at once; a peer may take µTP only), within the transports
-/// allowed. On a connection: MSE
-/// first under `prefer` (most peers take it, and some take nothing else), plaintext again
-/// on a new connection if the MSE handshake fails; MSE only under `require`; plaintext
-/// only under `disable`. Our BitTorrent handshake travels inside MSE's first message.
-async fn dial(
-    addr: SocketAddr,
-    ours: &Handshake,
-    shared: &Shared,
-) -> Result<(BoxStream, Handshake, Via), String> {
-    let utp = shared
-        .utp
-        .iter()
-        .find(|u| u.bind_addr().is_ipv6() == addr.is_ipv6());
-    let mut tried = Vec::new();
-    let order = [
-        (shared.tcp).then_some(Transport::Tcp),
-        utp.map(|_| Transport::Utp),
-    ];
-    // A peer may accept a transport and then close it at once (libtorrent with incoming
-    // TCP turned off does): a handshake that fails on one transport is tried on the next.
-    for transport in order.into_iter().flatten() {
-        match over(transport, addr, ours, shared, utp).await {
-            Ok(x) => return Ok(x),
-            Err(Dialed::Unreachable(e) | Dialed::Refused(e)) => {
-                tried.push(format!("{transport}: {e}"))
-            }
-        }
-    }
-    if tried.is_empty() {
-        return Err("no transport to reach this peer".into());
-    }
-    Err(tried.join("; "))
-}
-
-/// Why a dial failed: the peer could not be reached at all, or it did not take our
-/// handshake (worth a try the other way).
-enum Dialed {
-    Unreachable(String),
-    Refused(String),
-}
-
-/// Opens a connection to `addr` over `transport`.
-async fn open(
-    transport: Transport,
-    addr: SocketAddr,
-    utp: Option<&Arc<Utp>>,
-    bind_ip: Option<std::net::IpAddr>,
-) -> Result<BoxStream, String> {
-    match (transport, utp) {
-        (Transport::Tcp, _) => {
-            let connect = async {
-                match bind_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
-                    Some(ip) => {
-                        let socket = if ip.is_ipv4() {
-                            tokio::net::TcpSocket::new_v4()?
-                        } else {
-                            tokio::net::TcpSocket::new_v6()?
-                        };
-                        socket.bind(SocketAddr::new(ip, 0))?;
-                        socket.connect(addr).await
-                    }
-                    None => TcpStream::connect(addr).await,
-                }
-            };
-            let tcp = timeout(CONNECT_TIMEOUT, connect)
-                .await
-                .map_err(|_| "connect timed out".to_owned())?
-                .map_err(|e| format!("connect: {e}"))?;
-            let _ = tcp.set_nodelay(true);
-            Ok(Box::new(tcp))
-        }
-        (Transport::Utp, Some(u)) => {
-            let s = timeout(CONNECT_TIMEOUT, u.connect(addr))
-                .await
-                .map_err(|_| "connect timed out".to_owned())?
-                .map_err(|e| format!("connect: {e}"))?;
-            Ok(Box::new(s))
-        }
-        (Transport::Utp, None) => Err("no µTP socket for this address family".into()),
-    }
-}
-
-/// The handshakes over `transport`, as the encryption policy says.
-async fn over(
-    transport: Transport,
-    addr: SocketAddr,
-    ours: &Handshake,
-    shared: &Shared,
-    utp: Option<&Arc<Utp>>,
-) -> Result<(BoxStream, Handshake, Via), Dialed> {
-    let plain = |stream| async move {
-        let (s, h) = plain_handshake(stream, ours, shared).await?;
-        Ok::<_, String>((
-            s,
-            h,
-            Via {
-                transport,
-                encryption: Encryption::Plain,
-            },
-        ))
-    };
-    let first = open(transport, addr, utp, shared.bind_ip)
-        .await
-        .map_err(Dialed::Unreachable)?;
-    match shared.encryption {
-        Policy::Disable => plain(first).await.map_err(Dialed::Refused),
-        policy => match mse_handshake(first, ours, policy, shared).await {
-            Ok((s, h, encryption)) => Ok((
-                s,
-                h,
-                Via {
-                    transport,
-                    encryption,
-                },
-            )),
-            Err(e) if policy == Policy::Prefer => {
-                tracing::debug!(%addr, %transport, error = %e, "encrypted handshake failed: dialing in plaintext");
-                let again = open(transport, addr, utp, shared.bind_ip)
-                    .await
-                    .map_err(Dialed::Unreachable)?;
-                plain(again).await.map_err(Dialed::Refused)
-            }
-            Err(e) => Err(Dialed::Refused(format!("{e} (encryption is required)"))),
-        },
-    }
-}
-
-/// Reads and checks the remote's BitTorrent handshake.
-async fn read_handshake(stream: &mut BoxStream, shared: &Shared) -> Result<Handshake, String> {
-    let mut buf = [0u8; HANDSHAKE_LEN];
-    timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf))
-        .await
-        .map_err(|_| "handshake timed out".to_owned())?
-        .map_err(|e| format!("handshake: {e}"))?;
-    let theirs = Handshake::decode(&buf).map_err(|e| e.to_string())?;
-    if theirs.info_hash != shared.info_hash {
-        return Err("wrong info-hash in handshake".into());
-    }
-    Ok(theirs)
-}
-
-async fn plain_handshake(
-    mut stream: BoxStream,
-    ours: &Handshake,
-    shared: &Shared,
-) -> Result<(BoxStream, Handshake), String> {
-    timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours.encode()))
-        .await
-        .map_err(|_| "handshake timed out".to_owned())?
-        .map_err(|e| format!("handshake: {e}"))?;
-    let theirs = read_handshake(&mut stream, shared).await?;
-    Ok((stream, theirs))
-}
-
-async fn mse_handshake(
-    stream: BoxStream,
-    ours: &Handshake,
-    policy: Policy,
-    shared: &Shared,
-) -> Result<(BoxStream, Handshake, Encryption), String> {
-    let enc = transport::mse_connect(stream, shared.info_hash, policy, &ours.encode())
-        .await
-        .map_err(|e| e.to_string())?;
-    let encryption = Encryption::of(enc.mse());
-    let mut stream: BoxStream = Box::new(enc);
-    let theirs = read_handshake(&mut stream, shared).await?;
-    Ok((stream, theirs, encryption))
 }
 
 /// How much the reader asks of the socket at once, at most: a fast peer's reads grow to
@@ -458,7 +291,7 @@ async fn read_loop(
     mut read: impl AsyncRead + Unpin,
     shared: &Shared,
     token: &CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), CloseReason> {
     let mut buf = BytesMut::with_capacity(MIN_READ);
     let mut last_read = 0usize;
     let mut keepalives = (Instant::now(), 0u32);
@@ -469,7 +302,7 @@ async fn read_loop(
         let mut batch = Vec::new();
         let before = buf.len();
         while batch.len() < MAX_BATCH {
-            match wire::decode(&mut buf, shared.max_frame).map_err(|e| e.to_string())? {
+            match wire::decode(&mut buf, shared.max_frame).map_err(CloseReason::Wire)? {
                 Some(Message::KeepAlive) => {
                     let now = Instant::now();
                     if now.duration_since(keepalives.0) > Duration::from_secs(60) {
@@ -477,7 +310,7 @@ async fn read_loop(
                     }
                     keepalives.1 += 1;
                     if keepalives.1 > MAX_KEEPALIVES_PER_MIN {
-                        return Err("flooded keep-alives".into());
+                        return Err(CloseReason::KeepAliveFlood);
                     }
                 }
                 Some(m) => batch.push(m),
@@ -489,7 +322,7 @@ async fn read_loop(
             let bytes = (before - buf.len()).clamp(1, PEER_BUFFER as usize) as u32;
             let permit = tokio::select! {
                 _ = token.cancelled() => return Ok(()),
-                p = budget.clone().acquire_many_owned(bytes) => p.map_err(|_| "closed".to_owned())?,
+                p = budget.clone().acquire_many_owned(bytes) => p.map_err(|_| CloseReason::Closed)?,
             };
             if shared
                 .events
@@ -511,11 +344,11 @@ async fn read_loop(
         let n = tokio::select! {
             _ = token.cancelled() => return Ok(()),
             r = timeout(SILENCE_TIMEOUT, read.read_buf(&mut buf)) => r
-                .map_err(|_| "peer silent for too long".to_owned())?
-                .map_err(|e| format!("read: {e}"))?,
+                .map_err(|_| CloseReason::Silent)?
+                .map_err(|e| CloseReason::Read(e.to_string()))?,
         };
         if n == 0 {
-            return Err("peer closed the connection".into());
+            return Err(CloseReason::PeerClosed);
         }
         last_read = n;
         if let Some(l) = &shared.download_limit {

@@ -1,0 +1,185 @@
+//! What a session gives its torrents and their connections: [`SessionCtx`] (the peer id,
+//! the listen address, the rate limiters, the caps on connections ([`ConnPermit`]), one data
+//! check at a time, the budgets of open files and piece memory, the HTTP client, the
+//! transports and the DHT), and the claims torrents hold on their content folders.
+//!
+//! It sits below everything that uses it, so that the arrows of the engine point one way:
+//! the session builds it and hands it down (session → torrent → peer → ctx; the acceptor
+//! and LSD read the routes in `routes.rs`). Nothing here knows of torrents or peers.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use share_core::InfoHash;
+use share_storage::store::FileBudget;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::dht::DhtHandle;
+use crate::limit::RateLimiter;
+use crate::memory::MemoryBudget;
+use crate::transport::Policy;
+use crate::udp::Utp;
+
+mod limits;
+
+pub use limits::ConnPermit;
+pub(crate) use limits::PerIp;
+
+/// What the session shares with its torrents (read-only, or internally synchronised).
+pub(crate) struct SessionCtx {
+    pub peer_id: [u8; 20],
+    pub listen: SocketAddr,
+    pub upload_limit: Option<Arc<RateLimiter>>,
+    pub download_limit: Option<Arc<RateLimiter>>,
+    /// Connections in all torrents together, those being dialed, those of one IP: taken
+    /// through [`SessionCtx::dial_permit`] and [`SessionCtx::accept_permit`].
+    pub connections: Arc<Semaphore>,
+    pub dialing: Arc<Semaphore>,
+    pub per_ip: Arc<PerIp>,
+    /// One start-up data check at a time: each uses every core.
+    pub checks: Arc<Semaphore>,
+    pub files: FileBudget,
+    pub http: reqwest::Client,
+    pub state_dir: PathBuf,
+    pub pex: bool,
+    pub loopback_only: bool,
+    /// The session's DHT nodes (none when it is off).
+    pub dht: Dht,
+    /// The UDP port the DHT listens on (told to peers in a `port` message).
+    pub udp_port: Option<u16>,
+    pub encryption: Policy,
+    /// Dial over TCP; and over µTP on these sockets (one per family).
+    pub tcp: bool,
+    pub utp: Vec<Arc<Utp>>,
+    /// Tells the session task that a torrent turned out to be private (a magnet's metadata).
+    pub private: mpsc::Sender<InfoHash>,
+    /// Which symlinks below a download folder are followed.
+    pub links: share_storage::root::Links,
+    /// The content roots of the torrents in their transfer phase.
+    pub contents: Arc<ContentRoots>,
+    /// Bytes held in piece buffers, all torrents together.
+    pub memory: MemoryBudget,
+}
+
+/// The folders (or single files) that torrents of the session hold: a second torrent with
+/// the same folder and name is refused, so that two torrents never write into one tree. A
+/// lock, because torrents claim and release them from their own tasks; it is held for one
+/// set operation.
+#[derive(Debug, Default)]
+pub(crate) struct ContentRoots(std::sync::Mutex<HashSet<ContentKey>>);
+
+/// A content root: the download folder's device and inode, and the path below it.
+type ContentKey = (u64, u64, PathBuf);
+
+impl ContentRoots {
+    /// Claims `key` until the claim is dropped; `None` if a torrent holds it already.
+    pub fn claim(self: &Arc<Self>, key: ContentKey) -> Option<ContentClaim> {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(key.clone()).then(|| ContentClaim {
+            key,
+            roots: self.clone(),
+        })
+    }
+}
+
+/// A torrent's hold on its content root.
+#[derive(Debug)]
+pub(crate) struct ContentClaim {
+    key: ContentKey,
+    roots: Arc<ContentRoots>,
+}
+
+impl Drop for ContentClaim {
+    fn drop(&mut self) {
+        let mut set = self.roots.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.key);
+    }
+}
+
+impl SessionCtx {
+    /// A permit for a new outgoing connection to `ip`, if the session has room for one.
+    pub fn dial_permit(&self, ip: IpAddr) -> Option<ConnPermit> {
+        let setting_up = self.dialing.clone().try_acquire_owned().ok()?;
+        let conn = self.connections.clone().try_acquire_owned().ok()?;
+        let ip = self.per_ip.acquire(ip)?;
+        Some(ConnPermit {
+            _conn: conn,
+            _ip: ip,
+            setting_up: Some(setting_up),
+        })
+    }
+
+    /// A permit for a connection from `ip` that the listener accepted, if the session has
+    /// room for one (it is not counted among those being set up: the acceptor bounds its
+    /// handshakes itself).
+    pub fn accept_permit(&self, ip: IpAddr) -> Option<ConnPermit> {
+        let conn = self.connections.clone().try_acquire_owned().ok()?;
+        Some(ConnPermit {
+            _conn: conn,
+            _ip: self.per_ip.acquire(ip)?,
+            setting_up: None,
+        })
+    }
+
+    /// Where a magnet's metadata is kept.
+    pub fn metadata_path(&self, hash: &InfoHash) -> PathBuf {
+        self.state_dir
+            .join("metadata")
+            .join(format!("{hash}.torrent"))
+    }
+}
+
+/// The session's DHT: a node per address family, all on the listen port.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Dht {
+    nodes: Vec<DhtHandle>,
+}
+
+impl Dht {
+    pub fn new(nodes: Vec<DhtHandle>) -> Dht {
+        Dht { nodes }
+    }
+
+    pub fn is_on(&self) -> bool {
+        !self.nodes.is_empty()
+    }
+
+    /// Looks the torrent up on every family's DHT (and announces it) from now on.
+    pub fn add_torrent(&self, hash: share_core::InfoHash, peers: mpsc::Sender<Vec<SocketAddr>>) {
+        for n in &self.nodes {
+            n.add_torrent(hash, peers.clone());
+        }
+    }
+
+    pub fn remove_torrent(&self, hash: share_core::InfoHash) {
+        for n in &self.nodes {
+            n.remove_torrent(hash);
+        }
+    }
+
+    pub fn want_peers(&self, hash: share_core::InfoHash) {
+        for n in &self.nodes {
+            n.want_peers(hash);
+        }
+    }
+
+    /// A node a peer told us of: the node of its family pings it.
+    pub fn add_node(&self, addr: SocketAddr) {
+        if let Some(n) = self
+            .nodes
+            .iter()
+            .find(|n| n.local_addr().is_ipv6() == addr.is_ipv6())
+        {
+            n.add_node(addr);
+        }
+    }
+
+    /// Stops every node (each saves its routing table).
+    pub async fn shutdown(&self) {
+        for n in self.nodes.clone() {
+            n.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! What both phases of a torrent share (the metadata fetch of a magnet link and the
+//! transfer): the session's context, the torrent's channels and counters, the address book
+//! and the dialing it drives, the tracker client, and the torrent's identity on the wire
+//! (its extension registry, whether it is private, the handshakes it offers).
+//!
+//! It lives apart from either phase so that the phases differ only in what they do with a
+//! connection, and a connection made in the first carries on into the second.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use share_core::budget::Budget;
+use share_core::ext::Registry;
+use share_core::picker::PeerKey;
+use share_core::wire::{self, Handshake, Message};
+use share_storage::resume;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::book::{Book, DIALS_PER_SEC, DIAL_BURST};
+use super::{Inputs, TorrentCommand};
+use crate::ctx::{ConnPermit, SessionCtx};
+use crate::limit::RateLimiter;
+use crate::peer::{self, BoxStream, CloseReason, Conn, Event, Shared, MAX_QUEUED_UPLOADS};
+use crate::tracker;
+use crate::{Notice, PeerSource, Source, Stats, TorrentConfig};
+
+/// Peer events queued for the torrent task.
+const EVENT_QUEUE: usize = 4096;
+
+/// A tracker client running for this torrent.
+pub(super) struct TrackerRun {
+    pub stop: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// What both phases of a torrent need.
+pub(super) struct Base {
+    pub(super) ctx: Arc<SessionCtx>,
+    pub(super) config: TorrentConfig,
+    pub(super) stats: Arc<Stats>,
+    pub(super) notices: mpsc::Sender<Notice>,
+    pub(super) token: CancellationToken,
+    pub(super) cmds: mpsc::Receiver<TorrentCommand>,
+    pub(super) found: mpsc::Receiver<(PeerSource, Vec<SocketAddr>)>,
+    found_tx: mpsc::Sender<(PeerSource, Vec<SocketAddr>)>,
+    pub(super) events: mpsc::Receiver<(PeerKey, Event)>,
+    pub(super) shared: Shared,
+    uploaded: Arc<AtomicU64>,
+    pub(super) book: Book,
+    /// Outgoing connections not yet through the handshake.
+    pub(super) dialing: HashMap<PeerKey, SocketAddr>,
+    next_key: PeerKey,
+    pub(super) tiers: Vec<Vec<String>>,
+    pub(super) tracker: Option<TrackerRun>,
+    /// Tells the tracker client when the download completes.
+    pub(super) complete: watch::Sender<bool>,
+    /// Asks the tracker client for an early announce when we have no peers.
+    need_peers: Arc<Notify>,
+    /// The extensions offered on our connections (none of ours on a private torrent).
+    pub(super) registry: Registry,
+    private: bool,
+    pub(super) paused: bool,
+    /// Dials started: a rate, however often dialing is tried (each batch of peers a source
+    /// finds, each tick, each closed connection).
+    dial_budget: Budget,
+    pub(super) rates: crate::RateMeter,
+}
+
+impl Base {
+    /// The torrent's shared state before either phase starts: the address book holds the
+    /// peers given (`--peer`, a magnet's `x.pe`), the trackers are known but not started.
+    pub(super) fn new(
+        source: &Source,
+        config: TorrentConfig,
+        io: Inputs,
+        magnet_peers: Vec<SocketAddr>,
+    ) -> Base {
+        let hash = source.info_hash();
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let uploaded = Arc::new(AtomicU64::new(0));
+        let private_torrent = matches!(source, Source::Torrent(m) if m.info.private);
+        let shared = Shared {
+            info_hash: hash,
+            peer_id: io.ctx.peer_id,
+            dht: io.ctx.dht.is_on() && !private_torrent,
+            encryption: io.ctx.encryption,
+            tcp: io.ctx.tcp,
+            utp: io.ctx.utp.clone(),
+            // Dial from the address we listen on, when it is a specific one: the tracker and
+            // the peers then see (and pass on) the address that takes connections.
+            bind_ip: Some(io.ctx.listen.ip()).filter(|ip| !ip.is_unspecified()),
+            // Enough for a bitfield of any torrent whose metadata we accept.
+            max_frame: wire::max_frame(u32::MAX / 2048),
+            events: events_tx,
+            uploaded: uploaded.clone(),
+            upload_limit: io.ctx.upload_limit.clone(),
+            download_limit: io.ctx.download_limit.clone(),
+            torrent_up: Arc::new(RateLimiter::unlimited()),
+            torrent_down: Arc::new(RateLimiter::unlimited()),
+            shutdown: io.token.child_token(),
+        };
+        let mut book = Book::new(io.ctx.listen, io.ctx.loopback_only);
+        let now = Instant::now();
+        book.add(config.peers.iter().copied(), PeerSource::User, now);
+        book.add(magnet_peers, PeerSource::User, now);
+        let (tiers, private) = match source {
+            Source::Torrent(m) => (tiers(&m.trackers, &config), m.info.private),
+            Source::Magnet(m) => {
+                let t: Vec<Vec<String>> = m.trackers.iter().map(|u| vec![u.clone()]).collect();
+                (tiers(&t, &config), false)
+            }
+        };
+        let (complete, _) = watch::channel(false);
+        let mut base = Base {
+            ctx: io.ctx,
+            config,
+            stats: io.stats,
+            notices: io.notices,
+            token: io.token,
+            cmds: io.cmds,
+            found: io.found,
+            found_tx: io.found_tx,
+            events,
+            shared,
+            uploaded,
+            book,
+            dialing: HashMap::new(),
+            next_key: 1,
+            tiers,
+            tracker: None,
+            complete,
+            need_peers: Arc::new(Notify::new()),
+            registry: Registry::public(),
+            private: false,
+            paused: false,
+            dial_budget: Budget::new(DIAL_BURST, DIALS_PER_SEC, Instant::now().into_std()),
+            rates: crate::RateMeter::default(),
+        };
+        base.set_private(private);
+        base
+    }
+
+    /// A private torrent (BEP 27) offers no metadata or peer exchange, and its peers come
+    /// only from its trackers and `--peer`; the session stops announcing it on LSD.
+    pub(super) fn set_private(&mut self, private: bool) {
+        self.private = private;
+        self.registry = if private {
+            Registry::private()
+        } else {
+            Registry::public().with(share_core::ext::Extension::Pex, self.ctx.pex)
+        };
+        if private {
+            let _ = self.ctx.private.try_send(self.shared.info_hash);
+        }
+    }
+
+    /// Where this torrent's resume data is kept, when it keeps any.
+    pub(super) fn resume_path(&self) -> Option<std::path::PathBuf> {
+        self.config
+            .resume
+            .then(|| resume::path(&self.ctx.state_dir, &self.shared.info_hash.0))
+    }
+
+    pub(super) fn notice(&self, n: Notice) {
+        let _ = self.notices.try_send(n);
+    }
+
+    fn spawn_peer(&mut self, addr: SocketAddr, conn: Conn, permit: ConnPermit) -> PeerKey {
+        let key = self.next_key;
+        self.next_key += 1;
+        tokio::spawn(peer::run(key, addr, conn, self.shared.clone(), permit));
+        key
+    }
+
+    /// Dials addresses that are due, within the torrent's and the session's limits.
+    pub(super) fn dial(&mut self, connected: &HashSet<SocketAddr>, peers: usize, complete: bool) {
+        if self.paused {
+            return;
+        }
+        let now = Instant::now();
+        let room = self
+            .config
+            .max_peers
+            .saturating_sub(peers + self.dialing.len())
+            .min(self.dial_budget.available(now.into_std()));
+        if room == 0 {
+            return;
+        }
+        for addr in self.book.due(now, complete, connected, room) {
+            self.dial_budget.take(now.into_std());
+            let Some(permit) = self.ctx.dial_permit(addr.ip()) else {
+                self.book.undial(&addr);
+                continue;
+            };
+            let key = self.spawn_peer(addr, Conn::Dial, permit);
+            self.dialing.insert(key, addr);
+        }
+    }
+
+    /// Takes a connection the session routed to us, if there is room and the peer is not
+    /// banned.
+    pub(super) fn admit(
+        &mut self,
+        stream: BoxStream,
+        addr: SocketAddr,
+        handshake: Handshake,
+        permit: ConnPermit,
+        via: peer::Via,
+        peers: usize,
+    ) {
+        if self.paused
+            || peers + self.dialing.len() >= self.config.max_peers
+            || self.book.is_banned(&addr, Some(&handshake.peer_id))
+        {
+            return;
+        }
+        self.spawn_peer(
+            addr,
+            Conn::Accepted {
+                stream,
+                theirs: handshake,
+                via,
+            },
+            permit,
+        );
+    }
+
+    /// An outgoing connection ended before its handshake (or got through it: `worked`).
+    pub(super) fn dial_ended(&mut self, key: PeerKey, reason: &CloseReason) {
+        let Some(addr) = self.dialing.remove(&key) else {
+            return;
+        };
+        if *reason == CloseReason::SelfConnection {
+            self.book.forget(&addr);
+        } else {
+            self.book.dial_failed(&addr, Instant::now());
+        }
+    }
+
+    /// Remembers addresses a source found.
+    pub(super) fn add_found(&mut self, source: PeerSource, addrs: Vec<SocketAddr>) {
+        let n = self.book.add(addrs, source, Instant::now());
+        if n > 0 {
+            tracing::debug!(source = source.name(), new = n, "peers found");
+        }
+        self.stats
+            .set_learned(source, self.book.learned.get(&source).copied().unwrap_or(0));
+    }
+
+    pub(super) fn start_trackers(&mut self) {
+        if self.tiers.is_empty() || self.tracker.is_some() {
+            return;
+        }
+        let stop = CancellationToken::new();
+        let client = tracker::Client::new(
+            self.tiers.clone(),
+            tracker::Identity {
+                info_hash: self.shared.info_hash,
+                peer_id: self.ctx.peer_id,
+                port: self.ctx.listen.port(),
+            },
+            self.stats.clone(),
+            self.ctx.http.clone(),
+        );
+        let task = tokio::spawn(client.run(
+            self.found_tx.clone(),
+            self.complete.subscribe(),
+            self.need_peers.clone(),
+            stop.clone(),
+            self.notices.clone(),
+        ));
+        self.tracker = Some(TrackerRun { stop, task });
+    }
+
+    /// Stops the tracker client (it announces `stopped`) and waits a little for it.
+    pub(super) async fn stop_trackers(&mut self) {
+        if let Some(t) = self.tracker.take() {
+            t.stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(6), t.task).await;
+        }
+    }
+
+    /// The uploaded counter shared with peer writers, copied into the stats.
+    pub(super) fn sync_uploaded(&self) {
+        self.stats
+            .uploaded
+            .store(self.uploaded.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    pub(super) fn set_limits(&self, up: Option<u64>, down: Option<u64>) {
+        self.shared.torrent_up.set_rate(up);
+        self.shared.torrent_down.set_rate(down);
+    }
+
+    /// Tells a peer that runs a DHT node where ours listens (BEP 5 `port`).
+    pub(super) fn port_message(&self, hs: &Handshake) -> Option<Message> {
+        let port = self.ctx.udp_port?;
+        (self.shared.dht && !self.private && hs.supports_dht()).then_some(Message::Port(port))
+    }
+
+    /// A peer told us where its DHT node listens: our node pings it.
+    pub(super) fn dht_node(&self, peer: SocketAddr, port: u16) {
+        if !self.private && port != 0 {
+            self.ctx.dht.add_node(SocketAddr::new(peer.ip(), port));
+        }
+    }
+
+    /// With no peers at all, asks the trackers and the DHT early.
+    pub(super) fn ask_for_peers(&self) {
+        self.need_peers.notify_one();
+        if !self.private {
+            self.ctx.dht.want_peers(self.shared.info_hash);
+        }
+    }
+
+    /// Our extension handshake for a peer at `addr`.
+    pub(super) fn ext_handshake(&self, addr: SocketAddr, metadata_size: Option<u32>) -> Message {
+        let ours = share_core::ext::OurHandshake {
+            registry: self.registry,
+            port: Some(self.ctx.listen.port()),
+            version: peer::VERSION,
+            reqq: MAX_QUEUED_UPLOADS as u32,
+            metadata_size,
+            yourip: Some(addr.ip()),
+        };
+        Message::Extended {
+            id: 0,
+            payload: ours.encode().into(),
+        }
+    }
+}
+
+/// The torrent's tiers, then each extra URL as a tier of its own.
+fn tiers(own: &[Vec<String>], config: &TorrentConfig) -> Vec<Vec<String>> {
+    let mut t = own.to_vec();
+    for url in &config.extra_trackers {
+        if !t.iter().flatten().any(|u| u == url) {
+            t.push(vec![url.clone()]);
+        }
+    }
+    t
+}
