@@ -113,3 +113,278 @@ fn inspect_reads_a_magnet_link() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("1220"), "a clear error");
 }
+
+fn same_tree(a: &std::path::Path, b: &std::path::Path) {
+    let out = std::process::Command::new("diff")
+        .arg("-r")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} and {} differ: {}",
+        a.display(),
+        b.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn lt_create(content: &std::path::Path, out: &std::path::Path, format: &str) -> Value {
+    ok(std::process::Command::new(python())
+        .arg(peer_script("lt_create.py"))
+        .arg(content)
+        .arg(out)
+        .args(["--piece-length", "16384", "--format", format]));
+    libtorrent_view(out)
+}
+
+fn lt(mode: &str, t: &std::path::Path, dir: &std::path::Path, extra: &[&str]) -> Proc {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut p = Proc::start(
+        std::process::Command::new(python())
+            .arg(peer_script("lt_peer.py"))
+            .arg(mode)
+            .arg(t)
+            .arg(dir)
+            .args(["--timeout", "200"])
+            .args(extra),
+    );
+    if mode == "seed" {
+        assert!(
+            p.wait_line(|l| l == "seeding", TIMEOUT).is_some(),
+            "libtorrent did not seed: {}",
+            p.stderr()
+        );
+    }
+    p
+}
+
+#[test]
+fn share_fetches_v2_and_hybrid_torrents_from_libtorrent_by_torrent_and_by_magnet() {
+    if !require_libtorrent() {
+        return;
+    }
+    let d = Dir::new();
+    let content = folder(&d);
+    for format in ["v2", "hybrid"] {
+        let t = d.join(&format!("lt-{format}.torrent"));
+        let view = lt_create(&content, &t, format);
+        let mut seed = lt("seed", &t, d.path(), &[]);
+        let v2 = view["info_hash_v2"].as_str().unwrap().to_string();
+        let mut sources = vec![("torrent", t.to_str().unwrap().to_string())];
+        sources.push((
+            "btmh magnet",
+            format!("magnet:?xt=urn:btmh:1220{v2}&dn=content&x.pe={}", seed.addr),
+        ));
+        if let Some(v1) = view["info_hash"].as_str() {
+            sources.push((
+                "btih magnet",
+                format!("magnet:?xt=urn:btih:{v1}&dn=content&x.pe={}", seed.addr),
+            ));
+        }
+        for (how, source) in sources {
+            let dst = d.join(&format!("dst-{format}-{}", how.replace(' ', "-")));
+            let mut fetch = start_fetch_of(&source, &dst, &[seed.addr], &[]);
+            let (code, _) = fetch.wait(TIMEOUT);
+            assert_eq!(
+                code,
+                Some(0),
+                "{format} by {how}: {}\nlibtorrent: {}",
+                fetch.stderr(),
+                seed.stderr()
+            );
+            same_tree(&content, &dst.join("content"));
+        }
+        seed.stop();
+    }
+}
+
+#[test]
+fn libtorrent_fetches_shares_v2_and_hybrid_torrents_from_a_share_seed() {
+    if !require_libtorrent() {
+        return;
+    }
+    let d = Dir::new();
+    let content = folder(&d);
+    for format in ["v2", "hybrid"] {
+        let t = d.join(&format!("share-{format}.torrent"));
+        ok(share()
+            .arg("create")
+            .arg(&content)
+            .args(["--piece-length", "16384", "--format", format, "--quiet", "-o"])
+            .arg(&t));
+        let mut seed = Proc::start(
+            share()
+                .env("SHARE_LOG", "share_engine=debug")
+                .arg("seed")
+                .arg(&t)
+                .arg("-d")
+                .arg(d.path())
+                .args(["--listen", "127.0.0.1:0"]),
+        );
+        let dst = d.join(&format!("lt-{format}"));
+        let mut fetch = lt("fetch", &t, &dst, &["--peer", &seed.addr.to_string()]);
+        assert!(
+            fetch.wait_line(|l| l == "done", TIMEOUT).is_some(),
+            "libtorrent did not fetch the {format} torrent: {}\nshare seed: {}",
+            fetch.stderr(),
+            seed.stderr()
+        );
+        same_tree(&content, &dst.join("content"));
+        fetch.stop();
+        seed.stop();
+        // A v2-only torrent's connection is in the v2 swarm; libtorrent takes the hybrid
+        // through its v1 hash (encrypted, it does not upgrade): the v1 view serves it.
+        let want = if format == "v2" { "swarm=\"v2\"" } else { "swarm=\"v1\"" };
+        assert!(
+            seed.stderr().lines().any(|l| l.contains("connected") && l.contains(want)),
+            "{format}: {}",
+            seed.stderr()
+        );
+    }
+}
+
+/// Bytes each peer sent a fetch, from its `peer totals` debug lines.
+fn received_by_peer(stderr: &str) -> Vec<(String, u64)> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("peer totals"))
+        .filter_map(|l| {
+            let peer = l.split("peer=").nth(1)?.split_whitespace().next()?.to_string();
+            let n = l.split("received=").nth(1)?.split_whitespace().next()?.parse().ok()?;
+            Some((peer, n))
+        })
+        .collect()
+}
+
+#[test]
+fn a_share_leecher_takes_a_hybrid_from_a_share_seed_and_a_libtorrent_seed_at_once() {
+    if !require_libtorrent() {
+        return;
+    }
+    let d = Dir::new();
+    d.data_file("content/big.bin", 6 << 20, 9);
+    d.data_file("content/small.bin", 100_000, 10);
+    let content = d.join("content");
+    let t = d.join("hybrid.torrent");
+    lt_create(&content, &t, "hybrid");
+    let share_seed = start_seed(&t, d.path(), &["--max-upload-rate", "1M"]);
+    let lt_seed = lt("seed", &t, d.path(), &["--upload-rate", "1048576"]);
+    let dst = d.join("dst");
+    let mut fetch = Proc::start(
+        share()
+            .env("SHARE_LOG", "share_engine=debug")
+            .arg("fetch")
+            .arg(&t)
+            .arg("-o")
+            .arg(&dst)
+            .args(["--listen", "127.0.0.1:0", "--peer"])
+            .arg(share_seed.addr.to_string())
+            .arg("--peer")
+            .arg(lt_seed.addr.to_string()),
+    );
+    let (code, _) = fetch.wait(TIMEOUT);
+    assert_eq!(code, Some(0), "{}", fetch.stderr());
+    same_tree(&content, &dst.join("content"));
+    let got = received_by_peer(&fetch.stderr());
+    println!("received by peer: {got:?}");
+    for seed in [share_seed.addr, lt_seed.addr] {
+        let n: u64 = got
+            .iter()
+            .filter(|(p, _)| *p == seed.to_string())
+            .map(|(_, n)| n)
+            .sum();
+        assert!(n > 1 << 20, "{seed} sent only {n} bytes: {got:?}");
+    }
+}
+
+#[test]
+fn a_peer_sending_one_bad_block_of_a_v2_torrent_is_banned_and_the_fetch_completes() {
+    use bytes::BytesMut;
+    use share_core::wire::{Handshake, Message};
+    use std::io::{Read, Write};
+    let d = Dir::new();
+    let file = d.data_file("src/one.bin", 1 << 20, 77);
+    let t = d.join("one.torrent");
+    let out = ok(share()
+        .arg("create")
+        .arg(&file)
+        .args(["--piece-length", "65536", "--format", "v2", "--no-date", "-o"])
+        .arg(&t));
+    let v2 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("info-hash-v2: "))
+        .unwrap()
+        .to_string();
+    let short = share_core::InfoHash(hex::decode(&v2[..40]).unwrap().try_into().unwrap());
+    let data = std::fs::read(&file).unwrap();
+
+    // A liar: it has everything, and the first block it sends is wrong.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let liar = listener.local_addr().unwrap();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        let Some(mut s) = accept_plaintext(&listener) else {
+            return;
+        };
+        let mut hs = Handshake::new(short, *b"-XX0000-liar00000000");
+        hs.reserved[7] |= 0x04;
+        if s.write_all(&hs.encode()).is_err() {
+            return;
+        }
+        send(&mut s, Message::Bitfield(vec![0xff, 0xff].into()));
+        send(&mut s, Message::Unchoke);
+        let mut buf = BytesMut::new();
+        let mut first = true;
+        while let Some(m) = read_until(&mut s, &mut buf, |m| matches!(m, Message::Request(_))) {
+            let Message::Request(b) = m else { continue };
+            let at = b.index as usize * 65536 + b.begin as usize;
+            let mut block = data[at..at + b.length as usize].to_vec();
+            if first {
+                block[100] ^= 0xff;
+                first = false;
+            }
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let m = Message::Piece {
+                index: b.index,
+                begin: b.begin,
+                data: block.into(),
+            };
+            let mut out = BytesMut::new();
+            m.encode(&mut out);
+            if s.write_all(&out).is_err() {
+                return;
+            }
+        }
+        let _ = s.read(&mut [0u8; 1]);
+    });
+    let honest = start_seed(&t, &d.join("src"), &["--max-upload-rate", "512K"]);
+    let mut fetch = Proc::start(
+        share()
+            .env("SHARE_LOG", "share_engine::torrent::v2=warn")
+            .arg("fetch")
+            .arg(&t)
+            .arg("-o")
+            .arg(d.join("dst"))
+            .args(["--listen", "127.0.0.1:0", "--peer"])
+            .arg(liar.to_string())
+            .arg("--peer")
+            .arg(honest.addr.to_string()),
+    );
+    let (code, _) = fetch.wait(TIMEOUT);
+    let err = fetch.stderr();
+    assert_eq!(code, Some(0), "{err}");
+    assert_same_file(&file, &d.join("dst/one.bin"));
+    assert!(served.load(std::sync::atomic::Ordering::Relaxed) > 0, "the liar was never asked");
+    let banned: Vec<&str> = err.lines().filter(|l| l.contains("banned peer")).collect();
+    assert_eq!(banned.len(), 1, "{err}");
+    assert!(
+        banned[0].contains(&liar.to_string()) && banned[0].contains("failed its merkle check"),
+        "{err}"
+    );
+    assert!(err.contains("a block failed its merkle check"), "the log names the block: {err}");
+}

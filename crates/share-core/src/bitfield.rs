@@ -58,6 +58,17 @@ impl Bitfield {
         b
     }
 
+    /// The pieces of `self` that `other` does not have.
+    pub fn without(&self, other: &Bitfield) -> Bitfield {
+        let mut out = Bitfield::new(self.len);
+        for i in self.ones() {
+            if !other.get(i) {
+                out.set(i);
+            }
+        }
+        out
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }

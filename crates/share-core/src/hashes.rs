@@ -96,6 +96,55 @@ pub fn answer_from_leaves(tree: FileTree, leaves: &[Hash], r: &HashRange) -> Opt
     answer(&nodes, merkle::pad_hash(r.base), r)
 }
 
+/// Answers `r` below the piece layer from the leaves of the one piece it lies in (`leaves`,
+/// the piece's blocks inside the file, unpadded; for a file of one piece, all its leaves)
+/// and, above that piece, the file's piece layer. `None` when the range is not inside
+/// piece `piece`, or is malformed.
+pub fn answer_within_piece(
+    tree: FileTree,
+    layer: Option<&[Hash]>,
+    piece: u64,
+    leaves: &[Hash],
+    r: &HashRange,
+) -> Option<Vec<Hash>> {
+    if !tree.valid(r) {
+        return None;
+    }
+    if tree.length <= tree.piece_length as u64 {
+        return answer_from_leaves(tree, leaves, r);
+    }
+    let layer = layer.filter(|l| l.len() as u64 == tree.pieces())?;
+    let h = tree.piece_height();
+    if r.base >= h {
+        return answer_from_layer(tree, layer, r);
+    }
+    let bpp = 1u64 << h;
+    let width = bpp >> r.base;
+    let (first, count) = (piece * width, r.length as u64);
+    if (r.index as u64) < first || r.index as u64 + count > first + width {
+        return None;
+    }
+    let local = merkle::layer_of(leaves, bpp, r.base);
+    let i = (r.index as u64 - first) as usize;
+    let mut out: Vec<Hash> = local[i..i + count as usize].to_vec();
+    let want = FileTree::answer_len(r) - count as usize;
+    let n = merkle::num_leafs(count);
+    let start = (i as u64 / n) * n;
+    let mut uncles = merkle::uncles(&local, merkle::pad_hash(r.base), start, n, r.proof_layers);
+    uncles.truncate(want);
+    if uncles.len() < want {
+        let mut nodes = layer.to_vec();
+        nodes.resize(merkle::num_leafs(tree.pieces()) as usize, merkle::pad_hash(h));
+        let more = (want - uncles.len()) as u32;
+        uncles.extend(merkle::uncles(&nodes, merkle::pad_hash(h), piece, 1, more - 1));
+    }
+    if uncles.len() != want {
+        return None;
+    }
+    out.extend(uncles);
+    Some(out)
+}
+
 /// Layer `base` (at or above the piece layer) from the piece layer, padded.
 fn layer_nodes(tree: FileTree, layer: &[Hash], base: u32) -> Vec<Hash> {
     let h = tree.piece_height();

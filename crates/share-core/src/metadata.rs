@@ -18,7 +18,7 @@ use sha1::{Digest, Sha1};
 use crate::bencode::{self, Limits};
 use crate::picker::PeerKey;
 use crate::write::Dict;
-use crate::InfoHash;
+use crate::{InfoHash, InfoHashes};
 
 /// Metadata travels in pieces of 16 KiB (the last may be shorter).
 pub const PIECE: usize = 16 * 1024;
@@ -158,7 +158,9 @@ struct Offer {
 /// Fetching one torrent's `info` dictionary.
 #[derive(Debug)]
 pub struct MetadataFetch {
-    info_hash: InfoHash,
+    /// What the dictionary must hash to: SHA-1 to the v1 hash, SHA-256 to the v2 hash,
+    /// each that is known.
+    hashes: InfoHashes,
     offers: HashMap<PeerKey, Offer>,
     /// The size being fetched, once chosen (from the offers).
     size: Option<usize>,
@@ -172,9 +174,16 @@ pub struct MetadataFetch {
 }
 
 impl MetadataFetch {
+    /// Fetching the dictionary of a torrent known by its v1 hash.
     pub fn new(info_hash: InfoHash) -> Self {
+        MetadataFetch::of(InfoHashes::v1(info_hash))
+    }
+
+    /// Fetching the dictionary of a torrent known by `hashes` (a v2 magnet names its v2
+    /// hash, a hybrid's may name both).
+    pub fn of(hashes: InfoHashes) -> Self {
         MetadataFetch {
-            info_hash,
+            hashes,
             offers: HashMap::new(),
             size: None,
             slots: Vec::new(),
@@ -357,7 +366,15 @@ impl MetadataFetch {
         if !self.slots.iter().all(|s| matches!(s, Slot::Got { .. })) {
             return Progress::Pending;
         }
-        if Sha1::digest(&self.buf).as_slice() == self.info_hash.0 {
+        let v1_ok = self
+            .hashes
+            .v1
+            .is_none_or(|h| Sha1::digest(&self.buf).as_slice() == h.0);
+        let v2_ok = self
+            .hashes
+            .v2
+            .is_none_or(|h| crate::merkle::sha256(&self.buf) == h);
+        if v1_ok && v2_ok && (self.hashes.v1.is_some() || self.hashes.v2.is_some()) {
             return Progress::Done(std::mem::take(&mut self.buf));
         }
         // A bad dictionary: who sent it?

@@ -506,6 +506,41 @@ impl Picker {
         p.owner = None;
         senders
     }
+
+    /// Who sent each block of piece `index` (`None` for a block not received).
+    pub fn block_senders(&self, index: u32) -> Vec<Option<PeerKey>> {
+        self.partial.get(&index).map_or_else(Vec::new, |p| {
+            p.blocks
+                .iter()
+                .map(|b| match b {
+                    Block::Received(peer) => Some(*peer),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// Blocks `blocks` of piece `index` were found bad (BitTorrent v2: by their own
+    /// hashes): they are fetched again, from anyone; the piece's other blocks are kept.
+    /// Returns who sent the bad ones.
+    pub fn blocks_failed(&mut self, index: u32, blocks: &[u32]) -> Vec<PeerKey> {
+        let Some(p) = self.partial.get_mut(&index) else {
+            return Vec::new();
+        };
+        let mut senders = Vec::new();
+        for &n in blocks {
+            if let Some(slot) = p.blocks.get_mut(n as usize) {
+                if let Block::Received(peer) = *slot {
+                    senders.push(peer);
+                    *slot = Block::Free;
+                    p.received -= 1;
+                }
+            }
+        }
+        senders.sort_unstable();
+        senders.dedup();
+        senders
+    }
 }
 
 #[cfg(test)]
@@ -525,6 +560,24 @@ mod tests {
 
     fn none(_: &BlockRef) -> bool {
         false
+    }
+
+    #[test]
+    fn bad_blocks_alone_are_fetched_again_and_their_senders_named() {
+        let mut p = picker(1, 4 * B);
+        p.peer_has_all(&Bitfield::full(1));
+        let got = p.pick(1, &Bitfield::full(1), 4, true, |_| false);
+        for (i, b) in got.iter().enumerate() {
+            let arrival = p.block_received(b, 10 + i as u64 % 2);
+            assert_eq!(arrival == Arrival::PieceComplete, i == 3);
+        }
+        assert_eq!(p.block_senders(0), [Some(10), Some(11), Some(10), Some(11)]);
+        assert_eq!(p.blocks_failed(0, &[1]), vec![11]);
+        // Only block 1 is asked again, and its arrival completes the piece.
+        let again = p.pick(2, &Bitfield::full(1), 4, true, |_| false);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].begin, B);
+        assert_eq!(p.block_received(&again[0], 2), Arrival::PieceComplete);
     }
 
     #[test]

@@ -268,6 +268,37 @@ impl Assembler {
         })
     }
 
+    /// Puts back a failed v2 piece whose bad blocks were found: its good blocks stay (in
+    /// `buf` when it was assembled in memory, on disk when written through), and `leaves`
+    /// holds their hashes, `None` for each block to be fetched again.
+    pub fn restore(
+        &mut self,
+        index: u32,
+        size: usize,
+        buf: Option<PieceBuf>,
+        leaves: Vec<Option<Hash>>,
+        v2_bytes: usize,
+    ) {
+        let body = match buf {
+            Some(buf) => Body::Buffered {
+                present: leaves.iter().map(Option::is_some).collect(),
+                buf,
+            },
+            None => Body::Streamed {
+                held: BTreeMap::new(),
+                gap: true,
+            },
+        };
+        let p = Piece {
+            hasher: Sha1::new(),
+            hashed: size,
+            size,
+            body,
+            leaves: Some((leaves, v2_bytes)),
+        };
+        self.pieces.insert(index, p);
+    }
+
     /// Frees the spare buffers (a torrent with nothing left to fetch needs none).
     pub fn release(&mut self) {
         self.pool = Vec::new();

@@ -41,6 +41,15 @@ pub enum Job {
         /// The piece's merkle verdict (a hybrid), known already: both must hold.
         v2_ok: Option<bool>,
     },
+    /// The leaf hashes (SHA-256 of each 16 KiB block) of `len` bytes at `offset`: one v2
+    /// piece's blocks inside its file, for a peer's hash request.
+    Leaves {
+        key: u64,
+        range: share_core::wire::HashRange,
+        piece: u32,
+        offset: u64,
+        len: usize,
+    },
     /// Read `buf.len()` bytes at `offset` for uploads (a unit of the cache).
     Read {
         unit: Unit,
@@ -61,6 +70,13 @@ pub enum Done {
     Checked {
         index: u32,
         ok: bool,
+    },
+    /// The leaves asked for (`None` if the read failed).
+    Leaves {
+        key: u64,
+        range: share_core::wire::HashRange,
+        piece: u32,
+        leaves: Option<Vec<share_core::merkle::Hash>>,
     },
     /// A unit read for uploads (`None` if the read failed).
     Read {
@@ -127,6 +143,25 @@ pub fn spawn(
                         let ok = v2_ok.unwrap_or(true)
                             && hash_rest(&mut store, offset, len, from, *hasher, &expected);
                         Ok(Some(Done::Checked { index, ok }))
+                    }
+                    Job::Leaves {
+                        key,
+                        range,
+                        piece,
+                        offset,
+                        len,
+                    } => {
+                        let mut buf = vec![0u8; len];
+                        let leaves = store
+                            .read(offset, &mut buf)
+                            .is_ok()
+                            .then(|| share_core::merkle::leaves(&buf));
+                        Ok(Some(Done::Leaves {
+                            key,
+                            range,
+                            piece,
+                            leaves,
+                        }))
                     }
                     Job::Read {
                         unit,

@@ -62,6 +62,14 @@ impl Source {
             Source::Magnet(m) => m.info_hash,
         }
     }
+
+    /// The v1 and v2 hashes it names (a magnet may name one of a hybrid's two).
+    pub fn hashes(&self) -> share_core::InfoHashes {
+        match self {
+            Source::Torrent(m) => m.hashes,
+            Source::Magnet(m) => m.hashes,
+        }
+    }
 }
 
 /// A test of a file's path: true for files to fetch.

@@ -125,3 +125,32 @@ fn block_hashes_of_a_piece_are_proved_by_its_hash() {
     let answer = answer_from_leaves(small, &leaves, &r).unwrap();
     assert_eq!(accept_blocks(small, &root, &r, &answer).unwrap(), leaves);
 }
+
+#[test]
+fn block_hashes_are_answered_from_one_piece_and_the_layer() {
+    // c_big: the captured answer for blocks 4..8 with 3 proof layers, from piece 1's
+    // leaves and the layer only.
+    let (tree, leaves, root, layer) = file(200000, 3);
+    for (r, piece) in [
+        (range(root, 0, 4, 4, 3), 1u64),
+        (range(root, 0, 12, 4, 2), 3),
+        (range(root, 0, 6, 2, 3), 1),
+        (range(root, 1, 2, 2, 2), 1),
+    ] {
+        let bpp = 4usize;
+        let from = piece as usize * bpp;
+        let mine = &leaves[from..(from + bpp).min(leaves.len())];
+        let want = answer_from_leaves(tree, &leaves, &r).unwrap();
+        let got = answer_within_piece(tree, Some(&layer), piece, mine, &r).unwrap();
+        assert_eq!(got, want, "{r:?}");
+    }
+    // Not inside the piece given: refused.
+    assert!(answer_within_piece(tree, Some(&layer), 2, &leaves[8..12], &range(root, 0, 4, 4, 3)).is_none());
+    // A file of one piece: its own leaves.
+    let (small, leaves, root, _) = file(40000, 2);
+    let r = blocks_request(root, small, 0);
+    assert_eq!(
+        answer_within_piece(small, None, 0, &leaves, &r),
+        answer_from_leaves(small, &leaves, &r)
+    );
+}

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use share_core::InfoHash;
+use share_core::{InfoHash, InfoHashes};
 use share_storage::store::FileBudget;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -53,8 +53,8 @@ pub(crate) struct SessionCtx {
     /// Dial over TCP; and over µTP on these sockets (one per family).
     pub tcp: bool,
     pub utp: Vec<Arc<Utp>>,
-    /// Tells the session task that a torrent turned out to be private (a magnet's metadata).
-    pub private: mpsc::Sender<InfoHash>,
+    /// Tells the session task what a magnet's metadata revealed about a torrent.
+    pub news: mpsc::Sender<TorrentNews>,
     /// Which symlinks below a download folder are followed.
     pub links: share_storage::root::Links,
     /// The content roots of the torrents in their transfer phase.
@@ -182,4 +182,14 @@ impl Dht {
             n.shutdown().await;
         }
     }
+}
+
+/// What a torrent tells the session about itself once its metadata is known.
+#[derive(Debug, Clone, Copy)]
+pub enum TorrentNews {
+    /// It is private (BEP 27): no DHT, no LSD.
+    Private(InfoHash),
+    /// Its hashes, both when it is a hybrid found through one of them: the session routes
+    /// connections and DHT lookups of the other one to it too.
+    Hashes(InfoHash, InfoHashes),
 }

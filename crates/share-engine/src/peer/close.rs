@@ -59,6 +59,15 @@ pub enum CloseReason {
     /// The metadata it sent, or sent all of, does not hash to the info-hash.
     #[error("sent metadata that does not match the info-hash")]
     MetadataMismatch,
+    /// BEP 52: a block it sent does not match its hash in the file's merkle tree.
+    #[error("sent block {block} of piece {index} that failed its merkle check (offset {offset} of the piece)", offset = *block as u64 * 16384)]
+    BadBlock { index: u32, block: u32 },
+    /// BEP 52: hashes it sent do not prove what they claim.
+    #[error("sent hashes that do not prove the file's root: {0}")]
+    BadHashes(String),
+    /// BEP 52: more hash requests than any honest peer sends.
+    #[error("flooded hash requests")]
+    HashFlood,
 }
 
 #[cfg(test)]

@@ -217,6 +217,9 @@ async fn connect(
             theirs,
             via,
         } => {
+            // The answer names the torrent as the peer did: a hybrid's v1 hash, or its
+            // truncated v2 hash (a v2 connection, BEP 52).
+            let ours = Handshake::new(theirs.info_hash, shared.peer_id).with_dht(shared.dht);
             timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours.encode()))
                 .await
                 .map_err(|_| CloseReason::HandshakeTimeout)?

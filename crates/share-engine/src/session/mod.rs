@@ -191,7 +191,7 @@ impl Session {
         let shutdown = CancellationToken::new();
         let net = net::bind(&config, &shutdown).await?;
         let local_addr = net.local;
-        let (private_tx, private_rx) = mpsc::channel(16);
+        let (news_tx, news_rx) = mpsc::channel(16);
         let ctx = Arc::new(SessionCtx {
             peer_id: peer_id(),
             listen: local_addr,
@@ -217,7 +217,7 @@ impl Session {
             encryption: config.encryption,
             tcp: config.transports.tcp,
             utp: net.utp.clone(),
-            private: private_tx,
+            news: news_tx,
             links: share_storage::root::Links {
                 follow_user: config.follow_symlinks,
                 ledger: Arc::new(share_storage::root::LinkLedger::load(
@@ -268,7 +268,7 @@ impl Session {
                 tasks: JoinSet::new(),
                 shutdown: shutdown.clone(),
             }
-            .run(rx, private_rx),
+            .run(rx, news_rx),
         );
         Ok(Session {
             tx,
@@ -359,6 +359,8 @@ struct Entry {
     route: Route,
     token: CancellationToken,
     ended: watch::Sender<Option<Result<Outcome, String>>>,
+    /// The torrent's other wire hashes (a hybrid's truncated v2 hash), routed to it too.
+    aliases: Vec<InfoHash>,
 }
 
 struct SessionTask {
@@ -373,7 +375,7 @@ impl SessionTask {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<SessionCmd>,
-        mut private: mpsc::Receiver<InfoHash>,
+        mut news: mpsc::Receiver<crate::ctx::TorrentNews>,
     ) {
         loop {
             tokio::select! {
@@ -382,13 +384,7 @@ impl SessionTask {
                     Some(c) => self.on_command(c),
                     None => break,
                 },
-                Some(hash) = private.recv() => {
-                    if let Some(e) = self.torrents.get_mut(&hash) {
-                        e.route.private = true;
-                        self.ctx.dht.remove_torrent(hash);
-                        self.publish();
-                    }
-                }
+                Some(n) = news.recv() => self.on_news(n),
                 Some(r) = self.tasks.join_next(), if !self.tasks.is_empty() => self.on_ended(r),
             }
         }
@@ -422,11 +418,51 @@ impl SessionTask {
         }
     }
 
+    /// Whether `h` names a torrent of the session, by its key or another of its hashes.
+    fn knows(&self, h: &InfoHash) -> bool {
+        self.torrents.contains_key(h) || self.torrents.values().any(|e| e.aliases.contains(h))
+    }
+
+    fn on_news(&mut self, n: crate::ctx::TorrentNews) {
+        use crate::ctx::TorrentNews;
+        match n {
+            TorrentNews::Private(hash) => {
+                if let Some(e) = self.torrents.get_mut(&hash) {
+                    e.route.private = true;
+                    for h in std::iter::once(hash).chain(e.aliases.clone()) {
+                        self.ctx.dht.remove_torrent(h);
+                    }
+                    self.publish();
+                }
+            }
+            TorrentNews::Hashes(key, hashes) => {
+                let new: Vec<InfoHash> = hashes
+                    .wire_forms()
+                    .into_iter()
+                    .filter(|h| *h != key && !self.knows(h))
+                    .collect();
+                let Some(e) = self.torrents.get_mut(&key) else {
+                    return;
+                };
+                e.aliases.extend(&new);
+                let (private, found) = (e.route.private, e.route.found.clone());
+                if !private {
+                    for h in new {
+                        self.dht_add(h, &found);
+                    }
+                }
+                self.publish();
+            }
+        }
+    }
+
     fn add(&mut self, source: Source, config: TorrentConfig) -> Result<TorrentHandle, EngineError> {
         let hash = source.info_hash();
-        if self.torrents.contains_key(&hash) {
+        let forms = source.hashes().wire_forms();
+        if self.knows(&hash) || forms.iter().any(|h| self.knows(h)) {
             return Err(EngineError::Duplicate(hash));
         }
+        let aliases: Vec<InfoHash> = forms.into_iter().filter(|h| *h != hash).collect();
         let (cmd_tx, cmd_rx) = mpsc::channel(TORRENT_QUEUE);
         let (found_tx, found_rx) = mpsc::channel(FOUND_QUEUE);
         let (notice_tx, notice_rx) = mpsc::channel(256);
@@ -449,7 +485,9 @@ impl SessionTask {
             token: token.clone(),
         };
         if !private {
-            self.dht_add(hash, &route.found);
+            for h in std::iter::once(hash).chain(aliases.iter().copied()) {
+                self.dht_add(h, &route.found);
+            }
         }
         self.tasks.spawn(async move {
             let r = torrent::run(source, config, inputs).await;
@@ -461,6 +499,7 @@ impl SessionTask {
                 route,
                 token,
                 ended: ended_tx,
+                aliases,
             },
         );
         self.publish();
@@ -482,6 +521,9 @@ impl SessionTask {
         };
         if let Some(e) = self.torrents.remove(&hash) {
             let _ = e.ended.send(Some(result.map_err(|e| e.to_string())));
+            for h in e.aliases {
+                self.ctx.dht.remove_torrent(h);
+            }
         }
         self.ctx.dht.remove_torrent(hash);
         self.publish();
@@ -506,10 +548,16 @@ impl SessionTask {
     }
 
     fn publish(&self) {
+        // Every hash a torrent is known by leads to it: a hybrid's v1 hash and its
+        // truncated v2 hash.
         let torrents: HashMap<InfoHash, Route> = self
             .torrents
             .iter()
-            .map(|(h, e)| (*h, e.route.clone()))
+            .flat_map(|(h, e)| {
+                std::iter::once(*h)
+                    .chain(e.aliases.iter().copied())
+                    .map(move |k| (k, e.route.clone()))
+            })
             .collect();
         let skeys = torrents
             .keys()

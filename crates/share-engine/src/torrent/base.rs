@@ -35,7 +35,23 @@ const EVENT_QUEUE: usize = 4096;
 /// A tracker client running for this torrent.
 pub(super) struct TrackerRun {
     pub stop: CancellationToken,
-    pub task: tokio::task::JoinHandle<()>,
+    /// One client per swarm the torrent is in (a hybrid is in two: its v1 hash's and its
+    /// truncated v2 hash's).
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TrackerRun {
+    /// Waits a while for every client to have said `stopped`.
+    pub async fn wait(self) {
+        let all = futures_join(self.tasks);
+        let _ = tokio::time::timeout(Duration::from_secs(6), all).await;
+    }
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 /// What both phases of a torrent need.
@@ -50,6 +66,8 @@ pub(super) struct Base {
     found_tx: mpsc::Sender<(PeerSource, Vec<SocketAddr>)>,
     pub(super) events: mpsc::Receiver<(PeerKey, Event)>,
     pub(super) shared: Shared,
+    /// The torrent's v1 and v2 hashes, as far as known.
+    pub(super) hashes: share_core::InfoHashes,
     uploaded: Arc<AtomicU64>,
     pub(super) book: Book,
     /// Outgoing connections not yet through the handshake.
@@ -127,6 +145,7 @@ impl Base {
             found_tx: io.found_tx,
             events,
             shared,
+            hashes: source.hashes(),
             uploaded,
             book,
             dialing: HashMap::new(),
@@ -155,7 +174,10 @@ impl Base {
             Registry::public().with(share_core::ext::Extension::Pex, self.ctx.pex)
         };
         if private {
-            let _ = self.ctx.private.try_send(self.shared.info_hash);
+            let _ = self
+                .ctx
+                .news
+                .try_send(crate::ctx::TorrentNews::Private(self.shared.info_hash));
         }
     }
 
@@ -257,31 +279,40 @@ impl Base {
             return;
         }
         let stop = CancellationToken::new();
-        let client = tracker::Client::new(
-            self.tiers.clone(),
-            tracker::Identity {
-                info_hash: self.shared.info_hash,
-                peer_id: self.ctx.peer_id,
-                port: self.ctx.listen.port(),
-            },
-            self.stats.clone(),
-            self.ctx.http.clone(),
-        );
-        let task = tokio::spawn(client.run(
-            self.found_tx.clone(),
-            self.complete.subscribe(),
-            self.need_peers.clone(),
-            stop.clone(),
-            self.notices.clone(),
-        ));
-        self.tracker = Some(TrackerRun { stop, task });
+        let mut forms = self.hashes.wire_forms();
+        if forms.is_empty() {
+            forms.push(self.shared.info_hash);
+        }
+        let tasks = forms
+            .into_iter()
+            .map(|info_hash| {
+                let client = tracker::Client::new(
+                    self.tiers.clone(),
+                    tracker::Identity {
+                        info_hash,
+                        peer_id: self.ctx.peer_id,
+                        port: self.ctx.listen.port(),
+                    },
+                    self.stats.clone(),
+                    self.ctx.http.clone(),
+                );
+                tokio::spawn(client.run(
+                    self.found_tx.clone(),
+                    self.complete.subscribe(),
+                    self.need_peers.clone(),
+                    stop.clone(),
+                    self.notices.clone(),
+                ))
+            })
+            .collect();
+        self.tracker = Some(TrackerRun { stop, tasks });
     }
 
     /// Stops the tracker client (it announces `stopped`) and waits a little for it.
     pub(super) async fn stop_trackers(&mut self) {
         if let Some(t) = self.tracker.take() {
             t.stop.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(6), t.task).await;
+            t.wait().await;
         }
     }
 

@@ -59,17 +59,25 @@ pub(super) fn place(
 /// the content was there at all.
 pub(super) async fn check(
     layout: &Layout,
-    info: &Info,
+    meta: &share_core::Metainfo,
     stats: &Arc<Stats>,
     resume: Option<&std::path::Path>,
     info_hash: [u8; 20],
 ) -> (Bitfield, bool) {
+    let info = &meta.info;
     let count = info.piece_count();
     if !layout.slots.iter().any(|s| layout.root.exists(&s.path)) {
         return (Bitfield::new(count), false);
     }
     let layout = layout.clone();
     let pieces = info.pieces.clone();
+    // A v2-only torrent's pieces are checked by their merkle nodes (those whose layer is
+    // known), a v1 or hybrid torrent's by SHA-1.
+    let v2 = (!info.v1).then(|| v2_expectations(meta));
+    let check_pieces = move |layout: &Layout, only: Option<&[bool]>, progress: &std::sync::atomic::AtomicU64| match &v2 {
+        Some(e) => hash::check_v2(layout, e, only, hash::default_threads(), progress),
+        None => hash::check_some(layout, &pieces, only, hash::default_threads(), progress),
+    };
     let st = stats.clone();
     let resume = resume.map(|p| p.to_path_buf());
     let valid = tokio::task::spawn_blocking(move || {
@@ -91,13 +99,13 @@ pub(super) async fn check(
             }
         });
         let Some(trusted) = trusted else {
-            return hash::check_pieces(&layout, &pieces, hash::default_threads(), &st.checked);
+            return check_pieces(&layout, None, &st.checked);
         };
         let only: Vec<bool> = trusted.iter().map(Option::is_none).collect();
         let hashed = only.iter().filter(|&&h| h).count();
         tracing::info!(trusted = trusted.len() - hashed, hashed, "resume data used");
         let mut valid = if hashed > 0 {
-            hash::check_some(&layout, &pieces, Some(&only), hash::default_threads(), &st.checked)
+            check_pieces(&layout, Some(&only), &st.checked)
         } else {
             vec![false; count as usize]
         };
@@ -118,6 +126,21 @@ pub(super) async fn check(
     } else {
         (Bitfield::new(count), true)
     }
+}
+
+/// What each piece of a v2-only torrent must hash to, where its file's layer is known.
+fn v2_expectations(meta: &share_core::Metainfo) -> Vec<Option<hash::V2Expect>> {
+    let pl = meta.info.piece_length as u64;
+    (0..meta.info.piece_count())
+        .map(|i| {
+            let p = meta.v2_piece(i)?;
+            Some(hash::V2Expect {
+                node: p.hash?,
+                file_length: p.file_length,
+                bytes: (p.file_length - p.in_file as u64 * pl).min(pl) as usize,
+            })
+        })
+        .collect()
 }
 
 impl Torrent {

@@ -123,8 +123,9 @@ impl Torrent {
                 self.base.dht_node(addr, port);
             }
             Message::Cancel(_) | Message::Suggest(_) | Message::KeepAlive => {}
-            // BEP 52 hash messages: not on a v1 connection.
-            Message::HashRequest(_) | Message::Hashes { .. } | Message::HashReject(_) => {}
+            Message::HashRequest(r) => self.on_hash_request(key, r),
+            Message::Hashes { range, hashes } => self.on_hashes(key, range, hashes),
+            Message::HashReject(r) => self.on_hash_reject(key, r),
         }
     }
 
@@ -181,11 +182,19 @@ impl Torrent {
             return;
         }
         let state = &p.state;
+        let askable = state.askable();
+        // A v2 torrent's pieces that cannot be verified yet are not asked for.
+        let masked;
+        let has = match &self.v2.blocked {
+            Some(blocked) => {
+                masked = askable.without(blocked);
+                &masked
+            }
+            None => &*askable,
+        };
         let blocks = self
             .picker
-            .pick(key, &state.askable(), room, state.is_idle(), |b| {
-                state.is_requested(b)
-            });
+            .pick(key, has, room, state.is_idle(), |b| state.is_requested(b));
         for b in blocks {
             p.state.requested(b);
             p.send(Message::Request(b));
@@ -301,27 +310,41 @@ impl Torrent {
             }
             let size = self.info.piece_size(index) as usize;
             let piece_offset = index as u64 * self.info.piece_length as u64;
+            let v2_bytes = self.v2_bytes(index);
             if let Placed::WriteThrough(data) =
-                self.assembly.add(index, size, begin as usize, data, None)
+                self.assembly.add(index, size, begin as usize, data, v2_bytes)
             {
                 let offset = piece_offset + begin as u64;
                 let _ = self.disk.send(Job::Block { offset, data }).await;
             }
             if arrival == Arrival::PieceComplete {
-                let expected = self.info.piece_hash(index).unwrap_or_default();
-                let expect = crate::assembly::Expected {
-                    v1: Some(expected),
-                    v2: None,
-                };
+                let expect = self.expected(index);
+                let expected = expect.v1.unwrap_or_default();
+                let v2_only = self.v2_only();
                 let job = match self.assembly.finish(index, &expect) {
                     Some(Finished::Buffered { buf, ok: true, .. }) => Some(Job::Piece {
                         index,
                         offset: piece_offset,
                         data: buf,
                     }),
+                    Some(Finished::Buffered {
+                        buf,
+                        ok: false,
+                        leaves: Some(leaves),
+                    }) if v2_only => {
+                        self.suspect(index, leaves, Some(buf));
+                        None
+                    }
                     Some(Finished::Buffered { buf, ok: false, .. }) => {
                         self.assembly.recycle(buf);
                         self.on_failed(index);
+                        None
+                    }
+                    Some(Finished::Streamed {
+                        ok: false,
+                        leaves: Some(leaves),
+                    }) if v2_only => {
+                        self.suspect(index, leaves, None);
                         None
                     }
                     Some(Finished::Streamed { ok: true, .. }) => Some(Job::Stored { index }),

@@ -56,7 +56,7 @@ pub(super) fn load_saved(ctx: &SessionCtx, magnet: &Magnet) -> Option<Metainfo> 
     let path = ctx.metadata_path(&magnet.info_hash);
     let bytes = share_storage::state::read_state(&path, MAX_METADATA_FILE).ok()??;
     match Metainfo::from_bytes(&bytes) {
-        Ok(mut meta) if meta.info_hash == magnet.info_hash => {
+        Ok(mut meta) if same_torrent(&meta.hashes, &magnet.hashes) => {
             for url in &magnet.trackers {
                 if !meta.trackers.iter().flatten().any(|u| u == url) {
                     meta.trackers.push(vec![url.clone()]);
@@ -70,6 +70,13 @@ pub(super) fn load_saved(ctx: &SessionCtx, magnet: &Magnet) -> Option<Metainfo> 
             None
         }
     }
+}
+
+/// Whether every hash the link names is the torrent's.
+fn same_torrent(meta: &share_core::InfoHashes, link: &share_core::InfoHashes) -> bool {
+    link.v1.is_none_or(|h| meta.v1 == Some(h))
+        && link.v2.is_none_or(|h| meta.v2 == Some(h))
+        && (link.v1.is_some() || link.v2.is_some())
 }
 
 struct Fetching<'a> {
@@ -90,7 +97,7 @@ pub(super) async fn fetch(
     let mut f = Fetching {
         base,
         name: magnet.name.clone(),
-        fetch: MetadataFetch::new(hash),
+        fetch: MetadataFetch::of(magnet.hashes),
         peers: HashMap::new(),
         done: None,
     };
@@ -126,6 +133,13 @@ pub(super) async fn fetch(
             });
         }
     };
+    // A hybrid found through one of its hashes: the session routes the other to it too.
+    f.base.hashes = meta.hashes;
+    let _ = f
+        .base
+        .ctx
+        .news
+        .try_send(crate::ctx::TorrentNews::Hashes(hash, meta.hashes));
     let path = f.base.ctx.metadata_path(&hash);
     if let Err(e) = share_storage::state::write_state(&path, &meta.to_torrent_bytes()) {
         f.base.notice(Notice::Warning(format!(

@@ -37,6 +37,7 @@ mod peers;
 mod priorities;
 mod status;
 mod transfer;
+mod v2;
 
 use base::Base;
 

@@ -17,6 +17,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::extensions::PEX_FIRST;
+use share_core::InfoHash;
+
 use super::magnet;
 use super::transfer::Torrent;
 use crate::peer::{self, CloseReason, Command, Link};
@@ -52,10 +54,13 @@ pub(super) struct Peer {
     pub(super) sent: Arc<AtomicU64>,
     pub(super) sent_last: u64,
     pub(super) rate_to_peer: u64,
+    /// A v2 connection (BEP 52): the handshake named the torrent by its truncated v2 hash,
+    /// so hash messages may be sent on it.
+    pub(super) v2: bool,
 }
 
 impl Peer {
-    pub(super) fn new(link: Link, outgoing: bool, pieces: u32) -> Peer {
+    pub(super) fn new(link: Link, outgoing: bool, pieces: u32, v2_hash: Option<InfoHash>) -> Peer {
         let now = Instant::now();
         let Link {
             addr,
@@ -84,6 +89,7 @@ impl Peer {
             sent,
             sent_last: 0,
             rate_to_peer: 0,
+            v2: v2_hash == Some(handshake.info_hash),
         }
     }
 
@@ -134,7 +140,7 @@ impl Torrent {
             return;
         }
         let via = link.via;
-        let peer = Peer::new(link, outgoing, self.info.piece_count());
+        let peer = Peer::new(link, outgoing, self.info.piece_count(), self.base.hashes.v2_short());
         if hs.supports_extensions() {
             peer.send(
                 self.base
@@ -152,7 +158,12 @@ impl Torrent {
         } else if have.count() > 0 {
             peer.send(Message::Bitfield(have.as_bytes().to_vec().into()));
         }
-        tracing::debug!(%addr, client = %String::from_utf8_lossy(&hs.peer_id[..8]), %via, "connected");
+        let swarm = if self.base.hashes.v2_short() == Some(hs.info_hash) {
+            "v2"
+        } else {
+            "v1"
+        };
+        tracing::debug!(%addr, client = %String::from_utf8_lossy(&hs.peer_id[..8]), %via, swarm, "connected");
         self.peers.insert(key, peer);
         self.base
             .stats
@@ -193,7 +204,12 @@ impl Torrent {
     pub(super) async fn adopt(&mut self, key: PeerKey, c: magnet::Connected) {
         let hs = c.link.handshake;
         let addr = c.link.addr;
-        let mut peer = Peer::new(c.link, c.outgoing, self.info.piece_count());
+        let mut peer = Peer::new(
+            c.link,
+            c.outgoing,
+            self.info.piece_count(),
+            self.base.hashes.v2_short(),
+        );
         peer.listen_addr = c
             .ext
             .port
@@ -235,6 +251,7 @@ impl Torrent {
     /// Forgets peer `key` (closing its connection): its requests go back to the picker and
     /// then to the others, its pieces leave the availability counts, its slot is freed.
     pub(super) fn drop_peer(&mut self, key: PeerKey) {
+        self.v2.forget(key);
         let Some(p) = self.peers.remove(&key) else {
             return;
         };

@@ -67,6 +67,8 @@ pub(super) struct Torrent {
     pub(super) layout: Layout,
     /// The torrent's hold on its folder in the session.
     _content: ContentClaim,
+    /// BitTorrent v2: layers being fetched, failed pieces' bad blocks being found.
+    pub(super) v2: super::v2::V2State,
 }
 
 /// The second phase: check the data, then exchange pieces.
@@ -76,13 +78,6 @@ pub(super) async fn transfer(
     handed: Vec<(PeerKey, magnet::Connected)>,
 ) -> Result<Outcome, EngineError> {
     let info = meta.info.clone();
-    if !info.v1 {
-        base.stop_trackers().await;
-        return Err(EngineError::BadMetadata {
-            hash: meta.info_hash,
-            reason: "BitTorrent v2-only torrents cannot be transferred by this build yet".into(),
-        });
-    }
     base.stats.total.store(info.total_length, Ordering::Relaxed);
     if let Err(e) = priorities::apply_file_filter(&mut base.config, &info) {
         base.stop_trackers().await;
@@ -102,7 +97,7 @@ pub(super) async fn transfer(
         let resume = base.resume_path();
         check::check(
             &layout,
-            &info,
+            &meta,
             &base.stats,
             resume.as_deref(),
             base.shared.info_hash.0,
@@ -135,7 +130,10 @@ pub(super) async fn transfer(
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let disk_thread = disk::spawn(store, jobs_rx, done_tx);
     let mut picker = Picker::new(info.piece_length, info.total_length, have, rand::random());
-    let assembly = Assembler::new(info.piece_length, base.ctx.memory.clone());
+    let mut assembly = Assembler::new(info.piece_length, base.ctx.memory.clone());
+    if !info.v1 {
+        assembly = assembly.v2_only();
+    }
     // Pieces under way cost their buffers when assembled in memory; written through to the
     // disk they cost little, but each one spreads the peers thinner.
     picker.set_max_partial(if assembly.writes_through() {
@@ -151,6 +149,7 @@ pub(super) async fn transfer(
     picker.set_sequential(base.config.sequential);
     base.complete.send_replace(picker.is_done());
     base.start_trackers();
+    let v2 = super::v2::V2State::new(&meta);
     let mut t = Torrent {
         picker,
         choker: Choker::new(base.config.upload_slots, rand::random()),
@@ -167,6 +166,7 @@ pub(super) async fn transfer(
         resume_saved: None,
         layout,
         _content: claim,
+        v2,
         base,
     };
     if t.picker.is_done() {
@@ -203,6 +203,7 @@ pub(super) async fn transfer(
                 Done::Stored { index } | Done::Checked { index, ok: true } => t.on_written(index),
                 Done::Checked { index, ok: false } => t.on_failed(index),
                 Done::Read { unit, data } => t.on_unit_read(unit, data),
+                Done::Leaves { key, range, piece, leaves } => t.on_leaves(key, range, piece, leaves),
                 Done::Failed(e) => { failure = Some(e); break; }
                 Done::Synced => t.save_resume(),
             },
@@ -248,7 +249,7 @@ pub(super) async fn transfer(
     t.base.sync_uploaded();
     let _ = tokio::task::spawn_blocking(move || disk_thread.join()).await;
     if let Some(s) = stopping {
-        let _ = tokio::time::timeout(Duration::from_secs(6), s.task).await;
+        s.wait().await;
     }
     if let Some(e) = failure {
         return Err(EngineError::Disk(e));
@@ -330,6 +331,7 @@ impl Torrent {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.uploads.trim_idle(now.into_std());
+        self.v2_tick();
         self.base.rates.tick(&self.base.stats);
         self.set_state();
         for p in self.peers.values_mut() {
