@@ -132,6 +132,8 @@ pub enum TorrentCommand {
         wanted: Vec<bool>,
         priorities: Vec<i8>,
     },
+    /// Fetch pieces in order from now on (true) or rarest first (as `TorrentConfig`).
+    SetSequential(bool),
 }
 
 /// How often resume data is written while pieces arrive.
@@ -1096,6 +1098,10 @@ impl Torrent {
                 if !done {
                     self.dial_known();
                 }
+            }
+            TorrentCommand::SetSequential(on) => {
+                self.base.config.sequential = on;
+                self.picker.set_sequential(on);
             }
             TorrentCommand::Want { pieces, reply } => {
                 let end = pieces.end.min(self.info.piece_count());

@@ -199,6 +199,7 @@ impl Fetching<'_> {
                 self.base.config.wanted = wanted;
                 self.base.config.priorities = priorities;
             }
+            TorrentCommand::SetSequential(on) => self.base.config.sequential = on,
             TorrentCommand::Status(reply) => {
                 let _ = reply.send(Status {
                     name: self.name.clone(),
