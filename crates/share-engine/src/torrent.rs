@@ -134,6 +134,8 @@ pub enum TorrentCommand {
     },
     /// Fetch pieces in order from now on (true) or rarest first (as `TorrentConfig`).
     SetSequential(bool),
+    /// Ask the trackers (no sooner than their minimum interval) and the DHT for peers now.
+    Reannounce,
 }
 
 /// How often resume data is written while pieces arrive.
@@ -1097,6 +1099,11 @@ impl Torrent {
                 }
                 if !done {
                     self.dial_known();
+                }
+            }
+            TorrentCommand::Reannounce => {
+                if !self.base.paused {
+                    self.base.ask_for_peers();
                 }
             }
             TorrentCommand::SetSequential(on) => {
