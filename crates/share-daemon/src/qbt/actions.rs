@@ -52,7 +52,9 @@ pub async fn dispatch(c: &Call<'_>, action: &str) -> Option<Answer> {
             "share does not put the first and last pieces first",
         )),
         "setSuperSeeding" => unsupported(c, "value", "share has no super-seeding"),
-        "setAutoManagement" => unsupported(c, "enable", "share has no automatic torrent management"),
+        "setAutoManagement" => {
+            unsupported(c, "enable", "share has no automatic torrent management")
+        }
         "topPrio" | "bottomPrio" | "increasePrio" | "decreasePrio" => queue(c, action).await,
         _ => return None,
     })
@@ -175,12 +177,11 @@ async fn rename(c: &Call<'_>) -> Answer {
 async fn file_prio(c: &Call<'_>) -> Answer {
     let hash = c.p.need("hash")?.to_owned();
     let ids = c.p.need("id")?.to_owned();
-    let prio: i64 = c
-        .p
-        .need("priority")?
-        .trim()
-        .parse()
-        .map_err(|_| Fail::bad("Priority must be an integer"))?;
+    let prio: i64 =
+        c.p.need("priority")?
+            .trim()
+            .parse()
+            .map_err(|_| Fail::bad("Priority must be an integer"))?;
     // qBittorrent's 0 (skip), 1 (normal), 6 (high), 7 (maximum; share's high).
     let (wanted, level) = match prio {
         0 => (false, 0i8),
@@ -283,10 +284,9 @@ async fn share_limits(c: &Call<'_>) -> Answer {
 
 async fn rate(c: &Call<'_>, up: bool) -> Answer {
     let hashes = c.p.hashes("hashes")?;
-    let limit = c
-        .p
-        .int("limit")?
-        .ok_or_else(|| Fail::bad("Missing required parameters: limit"))?;
+    let limit =
+        c.p.int("limit")?
+            .ok_or_else(|| Fail::bad("Missing required parameters: limit"))?;
     let limit = (limit > 0).then_some(limit as u64);
     c.h.read(move |r| {
         for id in matching(r, &hashes) {

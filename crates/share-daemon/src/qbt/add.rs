@@ -16,7 +16,7 @@ use super::actions::limit_mode;
 use super::form::valid_hash;
 use super::labels::{check_category, check_tag};
 use super::{Answer, Call, Fail, Reply};
-use crate::registry::{Added, AddOptions, FileChoice, NewSource, NewTorrent};
+use crate::registry::{AddOptions, Added, FileChoice, NewSource, NewTorrent};
 use crate::{ops, paths};
 
 /// Sources taken from one call at most.
@@ -50,7 +50,10 @@ fn plan(c: &Call<'_>) -> Result<Plan, Fail> {
     let mut refused = Vec::new();
     for (key, ok) in [
         ("autoTMM", p.bool("autoTMM") != Some(true)),
-        ("firstLastPiecePrio", p.bool("firstLastPiecePrio") != Some(true)),
+        (
+            "firstLastPiecePrio",
+            p.bool("firstLastPiecePrio") != Some(true),
+        ),
         ("useDownloadPath", p.bool("useDownloadPath") != Some(true)),
         (
             "downloadPath",
@@ -139,15 +142,14 @@ fn line(u: &str) -> Line {
 
 pub async fn add(c: &Call<'_>) -> Answer {
     let plan = plan(c)?;
-    let lines: Vec<Line> = c
-        .p
-        .get("urls")
-        .unwrap_or("")
-        .split('\n')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(line)
-        .collect();
+    let lines: Vec<Line> =
+        c.p.get("urls")
+            .unwrap_or("")
+            .split('\n')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(line)
+            .collect();
     if lines.len() + c.p.files.len() > MAX_SOURCES {
         return Err(Fail::bad("too many torrents in one add"));
     }
@@ -172,12 +174,11 @@ pub async fn add(c: &Call<'_>) -> Answer {
     };
     let dir = plan.dir.clone().or(category_dir).unwrap_or(default_dir);
     let paused = plan.paused.unwrap_or(stopped);
-    let mut sources: Vec<Result<NewSource, String>> = c
-        .p
-        .files
-        .iter()
-        .map(|(_, b)| Ok(NewSource::Metainfo(b.to_vec())))
-        .collect();
+    let mut sources: Vec<Result<NewSource, String>> =
+        c.p.files
+            .iter()
+            .map(|(_, b)| Ok(NewSource::Metainfo(b.to_vec())))
+            .collect();
     for l in lines {
         sources.push(match l {
             Line::Magnet(m) => Ok(NewSource::Magnet(m)),

@@ -80,9 +80,15 @@ pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
     set("random_port", json!(false));
     set("upnp", json!(false));
     set("max_connec", json!(ss.peer_limit_global));
-    set("max_connec_per_torrent", json!(r.torrent_defaults.max_peers));
+    set(
+        "max_connec_per_torrent",
+        json!(r.torrent_defaults.max_peers),
+    );
     set("max_uploads", json!(-1));
-    set("max_uploads_per_torrent", json!(r.torrent_defaults.upload_slots));
+    set(
+        "max_uploads_per_torrent",
+        json!(r.torrent_defaults.upload_slots),
+    );
     set("dl_limit", json!(limit(normal.down)));
     set("up_limit", json!(limit(normal.up)));
     set("alt_dl_limit", json!(limit(s.alt_limits.down)));
@@ -102,7 +108,11 @@ pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
     set("max_ratio_enabled", json!(s.seed_ratio_limited));
     set(
         "max_ratio",
-        json!(if s.seed_ratio_limited { s.seed_ratio_limit } else { -1.0 }),
+        json!(if s.seed_ratio_limited {
+            s.seed_ratio_limit
+        } else {
+            -1.0
+        }),
     );
     set("max_seeding_time_enabled", json!(s.seeding_time_limit >= 0));
     set("max_seeding_time", json!(s.seeding_time_limit.max(-1)));
@@ -112,13 +122,20 @@ pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
     );
     set(
         "max_inactive_seeding_time",
-        json!(if s.idle_seeding_limit_enabled { s.idle_seeding_limit as i64 } else { -1 }),
+        json!(if s.idle_seeding_limit_enabled {
+            s.idle_seeding_limit as i64
+        } else {
+            -1
+        }),
     );
     set("max_ratio_act", json!(0));
     set("add_stopped_enabled", json!(s.add_stopped));
     set("web_ui_port", json!(me.bound.port()));
     set("web_ui_address", json!(me.bound.ip().to_string()));
-    set("web_ui_username", json!(me.user.clone().unwrap_or_default()));
+    set(
+        "web_ui_username",
+        json!(me.user.clone().unwrap_or_default()),
+    );
     set("bypass_local_auth", json!(me.user.is_none()));
     set("web_ui_max_auth_fail_count", json!(super::auth::MAX_FAILS));
     p
@@ -160,10 +177,10 @@ fn apply(
             "alt_up_limit" => s.alt_limits.up = bytes(k, v)?,
             "add_stopped_enabled" | "start_paused_enabled" => s.add_stopped = as_bool(k, v)?,
             "max_ratio_enabled" => s.seed_ratio_limited = as_bool(k, v)?,
-            "max_inactive_seeding_time_enabled" => {
-                s.idle_seeding_limit_enabled = as_bool(k, v)?
-            }
-            "max_seeding_time_enabled" | "max_seeding_time" | "max_inactive_seeding_time"
+            "max_inactive_seeding_time_enabled" => s.idle_seeding_limit_enabled = as_bool(k, v)?,
+            "max_seeding_time_enabled"
+            | "max_seeding_time"
+            | "max_inactive_seeding_time"
             | "max_ratio" => {}
             _ if current.get(k) == Some(v) => {}
             _ => refused.push(k.clone()),
@@ -209,7 +226,10 @@ fn apply(
             s.idle_seeding_limit_enabled = false;
         }
     }
-    if ["dl_limit", "up_limit"].iter().any(|k| changes.contains_key(*k)) {
+    if ["dl_limit", "up_limit"]
+        .iter()
+        .any(|k| changes.contains_key(*k))
+    {
         s.rate_limits = Some(normal);
     }
     Ok(s)

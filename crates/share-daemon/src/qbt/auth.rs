@@ -263,25 +263,51 @@ mod tests {
     fn cross_site_requests_are_told_apart() {
         let host = ("host", "127.0.0.1:8080");
         assert!(!cross_site(&headers(&[host])));
-        assert!(!cross_site(&headers(&[host, ("origin", "http://127.0.0.1:8080")])));
-        assert!(!cross_site(&headers(&[host, ("referer", "https://127.0.0.1:8080/x?y")])));
-        assert!(cross_site(&headers(&[host, ("origin", "http://evil.example")])));
-        assert!(cross_site(&headers(&[host, ("origin", "http://127.0.0.1")])));
+        assert!(!cross_site(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:8080")
+        ])));
+        assert!(!cross_site(&headers(&[
+            host,
+            ("referer", "https://127.0.0.1:8080/x?y")
+        ])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("origin", "http://evil.example")
+        ])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1")
+        ])));
         assert!(cross_site(&headers(&[host, ("origin", "null")])));
-        assert!(cross_site(&headers(&[host, ("referer", "http://evil.example:8080/")])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("referer", "http://evil.example:8080/")
+        ])));
     }
 
     #[tokio::test]
     async fn five_failures_ban_the_address_even_for_the_right_password() {
-        let q = Qbt::new(Some(("admin".into(), "pw".into())), "127.0.0.1:1".parse().unwrap());
+        let q = Qbt::new(
+            Some(("admin".into(), "pw".into())),
+            "127.0.0.1:1".parse().unwrap(),
+        );
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let form = |u: &str, w: &str| {
             let mut h = HeaderMap::new();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
             let body = bytes::Bytes::from(format!("username={u}&password={w}"));
-            futures_util::FutureExt::now_or_never(Params::read(&axum::http::Method::POST, None, &h, body))
-                .unwrap()
-                .unwrap()
+            futures_util::FutureExt::now_or_never(Params::read(
+                &axum::http::Method::POST,
+                None,
+                &h,
+                body,
+            ))
+            .unwrap()
+            .unwrap()
         };
         let (a, c) = q.login(&form("admin", "pw"), ip, false);
         assert!(matches!(a, Ok(Reply::Text(ref t)) if t == "Ok.") && c.is_some());
@@ -298,7 +324,10 @@ mod tests {
 
     #[test]
     fn sessions_come_from_the_cookie_or_from_no_credentials() {
-        let q = Qbt::new(Some(("a".into(), "b".into())), "127.0.0.1:1".parse().unwrap());
+        let q = Qbt::new(
+            Some(("a".into(), "b".into())),
+            "127.0.0.1:1".parse().unwrap(),
+        );
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(q.session(&HeaderMap::new(), ip, false), (None, None));
         let sid = q.open();

@@ -46,11 +46,20 @@ impl Params {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let mime = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = ctype
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             "application/x-www-form-urlencoded" => p.add_urlencoded(&body),
             "multipart/form-data" => p.add_multipart(ctype, body).await?,
-            _ => return Err(Fail::bad("the body must be url-encoded or multipart/form-data")),
+            _ => {
+                return Err(Fail::bad(
+                    "the body must be url-encoded or multipart/form-data",
+                ))
+            }
         }
         Ok(p)
     }
@@ -62,8 +71,8 @@ impl Params {
     }
 
     async fn add_multipart(&mut self, ctype: &str, body: Bytes) -> Result<(), Fail> {
-        let boundary =
-            multer::parse_boundary(ctype).map_err(|_| Fail::bad("multipart body without a boundary"))?;
+        let boundary = multer::parse_boundary(ctype)
+            .map_err(|_| Fail::bad("multipart body without a boundary"))?;
         let limits = multer::Constraints::new().size_limit(
             multer::SizeLimit::new()
                 .whole_stream(crate::http::MAX_BODY as u64)
@@ -224,7 +233,11 @@ mod tests {
 
     #[test]
     fn a_post_reads_its_body_only() {
-        let p = post("application/x-www-form-urlencoded", b"hashes=a%7Cb&name=x+y").unwrap();
+        let p = post(
+            "application/x-www-form-urlencoded",
+            b"hashes=a%7Cb&name=x+y",
+        )
+        .unwrap();
         assert_eq!(p.get("name"), Some("x y"));
         assert_eq!(p.get("ignored"), None);
         assert!(post("application/json", b"{}").is_err());

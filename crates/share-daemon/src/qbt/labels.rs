@@ -20,20 +20,20 @@ use crate::saved::SavedCategory;
 
 pub async fn dispatch(c: &Call<'_>, action: &str) -> Option<Answer> {
     Some(match action {
-        "categories" => c
-            .h
-            .read(|r| Reply::Json(categories(r)))
-            .await
-            .map_err(Fail::from),
+        "categories" => {
+            c.h.read(|r| Reply::Json(categories(r)))
+                .await
+                .map_err(Fail::from)
+        }
         "createCategory" => save_category(c, false).await,
         "editCategory" => save_category(c, true).await,
         "removeCategories" => remove_categories(c).await,
         "setCategory" => set_category(c).await,
-        "tags" => c
-            .h
-            .read(|r| Reply::Json(json!(all_tags(r))))
-            .await
-            .map_err(Fail::from),
+        "tags" => {
+            c.h.read(|r| Reply::Json(json!(all_tags(r))))
+                .await
+                .map_err(Fail::from)
+        }
         "createTags" => change_tags(c, Tags::Create).await,
         "deleteTags" => change_tags(c, Tags::Delete).await,
         "addTags" => change_tags(c, Tags::Add).await,
@@ -99,7 +99,9 @@ async fn save_category(c: &Call<'_>, edit: bool) -> Answer {
         c.p.get("savePath")
     };
     if c.p.bool("downloadPathEnabled") == Some(true) {
-        return Err(Fail::bad("share has no separate folder for incomplete downloads"));
+        return Err(Fail::bad(
+            "share has no separate folder for incomplete downloads",
+        ));
     }
     let dir: Option<PathBuf> = match path.map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => Some(
@@ -123,13 +125,12 @@ async fn save_category(c: &Call<'_>, edit: bool) -> Answer {
 }
 
 async fn remove_categories(c: &Call<'_>) -> Answer {
-    let names: Vec<String> = c
-        .p
-        .need("categories")?
-        .split('\n')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let names: Vec<String> =
+        c.p.need("categories")?
+            .split('\n')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
     c.h.read(move |r| {
         for n in &names {
             r.categories.remove(n);
@@ -221,7 +222,9 @@ async fn change_tags(c: &Call<'_>, what: Tags) -> Answer {
                 for id in ids {
                     if let Some(e) = r.entries.get_mut(&id) {
                         // No tags named: every tag comes off.
-                        e.saved.labels.retain(|l| !tags.is_empty() && !tags.contains(l));
+                        e.saved
+                            .labels
+                            .retain(|l| !tags.is_empty() && !tags.contains(l));
                     }
                 }
             }

@@ -101,31 +101,79 @@ pub struct Call<'a> {
 
 /// Scopes qBittorrent has (an action of another scope is 404 after the session check).
 const SCOPES: &[&str] = &[
-    "auth", "app", "log", "sync", "torrents", "transfer", "rss", "search", "torrentcreator",
+    "auth",
+    "app",
+    "log",
+    "sync",
+    "torrents",
+    "transfer",
+    "rss",
+    "search",
+    "torrentcreator",
 ];
 
 /// Endpoints that take POST only (WebAPI 2.11, with the 4.x `pause`/`resume`).
 fn post_only(scope: &str, action: &str) -> bool {
     match scope {
         "auth" => matches!(action, "login" | "logout"),
-        "app" => matches!(action, "sendTestEmail" | "setCookies" | "setPreferences" | "shutdown"),
+        "app" => matches!(
+            action,
+            "sendTestEmail" | "setCookies" | "setPreferences" | "shutdown"
+        ),
         "transfer" => matches!(
             action,
-            "banPeers" | "setDownloadLimit" | "setSpeedLimitsMode" | "setUploadLimit"
+            "banPeers"
+                | "setDownloadLimit"
+                | "setSpeedLimitsMode"
+                | "setUploadLimit"
                 | "toggleSpeedLimitsMode"
         ),
         "torrents" => matches!(
             action,
-            "add" | "addPeers" | "addTags" | "addTrackers" | "addWebSeeds" | "bottomPrio"
-                | "createCategory" | "createTags" | "decreasePrio" | "delete" | "deleteTags"
-                | "editCategory" | "editTracker" | "editWebSeed" | "filePrio" | "increasePrio"
-                | "reannounce" | "recheck" | "removeCategories" | "removeTags"
-                | "removeTrackers" | "removeWebSeeds" | "rename" | "renameFile"
-                | "renameFolder" | "setAutoManagement" | "setCategory" | "setDownloadLimit"
-                | "setDownloadPath" | "setForceStart" | "setLocation" | "setSavePath"
-                | "setShareLimits" | "setSSLParameters" | "setSuperSeeding" | "setTags"
-                | "setUploadLimit" | "start" | "stop" | "pause" | "resume"
-                | "toggleFirstLastPiecePrio" | "toggleSequentialDownload" | "topPrio"
+            "add"
+                | "addPeers"
+                | "addTags"
+                | "addTrackers"
+                | "addWebSeeds"
+                | "bottomPrio"
+                | "createCategory"
+                | "createTags"
+                | "decreasePrio"
+                | "delete"
+                | "deleteTags"
+                | "editCategory"
+                | "editTracker"
+                | "editWebSeed"
+                | "filePrio"
+                | "increasePrio"
+                | "reannounce"
+                | "recheck"
+                | "removeCategories"
+                | "removeTags"
+                | "removeTrackers"
+                | "removeWebSeeds"
+                | "rename"
+                | "renameFile"
+                | "renameFolder"
+                | "setAutoManagement"
+                | "setCategory"
+                | "setDownloadLimit"
+                | "setDownloadPath"
+                | "setForceStart"
+                | "setLocation"
+                | "setSavePath"
+                | "setShareLimits"
+                | "setSSLParameters"
+                | "setSuperSeeding"
+                | "setTags"
+                | "setUploadLimit"
+                | "start"
+                | "stop"
+                | "pause"
+                | "resume"
+                | "toggleFirstLastPiecePrio"
+                | "toggleSequentialDownload"
+                | "topPrio"
         ),
         _ => false,
     }
@@ -170,7 +218,9 @@ fn respond(answer: Answer) -> Response {
                 bytes,
             )
                 .into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.torrent\"")) {
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("attachment; filename=\"{name}.torrent\""))
+            {
                 r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
             }
             r
@@ -178,8 +228,14 @@ fn respond(answer: Answer) -> Response {
         Err(f) => text(f.status, &f.msg),
     };
     let h = r.headers_mut();
-    h.insert("x-xss-protection", HeaderValue::from_static("1; mode=block"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-xss-protection",
+        HeaderValue::from_static("1; mode=block"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -216,7 +272,11 @@ pub async fn serve(state: Arc<AppState>, from: SocketAddr, req: Request) -> Resp
         return with_cookie(respond(Err(Fail::not_found())));
     }
     let head = parts.method == Method::HEAD;
-    let method = if head { Method::GET } else { parts.method.clone() };
+    let method = if head {
+        Method::GET
+    } else {
+        parts.method.clone()
+    };
     if (method != Method::GET && method != Method::POST)
         || (method == Method::GET && post_only(scope, action))
     {

@@ -63,9 +63,8 @@ async fn snapshot(c: &Call<'_>) -> Result<Snapshot, Fail> {
             .flatten()
             .map_or(0, |(f, _)| f)
     };
-    let (categories, tags, mut server_state) = c
-        .h
-        .read(|r| {
+    let (categories, tags, mut server_state) =
+        c.h.read(|r| {
             let cats = match super::labels::categories(r) {
                 Value::Object(m) => m,
                 _ => Map::new(),
@@ -117,8 +116,15 @@ async fn snapshot(c: &Call<'_>) -> Result<Snapshot, Fail> {
             .and_then(|h| h.as_str().map(str::to_owned))
             .unwrap_or_default();
         peers += t["num_seeds"].as_u64().unwrap_or(0) + t["num_leechs"].as_u64().unwrap_or(0);
-        if let Some(url) = t.get("tracker").and_then(Value::as_str).filter(|u| !u.is_empty()) {
-            trackers.entry(url.to_owned()).or_default().push(hash.clone());
+        if let Some(url) = t
+            .get("tracker")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+        {
+            trackers
+                .entry(url.to_owned())
+                .or_default()
+                .push(hash.clone());
         }
         torrents.insert(hash, Value::Object(t));
     }
@@ -134,7 +140,11 @@ async fn snapshot(c: &Call<'_>) -> Result<Snapshot, Fail> {
 
 /// What changed in `now` since `then`: (new or changed entries, changed keys only for
 /// objects that were there; names removed).
-fn diff_maps(then: &Map<String, Value>, now: &Map<String, Value>, by_key: bool) -> (Map<String, Value>, Vec<String>) {
+fn diff_maps(
+    then: &Map<String, Value>,
+    now: &Map<String, Value>,
+    by_key: bool,
+) -> (Map<String, Value>, Vec<String>) {
     let mut changed = Map::new();
     for (k, v) in now {
         match (then.get(k), v) {
@@ -157,7 +167,11 @@ fn diff_maps(then: &Map<String, Value>, now: &Map<String, Value>, by_key: bool) 
             _ => {}
         }
     }
-    let removed = then.keys().filter(|k| !now.contains_key(*k)).cloned().collect();
+    let removed = then
+        .keys()
+        .filter(|k| !now.contains_key(*k))
+        .cloned()
+        .collect();
     (changed, removed)
 }
 
@@ -170,7 +184,10 @@ fn answer(rid: u64, base: Option<&Snapshot>, now: &Snapshot) -> Value {
         out.insert("categories".into(), Value::Object(now.categories.clone()));
         out.insert("tags".into(), json!(now.tags));
         out.insert("trackers".into(), Value::Object(now.trackers.clone()));
-        out.insert("server_state".into(), Value::Object(now.server_state.clone()));
+        out.insert(
+            "server_state".into(),
+            Value::Object(now.server_state.clone()),
+        );
         return Value::Object(out);
     };
     let mut put = |key: &str, v: Value, empty: bool| {
@@ -179,9 +196,27 @@ fn answer(rid: u64, base: Option<&Snapshot>, now: &Snapshot) -> Value {
         }
     };
     for (key, removed_key, then, now, by_key) in [
-        ("torrents", "torrents_removed", &base.torrents, &now.torrents, true),
-        ("categories", "categories_removed", &base.categories, &now.categories, true),
-        ("trackers", "trackers_removed", &base.trackers, &now.trackers, false),
+        (
+            "torrents",
+            "torrents_removed",
+            &base.torrents,
+            &now.torrents,
+            true,
+        ),
+        (
+            "categories",
+            "categories_removed",
+            &base.categories,
+            &now.categories,
+            true,
+        ),
+        (
+            "trackers",
+            "trackers_removed",
+            &base.trackers,
+            &now.trackers,
+            false,
+        ),
     ] {
         let (changed, removed) = diff_maps(then, now, by_key);
         put(key, Value::Object(changed.clone()), changed.is_empty());
@@ -197,7 +232,11 @@ fn answer(rid: u64, base: Option<&Snapshot>, now: &Snapshot) -> Value {
         .filter(|(k, v)| base.server_state.get(*k) != Some(*v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    put("server_state", Value::Object(server.clone()), server.is_empty());
+    put(
+        "server_state",
+        Value::Object(server.clone()),
+        server.is_empty(),
+    );
     Value::Object(out)
 }
 
@@ -316,8 +355,14 @@ mod tests {
 
     #[test]
     fn a_partial_update_carries_only_what_changed() {
-        let a = snap(json!({"h1": {"name": "a", "state": "stalledDL"}, "h2": {"name": "b"}}), &["x"]);
-        let b = snap(json!({"h1": {"name": "a", "state": "uploading"}, "h3": {"name": "c"}}), &["y"]);
+        let a = snap(
+            json!({"h1": {"name": "a", "state": "stalledDL"}, "h2": {"name": "b"}}),
+            &["x"],
+        );
+        let b = snap(
+            json!({"h1": {"name": "a", "state": "uploading"}, "h3": {"name": "c"}}),
+            &["y"],
+        );
         let full = answer(1, None, &a);
         assert_eq!(full["full_update"], true);
         assert_eq!(full["torrents"]["h2"]["name"], "b");

@@ -26,11 +26,11 @@ pub async fn dispatch(c: &Call<'_>, action: &str) -> Option<Answer> {
         "trackers" => trackers(c).await,
         "webseeds" => webseeds(c).await,
         "pieceStates" => piece_states(c).await,
-        "count" => c
-            .h
-            .read(|r| Reply::Text(r.entries.len().to_string()))
-            .await
-            .map_err(Fail::from),
+        "count" => {
+            c.h.read(|r| Reply::Text(r.entries.len().to_string()))
+                .await
+                .map_err(Fail::from)
+        }
         "uploadLimit" => limits(c, true).await,
         "downloadLimit" => limits(c, false).await,
         "export" => export(c).await,
@@ -94,7 +94,13 @@ pub async fn all_objects(h: &Handle) -> Result<Vec<Map<String, Value>>, Fail> {
     Ok(h.read(move |r| {
         r.entries
             .iter()
-            .map(|(id, e)| fields::torrent_with_hash(&View { r, e, st: st.get(id) }))
+            .map(|(id, e)| {
+                fields::torrent_with_hash(&View {
+                    r,
+                    e,
+                    st: st.get(id),
+                })
+            })
             .collect()
     })
     .await?)
@@ -112,13 +118,25 @@ fn passes(filter: &str, t: &Map<String, Value>) -> bool {
     );
     let active = matches!(
         state,
-        "downloading" | "metaDL" | "forcedMetaDL" | "forcedDL" | "uploading" | "forcedUP" | "moving"
+        "downloading"
+            | "metaDL"
+            | "forcedMetaDL"
+            | "forcedDL"
+            | "uploading"
+            | "forcedUP"
+            | "moving"
     ) || (state == "stalledDL" && up > 0);
     match filter {
         "downloading" => matches!(
             state,
-            "downloading" | "metaDL" | "forcedMetaDL" | "stalledDL" | "checkingDL" | "stoppedDL"
-                | "queuedDL" | "forcedDL"
+            "downloading"
+                | "metaDL"
+                | "forcedMetaDL"
+                | "stalledDL"
+                | "checkingDL"
+                | "stoppedDL"
+                | "queuedDL"
+                | "forcedDL"
         ),
         "seeding" => seeding,
         "completed" => seeding || state == "stoppedUP",
@@ -142,9 +160,7 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
             .as_f64()
             .partial_cmp(&y.as_f64())
             .unwrap_or(Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => {
-            x.to_lowercase().cmp(&y.to_lowercase())
-        }
+        (Some(Value::String(x)), Some(Value::String(y))) => x.to_lowercase().cmp(&y.to_lowercase()),
         (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
         (Some(Value::Null) | None, Some(Value::Null) | None) => Ordering::Equal,
         (Some(Value::Null) | None, _) => Ordering::Less,
@@ -167,7 +183,11 @@ async fn info(c: &Call<'_>) -> Answer {
         .await?
         .into_iter()
         .filter(|t| passes(&filter, t))
-        .filter(|t| hashes.as_ref().is_none_or(|h| h.matches(t["hash"].as_str().unwrap_or(""))))
+        .filter(|t| {
+            hashes
+                .as_ref()
+                .is_none_or(|h| h.matches(t["hash"].as_str().unwrap_or("")))
+        })
         .filter(|t| category.is_none_or(|cat| t["category"] == cat))
         .filter(|t| {
             tag.is_none_or(|tag| {
@@ -205,16 +225,19 @@ async fn info(c: &Call<'_>) -> Answer {
 
 async fn properties(c: &Call<'_>) -> Answer {
     let (id, st) = one(c).await?;
-    let o = c
-        .h
-        .read(move |r| {
+    let o =
+        c.h.read(move |r| {
             let e = r.entries.get(&id)?;
-            let v = View { r, e, st: st.get(&id) };
+            let v = View {
+                r,
+                e,
+                st: st.get(&id),
+            };
             let t = fields::torrent(&v);
             let m = e.meta.as_ref();
-            let pieces_have = st.get(&id).map_or(0, |s| {
-                s.pieces.iter().map(|b| b.count_ones()).sum::<u32>()
-            });
+            let pieces_have = st
+                .get(&id)
+                .map_or(0, |s| s.pieces.iter().map(|b| b.count_ones()).sum::<u32>());
             let secs = e.saved.seconds_active.max(1);
             let (seeds, leechers) = v.seeds_and_leechers();
             let limit = |l: Option<u64>| l.map_or(-1, |l| l as i64);
@@ -390,9 +413,8 @@ async fn trackers(c: &Call<'_>) -> Answer {
 
 async fn webseeds(c: &Call<'_>) -> Answer {
     let hash = c.p.need("hash")?.to_owned();
-    let urls = c
-        .h
-        .read(move |r| {
+    let urls =
+        c.h.read(move |r| {
             let id = find(r, &hash)?;
             let e = &r.entries[&id];
             Ok::<_, Fail>(match (&e.meta, &e.magnet) {
@@ -410,9 +432,13 @@ async fn webseeds(c: &Call<'_>) -> Answer {
 
 async fn piece_states(c: &Call<'_>) -> Answer {
     let (id, st) = one(c).await?;
-    let count = c
-        .h
-        .read(move |r| r.entries.get(&id).and_then(|e| e.meta.as_ref()).map_or(0, |m| m.info.piece_count()))
+    let count =
+        c.h.read(move |r| {
+            r.entries
+                .get(&id)
+                .and_then(|e| e.meta.as_ref())
+                .map_or(0, |m| m.info.piece_count())
+        })
         .await?;
     let bits = st.get(&id).map(|s| s.pieces.clone()).unwrap_or_default();
     let states: Vec<u8> = (0..count as usize)
@@ -430,9 +456,8 @@ async fn piece_states(c: &Call<'_>) -> Answer {
 
 async fn limits(c: &Call<'_>, up: bool) -> Answer {
     let asked: Vec<String> = c.p.need("hashes")?.split('|').map(str::to_owned).collect();
-    let out = c
-        .h
-        .read(move |r| {
+    let out =
+        c.h.read(move |r| {
             let mut out = Map::new();
             for h in asked {
                 let limit = find(r, &h).ok().map_or(-1, |id| {
@@ -449,17 +474,18 @@ async fn limits(c: &Call<'_>, up: bool) -> Answer {
 
 async fn export(c: &Call<'_>) -> Answer {
     let hash = c.p.need("hash")?.to_owned();
-    let hex = c
-        .h
-        .read(move |r| find(r, &hash).map(|id| r.entries[&id].saved.hash.clone()))
-        .await??;
+    let hex =
+        c.h.read(move |r| find(r, &hash).map(|id| r.entries[&id].saved.hash.clone()))
+            .await??;
     let folder = c.h.folder.clone();
     let state = c.h.state_dir.clone();
     let h2 = hex.clone();
     let bytes = tokio::task::spawn_blocking(move || {
         folder.read_torrent(&h2).or_else(|| {
             let p = state.join("metadata").join(format!("{h2}.torrent"));
-            share_storage::state::read_state(&p, 64 << 20).ok().flatten()
+            share_storage::state::read_state(&p, 64 << 20)
+                .ok()
+                .flatten()
         })
     })
     .await

@@ -11,16 +11,20 @@ pub async fn dispatch(c: Call<'_>, action: &str) -> Answer {
     match action {
         "info" => Ok(Reply::Json(Value::Object(c.h.read(|r| info(r)).await?))),
         "speedLimitsMode" => Ok(Reply::Text(
-            if c.h.read(|r| r.settings.alt_mode).await? { "1" } else { "0" }.into(),
+            if c.h.read(|r| r.settings.alt_mode).await? {
+                "1"
+            } else {
+                "0"
+            }
+            .into(),
         )),
         "toggleSpeedLimitsMode" => set_mode(&c, None).await,
         "setSpeedLimitsMode" => {
-            let mode = c
-                .p
-                .need("mode")?
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| Fail::bad("'mode': invalid argument"))?;
+            let mode =
+                c.p.need("mode")?
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| Fail::bad("'mode': invalid argument"))?;
             set_mode(&c, Some(mode != 0)).await
         }
         "downloadLimit" | "uploadLimit" => {
@@ -29,10 +33,9 @@ pub async fn dispatch(c: Call<'_>, action: &str) -> Answer {
             Ok(Reply::Text(v.unwrap_or(0).to_string()))
         }
         "setDownloadLimit" | "setUploadLimit" => {
-            let limit = c
-                .p
-                .int("limit")?
-                .ok_or_else(|| Fail::bad("Missing required parameters: limit"))?;
+            let limit =
+                c.p.int("limit")?
+                    .ok_or_else(|| Fail::bad("Missing required parameters: limit"))?;
             let limit = (limit > 0).then_some(limit as u64);
             let up = action == "setUploadLimit";
             c.h.read(move |r| set_limit(r, up, limit)).await?;
