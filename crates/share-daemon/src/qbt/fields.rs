@@ -228,7 +228,6 @@ pub fn torrent(v: &View) -> Map<String, Value> {
     let trackers = v.trackers();
     let content = v.content_path();
     let multi = meta.is_some_and(|m| !m.info.single_file);
-    let done = v.complete();
     let months = e.saved.seconds_active as f64 / (30.0 * 86_400.0);
     let o = json!({
         "added_on": e.saved.added,
@@ -273,7 +272,11 @@ pub fn torrent(v: &View) -> Map<String, Value> {
         "save_path": e.saved.download_dir.to_string_lossy(),
         "seeding_time": e.saved.seconds_seeding,
         "seeding_time_limit": e.saved.seeding_time_limit,
-        "seen_complete": if done { unix_now() } else if e.saved.done > 0 { e.saved.done } else { -1 },
+        "seen_complete": match (e.saved.done, seeds) {
+            (d, _) if d > 0 => d,
+            (_, 0) => -1,
+            _ => unix_now(),
+        },
         "seq_dl": e.saved.sequential,
         "size": size,
         "state": v.state(),
