@@ -1,7 +1,7 @@
 //! qBittorrent's WebUI API v2 at `/api/v2/<scope>/<action>`, as qBittorrent 5.1 (WebAPI
 //! 2.11) answers it, so that media managers, scripts (qbittorrent-api), Flood and VueTorrent
-//! drive the daemon's torrents (the same ones the Transmission RPC shows). See
-//! `/work/notes/qbt.md`-style behaviour in docs/engine.md.
+//! drive the daemon's torrents (the same ones the Transmission RPC shows); docs/engine.md
+//! (the daemon) says how it sits on the registry.
 //!
 //! A request passes, in qBittorrent's order: share's `Host` check (DNS rebinding, 421, as
 //! every route), the cross-site check (`Origin`/`Referer` against `Host`: 401), the session
