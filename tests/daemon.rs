@@ -228,13 +228,13 @@ pub fn torrent_of(d: &Dir, path: &Path, out: &str, piece: u32, announce: &str) -
 }
 
 /// `t`'s magnet link with the seed's address as `x.pe`.
-fn magnet_via(t: &Path, seed: &Proc) -> String {
+pub fn magnet_via(t: &Path, seed: &Proc) -> String {
     let (_, magnet) = magnet_of(t);
     format!("{magnet}&x.pe={}", seed.addr)
 }
 
 /// `share seed` of all of `torrents` (content under `d/src`) on one port.
-fn seed_all(d: &Dir, torrents: &[&Path]) -> Proc {
+pub fn seed_all(d: &Dir, torrents: &[&Path]) -> Proc {
     let rest: Vec<&str> = torrents[1..].iter().map(|t| t.to_str().unwrap()).collect();
     start_seed(torrents[0], &d.join("src"), &rest)
 }

@@ -20,6 +20,7 @@ mod netns;
 mod odd_torrents;
 mod pex;
 mod private;
+mod qbt;
 mod regression;
 mod session;
 mod swarm;

@@ -1,4 +1,5 @@
-//! The daemon's HTTP server: `POST /transmission/rpc`, the page at `/`, streams at
+//! The daemon's HTTP server: `POST /transmission/rpc`, qBittorrent's API under `/api/v2/`
+//! (its own login and sessions: see `qbt`), the page at `/`, streams at
 //! `/stream/<info-hash>/<file-index>`.
 //!
 //! Every request passes, in order:
@@ -41,6 +42,8 @@ pub struct AppState {
     pub watch: Option<std::path::PathBuf>,
     /// Failed logins per address: how many, for the delay of the next.
     failures: std::sync::Mutex<HashMap<IpAddr, u32>>,
+    /// The qBittorrent API's sessions and bans.
+    pub qbt: crate::qbt::Qbt,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
             bound,
             watch: config.watch.clone(),
             failures: std::sync::Mutex::new(HashMap::new()),
+            qbt: crate::qbt::Qbt::new(config.auth.clone(), bound),
         }
     }
 
@@ -89,7 +93,8 @@ impl AppState {
         }
     }
 
-    fn auth_ok(&self, headers: &HeaderMap) -> bool {
+    /// Whether the request may pass basic auth (always, when none is configured).
+    pub fn basic_auth_ok(&self, headers: &HeaderMap) -> bool {
         let Some((user, pass)) = &self.auth else {
             return true;
         };
@@ -141,19 +146,26 @@ fn plain(status: StatusCode, text: &str) -> Response {
         .into_response()
 }
 
-/// The checks every request passes before its handler (Host, then auth).
-async fn guard(state: &AppState, from: SocketAddr, headers: &HeaderMap) -> Option<Response> {
+/// The `Host` check every request passes first: a refusal (421) for a name that is not ours.
+pub fn host_refused(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    if !state.host_ok(host) {
-        return Some(plain(
+    (!state.host_ok(host)).then(|| {
+        plain(
             StatusCode::MISDIRECTED_REQUEST,
             "421: this daemon does not answer to that host name (start it with --rpc-host-name NAME to allow one)\n",
-        ));
+        )
+    })
+}
+
+/// The checks every request passes before its handler (Host, then auth).
+async fn guard(state: &AppState, from: SocketAddr, headers: &HeaderMap) -> Option<Response> {
+    if let Some(r) = host_refused(state, headers) {
+        return Some(r);
     }
-    if !state.auth_ok(headers) {
+    if !state.basic_auth_ok(headers) {
         if headers.contains_key(header::AUTHORIZATION) {
             tokio::time::sleep(state.failed(from.ip())).await;
         }
@@ -262,6 +274,14 @@ async fn stream(
     crate::stream::serve(&state.registry, &hash, &index, req.headers(), req.method()).await
 }
 
+async fn qbt_api(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    crate::qbt::serve(state, from, req).await
+}
+
 /// Serves until `stop`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -272,6 +292,7 @@ pub async fn serve(
         .route("/transmission/rpc", any(rpc))
         .route("/transmission/rpc/", any(rpc))
         .route("/stream/{hash}/{index}", get(stream))
+        .route("/api/v2/{*rest}", any(qbt_api))
         .fallback(page)
         .with_state(state);
     let _ = axum::serve(

@@ -10,6 +10,7 @@
 //! - [`saved`]: that list, kept in the state folder (written atomically; a damaged file is
 //!   reported and rebuilt from the kept .torrent files).
 //! - [`rpc`]: the Transmission RPC methods (rpc-version 17).
+//! - [`qbt`]: qBittorrent's WebUI API v2 (WebAPI 2.11) over the same torrents.
 //! - [`http`]: the HTTP server: the RPC endpoint with its session-id exchange, basic auth,
 //!   `Host` checks and bounded bodies; the page; streaming.
 //! - [`stream`]: files served with HTTP ranges while they download.
@@ -20,6 +21,7 @@ pub mod http;
 pub mod ops;
 pub mod owner;
 pub mod paths;
+pub mod qbt;
 pub mod registry;
 pub mod rpc;
 pub mod saved;

@@ -9,7 +9,7 @@
 //! marked `busy` meanwhile. The only awaits are the session's own commands (add, remove),
 //! which its task answers at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,7 +19,7 @@ use share_engine::{Session, Source, State, Stats, TorrentCommand, TorrentConfig,
 use share_storage::root::Root;
 use tokio::time::Instant;
 
-use crate::saved::{Folder, SavedList, SavedSession, SavedTorrent};
+use crate::saved::{Folder, RateLimits, SavedCategory, SavedList, SavedSession, SavedTorrent};
 use crate::DaemonConfig;
 
 /// Unix seconds now.
@@ -101,6 +101,9 @@ impl Entry {
     }
 
     pub fn name(&self) -> String {
+        if let Some(n) = &self.saved.name {
+            return n.clone();
+        }
         match (&self.meta, &self.magnet) {
             (Some(m), _) => m.info.name.clone(),
             (None, Some(m)) => m.name.clone().unwrap_or_else(|| self.saved.hash.clone()),
@@ -145,6 +148,27 @@ pub struct NewTorrent {
     /// are never allocated. (A magnet's files are chosen with `torrent-set` once its
     /// metadata is here.)
     pub files: FileChoice,
+    /// What the qBittorrent API's add sets besides.
+    pub options: AddOptions,
+}
+
+/// Settings of a new torrent besides its folder, state, labels and files (the qBittorrent
+/// API's `torrents/add`); the defaults are those of any other add.
+#[derive(Debug, Default, Clone)]
+pub struct AddOptions {
+    /// Its category, created if unknown (`""`: none).
+    pub category: String,
+    pub name: Option<String>,
+    pub sequential: bool,
+    pub force_start: bool,
+    /// Bytes per second.
+    pub up_limit: Option<u64>,
+    pub down_limit: Option<u64>,
+    /// Seeding goals as `SavedTorrent` keeps them: (mode, ratio), (mode, idle minutes),
+    /// minutes of seeding.
+    pub seed_ratio: Option<(u8, f64)>,
+    pub seed_idle: Option<(u8, u64)>,
+    pub seeding_time_limit: Option<i64>,
 }
 
 /// Which files are wanted and at what priority, as `torrent-add` and `torrent-set` name
@@ -271,6 +295,9 @@ pub struct Registry {
     /// Session totals over this run (for `session-stats`): folded totals of removed torrents.
     pub removed_up: u64,
     pub removed_down: u64,
+    /// The qBittorrent API's categories, and its tags besides those torrents carry.
+    pub categories: BTreeMap<String, SavedCategory>,
+    pub tags: BTreeSet<String>,
 }
 
 impl Registry {
@@ -302,7 +329,14 @@ impl Registry {
             started: Instant::now(),
             removed_up: 0,
             removed_down: 0,
+            categories: list.categories.clone(),
+            tags: list.tags.clone(),
         };
+        let cli = &r.session_settings;
+        if cli.max_upload_rate.is_some() || cli.max_download_rate.is_some() {
+            r.settings.rate_limits = None;
+        }
+        r.apply_rate_limits();
         if let Some(w) = r.warnings.first() {
             tracing::warn!("{w}");
         }
@@ -332,6 +366,26 @@ impl Registry {
         r.dirty = true;
         r.save();
         r
+    }
+
+    /// The session's limits outside alternative mode: those last set through an API, else
+    /// those of the command line (which, when given, win at start: see `restore`).
+    pub fn normal_limits(&self) -> RateLimits {
+        self.settings.rate_limits.unwrap_or(RateLimits {
+            up: self.session_settings.max_upload_rate,
+            down: self.session_settings.max_download_rate,
+        })
+    }
+
+    /// Puts the session's rate limits in force: the alternative ones in alternative mode,
+    /// else the normal ones.
+    pub fn apply_rate_limits(&self) {
+        let l = if self.settings.alt_mode {
+            self.settings.alt_limits
+        } else {
+            self.normal_limits()
+        };
+        self.session.set_rate_limits(l.up, l.down);
     }
 
     /// The default folder for new torrents.
@@ -364,6 +418,7 @@ impl Registry {
             stop_when_complete: false,
             wanted: e.saved.wanted.clone(),
             priorities: e.saved.priorities.clone(),
+            sequential: e.saved.sequential,
             ..self.torrent_defaults.clone()
         };
         match self.session.add(source, config).await {
@@ -454,31 +509,37 @@ impl Registry {
         }
         let id = self.next_id;
         self.next_id += 1;
+        let o = t.options;
+        let mut saved = SavedTorrent::new(id, hex.clone(), t.download_dir);
+        saved.magnet = match &t.source {
+            NewSource::Magnet(l) => Some(l.clone()),
+            NewSource::Metainfo(_) => None,
+        };
+        saved.added = unix_now();
+        saved.paused = t.paused;
+        saved.wanted = wanted;
+        saved.priorities = priorities;
+        saved.seed_ratio_limit = self.settings.seed_ratio_limit;
+        saved.seed_idle_limit = self.settings.idle_seeding_limit;
+        if let Some((mode, limit)) = o.seed_ratio {
+            (saved.seed_ratio_mode, saved.seed_ratio_limit) = (mode, limit);
+        }
+        if let Some((mode, limit)) = o.seed_idle {
+            (saved.seed_idle_mode, saved.seed_idle_limit) = (mode, limit);
+        }
+        if let Some(l) = o.seeding_time_limit {
+            saved.seeding_time_limit = l;
+        }
+        (saved.up_limit, saved.down_limit) = (o.up_limit, o.down_limit);
+        (saved.sequential, saved.force_start, saved.name) = (o.sequential, o.force_start, o.name);
+        if !o.category.is_empty() {
+            self.categories.entry(o.category.clone()).or_default();
+        }
+        saved.category = o.category;
+        self.tags.extend(t.labels.iter().cloned());
+        saved.labels = t.labels;
         let mut e = Entry::new(
-            SavedTorrent {
-                id,
-                hash: hex.clone(),
-                magnet: match &t.source {
-                    NewSource::Magnet(l) => Some(l.clone()),
-                    NewSource::Metainfo(_) => None,
-                },
-                download_dir: t.download_dir,
-                labels: t.labels,
-                added: unix_now(),
-                done: 0,
-                paused: t.paused,
-                wanted,
-                priorities,
-                up_limit: None,
-                down_limit: None,
-                seed_ratio_limit: self.settings.seed_ratio_limit,
-                seed_ratio_mode: 0,
-                seed_idle_limit: self.settings.idle_seeding_limit,
-                seed_idle_mode: 0,
-                uploaded_ever: 0,
-                downloaded_ever: 0,
-                finished: false,
-            },
+            saved,
             meta,
             magnet,
         );
@@ -632,6 +693,8 @@ impl Registry {
                 })
                 .collect(),
             session: self.settings.clone(),
+            categories: self.categories.clone(),
+            tags: self.tags.clone(),
         };
         self.saver.send_replace(Some(list));
         self.dirty = false;
@@ -664,9 +727,16 @@ impl Registry {
                     e.last_bytes = bytes;
                     e.last_active = now;
                 }
+                if matches!(
+                    stats.state(),
+                    State::Seeding | State::Downloading | State::Metadata
+                ) {
+                    e.saved.seconds_active += 1;
+                }
                 match stats.state() {
                     State::Seeding => {
                         e.secs_seeding += 1;
+                        e.saved.seconds_seeding += 1;
                         if e.saved.done == 0 {
                             e.saved.done = unix_now();
                             self.dirty = true;
@@ -746,7 +816,15 @@ fn goal_reached(e: &Entry, s: &SavedSession, now: Instant) -> bool {
         0 if s.idle_seeding_limit_enabled => Some(s.idle_seeding_limit),
         _ => None,
     };
-    idle_limit.is_some_and(|m| now.duration_since(e.last_active) >= Duration::from_secs(m * 60))
+    if idle_limit.is_some_and(|m| now.duration_since(e.last_active) >= Duration::from_secs(m * 60))
+    {
+        return true;
+    }
+    let minutes = match e.saved.seeding_time_limit {
+        -2 => s.seeding_time_limit,
+        m => m,
+    };
+    minutes >= 0 && e.saved.seconds_seeding >= minutes as u64 * 60
 }
 
 /// Writes the list whenever a new one is handed over (the newest wins), off the registry's

@@ -55,6 +55,76 @@ pub struct SavedTorrent {
     /// Stopped by a seeding goal.
     #[serde(default)]
     pub finished: bool,
+    /// The qBittorrent API's category (`""`: none); its tags are the `labels`.
+    #[serde(default)]
+    pub category: String,
+    /// A name shown instead of the metainfo's (the files keep theirs).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Pieces fetched in order.
+    #[serde(default)]
+    pub sequential: bool,
+    /// Started by force (qBittorrent's force start; without a queue it only shows).
+    #[serde(default)]
+    pub force_start: bool,
+    /// Minutes of seeding after which it stops: -2 the session's, -1 none.
+    #[serde(default = "minus_two")]
+    pub seeding_time_limit: i64,
+    /// Seconds spent seeding and active (downloading or seeding), over every run.
+    #[serde(default)]
+    pub seconds_seeding: u64,
+    #[serde(default)]
+    pub seconds_active: u64,
+}
+
+fn minus_two() -> i64 {
+    -2
+}
+
+fn minus_one() -> i64 {
+    -1
+}
+
+impl SavedTorrent {
+    /// A torrent with the default settings.
+    pub fn new(id: u32, hash: String, download_dir: PathBuf) -> SavedTorrent {
+        SavedTorrent {
+            id,
+            hash,
+            magnet: None,
+            download_dir,
+            labels: Vec::new(),
+            added: 0,
+            done: 0,
+            paused: false,
+            wanted: Vec::new(),
+            priorities: Vec::new(),
+            up_limit: None,
+            down_limit: None,
+            seed_ratio_limit: 2.0,
+            seed_ratio_mode: 0,
+            seed_idle_limit: 30,
+            seed_idle_mode: 0,
+            uploaded_ever: 0,
+            downloaded_ever: 0,
+            finished: false,
+            category: String::new(),
+            name: None,
+            sequential: false,
+            force_start: false,
+            seeding_time_limit: -2,
+            seconds_seeding: 0,
+            seconds_active: 0,
+        }
+    }
+}
+
+/// A category of the qBittorrent API: a name, and the folder its torrents go to by default
+/// (`None`: the default folder).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SavedCategory {
+    #[serde(default)]
+    pub save_path: Option<PathBuf>,
 }
 
 /// Session settings the RPC can change.
@@ -66,6 +136,28 @@ pub struct SavedSession {
     pub idle_seeding_limit_enabled: bool,
     #[serde(default)]
     pub download_dir: Option<PathBuf>,
+    /// Minutes of seeding after which torrents stop (-1: none).
+    #[serde(default = "minus_one")]
+    pub seeding_time_limit: i64,
+    /// The session's rate limits as last set through an API (bytes per second, `None`: no
+    /// limit); a rate given on the command line replaces them at start.
+    #[serde(default)]
+    pub rate_limits: Option<RateLimits>,
+    /// The alternative rate limits, and whether they are the ones in force.
+    #[serde(default)]
+    pub alt_limits: RateLimits,
+    #[serde(default)]
+    pub alt_mode: bool,
+    /// New torrents are added stopped.
+    #[serde(default)]
+    pub add_stopped: bool,
+}
+
+/// Upload and download limits in bytes per second.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct RateLimits {
+    pub up: Option<u64>,
+    pub down: Option<u64>,
 }
 
 impl Default for SavedSession {
@@ -76,6 +168,11 @@ impl Default for SavedSession {
             idle_seeding_limit: 30,
             idle_seeding_limit_enabled: false,
             download_dir: None,
+            seeding_time_limit: -1,
+            rate_limits: None,
+            alt_limits: RateLimits::default(),
+            alt_mode: false,
+            add_stopped: false,
         }
     }
 }
@@ -87,6 +184,11 @@ pub struct SavedList {
     pub torrents: Vec<SavedTorrent>,
     #[serde(default)]
     pub session: SavedSession,
+    /// The qBittorrent API's categories and tags (a torrent's tags are its labels).
+    #[serde(default)]
+    pub categories: std::collections::BTreeMap<String, SavedCategory>,
+    #[serde(default)]
+    pub tags: std::collections::BTreeSet<String>,
 }
 
 /// Where the daemon keeps its files.
@@ -166,27 +268,7 @@ impl Folder {
             .collect();
         names.sort();
         for hash in names {
-            list.torrents.push(SavedTorrent {
-                id: list.next_id,
-                hash,
-                magnet: None,
-                download_dir: PathBuf::new(),
-                labels: Vec::new(),
-                added: 0,
-                done: 0,
-                paused: false,
-                wanted: Vec::new(),
-                priorities: Vec::new(),
-                up_limit: None,
-                down_limit: None,
-                seed_ratio_limit: 2.0,
-                seed_ratio_mode: 0,
-                seed_idle_limit: 30,
-                seed_idle_mode: 0,
-                uploaded_ever: 0,
-                downloaded_ever: 0,
-                finished: false,
-            });
+            list.torrents.push(SavedTorrent::new(list.next_id, hash, PathBuf::new()));
             list.next_id += 1;
         }
         list
@@ -227,6 +309,9 @@ mod tests {
         f.keep_torrent(&hash, b"d4:infode").unwrap();
         let mut list = f.rebuild();
         list.torrents[0].labels = vec!["tv".into()];
+        list.torrents[0].category = "shows".into();
+        list.categories.insert("shows".into(), SavedCategory::default());
+        list.tags.insert("tv".into());
         f.save(&list).unwrap();
         assert_eq!(f.load(), (list.clone(), None));
         // Truncated: reported, set aside, rebuilt (without the settings it lost).
@@ -238,5 +323,16 @@ mod tests {
         assert_eq!(rebuilt.torrents[0].hash, hash);
         assert!(rebuilt.torrents[0].labels.is_empty());
         assert!(f.list_path().with_extension("json.bad").exists());
+    }
+
+    #[test]
+    fn a_list_written_before_categories_and_tags_still_loads() {
+        let old = r#"{"version":1,"next_id":2,"torrents":[{"id":1,"hash":"abababababababababababababababababababab","download_dir":"/d"}],"session":{"seed_ratio_limit":2.0,"seed_ratio_limited":false,"idle_seeding_limit":30,"idle_seeding_limit_enabled":false}}"#;
+        let list: SavedList = serde_json::from_str(old).unwrap();
+        let t = &list.torrents[0];
+        assert_eq!((t.category.as_str(), t.seeding_time_limit), ("", -2));
+        assert!(list.categories.is_empty() && list.tags.is_empty());
+        assert_eq!(list.session.seeding_time_limit, -1);
+        assert_eq!(list.session.rate_limits, None);
     }
 }

@@ -52,6 +52,7 @@ pub async fn scan(h: &Handle, dir: &Path, seen: &mut Seen) {
                     paused: false,
                     labels: Vec::new(),
                     files: Default::default(),
+                    options: Default::default(),
                 };
                 crate::ops::add(h, t).await.map(|_| ())
             }

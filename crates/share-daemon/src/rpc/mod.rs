@@ -4,7 +4,7 @@
 //! error form; nothing here panics on what a client sends.
 
 mod get;
-mod session;
+pub(crate) mod session;
 mod set;
 
 use std::path::PathBuf;
@@ -263,6 +263,7 @@ async fn add(h: &Handle, args: Args) -> RpcResult {
         paused,
         labels,
         files,
+        options: Default::default(),
     };
     let (key, id, name, hash) = match ops::add(h, t).await.map_err(RpcError)? {
         Added::Added { id, name, hash } => ("torrent-added", id, name, hash),

@@ -7,7 +7,7 @@ use crate::paths;
 use crate::registry::Registry;
 
 /// Free and total bytes of the filesystem that holds `path`.
-fn space(path: &std::path::Path) -> Option<(u64, u64)> {
+pub(crate) fn space(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: `c` is a valid NUL-terminated path and `st` is written by statvfs only.
@@ -46,10 +46,10 @@ pub fn get(r: &Registry, _args: &Args, session_id: &str) -> Value {
         "seedRatioLimited": s.seed_ratio_limited,
         "idle-seeding-limit": s.idle_seeding_limit,
         "idle-seeding-limit-enabled": s.idle_seeding_limit_enabled,
-        "speed-limit-down": r.session_settings.max_download_rate.map_or(0, |b| b / 1000),
-        "speed-limit-down-enabled": r.session_settings.max_download_rate.is_some(),
-        "speed-limit-up": r.session_settings.max_upload_rate.map_or(0, |b| b / 1000),
-        "speed-limit-up-enabled": r.session_settings.max_upload_rate.is_some(),
+        "speed-limit-down": r.normal_limits().down.map_or(0, |b| b / 1000),
+        "speed-limit-down-enabled": r.normal_limits().down.is_some(),
+        "speed-limit-up": r.normal_limits().up.map_or(0, |b| b / 1000),
+        "speed-limit-up-enabled": r.normal_limits().up.is_some(),
         "alt-speed-enabled": false,
         "alt-speed-down": 0,
         "alt-speed-up": 0,

@@ -173,6 +173,10 @@ struct Incoming {
     handshaking: accept::SharedHandshaking,
 }
 
+fn limiter(rate: Option<u64>) -> RateLimiter {
+    rate.map_or_else(RateLimiter::unlimited, RateLimiter::new)
+}
+
 /// A running session: a cheap handle to its task.
 #[derive(Clone)]
 pub struct Session {
@@ -195,12 +199,10 @@ impl Session {
         let ctx = Arc::new(SessionCtx {
             peer_id: peer_id(),
             listen: local_addr,
-            upload_limit: config
-                .max_upload_rate
-                .map(|r| Arc::new(RateLimiter::new(r))),
-            download_limit: config
-                .max_download_rate
-                .map(|r| Arc::new(RateLimiter::new(r))),
+            // Always there (unlimited without a rate) so that the rates can change at run
+            // time (`Session::set_rate_limits`).
+            upload_limit: Some(Arc::new(limiter(config.max_upload_rate))),
+            download_limit: Some(Arc::new(limiter(config.max_download_rate))),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             dialing: Arc::new(Semaphore::new(MAX_DIALING)),
             per_ip: Arc::new(PerIp::new(config.max_per_ip)),
@@ -281,6 +283,26 @@ impl Session {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Changes the session-wide rate limits, in bytes per second (`None`: no limit); every
+    /// connection of every torrent follows at once.
+    pub fn set_rate_limits(&self, up: Option<u64>, down: Option<u64>) {
+        let ctx = &self.incoming.ctx;
+        for (l, rate) in [(&ctx.upload_limit, up), (&ctx.download_limit, down)] {
+            if let Some(l) = l {
+                l.set_rate(rate);
+            }
+        }
+    }
+
+    /// The session-wide rate limits (upload, download), bytes per second.
+    pub fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
+        let ctx = &self.incoming.ctx;
+        (
+            ctx.upload_limit.as_ref().and_then(|l| l.rate()),
+            ctx.download_limit.as_ref().and_then(|l| l.rate()),
+        )
     }
 
     /// Which symlinks below a download folder the session follows (for the daemon's own

@@ -225,6 +225,12 @@ impl Fetching<'_> {
                 self.base.config.wanted = wanted;
                 self.base.config.priorities = priorities;
             }
+            TorrentCommand::SetSequential(on) => self.base.config.sequential = on,
+            TorrentCommand::Reannounce => {
+                if !self.base.paused {
+                    self.base.ask_for_peers();
+                }
+            }
             TorrentCommand::Status(reply) => {
                 let _ = reply.send(Status {
                     name: self.name.clone(),

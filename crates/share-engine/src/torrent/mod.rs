@@ -80,6 +80,10 @@ pub enum TorrentCommand {
         wanted: Vec<bool>,
         priorities: Vec<i8>,
     },
+    /// Fetch pieces in order from now on (true) or rarest first (as `TorrentConfig`).
+    SetSequential(bool),
+    /// Ask the trackers (no sooner than their minimum interval) and the DHT for peers now.
+    Reannounce,
 }
 
 /// A torrent's state in detail, for the daemon's RPC.

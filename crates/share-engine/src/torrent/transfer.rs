@@ -312,6 +312,15 @@ impl Torrent {
             TorrentCommand::SetLimits { up, down } => self.base.set_limits(up, down),
             TorrentCommand::SetFiles { wanted, priorities } => self.set_files(wanted, priorities),
             TorrentCommand::Want { pieces, reply } => self.want(pieces, reply),
+            TorrentCommand::Reannounce => {
+                if !self.base.paused {
+                    self.base.ask_for_peers();
+                }
+            }
+            TorrentCommand::SetSequential(on) => {
+                self.base.config.sequential = on;
+                self.picker.set_sequential(on);
+            }
         }
         self.set_state();
     }

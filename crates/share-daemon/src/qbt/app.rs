@@ -1,0 +1,262 @@
+//! `app/*`: versions, build info, the default folder, and the preferences.
+//!
+//! `preferences` returns every key qBittorrent 5.1 has (`preferences.json` holds the
+//! defaults of those share has no use for) with share's own values for what it has: the
+//! default folder, rate limits (and the alternative ones), seeding limits, stopped adds,
+//! DHT/PEX/LSD, encryption, the listen port, connection and upload slot limits, queueing
+//! (off). `setPreferences` changes what share can change (the folder, limits, seeding
+//! goals, stopped adds); a key whose value it cannot change is accepted only if the value
+//! is the one it already has; anything else is a 400 naming the keys, and then nothing
+//! changes.
+
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
+
+use super::{Answer, Call, Fail, Reply, APP_VERSION, WEBAPI_VERSION};
+use crate::paths;
+use crate::registry::Registry;
+use crate::saved::SavedSession;
+
+pub async fn dispatch(c: Call<'_>, action: &str) -> Answer {
+    match action {
+        "webapiVersion" => Ok(Reply::Text(WEBAPI_VERSION.into())),
+        "version" => Ok(Reply::Text(APP_VERSION.into())),
+        "buildInfo" => Ok(Reply::Json(json!({
+            "qt": "",
+            "libtorrent": concat!("share ", env!("CARGO_PKG_VERSION")),
+            "boost": "",
+            "openssl": "",
+            "zlib": "",
+            "bitness": usize::BITS,
+            "platform": "linux",
+        }))),
+        "defaultSavePath" => Ok(Reply::Text(
+            c.h.read(|r| r.default_dir().to_string_lossy().into_owned())
+                .await?,
+        )),
+        "preferences" => {
+            let me = c.qbt.identity();
+            Ok(Reply::Json(Value::Object(
+                c.h.read(move |r| preferences(r, &me)).await?,
+            )))
+        }
+        "setPreferences" => set_preferences(&c).await,
+        "networkInterfaceList" | "networkInterfaceAddressList" => Ok(Reply::Json(json!([]))),
+        _ => Err(Fail::not_found()),
+    }
+}
+
+fn defaults() -> &'static Map<String, Value> {
+    static D: OnceLock<Map<String, Value>> = OnceLock::new();
+    D.get_or_init(|| serde_json::from_str(include_str!("preferences.json")).unwrap_or_default())
+}
+
+/// Who the API is: its port and address, and its user (`None`: no login needed).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub bound: std::net::SocketAddr,
+    pub user: Option<String>,
+}
+
+fn limit(v: Option<u64>) -> u64 {
+    v.unwrap_or(0)
+}
+
+/// The preferences as share has them.
+pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
+    let mut p = defaults().clone();
+    let s = &r.settings;
+    let ss = &r.session_settings;
+    let normal = r.normal_limits();
+    let dir = r.default_dir().to_string_lossy().into_owned();
+    let mut set = |k: &str, v: Value| {
+        p.insert(k.to_owned(), v);
+    };
+    set("save_path", json!(dir));
+    set("temp_path", json!(dir));
+    set("temp_path_enabled", json!(false));
+    set("listen_port", json!(r.session.local_addr().port()));
+    set("random_port", json!(false));
+    set("upnp", json!(false));
+    set("max_connec", json!(ss.peer_limit_global));
+    set(
+        "max_connec_per_torrent",
+        json!(r.torrent_defaults.max_peers),
+    );
+    set("max_uploads", json!(-1));
+    set(
+        "max_uploads_per_torrent",
+        json!(r.torrent_defaults.upload_slots),
+    );
+    set("dl_limit", json!(limit(normal.down)));
+    set("up_limit", json!(limit(normal.up)));
+    set("alt_dl_limit", json!(limit(s.alt_limits.down)));
+    set("alt_up_limit", json!(limit(s.alt_limits.up)));
+    set("scheduler_enabled", json!(false));
+    set("bittorrent_protocol", json!(if ss.utp { 0 } else { 1 }));
+    set("dht", json!(ss.dht));
+    set("pex", json!(ss.pex));
+    set("lsd", json!(ss.lsd));
+    let enc = match ss.encryption {
+        "required" => 1,
+        "tolerated" => 2,
+        _ => 0,
+    };
+    set("encryption", json!(enc));
+    set("queueing_enabled", json!(false));
+    set("max_ratio_enabled", json!(s.seed_ratio_limited));
+    set(
+        "max_ratio",
+        json!(if s.seed_ratio_limited {
+            s.seed_ratio_limit
+        } else {
+            -1.0
+        }),
+    );
+    set("max_seeding_time_enabled", json!(s.seeding_time_limit >= 0));
+    set("max_seeding_time", json!(s.seeding_time_limit.max(-1)));
+    set(
+        "max_inactive_seeding_time_enabled",
+        json!(s.idle_seeding_limit_enabled),
+    );
+    set(
+        "max_inactive_seeding_time",
+        json!(if s.idle_seeding_limit_enabled {
+            s.idle_seeding_limit as i64
+        } else {
+            -1
+        }),
+    );
+    set("max_ratio_act", json!(0));
+    set("add_stopped_enabled", json!(s.add_stopped));
+    set("web_ui_port", json!(me.bound.port()));
+    set("web_ui_address", json!(me.bound.ip().to_string()));
+    set(
+        "web_ui_username",
+        json!(me.user.clone().unwrap_or_default()),
+    );
+    set("bypass_local_auth", json!(me.user.is_none()));
+    set("web_ui_max_auth_fail_count", json!(super::auth::MAX_FAILS));
+    p
+}
+
+fn as_int(k: &str, v: &Value) -> Result<i64, Fail> {
+    v.as_i64()
+        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+        .ok_or_else(|| Fail::bad(&format!("'{k}' must be an integer")))
+}
+
+fn as_bool(k: &str, v: &Value) -> Result<bool, Fail> {
+    v.as_bool()
+        .ok_or_else(|| Fail::bad(&format!("'{k}' must be a boolean")))
+}
+
+fn bytes(k: &str, v: &Value) -> Result<Option<u64>, Fail> {
+    let n = as_int(k, v)?;
+    Ok((n > 0).then_some(n as u64))
+}
+
+/// Applies `changes` to a copy of the settings: the new settings, or a 400.
+fn apply(
+    r: &Registry,
+    me: &Identity,
+    changes: &Map<String, Value>,
+    save_path: Option<std::path::PathBuf>,
+) -> Result<SavedSession, Fail> {
+    let current = preferences(r, me);
+    let mut s = r.settings.clone();
+    let mut normal = r.normal_limits();
+    let mut refused = Vec::new();
+    for (k, v) in changes {
+        match k.as_str() {
+            "save_path" => s.download_dir = save_path.clone(),
+            "dl_limit" => normal.down = bytes(k, v)?,
+            "up_limit" => normal.up = bytes(k, v)?,
+            "alt_dl_limit" => s.alt_limits.down = bytes(k, v)?,
+            "alt_up_limit" => s.alt_limits.up = bytes(k, v)?,
+            "add_stopped_enabled" | "start_paused_enabled" => s.add_stopped = as_bool(k, v)?,
+            "max_ratio_enabled" => s.seed_ratio_limited = as_bool(k, v)?,
+            "max_inactive_seeding_time_enabled" => s.idle_seeding_limit_enabled = as_bool(k, v)?,
+            "max_seeding_time_enabled"
+            | "max_seeding_time"
+            | "max_inactive_seeding_time"
+            | "max_ratio" => {}
+            _ if current.get(k) == Some(v) => {}
+            _ => refused.push(k.clone()),
+        }
+    }
+    if !refused.is_empty() {
+        refused.sort();
+        return Err(Fail::bad(&format!(
+            "share cannot change these preferences (or not to these values): {}",
+            refused.join(", ")
+        )));
+    }
+    if let Some(v) = changes.get("max_ratio") {
+        let f = v
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .ok_or_else(|| Fail::bad("'max_ratio' must be a number"))?;
+        if f >= 0.0 {
+            s.seed_ratio_limit = f;
+        } else if !changes.contains_key("max_ratio_enabled") {
+            s.seed_ratio_limited = false;
+        }
+    }
+    let time_on = changes
+        .get("max_seeding_time_enabled")
+        .map(|v| as_bool("max_seeding_time_enabled", v))
+        .transpose()?;
+    let time = changes
+        .get("max_seeding_time")
+        .map(|v| as_int("max_seeding_time", v))
+        .transpose()?;
+    match (time_on, time) {
+        (Some(false), _) => s.seeding_time_limit = -1,
+        (_, Some(t)) => s.seeding_time_limit = t.max(-1),
+        (Some(true), None) if s.seeding_time_limit < 0 => s.seeding_time_limit = 1440,
+        _ => {}
+    }
+    if let Some(v) = changes.get("max_inactive_seeding_time") {
+        let m = as_int("max_inactive_seeding_time", v)?;
+        if m >= 0 {
+            s.idle_seeding_limit = m as u64;
+        } else if !changes.contains_key("max_inactive_seeding_time_enabled") {
+            s.idle_seeding_limit_enabled = false;
+        }
+    }
+    if ["dl_limit", "up_limit"]
+        .iter()
+        .any(|k| changes.contains_key(*k))
+    {
+        s.rate_limits = Some(normal);
+    }
+    Ok(s)
+}
+
+async fn set_preferences(c: &Call<'_>) -> Answer {
+    let raw = c.p.need("json")?;
+    let changes: Map<String, Value> = match serde_json::from_str(raw) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(Fail::bad("'json' must hold a JSON object")),
+    };
+    let save_path = match changes.get("save_path") {
+        None => None,
+        Some(Value::String(p)) => Some(
+            paths::download_dir(&c.h.download_root, p)
+                .map_err(|e| Fail::bad(&format!("save_path: {e}")))?,
+        ),
+        Some(_) => return Err(Fail::bad("'save_path' must be a string")),
+    };
+    let me = c.qbt.identity();
+    c.h.read(move |r| {
+        let s = apply(r, &me, &changes, save_path)?;
+        r.settings = s;
+        r.apply_rate_limits();
+        r.mark_dirty();
+        r.save();
+        Ok(Reply::Empty)
+    })
+    .await?
+}
