@@ -388,3 +388,71 @@ fn a_peer_sending_one_bad_block_of_a_v2_torrent_is_banned_and_the_fetch_complete
     );
     assert!(err.contains("a block failed its merkle check"), "the log names the block: {err}");
 }
+
+#[test]
+fn the_daemon_fetches_v2_and_hybrid_torrents_by_torrent_and_magnet_and_streams_them() {
+    use serde_json::json;
+    let d = Dir::new();
+    let content = folder(&d);
+    let (mut tracker, url) = crate::daemon::tracker();
+    let mut torrents = Vec::new();
+    for format in ["v2", "hybrid"] {
+        let t = d.join(&format!("{format}.torrent"));
+        let out = ok(share()
+            .arg("create")
+            .arg(&content)
+            .args(["--piece-length", "16384", "--format", format, "--no-date", "-t", &url, "-o"])
+            .arg(&t));
+        let v2 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("info-hash-v2: "))
+            .unwrap()
+            .to_string();
+        let v1 = out.lines().find_map(|l| l.strip_prefix("info-hash: ")).map(str::to_string);
+        torrents.push((format, t, v1, v2));
+    }
+    // One seed for each: two torrents of one folder and name are refused in one session.
+    let seeds: Vec<Proc> = torrents.iter().map(|(_, t, _, _)| start_seed(t, d.path(), &[])).collect();
+    for (i, (format, t, v1, v2)) in torrents.iter().enumerate() {
+        let seed = &seeds[i];
+        for by in ["torrent", "magnet"] {
+            let dl = d.join(&format!("daemon-{format}-{by}"));
+            std::fs::create_dir_all(&dl).unwrap();
+            let daemon = crate::daemon::Daemon::start(&dl, &d.join(&format!("state-{format}-{by}")), &[]);
+            let mut rpc = daemon.client();
+            let args = if by == "torrent" {
+                json!({"metainfo": crate::daemon::base64_encode(&std::fs::read(t).unwrap())})
+            } else {
+                json!({"filename": format!("magnet:?xt=urn:btmh:1220{v2}&dn=content&x.pe={}", seed.addr)})
+            };
+            let added = rpc.ok("torrent-add", args);
+            let want = v1.clone().unwrap_or_else(|| v2.clone());
+            // A v2 magnet names only the v2 hash until the metadata shows a hybrid's v1.
+            let first = if by == "magnet" { v2.clone() } else { want.clone() };
+            assert_eq!(added["torrent-added"]["hashString"], json!(first), "{format} by {by}");
+            rpc.wait_for(
+                &format!("{format} by {by}"),
+                &["id", "percentDone", "files"],
+                TIMEOUT,
+                |t| {
+                    t.first().is_some_and(|x| {
+                        x["percentDone"] == 1.0 && x["files"].as_array().is_some_and(|f| f.len() == 6)
+                    })
+                },
+            );
+            let t = rpc.torrents(&["hashString", "totalSize", "files"]);
+            assert_eq!(t[0]["hashString"], json!(want));
+            assert_eq!(t[0]["files"].as_array().unwrap().len(), 6, "{t:?}");
+            same_tree(&content, &dl.join("content"));
+            // A stream of c_big.bin (file 2) reads the file.
+            let a = crate::daemon::http(
+                daemon.rpc,
+                &format!("GET /stream/{}/2 HTTP/1.1\nHost: {}", &want[..40], daemon.rpc),
+                b"",
+            );
+            assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+            assert_eq!(a.body, std::fs::read(content.join("c_big.bin")).unwrap());
+        }
+    }
+    tracker.stop();
+}

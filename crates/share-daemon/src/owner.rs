@@ -109,7 +109,12 @@ pub fn spawn(
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                Some(job) = rx.recv() => job(&mut registry).await,
+                Some(job) = rx.recv() => {
+                    // What a request sees is current: a magnet's metainfo from the moment
+                    // its task has it.
+                    registry.sync_meta();
+                    job(&mut registry).await
+                }
                 _ = tick.tick() => {
                     n += 1;
                     registry.tick();

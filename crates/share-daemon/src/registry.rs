@@ -77,6 +77,47 @@ impl Entry {
         InfoHash(h)
     }
 
+    /// The hashes it is known by: from its metainfo or magnet link, else its key alone.
+    pub fn hashes(&self) -> share_core::InfoHashes {
+        match (&self.meta, &self.magnet) {
+            (Some(m), _) => m.hashes,
+            (None, Some(m)) => m.hashes,
+            _ => share_core::InfoHashes::v1(self.hash()),
+        }
+    }
+
+    /// As the Transmission RPC shows it (`hashString`): the v1 hash where there is one,
+    /// else the 64 hex digits of the v2 hash.
+    pub fn hash_string(&self) -> String {
+        let h = self.hashes().display();
+        if h.is_empty() {
+            self.saved.hash.clone()
+        } else {
+            h
+        }
+    }
+
+    /// Takes the metainfo its running task has (a magnet's, once its metadata arrived).
+    pub fn sync_meta(&mut self) {
+        if self.meta.is_none() {
+            if let Some(m) = self.handle.as_ref().and_then(|h| h.metainfo()) {
+                self.meta = Some((*m).clone());
+            }
+        }
+    }
+
+    /// Whether `hex` (40 or 64 hex digits, any case) names this torrent.
+    pub fn named_by(&self, hex: &str) -> bool {
+        let hex = hex.to_ascii_lowercase();
+        let hashes = self.hashes();
+        hex == self.saved.hash
+            || hashes.v1.is_some_and(|h| h.to_hex() == hex)
+            || hashes.v2.is_some_and(|h| {
+                let full = ::hex::encode(h);
+                full == hex || full[..40] == hex
+            })
+    }
+
     pub fn stats(&self) -> Option<&Arc<Stats>> {
         self.handle.as_ref().map(|h| &h.stats)
     }
@@ -480,11 +521,24 @@ impl Registry {
         }
     }
 
+    /// Every entry takes the metainfo its task has: what the RPC shows is then consistent
+    /// from the moment a magnet's metadata arrives.
+    pub fn sync_meta(&mut self) {
+        for e in self.entries.values_mut() {
+            e.sync_meta();
+        }
+    }
+
     pub fn find_hash(&self, hash: &InfoHash) -> Option<u32> {
-        let hex = hash.to_hex();
+        self.find_hex(&hash.to_hex())
+    }
+
+    /// The torrent that 40 or 64 hex digits name (its key, its v1 hash, its v2 hash whole
+    /// or truncated).
+    pub fn find_hex(&self, hex: &str) -> Option<u32> {
         self.entries
             .iter()
-            .find(|(_, e)| e.saved.hash == hex)
+            .find(|(_, e)| e.named_by(hex))
             .map(|(id, _)| *id)
     }
 
@@ -497,7 +551,7 @@ impl Registry {
             return Ok(Added::Duplicate {
                 id,
                 name: e.name(),
-                hash: e.saved.hash.clone(),
+                hash: e.hash_string(),
             });
         }
         let hex = hash.to_hex();
@@ -545,13 +599,14 @@ impl Registry {
         );
         self.run(&mut e).await;
         let name = e.name();
+        let shown = e.hash_string();
         self.entries.insert(id, e);
         self.dirty = true;
         self.save();
         Ok(Added::Added {
             id,
             name,
-            hash: hex,
+            hash: shown,
         })
     }
 
@@ -753,11 +808,8 @@ impl Registry {
                 }
             }
             if want_meta {
-                let hex = self.entries[&id].saved.hash.clone();
-                if let Some(m) = self.engine_metadata(&hex) {
-                    if let Some(e) = self.entries.get_mut(&id) {
-                        e.meta = Some(m);
-                    }
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.sync_meta();
                 }
             }
             if stop {

@@ -152,6 +152,7 @@ type Refusal = (StatusCode, &'static str);
 
 /// The torrent and file a stream names, marked wanted.
 fn find_target(r: &mut Registry, hash: &InfoHash, index: usize) -> Result<Target, Refusal> {
+    r.sync_meta();
     let Some(id) = r.find_hash(hash) else {
         return Err((StatusCode::NOT_FOUND, "404: no such torrent\n"));
     };

@@ -249,7 +249,7 @@ pub fn torrent(v: &View) -> Map<String, Value> {
         "force_start": e.saved.force_start,
         "has_metadata": meta.is_some(),
         "inactive_seeding_time_limit": idle_limit(e),
-        "infohash_v1": e.saved.hash,
+        "infohash_v1": e.hashes().v1.map(|h| h.to_hex()).unwrap_or_default(),
         "infohash_v2": v.infohash_v2(),
         "last_activity": v.last_activity(),
         "magnet_uri": v.magnet_uri(),

@@ -44,11 +44,7 @@ pub fn find(r: &Registry, hash: &str) -> Result<u32, Fail> {
     if !valid_hash(&hash) {
         return Err(Fail::not_found());
     }
-    r.entries
-        .iter()
-        .find(|(_, e)| e.saved.hash == hash)
-        .map(|(id, _)| *id)
-        .ok_or_else(Fail::not_found)
+    r.find_hex(&hash).ok_or_else(Fail::not_found)
 }
 
 /// The ids `hashes` names (unknown ones left out).

@@ -83,8 +83,11 @@ pub async fn torrent_get(h: &Handle, args: Args) -> RpcResult {
     .into_iter()
     .flatten()
     .collect();
-    Ok(h.read(move |r| rows(r, &args, &fields, &wanted_ids, &statuses))
-        .await?)
+    Ok(h.read(move |r| {
+        r.sync_meta();
+        rows(r, &args, &fields, &wanted_ids, &statuses)
+    })
+    .await?)
 }
 
 fn rows(
@@ -169,7 +172,7 @@ fn field(
     let peers = status.map(|s| s.peers.as_slice()).unwrap_or(&[]);
     Some(match name {
         "id" => json!(id),
-        "hashString" => json!(e.saved.hash),
+        "hashString" => json!(e.hash_string()),
         "name" => json!(e.name()),
         "status" => json!(status_code(e)),
         "totalSize" => json!(e.total_size()),

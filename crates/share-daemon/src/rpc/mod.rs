@@ -128,9 +128,8 @@ pub fn ids(r: &Registry, args: &Args) -> Result<Vec<u32>, RpcError> {
                 .map(|n| r.entries.contains_key(&n).then_some(n))
                 .ok_or_else(|| RpcError(format!("invalid id {n}"))),
             Value::String(s) => {
-                let mut h = [0u8; 20];
-                if s.len() == 40 && hex::decode_to_slice(s, &mut h).is_ok() {
-                    Ok(r.find_hash(&share_core::InfoHash(h)))
+                if matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(r.find_hex(s))
                 } else {
                     Err(RpcError(format!("invalid id {s:?}")))
                 }

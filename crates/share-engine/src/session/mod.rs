@@ -107,9 +107,16 @@ pub struct TorrentHandle {
     pub notices: Option<mpsc::Receiver<Notice>>,
     cmd: mpsc::Sender<TorrentCommand>,
     ended: watch::Receiver<Option<Result<Outcome, String>>>,
+    metainfo: watch::Receiver<Option<Arc<share_core::Metainfo>>>,
 }
 
 impl TorrentHandle {
+    /// The torrent's metainfo once its transfer phase starts (at once for a .torrent,
+    /// when its metadata arrives for a magnet link), with the piece layers it has.
+    pub fn metainfo(&self) -> Option<Arc<share_core::Metainfo>> {
+        self.metainfo.borrow().clone()
+    }
+
     /// Sends a command to the torrent task (false if it has ended or its queue is full).
     pub fn send(&self, c: TorrentCommand) -> bool {
         self.cmd.try_send(c).is_ok()
@@ -489,6 +496,7 @@ impl SessionTask {
         let (found_tx, found_rx) = mpsc::channel(FOUND_QUEUE);
         let (notice_tx, notice_rx) = mpsc::channel(256);
         let (ended_tx, ended_rx) = watch::channel(None);
+        let (meta_tx, meta_rx) = watch::channel(None);
         let stats = Arc::new(Stats::default());
         let token = self.shutdown.child_token();
         let private = matches!(&source, Source::Torrent(m) if m.info.private);
@@ -505,6 +513,7 @@ impl SessionTask {
             stats: stats.clone(),
             notices: notice_tx,
             token: token.clone(),
+            metainfo: meta_tx,
         };
         if !private {
             for h in std::iter::once(hash).chain(aliases.iter().copied()) {
@@ -531,6 +540,7 @@ impl SessionTask {
             notices: Some(notice_rx),
             cmd: cmd_tx,
             ended: ended_rx,
+            metainfo: meta_rx,
         })
     }
 

@@ -59,6 +59,8 @@ pub(super) struct Base {
     pub(super) ctx: Arc<SessionCtx>,
     pub(super) config: TorrentConfig,
     pub(super) stats: Arc<Stats>,
+    /// Where the metainfo is published for the torrent's handle.
+    pub(super) metainfo: tokio::sync::watch::Sender<Option<Arc<share_core::Metainfo>>>,
     pub(super) notices: mpsc::Sender<Notice>,
     pub(super) token: CancellationToken,
     pub(super) cmds: mpsc::Receiver<TorrentCommand>,
@@ -138,6 +140,7 @@ impl Base {
             ctx: io.ctx,
             config,
             stats: io.stats,
+            metainfo: io.metainfo,
             notices: io.notices,
             token: io.token,
             cmds: io.cmds,

@@ -138,6 +138,8 @@ pub(crate) struct Inputs {
     pub notices: mpsc::Sender<Notice>,
     /// Cancelled when the torrent is removed or the session shuts down.
     pub token: CancellationToken,
+    /// Where the torrent publishes its metainfo once it has it.
+    pub metainfo: tokio::sync::watch::Sender<Option<Arc<share_core::Metainfo>>>,
 }
 
 /// Runs a torrent until it is complete (when so configured), removed, or the session ends.

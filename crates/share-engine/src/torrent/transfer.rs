@@ -78,6 +78,7 @@ pub(super) async fn transfer(
     handed: Vec<(PeerKey, magnet::Connected)>,
 ) -> Result<Outcome, EngineError> {
     let info = meta.info.clone();
+    base.metainfo.send_replace(Some(std::sync::Arc::new(meta.clone())));
     base.stats.total.store(info.total_length, Ordering::Relaxed);
     if let Err(e) = priorities::apply_file_filter(&mut base.config, &info) {
         base.stop_trackers().await;

@@ -275,6 +275,9 @@ impl Torrent {
             return;
         }
         tracing::info!(root = %hex::encode(r.root), "piece layer received");
+        self.base
+            .metainfo
+            .send_replace(Some(std::sync::Arc::new(self.meta.clone())));
         if self.v2.layers.is_empty() {
             self.keep_metadata();
         }
