@@ -456,3 +456,93 @@ fn the_daemon_fetches_v2_and_hybrid_torrents_by_torrent_and_magnet_and_streams_t
     }
     tracker.stop();
 }
+
+/// Waits until every file under `src` has its copy under `dst`, byte for byte.
+fn wait_same_files(src: &std::path::Path, dst: &std::path::Path, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut files = Vec::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p.strip_prefix(src).unwrap().to_path_buf());
+            }
+        }
+    }
+    while std::time::Instant::now() < deadline {
+        if files
+            .iter()
+            .all(|f| std::fs::read(dst.join(f)).ok() == std::fs::read(src.join(f)).ok())
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    false
+}
+
+#[test]
+fn a_v1_only_client_rtorrent_fetches_a_share_hybrid_through_its_v1_view() {
+    // aria2 1.36 re-encodes a hybrid's info dictionary into a wrong info-hash, and
+    // Transmission 3.00 refuses hybrids; rtorrent (libtorrent-rakshasa, v1 only) takes the
+    // hybrid as a v1 torrent with pad files, as a v1-only client should.
+    if !require("rtorrent", "rtorrent") {
+        return;
+    }
+    let d = Dir::new();
+    let content = folder(&d);
+    let tracker = Proc::start(share().args(["tracker", "--listen", "127.0.0.1:0", "--interval", "5"]));
+    let t = d.join("hybrid.torrent");
+    ok(share()
+        .arg("create")
+        .arg(&content)
+        .args(["--piece-length", "16384", "--format", "hybrid", "--quiet", "-o"])
+        .arg(&t)
+        .args(["--tracker", &format!("http://{}/announce", tracker.addr)]));
+    let mut seed = Proc::start(
+        share()
+            .env("SHARE_LOG", "share_engine=debug")
+            .arg("seed")
+            .arg(&t)
+            .arg("-d")
+            .arg(d.path())
+            .args(["--listen", "127.0.0.1:0"]),
+    );
+    let out = d.join("rt");
+    let session = d.join("rt-session");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&session).unwrap();
+    let port = free_port();
+    // `exec` keeps the PID, so dropping the Proc stops rtorrent itself. No DHT, no PEX,
+    // no UDP trackers, bound to loopback.
+    let mut rt = Proc::start_with(
+        std::process::Command::new("sh").arg("-c").arg(format!(
+            "echo started; exec rtorrent -n -o system.daemon.set=true \
+             -o directory.default.set={out} -o session.path.set={session} \
+             -o dht.mode.set=disable -o protocol.pex.set=no -o trackers.use_udp.set=no \
+             -o network.bind_address.set=127.0.0.1 -o network.port_range.set={port}-{port} \
+             -o load.start={t}",
+            out = out.display(),
+            session = session.display(),
+            t = t.display(),
+        )),
+        |l| l == "started",
+    );
+    let done = wait_same_files(&content, &out.join("content"), TIMEOUT);
+    rt.stop();
+    seed.stop();
+    assert!(
+        done,
+        "rtorrent did not fetch the hybrid: {}\nshare seed: {}",
+        rt.stderr(),
+        seed.stderr()
+    );
+    assert!(
+        seed.stderr().lines().any(|l| l.contains("connected") && l.contains("swarm=\"v1\"")),
+        "{}",
+        seed.stderr()
+    );
+}
