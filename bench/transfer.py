@@ -2,6 +2,8 @@
 """Benchmark: moving one file over loopback, share -> share against libtorrent -> libtorrent.
 
 Run by hand (not a test):  python3 bench/transfer.py [--size-mib 1024] [--runs 2]
+                               [--modes default,plain,rc4,utp] [--formats v1,v2,hybrid]
+                               [--clients share,libtorrent]
 
 For each pair it starts the seeder, waits until it serves, then times the leecher from start
 to exit and prints wall time, MiB/s, the CPU seconds of each side and the leecher's peak RSS
@@ -65,8 +67,13 @@ def main():
                          "plaintext payload; libtorrent's own defaults over TCP), plain "
                          "(plaintext TCP), rc4 (MSE with RC4 on every byte), utp (µTP, "
                          "plaintext)")
+    ap.add_argument("--formats", default="v1",
+                    help="comma-separated torrent formats: v1, v2, hybrid")
+    ap.add_argument("--clients", default="share,libtorrent",
+                    help="comma-separated: share (share -> share), libtorrent (lt -> lt)")
     args = ap.parse_args()
     modes = args.modes.split(",")
+    clients = args.clients.split(",")
     share_opts = {
         "default": [],
         "plain": ["--encryption", "disable", "--transports", "tcp"],
@@ -85,23 +92,28 @@ def main():
         os.makedirs(src)
         data = os.path.join(src, "data.bin")
         make_data(data, args.size_mib)
-        torrent = os.path.join(d, "t.torrent")
-        subprocess.run([SHARE, "create", data, "-q", "-o", torrent], check=True,
-                       stdout=subprocess.DEVNULL)
         dst = os.path.join(d, "dst")
         pairs = []
-        for mode in modes:
-            so, lo = share_opts[mode], lt_opts[mode]
-            pairs.append((
-                f"share -> share ({mode})",
-                [SHARE, "seed", torrent, "-d", src, "--listen", "127.0.0.1:0", "-q", *so], None,
-                lambda a, so=so: [SHARE, "fetch", torrent, "-o", dst, "--peer", a,
-                                  "--listen", "127.0.0.1:0", "-q", *so]))
-            pairs.append((
-                f"libtorrent -> libtorrent ({mode})",
-                [*LT_PEER, "seed", torrent, src, *lo], "seeding",
-                lambda a, lo=lo: [*LT_PEER, "fetch", torrent, dst, "--peer", a,
-                                  "--timeout", "600", *lo]))
+        for fmt in args.formats.split(","):
+            torrent = os.path.join(d, f"{fmt}.torrent")
+            subprocess.run([SHARE, "create", data, "-q", "--format", fmt, "-o", torrent],
+                           check=True, stdout=subprocess.DEVNULL)
+            tag = "" if fmt == "v1" and args.formats == "v1" else f"{fmt}, "
+            for mode in modes:
+                so, lo = share_opts[mode], lt_opts[mode]
+                if "share" in clients:
+                    pairs.append((
+                        f"share -> share ({tag}{mode})",
+                        [SHARE, "seed", torrent, "-d", src, "--listen", "127.0.0.1:0", "-q",
+                         *so], None,
+                        lambda a, so=so, t=torrent: [SHARE, "fetch", t, "-o", dst, "--peer", a,
+                                                     "--listen", "127.0.0.1:0", "-q", *so]))
+                if "libtorrent" in clients:
+                    pairs.append((
+                        f"libtorrent -> libtorrent ({tag}{mode})",
+                        [*LT_PEER, "seed", torrent, src, *lo], "seeding",
+                        lambda a, lo=lo, t=torrent: [*LT_PEER, "fetch", t, dst, "--peer", a,
+                                                     "--timeout", "600", *lo]))
         rows = []
         # Interleave the runs, so that a slow stretch of the machine hits every pair alike.
         results = {name: [] for name, *_ in pairs}
@@ -114,16 +126,16 @@ def main():
             rows.append((name, results[name]))
     mib = args.size_mib
     print(f"\n{mib} MiB over loopback, {os.cpu_count()} cores, {args.runs} runs (range)\n")
-    print(f"| {'pair':<34} | {'MiB/s':>11} | {'seed CPU s':>11} | "
+    print(f"| {'pair':<42} | {'MiB/s':>11} | {'seed CPU s':>11} | "
           f"{'leech CPU s':>11} | {'leech peak RSS MiB':>18} |")
-    print(f"|{'-' * 36}|{'-' * 13}|{'-' * 13}|{'-' * 13}|{'-' * 20}|")
+    print(f"|{'-' * 44}|{'-' * 13}|{'-' * 13}|{'-' * 13}|{'-' * 20}|")
 
     def rng(vals, fmt):
         lo, hi = min(vals), max(vals)
         return (fmt % lo) if fmt % lo == fmt % hi else f"{fmt % lo}-{fmt % hi}"
     for name, runs in rows:
         speeds = [mib / r[0] for r in runs]
-        print(f"| {name:<34} | {rng(speeds, '%.0f'):>11} | {rng([r[1] for r in runs], '%.1f'):>11} | "
+        print(f"| {name:<42} | {rng(speeds, '%.0f'):>11} | {rng([r[1] for r in runs], '%.1f'):>11} | "
               f"{rng([r[2] for r in runs], '%.1f'):>11} | {rng([r[3] for r in runs], '%.0f'):>18} |")
 
 
