@@ -154,7 +154,7 @@ impl View {
     }
 }
 
-/// `12 peers (tracker 30, PEX 8), up 3.2 MiB`.
+/// `12 peers (tracker 30, PEX 8), 1 web seed 4.1 MiB/s, up 3.2 MiB`.
 fn status(stats: &Stats) -> String {
     let sources: Vec<String> = PeerSource::ALL
         .iter()
@@ -168,8 +168,16 @@ fn status(stats: &Stats) -> String {
     } else {
         format!(" ({})", sources.join(", "))
     };
+    let web = match stats.web_seeds.load(Ordering::Relaxed) {
+        0 => String::new(),
+        n => format!(
+            ", {n} web seed{} {}/s",
+            if n == 1 { "" } else { "s" },
+            indicatif::HumanBytes(stats.get(&stats.rate_web))
+        ),
+    };
     format!(
-        "{} peers{from}, up {}",
+        "{} peers{from}{web}, up {}",
         stats.peers.load(Ordering::Relaxed),
         indicatif::HumanBytes(stats.get(&stats.uploaded))
     )

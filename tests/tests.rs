@@ -29,3 +29,4 @@ mod trackers;
 mod transfer;
 mod utp;
 mod v2;
+mod webseed;

@@ -169,6 +169,14 @@ impl Info {
         Some((i, index - first as u32))
     }
 
+    /// The pieces that hold bytes of file `file` (its index in `files`); `None` for an
+    /// empty file or an index out of range.
+    pub fn file_pieces(&self, file: usize) -> Option<std::ops::RangeInclusive<u32>> {
+        let f = self.files.get(file).filter(|f| f.length > 0)?;
+        let pl = self.piece_length as u64;
+        Some((f.offset / pl) as u32..=((f.offset + f.length - 1) / pl) as u32)
+    }
+
     /// The expected SHA-1 of piece `index`; `None` when out of range.
     pub fn piece_hash(&self, index: u32) -> Option<[u8; 20]> {
         let start = (index as usize).checked_mul(20)?;

@@ -338,6 +338,52 @@ impl Picker {
         out
     }
 
+    /// Up to `max` blocks for a source that fetches spans of the torrent rather than
+    /// blocks (a web seed), which `has` the pieces given: whole new pieces, a run of
+    /// consecutive ones starting at the rarest (so the parts that peers cannot give come
+    /// first). When no new piece may start, what [`Picker::pick`] gives an idle peer: free
+    /// blocks of pieces under way, then endgame copies (never one `in_flight` from it).
+    pub fn pick_run(
+        &mut self,
+        source: PeerKey,
+        has: &Bitfield,
+        max: usize,
+        in_flight: impl Fn(&BlockRef) -> bool,
+    ) -> Vec<BlockRef> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return out;
+        }
+        // Twice the bound on pieces under way: a run is fetched in one go and finishes
+        // quickly, and peers keep their share of the bound.
+        let bound = self.max_partial.saturating_mul(2);
+        if self.deadlines.is_empty() && self.partial.len() < bound {
+            if let Some(first) = self.rarest_new_piece(has) {
+                let priority = self.priority_of(first);
+                let mut index = first;
+                loop {
+                    self.start_piece(index);
+                    self.take_free(index, source, max, &mut out);
+                    index += 1;
+                    let fits = index < self.have.len()
+                        && (self.block_count(index) as usize) <= max - out.len();
+                    if out.len() >= max
+                        || !fits
+                        || self.partial.len() >= bound
+                        || self.have.get(index)
+                        || !has.get(index)
+                        || self.partial.contains_key(&index)
+                        || self.priority_of(index) != priority
+                    {
+                        break;
+                    }
+                }
+                return out;
+            }
+        }
+        self.pick(source, has, max, true, in_flight)
+    }
+
     /// True when no block is free: every missing block is requested or received.
     pub fn in_endgame(&self) -> bool {
         let wanted_partial = self
@@ -548,6 +594,37 @@ mod tests {
     use super::*;
 
     const B: u32 = MAX_BLOCK;
+
+    #[test]
+    fn a_web_seed_takes_a_run_of_whole_pieces_from_the_rarest_then_what_is_left() {
+        let mut p = picker(8, 2 * B);
+        let all = Bitfield::full(8);
+        // Peers hold pieces 0-3 twice and 4-7 not at all: the run starts in 4-7.
+        let mut low = Bitfield::new(8);
+        (0..4).for_each(|i| {
+            low.set(i);
+        });
+        p.peer_has_all(&low);
+        p.peer_has_all(&low);
+        let run = p.pick_run(99, &all, 5, |_| false);
+        // Whole pieces only after the first: two pieces (four blocks), consecutive, unless
+        // the run starts at the last piece.
+        assert!(run.len() == 4 || (run.len() == 2 && run[0].index == 7), "{run:?}");
+        assert!(run.windows(2).all(|w| {
+            (w[1].index, w[1].begin) == (w[0].index, w[0].begin + B)
+                || (w[1].index, w[1].begin) == (w[0].index + 1, 0)
+        }));
+        assert!(run[0].index >= 4, "{run:?}");
+        // Everything started: what is left of pieces under way comes next.
+        let mut q = picker(1, 2 * B);
+        let one = q.pick(1, &Bitfield::full(1), 1, true, |_| false);
+        assert_eq!(one.len(), 1);
+        let run = q.pick_run(99, &Bitfield::full(1), 4, |_| false);
+        assert_eq!(run, vec![q.block(0, 1 - one[0].begin / B)], "the piece's free block");
+        // Endgame: the block out to the peer, never one of its own.
+        let dup = q.pick_run(99, &Bitfield::full(1), 4, |b| *b == run[0]);
+        assert_eq!(dup, one);
+    }
 
     fn picker(pieces: u32, piece_len: u32) -> Picker {
         Picker::new(

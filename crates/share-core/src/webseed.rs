@@ -9,8 +9,14 @@
 //!   file; padding files (BEP 47) are zeros and are never asked for.
 //! - A web seed on a public address may not redirect to a loopback, private or link-local
 //!   one (the rule libtorrent applies against request forgery).
+//! - How a web seed is treated as it answers ([`Seat`]): a server that ignores ranges or
+//!   refuses us is dropped; a busy one (`429`, `503`) is left alone for as long as it asks
+//!   and then asked one request at a time; one that fails otherwise is retried after a
+//!   growing pause; a file it does not have is left to the peers; one whose data fails
+//!   verification is dropped (at once when it sent the whole piece).
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use crate::metainfo::{FileEntry, Info};
 
@@ -112,10 +118,211 @@ pub fn redirect_allowed(from: IpAddr, to: IpAddr) -> bool {
     is_internal(from) || !is_internal(to)
 }
 
+/// Requests in flight to one web seed at most (fewer after it said it was busy).
+pub const MAX_CONNECTIONS: usize = 2;
+/// Pieces shared with others that may fail verification before a web seed is dropped.
+pub const MAX_BAD_PIECES: u32 = 3;
+/// Answers in a row that are not the range asked for before a web seed is dropped.
+pub const MAX_BAD_ANSWERS: u32 = 3;
+/// The first pause after a failed request, doubled after each failure in a row.
+const FIRST_PAUSE: Duration = Duration::from_secs(5);
+/// The longest pause between tries.
+const MAX_PAUSE: Duration = Duration::from_secs(300);
+
+/// How a request to a web seed went wrong, as far as deciding what to do next goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// It answered a ranged request with the whole file (or another non-`206`).
+    NoRanges,
+    /// File `0` (its index in the torrent) is not on the server.
+    Missing(usize),
+    /// Busy: come back after this long.
+    Busy(Duration),
+    /// Another HTTP status.
+    Status(u16),
+    /// An answer that is not the range asked for (a wrong `Content-Range`, a short body).
+    BadAnswer,
+    /// The connection failed or timed out.
+    Transport,
+}
+
+/// What to do with a web seed after a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not asked again, for this reason.
+    Drop(String),
+    /// Asked again after this long.
+    Pause(Duration),
+    /// This file is left to others; the rest is still asked of it.
+    WithoutFile(usize),
+}
+
+/// One web seed as the torrent sees it: whether and how much it may be asked now.
+#[derive(Debug, Clone)]
+pub struct Seat {
+    dropped: Option<String>,
+    retry_at: Option<Instant>,
+    /// Failures in a row (reset by a good answer).
+    failures: u32,
+    bad_answers: u32,
+    bad_pieces: u32,
+    /// Requests allowed in flight now.
+    connections: usize,
+    /// Files it does not have.
+    missing: Vec<usize>,
+}
+
+impl Default for Seat {
+    fn default() -> Self {
+        Seat {
+            dropped: None,
+            retry_at: None,
+            failures: 0,
+            bad_answers: 0,
+            bad_pieces: 0,
+            connections: MAX_CONNECTIONS,
+            missing: Vec::new(),
+        }
+    }
+}
+
+impl Seat {
+    /// How many requests may be in flight to it at `now` (0: none).
+    pub fn room(&self, now: Instant, in_flight: usize) -> usize {
+        if self.dropped.is_some() || self.retry_at.is_some_and(|t| now < t) {
+            return 0;
+        }
+        self.connections.saturating_sub(in_flight)
+    }
+
+    /// Why it is not used any more, if it is not.
+    pub fn dropped(&self) -> Option<&str> {
+        self.dropped.as_deref()
+    }
+
+    /// Files it does not have.
+    pub fn missing(&self) -> &[usize] {
+        &self.missing
+    }
+
+    /// It may not be used at all (an unusable URL, an address it may not reach).
+    pub fn drop_for(&mut self, why: String) {
+        self.dropped.get_or_insert(why);
+    }
+
+    /// A request was answered in full.
+    pub fn answered(&mut self) {
+        self.failures = 0;
+        self.bad_answers = 0;
+    }
+
+    /// A request failed at `now`.
+    pub fn failed(&mut self, f: Failure, now: Instant) -> Verdict {
+        let verdict = match f {
+            Failure::NoRanges => Verdict::Drop(
+                "it ignores HTTP ranges (answered a ranged request with the whole file)".into(),
+            ),
+            Failure::Missing(file) => {
+                if !self.missing.contains(&file) {
+                    self.missing.push(file);
+                }
+                Verdict::WithoutFile(file)
+            }
+            Failure::Busy(after) => {
+                // Busy servers are asked one request at a time from now on.
+                self.connections = 1;
+                Verdict::Pause(after.min(MAX_PAUSE))
+            }
+            Failure::Status(code) if (400..500).contains(&code) && code != 408 => {
+                Verdict::Drop(format!("it refuses us (HTTP {code})"))
+            }
+            Failure::BadAnswer => {
+                self.bad_answers += 1;
+                if self.bad_answers >= MAX_BAD_ANSWERS {
+                    Verdict::Drop(format!(
+                        "{MAX_BAD_ANSWERS} answers in a row were not the range asked for"
+                    ))
+                } else {
+                    Verdict::Pause(self.next_pause())
+                }
+            }
+            Failure::Status(_) | Failure::Transport => Verdict::Pause(self.next_pause()),
+        };
+        match &verdict {
+            Verdict::Drop(why) => self.drop_for(why.clone()),
+            Verdict::Pause(d) => self.retry_at = Some(now + *d),
+            Verdict::WithoutFile(_) => {}
+        }
+        verdict
+    }
+
+    fn next_pause(&mut self) -> Duration {
+        let pause = FIRST_PAUSE.saturating_mul(1 << self.failures.min(6)).min(MAX_PAUSE);
+        self.failures += 1;
+        pause
+    }
+
+    /// A piece it sent failed verification; `sole`: it sent all of it. A server's files do
+    /// not change between requests, so a piece it alone sent proves its copy wrong, and it
+    /// is dropped at once (as a peer that alone sent a bad piece is banned); a piece it
+    /// shared with others is a strike. True if it is now dropped.
+    pub fn bad_piece(&mut self, sole: bool) -> bool {
+        self.bad_pieces += 1;
+        if sole {
+            self.drop_for("a piece it alone sent failed verification".into());
+        } else if self.bad_pieces >= MAX_BAD_PIECES {
+            self.drop_for(format!("{MAX_BAD_PIECES} pieces it sent failed verification"));
+        }
+        self.dropped.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metainfo::FileEntry;
+
+    #[test]
+    fn a_seat_drops_pauses_and_leaves_files_as_servers_answer() {
+        let now = Instant::now();
+        let mut s = Seat::default();
+        assert_eq!(s.room(now, 0), MAX_CONNECTIONS);
+        assert_eq!(s.room(now, 1), MAX_CONNECTIONS - 1);
+        // Busy: left alone for as long as asked, then one request at a time.
+        assert_eq!(
+            s.failed(Failure::Busy(Duration::from_secs(7)), now),
+            Verdict::Pause(Duration::from_secs(7))
+        );
+        assert_eq!(s.room(now + Duration::from_secs(6), 0), 0);
+        assert_eq!(s.room(now + Duration::from_secs(7), 0), 1);
+        // A missing file is left to others.
+        assert_eq!(s.failed(Failure::Missing(3), now), Verdict::WithoutFile(3));
+        assert_eq!(s.missing(), &[3]);
+        // Transport failures pause longer each time, and a good answer resets that.
+        let a = s.failed(Failure::Transport, now);
+        let b = s.failed(Failure::Transport, now);
+        assert!(matches!((a, b), (Verdict::Pause(x), Verdict::Pause(y)) if y > x));
+        s.answered();
+        assert_eq!(s.failed(Failure::Status(502), now), Verdict::Pause(FIRST_PAUSE));
+        // Bad pieces shared with others: dropped after a few.
+        assert!(!s.bad_piece(false));
+        assert!(!s.bad_piece(false));
+        assert!(s.bad_piece(false));
+        assert_eq!(s.room(now + MAX_PAUSE, 0), 0);
+        assert!(s.dropped().unwrap().contains("failed verification"));
+
+        // One it sent alone: at once.
+        let mut s = Seat::default();
+        assert!(s.bad_piece(true));
+        let mut s = Seat::default();
+        assert!(matches!(s.failed(Failure::NoRanges, now), Verdict::Drop(w) if w.contains("ranges")));
+        let mut s = Seat::default();
+        assert!(matches!(s.failed(Failure::Status(403), now), Verdict::Drop(_)));
+        let mut s = Seat::default();
+        s.failed(Failure::BadAnswer, now);
+        s.failed(Failure::BadAnswer, now);
+        assert!(matches!(s.failed(Failure::BadAnswer, now), Verdict::Drop(_)));
+    }
 
     fn entry(path: &[&str], offset: u64, length: u64, padding: bool) -> FileEntry {
         FileEntry {

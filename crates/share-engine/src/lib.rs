@@ -221,6 +221,9 @@ pub struct Stats {
     /// Payload bytes per second, smoothed over a few seconds.
     pub rate_up: AtomicU64,
     pub rate_down: AtomicU64,
+    /// Web seeds in use, and the payload bytes per second they send (part of `rate_down`).
+    pub web_seeds: AtomicUsize,
+    pub rate_web: AtomicU64,
     /// What the torrent is doing ([`State`] as a number).
     pub state: std::sync::atomic::AtomicU8,
 }

@@ -136,20 +136,11 @@ impl WebSeed {
         })
     }
 
-    /// Fetches `gets` (one ranged request each) into `out`, each at its place.
-    pub async fn fetch(&self, gets: &[Get], out: &mut [u8]) -> Result<(), WebSeedError> {
-        for g in gets {
-            let dst = out
-                .get_mut(g.at..g.at + g.len())
-                .ok_or_else(|| WebSeedError::BadAnswer(g.url.clone(), "out of bounds".into()))?;
-            self.get(g, dst).await?;
-        }
-        Ok(())
-    }
-
-    async fn get(&self, g: &Get, dst: &mut [u8]) -> Result<(), WebSeedError> {
+    /// Asks for `g`'s range and checks the answer's head: a `206` with the `Content-Range`
+    /// asked for. Its body is read through [`RangeBody::next`], no further than the range.
+    pub async fn open(&self, g: &Get) -> Result<RangeBody, WebSeedError> {
         let url = &g.url;
-        let mut resp = self
+        let resp = self
             .client
             .get(url)
             .header(reqwest::header::RANGE, g.range())
@@ -159,7 +150,6 @@ impl WebSeed {
         let status = resp.status().as_u16();
         match status {
             206 => {}
-            200 => return Err(WebSeedError::NoRanges(url.clone(), status)),
             404 | 410 => {
                 return Err(WebSeedError::Missing {
                     url: url.clone(),
@@ -176,6 +166,9 @@ impl WebSeed {
                     .min(MAX_RETRY_AFTER);
                 return Err(WebSeedError::Busy(url.clone(), after));
             }
+            // A success that is not a partial answer: the server ignores ranges. Its body
+            // (perhaps the whole file) is not read.
+            200..=299 => return Err(WebSeedError::NoRanges(url.clone(), status)),
             _ => return Err(WebSeedError::Status(url.clone(), status)),
         }
         let range = resp
@@ -191,22 +184,60 @@ impl WebSeed {
                 format!("Content-Range {range:?} for {}", g.range()),
             ));
         }
-        let mut at = 0;
-        while at < dst.len() {
-            let chunk = resp
-                .chunk()
-                .await
-                .map_err(|e| WebSeedError::Request(url.clone(), e.to_string()))?;
-            let Some(chunk) = chunk else {
-                return Err(WebSeedError::BadAnswer(
-                    url.clone(),
-                    format!("{at} of {} bytes", dst.len()),
-                ));
-            };
-            let n = chunk.len().min(dst.len() - at);
-            dst[at..at + n].copy_from_slice(&chunk[..n]);
-            at += n;
+        Ok(RangeBody {
+            resp,
+            left: g.len(),
+            url: url.clone(),
+        })
+    }
+}
+
+/// The body of a ranged answer, read in the chunks the connection gives.
+pub struct RangeBody {
+    resp: reqwest::Response,
+    /// Bytes of the range not yet read.
+    left: usize,
+    url: String,
+}
+
+impl RangeBody {
+    /// The next chunk of the range; `None` once all of it is read. A body that ends early
+    /// is an error; one that goes on past the range is cut off there.
+    pub async fn next(&mut self) -> Result<Option<bytes::Bytes>, WebSeedError> {
+        if self.left == 0 {
+            return Ok(None);
         }
-        Ok(())
+        let chunk = self
+            .resp
+            .chunk()
+            .await
+            .map_err(|e| WebSeedError::Request(self.url.clone(), e.to_string()))?;
+        match chunk {
+            None => Err(WebSeedError::BadAnswer(
+                self.url.clone(),
+                format!("the body ended {} bytes short of the range", self.left),
+            )),
+            Some(mut c) => {
+                c.truncate(self.left);
+                self.left -= c.len();
+                Ok(Some(c))
+            }
+        }
+    }
+}
+
+impl WebSeedError {
+    /// What the failure means for deciding what to do with the web seed.
+    pub fn failure(&self) -> share_core::webseed::Failure {
+        use share_core::webseed::Failure;
+        match self {
+            WebSeedError::NoRanges(..) => Failure::NoRanges,
+            WebSeedError::Missing { file, .. } => Failure::Missing(*file),
+            WebSeedError::Busy(_, after) => Failure::Busy(*after),
+            WebSeedError::Status(_, code) => Failure::Status(*code),
+            WebSeedError::BadAnswer(..) => Failure::BadAnswer,
+            WebSeedError::Request(..) => Failure::Transport,
+            WebSeedError::Refused(..) => Failure::Status(403),
+        }
     }
 }

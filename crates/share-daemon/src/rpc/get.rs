@@ -23,6 +23,8 @@ const DETAILED: &[&str] = &[
     "haveValid",
     "peersGettingFromUs",
     "peersSendingToUs",
+    "webseeds",
+    "webseedsSendingToUs",
     "leftUntilDone",
     "sizeWhenDone",
     "percentDone",
@@ -221,8 +223,16 @@ fn field(
             "fromLpd": stats.map_or(0, |s| s.learned_from(share_engine::PeerSource::Lsd)),
             "fromIncoming": 0, "fromCache": 0, "fromLtep": 0,
         }),
-        "webseedsSendingToUs" => json!(0),
-        "webseeds" => json!(meta.map_or(vec![], |m| m.url_list.clone())),
+        "webseedsSendingToUs" => json!(status.map_or(0, |s| s
+            .web_seeds
+            .iter()
+            .filter(|w| w.rate_to_us > 0)
+            .count())),
+        // The web seeds in use (a magnet's `ws=` among them), else the metainfo's list.
+        "webseeds" => json!(match status.filter(|s| !s.web_seeds.is_empty()) {
+            Some(s) => s.web_seeds.iter().map(|w| w.url.clone()).collect(),
+            None => meta.map_or(vec![], |m| m.url_list.clone()),
+        }),
         "uploadedEver" => json!(e.uploaded_ever()),
         "downloadedEver" => json!(e.downloaded_ever()),
         "uploadRatio" => {

@@ -85,6 +85,8 @@ pub(super) struct Base {
     pub(super) registry: Registry,
     private: bool,
     pub(super) paused: bool,
+    /// Web seeds named by the magnet link (`ws=`), beside the metainfo's `url-list`.
+    pub(super) web_seeds: Vec<String>,
     /// Dials started: a rate, however often dialing is tried (each batch of peers a source
     /// finds, each tick, each closed connection).
     dial_budget: Budget,
@@ -160,6 +162,7 @@ impl Base {
             registry: Registry::public(),
             private: false,
             paused: false,
+            web_seeds: Vec::new(),
             dial_budget: Budget::new(DIAL_BURST, DIALS_PER_SEC, Instant::now().into_std()),
             rates: crate::RateMeter::default(),
         };

@@ -300,6 +300,14 @@ impl Torrent {
             .stats
             .downloaded
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.accept_block(key, b, data).await;
+        self.fill(key);
+    }
+
+    /// Block `b` from `key` (a peer or a web seed), asked of it and counted: into the
+    /// picker, the piece being assembled and the disk; a complete piece is verified.
+    pub(super) async fn accept_block(&mut self, key: PeerKey, b: BlockRef, data: bytes::Bytes) {
+        let (index, begin) = (b.index, b.begin);
         let arrival = self.picker.block_received(&b, key);
         if arrival != Arrival::Unwanted {
             // Endgame: cancel the copies requested from others.
@@ -372,7 +380,6 @@ impl Torrent {
                 }
             }
         }
-        self.fill(key);
     }
 
     /// Piece `index` matched its hash and is on disk.
@@ -423,6 +430,10 @@ impl Torrent {
             return;
         }
         for key in senders {
+            if super::web::is_web(key) {
+                self.web_bad_piece(key, index, sole);
+                continue;
+            }
             let Some(p) = self.peers.get_mut(&key) else {
                 continue;
             };
@@ -434,5 +445,6 @@ impl Torrent {
         for k in keys {
             self.fill(k);
         }
+        self.fill_web();
     }
 }

@@ -38,6 +38,9 @@ mod priorities;
 mod status;
 mod transfer;
 mod v2;
+mod web;
+
+pub use web::WebSeedInfo;
 
 use base::Base;
 
@@ -97,6 +100,8 @@ pub struct Status {
     pub pieces: Vec<u8>,
     pub peers: Vec<PeerInfo>,
     pub files: Vec<FileInfo>,
+    /// Its web seeds (BEP 19), as far as they are in use.
+    pub web_seeds: Vec<WebSeedInfo>,
 }
 
 /// One connected peer.
@@ -149,9 +154,9 @@ pub(crate) async fn run(
     io: Inputs,
 ) -> Result<Outcome, EngineError> {
     // A magnet's peers (`x.pe`) are dialed whether or not its metadata is kept.
-    let magnet_peers = match &source {
-        Source::Magnet(m) => m.peers.clone(),
-        Source::Torrent(_) => Vec::new(),
+    let (magnet_peers, magnet_web_seeds) = match &source {
+        Source::Magnet(m) => (m.peers.clone(), m.web_seeds.clone()),
+        Source::Torrent(_) => (Vec::new(), Vec::new()),
     };
     // A magnet whose metadata is in the state folder starts as a torrent.
     let source = match source {
@@ -162,6 +167,7 @@ pub(crate) async fn run(
         s => s,
     };
     let mut base = Base::new(&source, config, io, magnet_peers);
+    base.web_seeds = magnet_web_seeds;
     let (meta, handed) = match source {
         Source::Torrent(m) => (m, Vec::new()),
         Source::Magnet(m) => {

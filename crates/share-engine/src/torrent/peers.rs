@@ -293,6 +293,10 @@ impl Torrent {
     }
 
     pub(super) fn ban(&mut self, key: PeerKey, reason: CloseReason) {
+        if super::web::is_web(key) {
+            self.web_drop(key, reason.to_string());
+            return;
+        }
         if self.banned_keys.len() >= 10_000 {
             self.banned_keys.clear();
         }

@@ -38,6 +38,7 @@ impl Torrent {
                 })
                 .collect(),
             files: self.files(),
+            web_seeds: self.web.infos(),
         }
     }
 

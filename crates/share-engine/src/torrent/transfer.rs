@@ -69,6 +69,8 @@ pub(super) struct Torrent {
     _content: ContentClaim,
     /// BitTorrent v2: layers being fetched, failed pieces' bad blocks being found.
     pub(super) v2: super::v2::V2State,
+    /// Web seeds and the requests in flight to them.
+    pub(super) web: super::web::Web,
 }
 
 /// The second phase: check the data, then exchange pieces.
@@ -151,6 +153,14 @@ pub(super) async fn transfer(
     base.complete.send_replace(picker.is_done());
     base.start_trackers();
     let v2 = super::v2::V2State::new(&meta);
+    let web_urls: Vec<String> = meta.url_list.iter().chain(&base.web_seeds).cloned().collect();
+    let web = super::web::Web::start(
+        &web_urls,
+        std::sync::Arc::new(info.clone()),
+        base.shared.bind_ip,
+        base.ctx.loopback_only,
+        base.token.child_token(),
+    );
     let mut t = Torrent {
         picker,
         choker: Choker::new(base.config.upload_slots, rand::random()),
@@ -168,6 +178,7 @@ pub(super) async fn transfer(
         layout,
         _content: claim,
         v2,
+        web,
         base,
     };
     if t.picker.is_done() {
@@ -209,6 +220,7 @@ pub(super) async fn transfer(
                 Done::Synced => t.save_resume(),
             },
             Some(c) = t.base.cmds.recv() => t.on_command(c).await,
+            Some(ev) = t.web.rx.recv() => t.on_web(ev).await,
             Some((source, addrs)) = t.base.found.recv() => {
                 t.base.add_found(source, addrs);
                 t.dial_known();
@@ -239,6 +251,7 @@ pub(super) async fn transfer(
             }
         }
     }
+    t.web.log_totals();
     for p in t.peers.values() {
         p.log_totals();
         let _ = p.tx.try_send(Command::Close);
@@ -294,6 +307,7 @@ impl Torrent {
                     for p in self.peers.values() {
                         p.token.cancel();
                     }
+                    self.web_pause();
                     self.base.stop_trackers().await;
                 }
             }
@@ -371,6 +385,7 @@ impl Torrent {
         for key in keys {
             self.fill(key);
         }
+        self.web_tick();
         self.send_pex(now);
         self.dial_known();
         if self.peers.is_empty() && self.base.dialing.is_empty() && !self.picker.is_done() {
