@@ -354,9 +354,9 @@ impl Picker {
         if max == 0 {
             return out;
         }
-        // Twice the bound on pieces under way: a run is fetched in one go and finishes
-        // quickly, and peers keep their share of the bound.
-        let bound = self.max_partial.saturating_mul(2);
+        // The same bound on pieces under way as peers have (it bounds the memory of pieces
+        // being assembled).
+        let bound = self.max_partial;
         if self.deadlines.is_empty() && self.partial.len() < bound {
             if let Some(first) = self.rarest_new_piece(has) {
                 let priority = self.priority_of(first);
