@@ -271,12 +271,10 @@ fn a_missing_file_goes_to_peers_and_a_corrupt_server_is_dropped() {
     let (_, log) = fetch(&t, &d.join("m"), &[seed.addr]);
     same_tree(&folder, &d.join("m/stuff"));
     assert!(log.contains("does not have stuff/z.bin"), "{log}");
+    // Asked once per request that was in flight when the first 404 came (two at most).
     let server = missing.stderr();
-    assert_eq!(
-        server.lines().filter(|l| l.contains("z.bin") && l.contains("-> 404")).count(),
-        1,
-        "z.bin was asked again after its 404: {server}"
-    );
+    let asked = server.lines().filter(|l| l.contains("z.bin") && l.contains("-> 404")).count();
+    assert!((1..=2).contains(&asked), "z.bin was asked again after its 404: {server}");
     assert!(web_received(&log) > 0, "{log}");
     // One corrupt piece: the server is dropped, no peer is blamed, the fetch completes.
     let (corrupt, url) = web_server(&d.join("www"), &["--corrupt", "stuff/a file.bin:100000:1"]);
