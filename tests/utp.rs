@@ -131,55 +131,61 @@ fn libtorrent_fetches_from_share_seed_over_utp_only() {
 }
 
 #[test]
-fn utp_with_rc4_against_libtorrent_both_ways() {
+fn utp_with_rc4_against_libtorrent_both_ways_ten_runs_each() {
+    // Encrypted µTP used to lose the last block of a download to libtorrent in 3 runs of 4
+    // (the encrypting stream kept it until the next write; see peer::write_loop): ten runs
+    // each way, 16 MiB each, must all complete.
     if !require_libtorrent() {
         return;
     }
     let d = Dir::new();
-    let path = content(&d);
-    let t = make_torrent(&d, &path, 16384, &[]);
-    // libtorrent seeds over µTP with RC4 forced; share fetches.
+    let file = d.data_file("src/f.bin", 16 << 20, 123);
+    let t = make_torrent(&d, &file, 262144, &[]);
     let mut seed = lt("seed", &t, &d.join("src"), &["--force-rc4"]);
     assert!(
         seed.wait_line(|l| l == "seeding", TIMEOUT).is_some(),
         "{}",
         seed.stderr()
     );
-    let mut fetch = Proc::start(
-        utp_share("fetch")
-            .arg(&t)
-            .arg("-o")
-            .arg(d.join("dst"))
-            .args(["--listen", "127.0.0.1:0", "--peer", &seed.addr.to_string()]),
-    );
-    assert_eq!(fetch.wait(TIMEOUT).0, Some(0), "{}", fetch.stderr());
-    assert_same_tree(&d, "dst");
-    assert!(
-        fetch.stderr().contains("via=µTP, MSE RC4"),
-        "{}",
-        fetch.stderr()
-    );
+    for run in 0..10 {
+        // libtorrent seeds over µTP with RC4 forced; share fetches.
+        let dst = d.join(&format!("share-{run}"));
+        let mut fetch = Proc::start(
+            utp_share("fetch")
+                .arg(&t)
+                .arg("-o")
+                .arg(&dst)
+                .args(["--listen", "127.0.0.1:0", "--encryption", "require"])
+                .args(["--peer", &seed.addr.to_string()]),
+        );
+        assert_eq!(fetch.wait(TIMEOUT).0, Some(0), "run {run}: {}", fetch.stderr());
+        assert_same_file(&file, &dst.join("f.bin"));
+        assert!(fetch.stderr().contains("via=µTP, MSE RC4"), "{}", fetch.stderr());
+    }
     drop(seed);
     // share seeds over µTP, requiring encryption; libtorrent fetches with RC4 forced.
-    let mut share_seed = Proc::start(
+    let share_seed = Proc::start(
         utp_share("seed")
             .arg(&t)
             .arg("-d")
             .arg(d.join("src"))
             .args(["--listen", "127.0.0.1:0", "--encryption", "require"]),
     );
-    let mut f = lt(
-        "fetch",
-        &t,
-        &d.join("dst2"),
-        &["--force-rc4", "--peer", &share_seed.addr.to_string()],
-    );
-    assert!(
-        f.wait_line(|l| l == "done", TIMEOUT).is_some(),
-        "libtorrent: {}\nshare: {}",
-        f.stderr(),
-        share_seed.stderr()
-    );
-    assert_same_tree(&d, "dst2");
-    assert_eq!(share_seed.stop().0, Some(0));
+    for run in 0..10 {
+        let dst = d.join(&format!("lt-{run}"));
+        let mut f = lt(
+            "fetch",
+            &t,
+            &dst,
+            &["--force-rc4", "--timeout", "60", "--peer", &share_seed.addr.to_string()],
+        );
+        assert!(
+            f.wait_line(|l| l == "done", TIMEOUT).is_some(),
+            "run {run}: libtorrent: {}\nshare: {}",
+            f.stderr(),
+            share_seed.stderr()
+        );
+        f.stop();
+        assert_same_file(&file, &dst.join("f.bin"));
+    }
 }

@@ -375,6 +375,11 @@ async fn write_loop(
     let mut pieces: VecDeque<Message> = VecDeque::new();
     let mut ready_at: Option<Instant> = None;
     let mut close = false;
+    // Bytes handed to the stream that it may still hold: an encrypting stream takes a chunk
+    // and writes it as the connection lets it, so it must be flushed (driven) while the loop
+    // waits, or the last chunk of a burst stays behind until the next write. Over µTP,
+    // whose send window often makes a write wait, that was the last block of a download.
+    let mut unflushed = false;
     while !close {
         // Queued blocks go as soon as the limiter allows (at once without one); with nothing
         // queued, wake only for a keep-alive.
@@ -393,6 +398,13 @@ async fn write_loop(
                 Some(c) => Some(c),
                 None => break,
             },
+            r = write.flush(), if unflushed => {
+                if r.is_err() {
+                    break;
+                }
+                unflushed = false;
+                None
+            }
         };
         let mut next = first;
         while let Some(cmd) = next.take() {
@@ -440,8 +452,88 @@ async fn write_loop(
             shared.uploaded.fetch_add(payload as u64, Ordering::Relaxed);
             sent.fetch_add(payload as u64, Ordering::Relaxed);
             out.clear();
+            unflushed = true;
         }
     }
     let _ = write.shutdown().await;
     token.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::EncryptedStream;
+    use share_core::mse::{Ciphers, Established, Rc4Stream};
+
+    fn shared() -> Shared {
+        let (events, _) = mpsc::channel(1);
+        Shared {
+            info_hash: InfoHash([0; 20]),
+            peer_id: [0; 20],
+            dht: false,
+            encryption: Policy::Prefer,
+            tcp: true,
+            utp: Vec::new(),
+            bind_ip: None,
+            max_frame: 1 << 20,
+            events,
+            uploaded: Arc::new(AtomicU64::new(0)),
+            upload_limit: None,
+            download_limit: None,
+            torrent_up: Arc::new(RateLimiter::unlimited()),
+            torrent_down: Arc::new(RateLimiter::unlimited()),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// The last block written over an encrypting stream to a connection that makes writes
+    /// wait (a µTP send window, here a small in-memory pipe) arrives while the writer has
+    /// nothing more to send. It did not: it stayed in the stream's buffer until the next
+    /// message (a keep-alive two minutes later), and libtorrent waited for it in vain.
+    #[tokio::test]
+    async fn the_last_block_over_a_slow_encrypted_connection_arrives_without_more_writes() {
+        let (a, mut b) = tokio::io::duplex(4096);
+        let est = Established {
+            method: Method::Rc4,
+            info_hash: InfoHash([0; 20]),
+            ciphers: Some(Ciphers {
+                encrypt: Rc4Stream::new(&[1; 20]),
+                decrypt: Rc4Stream::new(&[2; 20]),
+            }),
+            initial_payload: Vec::new(),
+            rest: Vec::new(),
+        };
+        let stream = EncryptedStream::established(a, est);
+        let (tx, rx) = mpsc::channel(8);
+        let token = CancellationToken::new();
+        let writer = tokio::spawn(write_loop(
+            stream,
+            rx,
+            Arc::new(AtomicUsize::new(1)),
+            Arc::new(AtomicU64::new(0)),
+            shared(),
+            token.clone(),
+        ));
+        let data = bytes::Bytes::from(vec![7u8; 16384]);
+        tx.send(Command::Send(Message::Piece {
+            index: 0,
+            begin: 0,
+            data,
+        }))
+        .await
+        .unwrap();
+        // 13 bytes of header and 16 KiB of block, through a 4 KiB pipe, with no more
+        // commands: every byte arrives.
+        let mut got = vec![0u8; 13 + 16384];
+        tokio::time::timeout(Duration::from_secs(5), b.read_exact(&mut got))
+            .await
+            .expect("the last bytes stayed in the writer")
+            .unwrap();
+        let mut plain = got.clone();
+        Rc4Stream::new(&[1; 20]).apply(&mut plain);
+        assert!(plain[13..].iter().all(|&x| x == 7));
+        token.cancel();
+        drop(tx);
+        let _ = writer.await;
+    }
 }
