@@ -10,6 +10,7 @@ import time
 os.environ.setdefault("SHARE_LOOPBACK_ONLY", "1")
 os.environ.setdefault("SHARE_NO_DHT", "1")
 os.environ.setdefault("SHARE_NO_LSD", "1")
+os.environ.setdefault("SHARE_NO_PORT_MAPPING", "1")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARE = os.environ.get("SHARE_BIN", os.path.join(ROOT, "target/release/share"))

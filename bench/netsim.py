@@ -45,6 +45,7 @@ import time
 # nodes), and no local service discovery, so that peers come from the tracker as before.
 os.environ.setdefault("SHARE_NO_DHT", "1")
 os.environ.setdefault("SHARE_NO_LSD", "1")
+os.environ.setdefault("SHARE_NO_PORT_MAPPING", "1")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARE = os.path.join(ROOT, "target/release/share")

@@ -379,6 +379,10 @@ pub struct DiscoveryArgs {
     /// Do not announce or listen for peers on the local network (BEP 14 multicast).
     #[arg(long, env = "SHARE_NO_LSD", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_lsd: bool,
+    /// Do not map the listening port on the router (UPnP IGD, NAT-PMP/PCP; on by default
+    /// in `seed`, `fetch --seed` and `daemon`).
+    #[arg(long, env = "SHARE_NO_PORT_MAPPING", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_port_mapping: bool,
     /// The folder for what outlives a run (magnet metadata; default:
     /// $XDG_STATE_HOME/share, else ~/.local/state/share).
     #[arg(long, value_name = "DIR")]

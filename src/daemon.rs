@@ -18,6 +18,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         &args.discovery,
         &args.transport,
         &args.files,
+        true,
     )?;
     let config = DaemonConfig {
         rpc: args.rpc,

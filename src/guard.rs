@@ -1,8 +1,9 @@
 //! `SHARE_LOOPBACK_ONLY=1`: a promise that nothing leaves this machine, which the test
 //! harness and the benchmarks make for every process they start. With it, `seed`, `fetch`
 //! and `daemon` refuse to start with local service discovery on (it multicasts on the
-//! network) or with a DHT that would bootstrap from anything but loopback nodes, and the
-//! engine dials no address outside 127.0.0.0/8 and ::1.
+//! network), with a DHT that would bootstrap from anything but loopback nodes, or with
+//! port mapping on (it talks to the router), and the engine dials no address outside
+//! 127.0.0.0/8 and ::1.
 
 use anyhow::{bail, Result};
 
@@ -20,10 +21,14 @@ fn is_loopback(node: &str) -> bool {
         .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
 }
 
-/// Refuses discovery settings that would reach beyond this machine under the promise.
-pub fn check(d: &DiscoveryArgs) -> Result<()> {
+/// Refuses discovery settings that would reach beyond this machine under the promise;
+/// `mapping`: port mapping would run.
+pub fn check(d: &DiscoveryArgs, mapping: bool) -> Result<()> {
     if !loopback_only() {
         return Ok(());
+    }
+    if mapping {
+        bail!("SHARE_LOOPBACK_ONLY=1: port mapping talks to the router; pass --no-port-mapping");
     }
     if !d.no_lsd {
         bail!("SHARE_LOOPBACK_ONLY=1: local service discovery multicasts on the network; pass --no-lsd");

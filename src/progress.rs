@@ -19,6 +19,14 @@ pub fn new_bar(total: u64, prefix: &str) -> ProgressBar {
             "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
         )
         .expect("valid template")
+        // While nothing arrives there is no estimate: `-`, not `0s`.
+        .with_key("eta", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = if state.per_sec() < 1.0 || state.len().is_none() {
+                write!(w, "-")
+            } else {
+                write!(w, "{:#}", indicatif::HumanDuration(state.eta()))
+            };
+        })
         .progress_chars("=> "),
     );
     bar.set_prefix(prefix.to_owned());

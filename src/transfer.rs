@@ -78,6 +78,31 @@ fn torrent_config(net: &NetArgs, dir: PathBuf) -> TorrentConfig {
     }
 }
 
+/// Why a torrent has no way to find peers at all (no tracker, no web seed, no peer given,
+/// the DHT and LSD off), if it has none; others may still connect to us.
+fn no_way_to_peers(s: &Source, net: &NetArgs) -> Option<String> {
+    let (name, trackers, web, peers) = match s {
+        Source::Torrent(m) => (
+            m.info.name.clone(),
+            !m.trackers.is_empty() || !net.trackers.is_empty(),
+            !m.url_list.is_empty(),
+            false,
+        ),
+        Source::Magnet(m) => (
+            m.name.clone().unwrap_or_else(|| m.info_hash.to_hex()),
+            !m.trackers.is_empty() || !net.trackers.is_empty(),
+            !m.web_seeds.is_empty(),
+            !m.peers.is_empty(),
+        ),
+    };
+    (!trackers && !web && !peers).then(|| {
+        format!(
+            "{name}: no way to find peers: it has no tracker or web seed, no --peer is given, \
+             and the DHT and LSD are off; waiting for peers to connect to us"
+        )
+    })
+}
+
 /// Reads each TORRENT argument (before anything binds, so that a bad file fails early).
 fn sources(args: &[TorrentArg]) -> Result<Vec<Source>> {
     let mut out: Vec<Source> = Vec::new();
@@ -94,7 +119,11 @@ fn sources(args: &[TorrentArg]) -> Result<Vec<Source>> {
     Ok(out)
 }
 
-fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<SessionConfig> {
+fn session_config(
+    net: &NetArgs,
+    max_download_rate: Option<u64>,
+    serves: bool,
+) -> Result<SessionConfig> {
     base_session_config(
         net.listen,
         &net.limits,
@@ -102,6 +131,7 @@ fn session_config(net: &NetArgs, max_download_rate: Option<u64>) -> Result<Sessi
         &net.discovery,
         &net.transport,
         &net.files,
+        serves,
     )
 }
 
@@ -125,8 +155,11 @@ pub fn base_session_config(
     d: &DiscoveryArgs,
     transport: &TransportArgs,
     files: &FilesArgs,
+    serves: bool,
 ) -> Result<SessionConfig> {
-    crate::guard::check(d)?;
+    // Port mapping is for sessions that serve others (seed, fetch --seed, the daemon).
+    let mapping = serves && !d.no_port_mapping;
+    crate::guard::check(d, mapping)?;
     let mut c = SessionConfig::new(listen, d.state_dir());
     c.max_upload_rate = limits.max_upload_rate;
     c.max_download_rate = max_download_rate;
@@ -140,6 +173,7 @@ pub fn base_session_config(
     c.encryption = transport.encryption;
     c.transports = transport.transports;
     c.follow_symlinks = files.follow_symlinks;
+    c.port_mapping = mapping;
     Ok(c)
 }
 
@@ -151,7 +185,9 @@ fn run(
     kind: Kind,
 ) -> Result<()> {
     let sources = sources(args)?;
-    let session_config = session_config(net, max_download_rate)?;
+    let serves = kind == Kind::Seed || !config.stop_when_complete;
+    let session_config = session_config(net, max_download_rate, serves)?;
+    let no_discovery = net.discovery.no_dht && net.discovery.no_lsd && net.peers.is_empty();
     // One thread for the network and the torrent tasks, the disk threads beside it: on a
     // machine of few cores this avoids the cross-thread wake-ups of a work-stealing pool.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -166,6 +202,14 @@ fn run(
 
         let started = Instant::now();
         let view = ui::View::new(net.quiet, kind, sources.len());
+        tokio::spawn(view.clone().follow_reachability(session.reachability()));
+        if no_discovery && kind == Kind::Fetch {
+            for s in &sources {
+                if let Some(why) = no_way_to_peers(s, net) {
+                    view.line(why);
+                }
+            }
+        }
         let mut handles: Vec<TorrentHandle> = Vec::new();
         let mut uis = Vec::new();
         for source in sources {

@@ -46,6 +46,35 @@ impl View {
         }
     }
 
+    /// A line about the whole session, above any progress bars (not with `--quiet`).
+    pub fn line(&self, text: String) {
+        if self.quiet {
+            return;
+        }
+        match &self.multi {
+            Some(m) => m.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Says whether peers outside can reach us, once port mapping has found out, and again
+    /// whenever that changes.
+    pub async fn follow_reachability(
+        self,
+        mut r: tokio::sync::watch::Receiver<share_engine::portmap::Reachability>,
+    ) {
+        use share_engine::portmap::Reachability;
+        loop {
+            let now = r.borrow_and_update().clone();
+            if now != Reachability::Unknown {
+                self.line(now.to_string());
+            }
+            if r.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Shows one torrent's notices and progress until its notices end.
     pub async fn follow(
         self,

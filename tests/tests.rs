@@ -8,6 +8,7 @@ mod confined;
 mod create;
 mod daemon;
 mod dht;
+mod gateway;
 mod encryption;
 mod hostile;
 mod hostile_load;

@@ -72,24 +72,28 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 
 /// The `share` binary under test, with the harness's promise that nothing leaves this
 /// machine: `SHARE_LOOPBACK_ONLY=1` (share refuses to start a DHT that would bootstrap from
-/// public nodes, or local service discovery, and dials loopback addresses only), the DHT
-/// and LSD off by default (`SHARE_NO_DHT`, `SHARE_NO_LSD`; a test may pass loopback
-/// `--dht-bootstrap` nodes), and a fresh state folder of its own.
+/// public nodes, local service discovery or port mapping, and dials loopback addresses
+/// only), the DHT, LSD and port mapping off by default (`SHARE_NO_DHT`, `SHARE_NO_LSD`,
+/// `SHARE_NO_PORT_MAPPING`; a test may pass loopback `--dht-bootstrap` nodes), and a fresh
+/// state folder of its own.
 pub fn share() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_share"));
     c.env("SHARE_LOOPBACK_ONLY", "1")
         .env("SHARE_NO_DHT", "1")
         .env("SHARE_NO_LSD", "1")
+        .env("SHARE_NO_PORT_MAPPING", "1")
         .env("XDG_STATE_HOME", fresh_state_dir());
     c
 }
 
 /// `share` for a test that runs it inside a network namespace of its own (LSD, and a DHT
 /// on the namespace's addresses, allowed): no loopback promise, but still a fresh state
-/// folder and the DHT off unless the test turns it on.
+/// folder, and the DHT and port mapping off unless the test turns them on
+/// (`SHARE_NO_PORT_MAPPING=0`).
 pub fn share_in_namespace() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_share"));
     c.env("SHARE_NO_DHT", "1")
+        .env("SHARE_NO_PORT_MAPPING", "1")
         .env("XDG_STATE_HOME", fresh_state_dir());
     c
 }

@@ -15,7 +15,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// nginx serving `root` on a free loopback port, in the foreground as one process (no
 /// workers), with every file it writes under `dir`; `limit_rate` per connection if given.
 struct Nginx {
-    proc: Proc,
+    _proc: Proc,
     url: String,
 }
 
@@ -56,7 +56,7 @@ impl Nginx {
             std::thread::sleep(Duration::from_millis(50));
         }
         Nginx {
-            proc,
+            _proc: proc,
             url: format!("http://{addr}/"),
         }
     }

@@ -199,15 +199,15 @@ table inet filter {{
 """
 
 
-def miniupnpd_conf(p, sd):
+def miniupnpd_conf(p, sd, upnp=True, natpmp=True):
     r = p["router"]
     return f"""# miniupnpd for {r}, written by tests/netns_gateway/gateway.py
 ext_ifname=wan0
 listening_ip=lan0
 http_port={HTTP_PORT}
-enable_upnp=yes
+enable_upnp={"yes" if upnp else "no"}
 # NAT-PMP; in miniupnpd 2.3.1 this also enables PCP (later versions call it enable_pcp_pmp)
-enable_natpmp=yes
+enable_natpmp={"yes" if natpmp else "no"}
 ipv6_disable=yes
 secure_mode=yes
 system_uptime=yes
@@ -245,8 +245,8 @@ def read_state(prefix):
         return None
 
 
-def wait_ready(pid, logfile, timeout=READY_TIMEOUT):
-    """Waits until miniupnpd's log says it listens for HTTP and NAT-PMP."""
+def wait_ready(pid, logfile, timeout=READY_TIMEOUT, upnp=True, natpmp=True):
+    """Waits until miniupnpd's log says it listens for HTTP (with UPnP) and NAT-PMP."""
     deadline = time.monotonic() + timeout
     text = ""
     while time.monotonic() < deadline:
@@ -256,7 +256,8 @@ def wait_ready(pid, logfile, timeout=READY_TIMEOUT):
                 text = f.read()
         except OSError:
             text = ""
-        if re.search(r"HTTP listening on port \d+", text) and "Listening for NAT-PMP/PCP" in text:
+        if (not upnp or re.search(r"HTTP listening on port \d+", text)) \
+                and (not natpmp or "Listening for NAT-PMP/PCP" in text):
             return
         if not pid_alive(pid):
             raise Fail(f"miniupnpd (pid {pid}) exited; its log {logfile}:\n{text}")
@@ -264,7 +265,7 @@ def wait_ready(pid, logfile, timeout=READY_TIMEOUT):
     raise Fail(f"miniupnpd (pid {pid}) not listening after {timeout}s; its log {logfile}:\n{text}")
 
 
-def up(prefix, pairs=2):
+def up(prefix, pairs=2, upnp=True, natpmp=True):
     """Builds the namespaces, starts miniupnpd in each router, returns the description."""
     if not PREFIX_RE.match(prefix):
         raise Fail(f"prefix {prefix!r}: use 1-20 of A-Z a-z 0-9 _ - (starting alphanumeric)")
@@ -330,7 +331,7 @@ def up(prefix, pairs=2):
             logf = os.path.join(sd, f"{p['router']}.log")
             pidf = os.path.join(sd, f"{p['router']}.pid")
             with open(conf, "w") as f:
-                f.write(miniupnpd_conf(p, sd))
+                f.write(miniupnpd_conf(p, sd, upnp, natpmp))
             with open(logf, "wb") as out:
                 # -d: stays in the foreground and logs to stderr (our log file); -P: a pid
                 # file of its own, since miniupnpd refuses to start while the pid in its
@@ -359,7 +360,7 @@ def up(prefix, pairs=2):
             write_state(prefix, st)
         for p in st["pairs"]:
             m = p["miniupnpd"]
-            wait_ready(m["pid"], m["log"])
+            wait_ready(m["pid"], m["log"], upnp=upnp, natpmp=natpmp)
             m["ready_after_s"] = round(time.time() - m["started_at"], 3)
         st["setup_s"] = round(time.monotonic() - t0, 3)
         st["network_setup_s"] = round(t_net, 3)
@@ -857,6 +858,10 @@ def main():
     a.add_argument("prefix")
     a.add_argument("--pairs", type=int, choices=(1, 2), default=2)
     a.add_argument("--format", choices=("json", "env"), default="json")
+    a.add_argument("--no-upnp", action="store_true",
+                   help="miniupnpd with UPnP off: NAT-PMP and PCP only")
+    a.add_argument("--no-natpmp", action="store_true",
+                   help="miniupnpd with NAT-PMP and PCP off: UPnP only")
     a = sub.add_parser("down", help="stop and delete everything of PREFIX (idempotent)")
     a.add_argument("prefix")
     a = sub.add_parser("selftest", help="up, prove UPnP/NAT-PMP/NAT, down")
@@ -865,7 +870,7 @@ def main():
     args = ap.parse_args()
     try:
         if args.cmd == "up":
-            st = up(args.prefix, args.pairs)
+            st = up(args.prefix, args.pairs, upnp=not args.no_upnp, natpmp=not args.no_natpmp)
             print(json.dumps(st, indent=2) if args.format == "json" else env_lines(st))
             return 0
         if args.cmd == "down":

@@ -210,7 +210,9 @@ async fn map_pmp(config: &MapConfig, gateway: Ipv4Addr, local: IpAddr) -> Result
     })
 }
 
-/// Maps both ports through whatever the gateway speaks.
+/// Maps both ports through whatever the gateway speaks: UPnP and PCP/NAT-PMP are tried at
+/// once (a router that speaks only one answers without waiting for the other's search to
+/// time out), the first mapping is kept, and one the other way made later is removed.
 async fn map(config: &MapConfig) -> Result<Mapped, String> {
     let gateway = default_gateway().ok_or("no default gateway")?;
     let local = config
@@ -218,13 +220,31 @@ async fn map(config: &MapConfig) -> Result<Mapped, String> {
         .filter(|ip| !ip.is_unspecified())
         .or_else(|| local_towards(gateway))
         .ok_or("no address towards the gateway")?;
-    let upnp = match map_upnp(config, local).await {
-        Ok(m) => return Ok(m),
-        Err(e) => e,
+    let (c1, c2) = (config.clone(), config.clone());
+    let mut upnp = tokio::spawn(async move { map_upnp(&c1, local).await });
+    let mut pmp = tokio::spawn(async move { map_pmp(&c2, gateway, local).await });
+    let joined = |r: Result<Result<Mapped, String>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(e.to_string()))
     };
-    map_pmp(config, gateway, local)
-        .await
-        .map_err(|pmp| format!("{upnp}; {pmp}"))
+    let (first, other) = tokio::select! {
+        r = &mut upnp => (joined(r), pmp),
+        r = &mut pmp => (joined(r), upnp),
+    };
+    match first {
+        Ok(m) => {
+            // The other may still map: undo it when it does.
+            tokio::spawn(async move {
+                if let Ok(Ok(extra)) = other.await {
+                    let _ = tokio::time::timeout(REMOVE_TIMEOUT, extra.remove()).await;
+                }
+            });
+            Ok(m)
+        }
+        Err(e1) => match joined(other.await) {
+            Ok(m) => Ok(m),
+            Err(e2) => Err(format!("{e1}; {e2}")),
+        },
+    }
 }
 
 impl Mapped {

@@ -77,6 +77,8 @@ pub struct SessionConfig {
     /// Read and write through symlinks that the user placed in a download folder (never
     /// through links a torrent created).
     pub follow_symlinks: bool,
+    /// Map the listening ports on the home router (UPnP IGD, NAT-PMP/PCP).
+    pub port_mapping: bool,
 }
 
 impl SessionConfig {
@@ -95,6 +97,7 @@ impl SessionConfig {
             encryption: Policy::Prefer,
             transports: Transports::default(),
             follow_symlinks: false,
+            port_mapping: false,
         }
     }
 }
@@ -193,6 +196,10 @@ pub struct Session {
     incoming: Arc<Incoming>,
     shutdown: CancellationToken,
     done: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// How peers outside reach us: what port mapping found.
+    reachability: watch::Receiver<crate::portmap::Reachability>,
+    /// The port-mapping task, which removes its mappings when the session ends.
+    mapping: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Session {
@@ -264,6 +271,26 @@ impl Session {
                 shutdown.clone(),
             ));
         }
+        let (reach_tx, reachability) = watch::channel(crate::portmap::Reachability::Unknown);
+        let mapping = if !config.port_mapping {
+            None
+        } else if local_addr.ip().is_loopback() || config.loopback_only {
+            reach_tx.send_replace(crate::portmap::Reachability::Unmapped(
+                "listening on loopback only".into(),
+            ));
+            None
+        } else {
+            let map = crate::portmap::MapConfig {
+                tcp_port: local_addr.port(),
+                udp_port: (!ctx.utp.is_empty() || ctx.dht.is_on()).then_some(local_addr.port()),
+                local_ip: Some(local_addr.ip()).filter(|ip| !ip.is_unspecified()),
+            };
+            Some(tokio::spawn(crate::portmap::run(
+                map,
+                reach_tx,
+                shutdown.child_token(),
+            )))
+        };
         let incoming = Arc::new(Incoming {
             routes: routes_rx.clone(),
             ctx: ctx.clone(),
@@ -285,7 +312,14 @@ impl Session {
             incoming,
             shutdown,
             done: Arc::new(tokio::sync::Mutex::new(Some(task))),
+            reachability,
+            mapping: Arc::new(tokio::sync::Mutex::new(mapping)),
         })
+    }
+
+    /// How peers outside reach us, as port mapping found (and as it changes).
+    pub fn reachability(&self) -> watch::Receiver<crate::portmap::Reachability> {
+        self.reachability.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -379,6 +413,10 @@ impl Session {
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
         if let Some(task) = self.done.lock().await.take() {
+            let _ = task.await;
+        }
+        // The mappings are removed (a few seconds at most) before the process goes.
+        if let Some(task) = self.mapping.lock().await.take() {
             let _ = task.await;
         }
     }
