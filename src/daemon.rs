@@ -63,6 +63,10 @@ pub fn run(args: DaemonArgs) -> Result<()> {
     rt.block_on(async move {
         let mut stop = Stop::install()?;
         let session = bind_session(session_config).await?;
+        tokio::spawn(
+            crate::ui::View::new(false, crate::transfer::Kind::Seed, 1)
+                .follow_reachability(session.reachability()),
+        );
         let daemon = Daemon::start(session.clone(), config).await?;
         println!("rpc on http://{}/", daemon.rpc_addr());
         std::io::stdout().flush()?;

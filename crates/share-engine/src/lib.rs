@@ -17,6 +17,7 @@ mod limit;
 mod lsd;
 mod memory;
 mod peer;
+pub mod external;
 pub mod portmap;
 mod routes;
 mod serve;

@@ -55,6 +55,8 @@ pub struct Identity {
     pub info_hash: InfoHash,
     pub peer_id: [u8; 20],
     pub port: u16,
+    /// Where a router maps our port, if it does: that port is announced instead.
+    pub external: Option<std::sync::Arc<crate::external::External>>,
 }
 
 /// The HTTP client every tracker client of a session shares.
@@ -197,7 +199,7 @@ impl Client {
         let a = Announce {
             info_hash: self.me.info_hash,
             peer_id: self.me.peer_id,
-            port: self.me.port,
+            port: self.me.external.as_ref().map_or(self.me.port, |e| e.port(self.me.port)),
             uploaded: self.stats.uploaded.load(Ordering::Relaxed),
             downloaded: self.stats.downloaded.load(Ordering::Relaxed),
             // Before a magnet's metadata arrives the size is unknown: say one piece is left.

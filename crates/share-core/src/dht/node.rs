@@ -123,8 +123,8 @@ pub enum Event {
     },
     /// The first bootstrap lookup finished with nodes in the table.
     Bootstrapped { nodes: usize },
-    /// Our id changed to match our external address (BEP 42).
-    IdChanged { id: NodeId },
+    /// Our id changed to match our external address (BEP 42), `ip`.
+    IdChanged { id: NodeId, ip: IpAddr },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -583,11 +583,24 @@ impl Node {
             voters.push(net);
         }
         if voters.len() >= IP_VOTES_NEEDED {
-            self.ip_votes.clear();
-            self.id = NodeId::for_ip(ip, &mut self.rng);
-            self.table.recentre(self.id, now);
-            self.event(Event::IdChanged { id: self.id });
+            self.take_id_for(ip, now);
         }
+    }
+
+    fn take_id_for(&mut self, ip: IpAddr, now: Instant) {
+        self.ip_votes.clear();
+        self.id = NodeId::for_ip(ip, &mut self.rng);
+        self.table.recentre(self.id, now);
+        self.event(Event::IdChanged { id: self.id, ip });
+    }
+
+    /// Our external address is known another way (a port mapping): take a BEP 42 id for
+    /// it, unless ours already matches.
+    pub fn set_external(&mut self, ip: IpAddr, now: Instant) {
+        if is_local(ip) || self.id.bep42_prefix_ok(ip) || ip.is_ipv6() != self.config.ipv6 {
+            return;
+        }
+        self.take_id_for(ip, now);
     }
 
     // ----- time -----

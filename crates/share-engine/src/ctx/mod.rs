@@ -61,6 +61,8 @@ pub(crate) struct SessionCtx {
     pub contents: Arc<ContentRoots>,
     /// Bytes held in piece buffers, all torrents together.
     pub memory: MemoryBudget,
+    /// Our address as the outside sees it (mapping, `yourip` votes, the DHT).
+    pub external: Arc<crate::external::External>,
 }
 
 /// The folders (or single files) that torrents of the session hold: a second torrent with
@@ -162,6 +164,15 @@ impl Dht {
     pub fn want_peers(&self, hash: share_core::InfoHash) {
         for n in &self.nodes {
             n.want_peers(hash);
+        }
+    }
+
+    /// Our external address is known: each node takes a BEP 42 id for it.
+    pub fn set_external(&self, ip: IpAddr) {
+        for n in &self.nodes {
+            if n.local_addr().is_ipv6() == ip.is_ipv6() {
+                n.set_external(ip);
+            }
         }
     }
 

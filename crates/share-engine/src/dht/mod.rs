@@ -48,6 +48,8 @@ pub struct DhtConfig {
     pub port_for_announce: u16,
     /// Our external address, when known (our id is derived from it, BEP 42).
     pub external_ip: Option<IpAddr>,
+    /// Told the address when the node's votes settle on one.
+    pub external: Option<std::sync::Arc<crate::external::External>>,
     /// The sans-IO node's settings; its `bootstrap` and `ipv6` are filled in by the task.
     pub node: CoreConfig,
 }
@@ -60,6 +62,7 @@ impl DhtConfig {
             state_file: None,
             port_for_announce,
             external_ip: None,
+            external: None,
             node: CoreConfig::default(),
         }
     }
@@ -81,6 +84,7 @@ enum Command {
     RemoveTorrent(InfoHash),
     WantPeers(InfoHash),
     AddNode(SocketAddr),
+    SetExternal(IpAddr),
     Lookup {
         info_hash: InfoHash,
         announce: bool,
@@ -160,6 +164,11 @@ impl DhtHandle {
     }
 
     /// A DHT node a peer told us of (BEP 5 `port` message): it is pinged.
+    /// Our external address is known (a port mapping): the node takes a BEP 42 id for it.
+    pub fn set_external(&self, ip: IpAddr) {
+        let _ = self.cmds.try_send(Command::SetExternal(ip));
+    }
+
     pub fn add_node(&self, addr: SocketAddr) {
         let _ = self.cmds.try_send(Command::AddNode(addr));
     }

@@ -65,7 +65,7 @@ pub(super) async fn run(
 
     loop {
         flush(&mut node, &socket).await;
-        route_events(&mut node, &torrents, &mut waiting);
+        route_events(&mut node, &torrents, &mut waiting, config.external.as_deref());
         let wake = node
             .next_timeout()
             .map(Instant::from_std)
@@ -133,6 +133,7 @@ fn command(
             node.want_peers(&h, t);
         }
         Command::AddNode(addr) => node.add_node(addr, t),
+        Command::SetExternal(ip) => node.set_external(ip, t),
         Command::Lookup {
             info_hash,
             announce,
@@ -170,6 +171,7 @@ fn route_events(
     node: &mut Node,
     torrents: &HashMap<InfoHash, mpsc::Sender<Vec<SocketAddr>>>,
     waiting: &mut HashMap<LookupId, Waiting>,
+    external: Option<&crate::external::External>,
 ) {
     while let Some(e) = node.poll_event() {
         match e {
@@ -220,7 +222,12 @@ fn route_events(
                 }
             }
             Event::Bootstrapped { nodes } => tracing::debug!(nodes, "dht: bootstrapped"),
-            Event::IdChanged { id } => tracing::debug!(%id, "dht: new id for our external address"),
+            Event::IdChanged { id, ip } => {
+                tracing::debug!(%id, %ip, "dht: new id for our external address");
+                if let Some(e) = external {
+                    e.dht(ip);
+                }
+            }
         }
     }
 }

@@ -89,7 +89,11 @@ fn admit(
         return None;
     };
     match ctx.accept_permit(ip) {
-        Some(p) => Some((id, token, p)),
+        Some(p) => {
+            // A connection from outside: our port is reachable.
+            ctx.external.reached_from(ip);
+            Some((id, token, p))
+        }
         None => {
             lock(handshaking).leave(id);
             tracing::debug!(%addr, "connection limit reached: closed");

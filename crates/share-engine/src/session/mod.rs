@@ -207,7 +207,8 @@ impl Session {
     /// printed before any data check).
     pub async fn bind(config: SessionConfig) -> std::io::Result<Session> {
         let shutdown = CancellationToken::new();
-        let net = net::bind(&config, &shutdown).await?;
+        let external = Arc::new(crate::external::External::default());
+        let net = net::bind(&config, &shutdown, &external).await?;
         let local_addr = net.local;
         let (news_tx, news_rx) = mpsc::channel(16);
         let ctx = Arc::new(SessionCtx {
@@ -242,6 +243,7 @@ impl Session {
             },
             contents: Arc::default(),
             memory: crate::memory::MemoryBudget::default(),
+            external,
         });
         let (routes_tx, routes_rx) = watch::channel(Routes::default());
         let (tx, rx) = mpsc::channel(32);
@@ -291,6 +293,26 @@ impl Session {
                 shutdown.child_token(),
             )))
         };
+        // What the mapping finds is our external address, for trackers, peers and the DHT.
+        {
+            let mut r = reachability.clone();
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mapped = match &*r.borrow_and_update() {
+                        crate::portmap::Reachability::Mapped { external, .. } => Some(*external),
+                        _ => None,
+                    };
+                    ctx.external.set_mapped(mapped);
+                    if let Some(m) = mapped {
+                        ctx.dht.set_external(m.ip());
+                    }
+                    if r.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
         let incoming = Arc::new(Incoming {
             routes: routes_rx.clone(),
             ctx: ctx.clone(),
@@ -315,6 +337,19 @@ impl Session {
             reachability,
             mapping: Arc::new(tokio::sync::Mutex::new(mapping)),
         })
+    }
+
+    /// Whether peers outside can reach our port, as far as the session knows: a port
+    /// mapping, or a connection that came from a public address.
+    pub fn port_open(&self) -> bool {
+        self.incoming.ctx.external.port_open()
+    }
+
+    /// Our address as the outside sees it, if known, and where that came from.
+    pub fn external_address(
+        &self,
+    ) -> Option<(std::net::IpAddr, crate::external::Source)> {
+        self.incoming.ctx.external.address()
     }
 
     /// How peers outside reach us, as port mapping found (and as it changes).

@@ -56,6 +56,7 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub(crate) async fn bind(
     config: &SessionConfig,
     shutdown: &CancellationToken,
+    external: &Arc<crate::external::External>,
 ) -> std::io::Result<Net> {
     let first = bind_tcp(config.listen)?;
     let local = first.local_addr()?;
@@ -109,6 +110,7 @@ pub(crate) async fn bind(
                 "dht.dat"
             };
             dc.state_file = Some(config.state_dir.join(file));
+            dc.external = Some(external.clone());
             match dht::spawn(endpoint.socket.clone(), dht_rx, dc) {
                 Ok(h) => dht_nodes.push(h),
                 Err(e) => tracing::warn!(%addr, error = %e, "the DHT is off here"),

@@ -298,6 +298,7 @@ impl Base {
                         info_hash,
                         peer_id: self.ctx.peer_id,
                         port: self.ctx.listen.port(),
+                        external: Some(self.ctx.external.clone()),
                     },
                     self.stats.clone(),
                     self.ctx.http.clone(),
@@ -359,7 +360,8 @@ impl Base {
     pub(super) fn ext_handshake(&self, addr: SocketAddr, metadata_size: Option<u32>) -> Message {
         let ours = share_core::ext::OurHandshake {
             registry: self.registry,
-            port: Some(self.ctx.listen.port()),
+            // The port peers outside reach us at (a router may map another).
+            port: Some(self.ctx.external.port(self.ctx.listen.port())),
             version: peer::VERSION,
             reqq: MAX_QUEUED_UPLOADS as u32,
             metadata_size,

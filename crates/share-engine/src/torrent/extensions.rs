@@ -50,6 +50,9 @@ impl Torrent {
         if let Some(port) = h.port {
             p.listen_addr = Some(SocketAddr::new(p.addr.ip(), port));
         }
+        if let Some(ip) = h.yourip {
+            self.base.ctx.external.vote(p.addr.ip(), ip);
+        }
         p.ext.update(h);
     }
 

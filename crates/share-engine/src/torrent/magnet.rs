@@ -326,6 +326,9 @@ impl Fetching<'_> {
                 let Ok(h) = ExtHandshake::parse(&payload) else {
                     return;
                 };
+                if let Some(ip) = h.yourip {
+                    self.base.ctx.external.vote(p.addr.ip(), ip);
+                }
                 p.ext.update(h);
                 if p.ext.metadata_id.is_some() {
                     if let Err(refusal) = self.fetch.add_peer(key, p.ext.metadata_size) {
