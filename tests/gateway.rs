@@ -183,3 +183,163 @@ fn a_seed_behind_a_upnp_router_is_reached_through_its_mapping() {
 fn a_seed_behind_a_nat_pmp_router_is_reached_through_its_mapping() {
     mapped_seed_is_reached_from_the_wan(false);
 }
+
+/// A torrent of two files: `small.txt` (which the relay takes, so that it is in the swarm
+/// without holding what the fetch needs) and `big.bin`.
+fn two_file_torrent(d: &Dir) -> std::path::PathBuf {
+    d.data_file("src/pair/small.txt", 20_000, 51);
+    d.data_file("src/pair/big.bin", 2_000_003, 52);
+    make_torrent(d, &d.join("src/pair"), 16384, &[])
+}
+
+/// A share peer on the wan (45.3.0.1) that takes only `small.txt` and stays: the relay.
+fn relay(gw: &Gateway, d: &Dir, t: &std::path::Path) -> Proc {
+    Proc::start(
+        share_in(gw.get("WAN_NETNS"), false)
+            .env("SHARE_LOG", "share_engine=debug")
+            .arg("fetch")
+            .arg(t)
+            .arg("-o")
+            .arg(d.join("relay"))
+            .args(["--only", "pair/small.txt", "--seed", "--listen", "45.3.0.1:0"]),
+    )
+}
+
+/// Waits for a share fetch to exit; its stderr.
+fn fetched(mut p: Proc) -> String {
+    let (code, _) = p.wait(TIMEOUT);
+    let err = p.stderr();
+    assert_eq!(code, Some(0), "the fetch behind the second NAT failed: {err}");
+    err
+}
+
+#[test]
+fn two_share_peers_behind_nats_meet_through_a_relay_and_not_without_one() {
+    if !require_gateway() {
+        return;
+    }
+    let d = Dir::new();
+    let t = two_file_torrent(&d);
+    let gw = Gateway::up("hp", 2, "");
+    // Without a relay: the fetch behind the second NAT cannot reach the seed behind the
+    // first, though it has its public address.
+    let seed = Proc::start(
+        share_in(gw.get("LAN1_NETNS"), false)
+            .env("SHARE_LOG", "share_engine=debug")
+            .arg("seed")
+            .arg(&t)
+            .arg("-d")
+            .arg(d.join("src"))
+            .args(["--listen", "0.0.0.0:0"]),
+    );
+    let seed_public = format!("{}:{}", gw.get("ROUTER1_EXTERNAL_IP"), seed.addr.port());
+    let mut alone = Proc::start(
+        share_in(gw.get("LAN2_NETNS"), false)
+            .env("SHARE_LOG", "share_engine=debug")
+            .arg("fetch")
+            .arg(&t)
+            .arg("-o")
+            .arg(d.join("alone"))
+            .args(["--listen", "0.0.0.0:0", "--peer", &seed_public]),
+    );
+    assert!(
+        alone.wait_stderr("connection closed", Duration::from_secs(40)),
+        "{}",
+        alone.stderr()
+    );
+    alone.stop();
+    assert!(
+        !alone.stderr().contains("connected addr"),
+        "reached through the NAT without a relay: {}",
+        alone.stderr()
+    );
+    drop(seed);
+    // With a relay on the wan that both are connected to.
+    let relay = relay(&gw, &d, &t);
+    let via = relay.addr.to_string();
+    let seed = Proc::start(
+        share_in(gw.get("LAN1_NETNS"), false)
+            .env("SHARE_LOG", "share_engine=debug")
+            .arg("seed")
+            .arg(&t)
+            .arg("-d")
+            .arg(d.join("src"))
+            .args(["--listen", "0.0.0.0:0", "--peer", &via]),
+    );
+    let started = Instant::now();
+    let fetch = Proc::start(
+        share_in(gw.get("LAN2_NETNS"), false)
+            .env("SHARE_LOG", "share_engine=debug")
+            .arg("fetch")
+            .arg(&t)
+            .arg("-o")
+            .arg(d.join("out"))
+            .args(["--listen", "0.0.0.0:0", "--peer", &via]),
+    );
+    let err = fetched(fetch);
+    assert_same_file(&d.join("src/pair/big.bin"), &d.join("out/pair/big.bin"));
+    let punched = err
+        .lines()
+        .find(|l| l.contains("connected addr") && l.contains(gw.get("ROUTER1_EXTERNAL_IP")))
+        .unwrap_or_else(|| panic!("never connected to the seed behind the other NAT: {err}"));
+    assert!(punched.contains("µTP"), "{punched}");
+    eprintln!(
+        "through the relay: fetched in {:.1} s; {}",
+        started.elapsed().as_secs_f64(),
+        punched
+    );
+    assert!(
+        relay.stderr().contains("holepunch: introduced"),
+        "{}",
+        relay.stderr()
+    );
+    drop(seed);
+}
+
+#[test]
+fn a_share_peer_and_a_libtorrent_seed_behind_nats_meet_through_a_share_relay() {
+    if !require_gateway() {
+        return;
+    }
+    let d = Dir::new();
+    let t = two_file_torrent(&d);
+    let gw = Gateway::up("hq", 2, "");
+    let relay = relay(&gw, &d, &t);
+    let via = relay.addr.to_string();
+    // libtorrent seeds behind the first NAT, over µTP, connected out to the relay (its
+    // port mapping is off, as lt_peer.py always has it).
+    let mut c = Command::new(python());
+    c.arg(peer_script("lt_peer.py"))
+        .arg("seed")
+        .arg(&t)
+        .arg(d.join("src"))
+        .args(["--utp-only", "--listen-ip", "192.168.1.10", "--peer", &via])
+        .args(["--timeout", "100"]);
+    let mut lt = Proc::start(&mut Pair::exec(gw.get("LAN1_NETNS"), &c));
+    assert!(
+        lt.wait_line(|l| l == "seeding", TIMEOUT).is_some(),
+        "{}",
+        lt.stderr()
+    );
+    let started = Instant::now();
+    let fetch = Proc::start(
+        share_in(gw.get("LAN2_NETNS"), false)
+            .env("SHARE_LOG", "share_engine=debug")
+            .arg("fetch")
+            .arg(&t)
+            .arg("-o")
+            .arg(d.join("out"))
+            .args(["--listen", "0.0.0.0:0", "--peer", &via]),
+    );
+    let err = fetched(fetch);
+    assert_same_file(&d.join("src/pair/big.bin"), &d.join("out/pair/big.bin"));
+    let punched = err
+        .lines()
+        .find(|l| l.contains("connected addr") && l.contains(gw.get("ROUTER1_EXTERNAL_IP")))
+        .unwrap_or_else(|| panic!("never connected to libtorrent behind the other NAT: {err}"));
+    eprintln!(
+        "share and libtorrent through the relay: fetched in {:.1} s; {punched}",
+        started.elapsed().as_secs_f64()
+    );
+    lt.stop();
+}

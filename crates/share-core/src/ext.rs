@@ -25,15 +25,19 @@ pub enum Extension {
     Metadata,
     /// BEP 11: peer exchange.
     Pex,
+    /// BEP 55: hole punching (a peer both sides are connected to introduces them).
+    Holepunch,
 }
 
 impl Extension {
-    pub const ALL: [Extension; 2] = [Extension::Metadata, Extension::Pex];
+    /// In the order of their names (the `m` dictionary is written in this order).
+    pub const ALL: [Extension; 3] = [Extension::Holepunch, Extension::Metadata, Extension::Pex];
 
     pub fn name(self) -> &'static str {
         match self {
             Extension::Metadata => "ut_metadata",
             Extension::Pex => "ut_pex",
+            Extension::Holepunch => "ut_holepunch",
         }
     }
 
@@ -42,6 +46,7 @@ impl Extension {
         match self {
             Extension::Metadata => 1,
             Extension::Pex => 2,
+            Extension::Holepunch => 4,
         }
     }
 
@@ -56,6 +61,7 @@ impl Extension {
 pub struct Registry {
     metadata: bool,
     pex: bool,
+    holepunch: bool,
 }
 
 impl Registry {
@@ -64,10 +70,11 @@ impl Registry {
         Registry {
             metadata: true,
             pex: true,
+            holepunch: true,
         }
     }
 
-    /// A private torrent (BEP 27): no metadata exchange, no peer exchange.
+    /// A private torrent (BEP 27): no metadata exchange, no peer exchange, no introductions.
     pub fn private() -> Self {
         Registry::default()
     }
@@ -76,6 +83,7 @@ impl Registry {
         match e {
             Extension::Metadata => self.metadata = on,
             Extension::Pex => self.pex = on,
+            Extension::Holepunch => self.holepunch = on,
         }
         self
     }
@@ -84,6 +92,7 @@ impl Registry {
         match e {
             Extension::Metadata => self.metadata,
             Extension::Pex => self.pex,
+            Extension::Holepunch => self.holepunch,
         }
     }
 
@@ -112,7 +121,7 @@ impl OurHandshake<'_> {
     pub fn encode(&self) -> Vec<u8> {
         let mut d = Dict::new();
         let mut m = Dict::new();
-        // `m` keys in sorted order: ut_metadata < ut_pex.
+        // `m` keys in sorted order: ut_holepunch < ut_metadata < ut_pex.
         for e in self.registry.iter() {
             m.int(e.name(), e.local_id() as i64);
         }
@@ -142,6 +151,8 @@ pub struct ExtHandshake {
     pub metadata_id: Option<u8>,
     /// The remote's id for ut_pex.
     pub pex_id: Option<u8>,
+    /// The remote's id for ut_holepunch.
+    pub holepunch_id: Option<u8>,
     /// Where it listens (`p`).
     pub port: Option<u16>,
     /// Its client name (`v`), lossily decoded and cut to 64 bytes.
@@ -209,6 +220,7 @@ impl ExtHandshake {
             withdrawn,
             metadata_id: id(Extension::Metadata),
             pex_id: id(Extension::Pex),
+            holepunch_id: id(Extension::Holepunch),
             port: int(&raw.p)
                 .and_then(|p| u16::try_from(p).ok())
                 .filter(|&p| p > 0),
@@ -241,6 +253,7 @@ impl ExtHandshake {
         match e {
             Extension::Metadata => self.metadata_id,
             Extension::Pex => self.pex_id,
+            Extension::Holepunch => self.holepunch_id,
         }
     }
 
@@ -251,6 +264,7 @@ impl ExtHandshake {
             let slot = match e {
                 Extension::Metadata => &mut self.metadata_id,
                 Extension::Pex => &mut self.pex_id,
+                Extension::Holepunch => &mut self.holepunch_id,
             };
             match newer.id_of(e) {
                 Some(id) => *slot = Some(id),
@@ -283,7 +297,8 @@ mod tests {
         let bytes = ours.encode();
         assert_eq!(
             bytes,
-            b"d1:md11:ut_metadatai1e6:ut_pexi2ee13:metadata_sizei12345e1:pi6881e4:reqqi500e\
+            b"d1:md12:ut_holepunchi4e11:ut_metadatai1e6:ut_pexi2ee13:metadata_sizei12345e\
+              1:pi6881e4:reqqi500e\
               1:v11:share 0.1.06:yourip4:\x0a\x01\x02\x03e"
                 .to_vec()
         );

@@ -12,6 +12,7 @@ pub mod choker;
 pub mod dht;
 pub mod ext;
 pub mod hashes;
+pub mod holepunch;
 pub mod lsd;
 pub mod magnet;
 pub mod merkle;

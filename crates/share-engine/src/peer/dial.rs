@@ -24,10 +24,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// first under `prefer` (most peers take it, and some take nothing else), plaintext again
 /// on a new connection if the MSE handshake fails; MSE only under `require`; plaintext
 /// only under `disable`. Our BitTorrent handshake travels inside MSE's first message.
+/// `utp_only`: a hole punch, which only µTP can make (its packets open the NAT).
 pub(super) async fn dial(
     addr: SocketAddr,
     ours: &Handshake,
     shared: &Shared,
+    utp_only: bool,
 ) -> Result<(BoxStream, Handshake, Via), String> {
     let utp = shared
         .utp
@@ -35,7 +37,7 @@ pub(super) async fn dial(
         .find(|u| u.bind_addr().is_ipv6() == addr.is_ipv6());
     let mut tried = Vec::new();
     let order = [
-        (shared.tcp).then_some(Transport::Tcp),
+        (shared.tcp && !utp_only).then_some(Transport::Tcp),
         utp.map(|_| Transport::Utp),
     ];
     // A peer may accept a transport and then close it at once (libtorrent with incoming

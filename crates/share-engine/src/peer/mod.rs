@@ -55,6 +55,8 @@ pub type BoxStream = Box<dyn PeerStream>;
 pub enum Conn {
     /// Dial this address and handshake.
     Dial,
+    /// Dial over µTP only, at once: a hole punch (BEP 55), while the other side dials us.
+    Punch,
     /// Accepted by the session, which read the remote's handshake.
     Accepted {
         stream: BoxStream,
@@ -209,7 +211,10 @@ async fn connect(
 ) -> Result<(), CloseReason> {
     let ours = Handshake::new(shared.info_hash, shared.peer_id).with_dht(shared.dht);
     let (stream, theirs, via) = match conn {
-        Conn::Dial => dial::dial(addr, &ours, shared)
+        Conn::Dial => dial::dial(addr, &ours, shared, false)
+            .await
+            .map_err(CloseReason::Dial)?,
+        Conn::Punch => dial::dial(addr, &ours, shared, true)
             .await
             .map_err(CloseReason::Dial)?,
         Conn::Accepted {

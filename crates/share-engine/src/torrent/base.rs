@@ -230,6 +230,21 @@ impl Base {
         }
     }
 
+    /// Dials `addr` over µTP at once for a hole punch (BEP 55), within the dial rate and
+    /// the session's limits; false if it may not be dialed now.
+    pub(super) fn punch(&mut self, addr: SocketAddr) -> bool {
+        let now = Instant::now().into_std();
+        if !self.book.may_dial(&addr) || !self.dial_budget.take(now) {
+            return false;
+        }
+        let Some(permit) = self.ctx.dial_permit(addr.ip()) else {
+            return false;
+        };
+        let key = self.spawn_peer(addr, Conn::Punch, permit);
+        self.dialing.insert(key, addr);
+        true
+    }
+
     /// Takes a connection the session routed to us, if there is room and the peer is not
     /// banned.
     pub(super) fn admit(

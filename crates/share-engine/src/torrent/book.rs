@@ -249,6 +249,15 @@ impl Book {
         self.entries.retain(|a, _| ban_key(a) != key);
     }
 
+    /// Whether `addr` may be dialed at all (ours, banned, or off loopback under the
+    /// loopback promise: not).
+    pub fn may_dial(&self, addr: &SocketAddr) -> bool {
+        addr.port() != 0
+            && !self.is_ours(addr)
+            && !self.banned_addrs.contains(&ban_key(addr))
+            && !(self.loopback_only && !addr.ip().is_loopback())
+    }
+
     pub fn is_banned(&self, addr: &SocketAddr, id: Option<&[u8; 20]>) -> bool {
         self.banned_addrs.contains(&ban_key(addr))
             || id.is_some_and(|id| self.banned_ids.contains(id))

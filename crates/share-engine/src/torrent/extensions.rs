@@ -32,6 +32,7 @@ impl Torrent {
         match Extension::from_local_id(id, &self.base.registry) {
             Some(Extension::Metadata) => self.on_metadata_message(key, payload),
             Some(Extension::Pex) => self.on_pex(key, payload),
+            Some(Extension::Holepunch) => self.on_holepunch(key, payload),
             None => {}
         }
     }
@@ -94,12 +95,9 @@ impl Torrent {
             tracing::debug!(peer = %p.addr, "malformed ut_pex message ignored");
             return;
         };
-        let addrs: Vec<SocketAddr> = p
-            .pex_in
-            .accept(msg, Instant::now().into_std())
-            .into_iter()
-            .map(|(a, _)| a)
-            .collect();
+        let learned = p.pex_in.accept(msg, Instant::now().into_std());
+        let addrs: Vec<SocketAddr> = learned.iter().map(|(a, _)| *a).collect();
+        self.introduced(key, &learned);
         if !addrs.is_empty() {
             self.base.add_found(PeerSource::Pex, addrs);
         }
@@ -119,6 +117,12 @@ impl Torrent {
                 let mut f = 0;
                 if p.outgoing {
                     f |= flags::REACHABLE;
+                }
+                if p.via.transport == crate::peer::Transport::Utp {
+                    f |= flags::UTP;
+                }
+                if p.ext.holepunch_id.is_some() {
+                    f |= flags::HOLEPUNCH;
                 }
                 if p.state.has.is_complete() {
                     f |= flags::SEED;

@@ -353,7 +353,8 @@ impl Fetching<'_> {
                             self.dial();
                         }
                     }
-                    None => {}
+                    // Introductions wait for the transfer phase.
+                    Some(Extension::Holepunch) | None => {}
                 }
             }
             // Blocks and requests cannot mean anything yet: dropped.

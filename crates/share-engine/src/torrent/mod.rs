@@ -32,6 +32,7 @@ mod check;
 mod choking;
 mod exchange;
 mod extensions;
+mod holepunch;
 mod magnet;
 mod peers;
 mod priorities;

@@ -74,7 +74,8 @@ impl Peer {
         Peer {
             addr,
             outgoing,
-            listen_addr: outgoing.then_some(addr),
+            // We dialed it there, or its µTP packets come from its listening socket.
+            listen_addr: (outgoing || via.transport == peer::Transport::Utp).then_some(addr),
             peer_id: handshake.peer_id,
             tx,
             token,
@@ -244,14 +245,20 @@ impl Torrent {
             .map(|p| p.addr)
             .or(self.base.dialing.get(&key).copied());
         tracing::debug!(peer = ?addr, reason = reason.to_string(), "connection closed");
+        let dial_failed = self.base.dialing.contains_key(&key)
+            && matches!(reason, CloseReason::Dial(_));
         self.base.dial_ended(key, &reason);
         self.drop_peer(key);
+        if let (true, Some(addr)) = (dial_failed, addr) {
+            self.dial_failed(addr);
+        }
     }
 
     /// Forgets peer `key` (closing its connection): its requests go back to the picker and
     /// then to the others, its pieces leave the availability counts, its slot is freed.
     pub(super) fn drop_peer(&mut self, key: PeerKey) {
         self.v2.forget(key);
+        self.punch.forget(key);
         let Some(p) = self.peers.remove(&key) else {
             return;
         };

@@ -71,6 +71,8 @@ pub(super) struct Torrent {
     pub(super) v2: super::v2::V2State,
     /// Web seeds and the requests in flight to them.
     pub(super) web: super::web::Web,
+    /// Hole punching (BEP 55): who introduced which address, and what we asked.
+    pub(super) punch: super::holepunch::Punch,
 }
 
 /// The second phase: check the data, then exchange pieces.
@@ -179,6 +181,7 @@ pub(super) async fn transfer(
         _content: claim,
         v2,
         web,
+        punch: Default::default(),
         base,
     };
     if t.picker.is_done() {
