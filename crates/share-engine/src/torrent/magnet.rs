@@ -339,7 +339,7 @@ impl Fetching<'_> {
                 }
             }
             Message::Extended { id, payload } => {
-                match Extension::from_local_id(id, &self.base.registry) {
+                match Extension::from_local_id(id, &self.base.offered()) {
                     Some(Extension::Metadata) => self.on_metadata(key, &payload),
                     Some(Extension::Pex) => {
                         if let Ok(msg) = PexMessage::parse(&payload) {
