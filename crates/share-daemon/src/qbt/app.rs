@@ -59,8 +59,10 @@ pub struct Identity {
     pub user: Option<String>,
 }
 
+/// A limit in qBittorrent's terms (0: none; a limit of 0 in force shows as 1 byte/s,
+/// which is what it lets through).
 fn limit(v: Option<u64>) -> u64 {
-    v.unwrap_or(0)
+    v.map_or(0, |b| b.max(1))
 }
 
 /// The preferences as share has them.
@@ -93,15 +95,37 @@ pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
     set("up_limit", json!(limit(normal.up)));
     set("alt_dl_limit", json!(limit(s.alt_limits.down)));
     set("alt_up_limit", json!(limit(s.alt_limits.up)));
-    set("scheduler_enabled", json!(false));
-    set("bittorrent_protocol", json!(if ss.utp { 0 } else { 1 }));
+    // The alternative limits' schedule (set through the Transmission RPC).
+    let sched = s.alt_schedule;
+    set("scheduler_enabled", json!(sched.enabled));
+    set("schedule_from_hour", json!(sched.begin / 60 % 24));
+    set("schedule_from_min", json!(sched.begin % 60));
+    set("schedule_to_hour", json!(sched.end / 60 % 24));
+    set("schedule_to_min", json!(sched.end % 60));
+    // qBittorrent's days: every day, weekdays, weekends, or one day from Monday (3).
+    let days = match sched.days {
+        62 => Some(1),
+        65 => Some(2),
+        d if d.count_ones() == 1 => Some((d.trailing_zeros() + 6) % 7 + 3),
+        _ => None,
+    };
+    set("scheduler_days", json!(days.unwrap_or(0)));
+    let sw = r.session.switches();
+    set(
+        "bittorrent_protocol",
+        json!(match (ss.tcp, sw.utp) {
+            (true, true) => 0,
+            (true, false) => 1,
+            _ => 2,
+        }),
+    );
     set("dht", json!(ss.dht));
-    set("pex", json!(ss.pex));
-    set("lsd", json!(ss.lsd));
-    let enc = match ss.encryption {
-        "required" => 1,
-        "tolerated" => 2,
-        _ => 0,
+    set("pex", json!(sw.pex));
+    set("lsd", json!(sw.lsd));
+    let enc = match sw.encryption {
+        share_engine::transport::Policy::Require => 1,
+        share_engine::transport::Policy::Disable => 2,
+        share_engine::transport::Policy::Prefer => 0,
     };
     set("encryption", json!(enc));
     set("queueing_enabled", json!(false));
