@@ -502,7 +502,8 @@ fn session_set_and_torrent_set_refuse_what_they_cannot_apply_naming_it_and_chang
         (json!({"bandwidthPriority": 1}), "bandwidthPriority: share has no bandwidth priorities"),
         (json!({"honorsSessionLimits": false}), "honorsSessionLimits"),
         (json!({"queuePosition": 5}), "queuePosition: share has no download or seed queue"),
-        (json!({"trackerAdd": ["http://127.0.0.1:1/announce"]}), "trackerAdd"),
+        (json!({"trackerAdd": ["ftp://127.0.0.1:1/announce"]}), "trackerAdd: \"ftp://127.0.0.1:1/announce\" is not a tracker URL"),
+        (json!({"trackerRemove": [0]}), "trackerRemove: no tracker 0"),
         (json!({"location": "/tmp"}), "location: use torrent-set-location"),
         (json!({"bogusKey": 5}), "bogusKey: unknown argument"),
         (json!({"peer-limit": "x"}), "peer-limit"),
@@ -719,6 +720,28 @@ fn tracker_stats_say_what_each_tracker_answered() {
     assert_eq!(backup["isBackup"], true);
     assert_eq!((backup["announceState"].as_u64(), backup["nextAnnounceTime"].as_u64()), (Some(0), Some(0)));
     assert_eq!(backup["hasAnnounced"], false);
+
+    // Trackers changed through torrent-set: the working one replaced by another, which is
+    // announced to at once; then the dead one removed. Kept across a restart.
+    let (_other, announce2) = tracker();
+    rpc.ok("torrent-set", json!({"ids": [1], "trackerReplace": [1, announce2]}));
+    let t = rpc.wait_for("the new tracker's answer", &["trackerStats", "trackers", "magnetLink"], TIMEOUT, |t| {
+        t[0]["trackerStats"][1]["announce"] == announce2.as_str()
+            && t[0]["trackerStats"][1]["lastAnnounceSucceeded"] == true
+    });
+    assert!(!t[0]["trackers"].to_string().contains(&announce), "{}", t[0]["trackers"]);
+    rpc.ok("torrent-set", json!({"ids": [1], "trackerRemove": [0]}));
+    let tiers = |t: &Value| -> Vec<(String, u64)> {
+        t["trackers"].as_array().unwrap().iter().map(|x| (x["announce"].as_str().unwrap().to_owned(), x["tier"].as_u64().unwrap())).collect()
+    };
+    let want = vec![(announce2.clone(), 0), ("udp://127.0.0.1:1/announce".to_string(), 1)];
+    assert_eq!(tiers(&rpc.torrents(&["trackers"])[0]), want);
+    let mut daemon = daemon;
+    daemon.proc.stop();
+    let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
+    let mut rpc = daemon.client();
+    assert_eq!(tiers(&rpc.torrents(&["trackers"])[0]), want, "not kept");
+
     // Stopped: nothing planned anywhere.
     rpc.ok("torrent-stop", json!({}));
     let t = rpc.wait_for("stopped", &["trackerStats", "status"], TIMEOUT, |t| t[0]["status"] == 0);

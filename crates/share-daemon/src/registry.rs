@@ -57,9 +57,12 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn new(saved: SavedTorrent, mut meta: Option<Metainfo>, magnet: Option<Magnet>) -> Entry {
+    fn new(saved: SavedTorrent, mut meta: Option<Metainfo>, mut magnet: Option<Magnet>) -> Entry {
         if let Some(m) = &mut meta {
-            saved.renames.apply(m);
+            saved.apply(m);
+        }
+        if let Some(m) = &mut magnet {
+            saved.apply_magnet(m);
         }
         Entry {
             saved,
@@ -109,7 +112,7 @@ impl Entry {
         if self.meta.is_none() {
             if let Some(m) = self.handle.as_ref().and_then(|h| h.metainfo()) {
                 let mut m = (*m).clone();
-                self.saved.renames.apply(&mut m);
+                self.saved.apply(&mut m);
                 self.meta = Some(m);
                 return true;
             }
@@ -814,6 +817,29 @@ impl Registry {
             e.saved.renames = renames;
             self.dirty = true;
         }
+    }
+
+    /// A torrent announces to `tiers` from now on: kept, put into its metainfo (and the copy
+    /// in the configuration folder) or magnet link, and told to its task.
+    pub fn set_trackers(&mut self, id: u32, tiers: Vec<Vec<String>>) {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        e.saved.trackers = Some(tiers.clone());
+        if let Some(m) = &mut e.magnet {
+            e.saved.apply_magnet(m);
+        }
+        let kept = e.meta.as_mut().map(|m| {
+            m.trackers = tiers.clone();
+            (e.saved.hash.clone(), m.to_torrent_bytes())
+        });
+        if let Some(h) = &e.handle {
+            h.send(TorrentCommand::SetTrackers(tiers));
+        }
+        if let Some((hash, bytes)) = kept {
+            self.keep_bytes(hash, bytes);
+        }
+        self.dirty = true;
     }
 
     /// A torrent's folder is now `dir` (where it was told to go: no longer somewhere else

@@ -86,6 +86,27 @@ pub struct SavedTorrent {
     /// whenever that is read (the info-hash stays that of the original).
     #[serde(default, skip_serializing_if = "Renames::is_empty")]
     pub renames: Renames,
+    /// Its trackers by tier as last set through `torrent-set` (`None`: its metainfo's or
+    /// magnet link's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trackers: Option<Vec<Vec<String>>>,
+}
+
+impl SavedTorrent {
+    /// Puts what was changed of the torrent (names, trackers) into its metainfo.
+    pub fn apply(&self, meta: &mut share_core::Metainfo) {
+        self.renames.apply(meta);
+        if let Some(t) = &self.trackers {
+            meta.trackers = t.clone();
+        }
+    }
+
+    /// Puts its trackers into its magnet link (a tier each, as a magnet has them).
+    pub fn apply_magnet(&self, magnet: &mut share_core::Magnet) {
+        if let Some(t) = &self.trackers {
+            magnet.trackers = t.iter().flatten().cloned().collect();
+        }
+    }
 }
 
 /// A torrent's names as renamed on disk: its content's name, and the paths of the files
@@ -157,6 +178,7 @@ impl SavedTorrent {
             speed_kb: KbLimits::default(),
             final_dir: None,
             renames: Renames::default(),
+            trackers: None,
         }
     }
 }

@@ -90,8 +90,10 @@ pub struct Client {
     /// Seconds to wait for the UDP replies of the first try (BEP 15: 15 s); tests may lower it.
     udp_first_wait: u64,
     /// Tells the torrent's tracker board how each announce went (one client per torrent
-    /// does: a hybrid has one per hash, announcing to the same trackers).
+    /// does: a hybrid has one per hash, announcing to the same trackers); its writer's
+    /// ticket once it runs.
     report: bool,
+    ticket: u64,
 }
 
 impl Client {
@@ -116,6 +118,7 @@ impl Client {
             key: rand::random(),
             udp_first_wait: 15,
             report: false,
+            ticket: 0,
         }
     }
 
@@ -126,18 +129,21 @@ impl Client {
     }
 
     /// Every tracker on the board, the first in line marked in use until a round says more.
-    fn board_start(&self) {
+    fn board_start(&mut self) {
         if !self.report {
             return;
         }
+        self.ticket = self.stats.trackers.claim();
         for (t, urls) in self.tiers.iter().enumerate() {
             for url in urls {
-                self.stats.trackers.with(url, t, |_| {});
+                self.stats.trackers.with(self.ticket, url, t, |_| {});
             }
         }
         if !self.stats.trackers.get().iter().any(|s| s.in_use) {
             if let Some(first) = self.tiers.first().and_then(|t| t.first()) {
-                self.stats.trackers.with(first, 0, |s| s.in_use = true);
+                self.stats
+                    .trackers
+                    .with(self.ticket, first, 0, |s| s.in_use = true);
             }
         }
     }
@@ -145,7 +151,7 @@ impl Client {
     /// The client has stopped: nothing is planned.
     fn board_stop(&self) {
         if self.report {
-            self.stats.trackers.update(|l| {
+            self.stats.trackers.update(self.ticket, |l| {
                 for s in l {
                     s.announcing = false;
                     s.next_announce = 0;
@@ -158,7 +164,7 @@ impl Client {
     fn board_next(&self, wait: u64) {
         if self.report {
             let at = crate::tracker_board::unix_now() + wait as i64;
-            self.stats.trackers.update(|l| {
+            self.stats.trackers.update(self.ticket, |l| {
                 for s in l.iter_mut().filter(|s| s.in_use) {
                     s.next_announce = at;
                 }
@@ -280,9 +286,9 @@ impl Client {
             tracker_id: self.tracker_id.clone(),
         };
         let mut errors = Vec::new();
-        let report = self.report;
+        let (report, ticket) = (self.report, self.ticket);
         if report {
-            self.stats.trackers.update(|l| {
+            self.stats.trackers.update(ticket, |l| {
                 for s in l {
                     s.in_use = false;
                 }
@@ -292,7 +298,7 @@ impl Client {
             for i in 0..self.tiers[t].len() {
                 let url = self.tiers[t][i].clone();
                 if report {
-                    self.stats.trackers.with(&url, t, |s| {
+                    self.stats.trackers.with(ticket, &url, t, |s| {
                         s.in_use = true;
                         s.announcing = true;
                         s.last_announce_start = crate::tracker_board::unix_now();
@@ -300,7 +306,9 @@ impl Client {
                 }
                 let result = self.announce_to(&url, &a).await;
                 if report {
-                    self.stats.trackers.with(&url, t, |s| record(s, &result));
+                    self.stats
+                        .trackers
+                        .with(ticket, &url, t, |s| record(s, &result));
                 }
                 match result {
                     Ok(reply) => {

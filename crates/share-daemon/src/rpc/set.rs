@@ -1,5 +1,5 @@
 //! `torrent-set`, all or nothing: file choices and priorities, labels, rate limits, seeding
-//! goals, sequential download. Every argument is checked, for every torrent named, before
+//! goals, sequential download, trackers. Every argument is checked, for every torrent named, before
 //! anything changes; one that is unknown, malformed, or a setting share cannot change (to
 //! that value) fails the call naming it, and nothing changes.
 
@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 use share_engine::TorrentCommand;
 
 use super::args::{as_bool, as_int};
-use super::{bool_arg, ids, int_in, num_arg, queue, strings_arg, Args, RpcError, RpcResult};
+use super::{
+    bool_arg, ids, int_in, num_arg, queue, strings_arg, trackers, Args, RpcError, RpcResult,
+};
 use crate::registry::{FileChoice, Registry};
 
 /// A list of file indexes (`files-wanted`, `priority-high`, ...); an empty list means every
@@ -61,6 +63,10 @@ const APPLIED: &[&str] = &[
     "uploadLimited",
     "sequentialDownload",
     "sequential_download",
+    "trackerAdd",
+    "trackerRemove",
+    "trackerReplace",
+    "trackerList",
 ];
 
 /// What a torrent has that share cannot change: the value it always has, and why.
@@ -77,9 +83,6 @@ fn fixed(key: &str) -> Option<(Value, &'static str)> {
 fn refused(key: &str) -> Option<&'static str> {
     Some(match key {
         "location" => "use torrent-set-location to move a torrent",
-        "trackerAdd" | "trackerRemove" | "trackerReplace" | "trackerList" => {
-            "share cannot change a torrent's trackers yet"
-        }
         _ => return None,
     })
 }
@@ -147,7 +150,14 @@ pub fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
         None => bool_arg(args, "sequential_download")?,
     };
     let choice = file_choice(args)?;
-    let no = check_rest(r, args, &targets);
+    let mut no = check_rest(r, args, &targets);
+    let edit = match trackers::Edit::read(args) {
+        Ok(e) => e,
+        Err(why) => {
+            no.push(why);
+            None
+        }
+    };
     if !no.is_empty() {
         return Err(RpcError(format!(
             "torrent-set changed nothing: {}",
@@ -168,9 +178,18 @@ pub fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
         let changed = choice
             .apply(count, &mut wanted, &mut priorities)
             .map_err(|e| RpcError(format!("torrent-set changed nothing: torrent {id}: {e}")))?;
-        files.push((id, changed.then_some((wanted, priorities))));
+        let tiers = match &edit {
+            Some(edit) => Some(edit.apply(trackers::list(e)).map_err(|why| {
+                RpcError(format!("torrent-set changed nothing: torrent {id}: {why}"))
+            })?),
+            None => None,
+        };
+        files.push((id, changed.then_some((wanted, priorities)), tiers));
     }
-    for (id, chosen) in files {
+    for (id, chosen, tiers) in files {
+        if let Some(tiers) = tiers {
+            r.set_trackers(id, tiers);
+        }
         let Some(e) = r.entries.get_mut(&id) else {
             continue;
         };

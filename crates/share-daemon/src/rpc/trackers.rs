@@ -184,6 +184,146 @@ pub fn sitename(url: &str) -> String {
     }
 }
 
+/// Changes `torrent-set` makes to a torrent's trackers, as Transmission takes them:
+/// `trackerList` (4.0: the whole list, a URL a line, a blank line between tiers),
+/// `trackerAdd` (each URL a tier of its own, at the end), `trackerRemove` (ids, as
+/// `trackers` numbers them) and `trackerReplace` (`[id, url, id, url, ...]`, each keeping
+/// its tier), applied in that order.
+#[derive(Debug, Default)]
+pub struct Edit {
+    list: Option<Vec<Vec<String>>>,
+    add: Vec<String>,
+    remove: Vec<usize>,
+    replace: Vec<(usize, String)>,
+}
+
+/// A tracker URL share can announce to: HTTP(S) or UDP, with a host.
+fn announce_url(v: &Value) -> Option<String> {
+    let u = v.as_str()?.trim();
+    let scheme_ok = ["http://", "https://", "udp://"]
+        .iter()
+        .any(|p| u.len() > p.len() && u[..p.len()].eq_ignore_ascii_case(p));
+    (scheme_ok && u.len() <= 2048 && !u.chars().any(char::is_whitespace) && parts(u).is_some())
+        .then(|| u.to_owned())
+}
+
+impl Edit {
+    /// Reads the tracker arguments of a call (`None`: it has none).
+    pub fn read(args: &serde_json::Map<String, Value>) -> Result<Option<Edit>, String> {
+        let mut e = Edit::default();
+        let mut any = false;
+        if let Some(v) = args.get("trackerList").filter(|v| !v.is_null()) {
+            any = true;
+            let text = v.as_str().ok_or("trackerList: must be a string")?;
+            let mut tiers: Vec<Vec<String>> = vec![Vec::new()];
+            for line in text.lines().map(str::trim) {
+                if line.is_empty() {
+                    tiers.push(Vec::new());
+                } else {
+                    let url = announce_url(&Value::from(line))
+                        .ok_or(format!("trackerList: {line:?} is not a tracker URL"))?;
+                    tiers.last_mut().expect("one tier at least").push(url);
+                }
+            }
+            tiers.retain(|t| !t.is_empty());
+            e.list = Some(tiers);
+        }
+        let list = |k: &str| -> Result<Option<&Vec<Value>>, String> {
+            match args.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(l)) if l.len() <= 1000 => Ok(Some(l)),
+                Some(_) => Err(format!("{k}: must be a list")),
+            }
+        };
+        if let Some(l) = list("trackerAdd")? {
+            any = true;
+            for v in l {
+                e.add.push(announce_url(v).ok_or(format!("trackerAdd: {v} is not a tracker URL"))?);
+            }
+        }
+        if let Some(l) = list("trackerRemove")? {
+            any = true;
+            for v in l {
+                e.remove.push(
+                    v.as_u64()
+                        .ok_or(format!("trackerRemove: {v} is not a tracker id"))? as usize,
+                );
+            }
+        }
+        if let Some(l) = list("trackerReplace")? {
+            any = true;
+            if l.len() % 2 != 0 {
+                return Err("trackerReplace: must hold pairs of id and URL".into());
+            }
+            for pair in l.chunks(2) {
+                let id = pair[0]
+                    .as_u64()
+                    .ok_or(format!("trackerReplace: {} is not a tracker id", pair[0]))?;
+                let url = announce_url(&pair[1])
+                    .ok_or(format!("trackerReplace: {} is not a tracker URL", pair[1]))?;
+                e.replace.push((id as usize, url));
+            }
+        }
+        Ok(any.then_some(e))
+    }
+
+    /// The tiers after the edit of a torrent's `current` ones, or why it cannot be made.
+    pub fn apply(&self, current: Vec<(usize, String)>) -> Result<Vec<Vec<String>>, String> {
+        // (tier, url) in order; ids are places in this list.
+        let mut flat: Vec<(usize, String)> = match &self.list {
+            Some(tiers) => tiers
+                .iter()
+                .enumerate()
+                .flat_map(|(t, urls)| urls.iter().map(move |u| (t, u.clone())))
+                .collect(),
+            None => current,
+        };
+        let has = |flat: &[(usize, String)], u: &str| flat.iter().any(|(_, x)| x == u);
+        for url in &self.add {
+            if has(&flat, url) {
+                return Err(format!("trackerAdd: {url} is a tracker of it already"));
+            }
+            let tier = flat.iter().map(|(t, _)| t + 1).max().unwrap_or(0);
+            flat.push((tier, url.clone()));
+        }
+        let mut gone: Vec<usize> = self.remove.clone();
+        gone.sort_unstable();
+        gone.dedup();
+        if let Some(&bad) = gone.iter().find(|&&i| i >= flat.len()) {
+            return Err(format!("trackerRemove: no tracker {bad}"));
+        }
+        for i in gone.into_iter().rev() {
+            flat.remove(i);
+        }
+        for (id, url) in &self.replace {
+            if *id >= flat.len() {
+                return Err(format!("trackerReplace: no tracker {id}"));
+            }
+            if flat.iter().enumerate().any(|(i, (_, u))| i != *id && u == url) {
+                return Err(format!("trackerReplace: {url} is a tracker of it already"));
+            }
+            flat[*id].1 = url.clone();
+        }
+        if let Some(tiers) = &self.list {
+            let all: Vec<&String> = tiers.iter().flatten().collect();
+            if (1..all.len()).any(|i| all[..i].contains(&all[i])) {
+                return Err("trackerList: a URL is there twice".into());
+            }
+        }
+        // Tiers renumbered from 0, in order, none empty.
+        let mut tiers: Vec<Vec<String>> = Vec::new();
+        let mut last = None;
+        for (t, url) in flat {
+            if last != Some(t) {
+                tiers.push(Vec::new());
+                last = Some(t);
+            }
+            tiers.last_mut().expect("pushed").push(url);
+        }
+        Ok(tiers)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +341,43 @@ mod tests {
         assert_eq!(host("not a url"), "invalid://invalid:0");
         assert_eq!(host("http://:5/announce"), "invalid://invalid:0");
         assert_eq!(host("http://h:99999/"), "invalid://invalid:0");
+    }
+
+    #[test]
+    fn tracker_edits_add_remove_replace_and_list_as_transmission_does() {
+        let args = |v: Value| v.as_object().unwrap().clone();
+        let now = vec![(0, "http://a/announce".to_string()), (0, "http://b/announce".into()), (1, "udp://c:1".into())];
+        let e = Edit::read(&args(json!({"trackerAdd": ["http://d/announce"]}))).unwrap().unwrap();
+        assert_eq!(
+            e.apply(now.clone()).unwrap(),
+            vec![vec!["http://a/announce".to_string(), "http://b/announce".into()], vec!["udp://c:1".into()], vec!["http://d/announce".into()]]
+        );
+        let e = Edit::read(&args(json!({"trackerRemove": [0, 2], "trackerReplace": [0, "http://e/announce"]}))).unwrap().unwrap();
+        assert_eq!(e.apply(now.clone()).unwrap(), vec![vec!["http://e/announce".to_string()]]);
+        let e = Edit::read(&args(json!({"trackerList": "http://x/a\nhttp://y/a\n\nudp://z:2\n"}))).unwrap().unwrap();
+        assert_eq!(
+            e.apply(now.clone()).unwrap(),
+            vec![vec!["http://x/a".to_string(), "http://y/a".into()], vec!["udp://z:2".into()]]
+        );
+        assert!(Edit::read(&args(json!({"nothing": 1}))).unwrap().is_none());
+        for bad in [
+            json!({"trackerAdd": ["ftp://x/a"]}),
+            json!({"trackerAdd": ["not a url"]}),
+            json!({"trackerRemove": ["x"]}),
+            json!({"trackerReplace": [0]}),
+            json!({"trackerList": 5}),
+        ] {
+            assert!(Edit::read(&args(bad.clone())).is_err(), "{bad}");
+        }
+        for bad in [
+            json!({"trackerAdd": ["http://a/announce"]}),
+            json!({"trackerRemove": [3]}),
+            json!({"trackerReplace": [1, "http://a/announce"]}),
+            json!({"trackerList": "http://x/a\nhttp://x/a"}),
+        ] {
+            let e = Edit::read(&args(bad.clone())).unwrap().unwrap();
+            assert!(e.apply(now.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

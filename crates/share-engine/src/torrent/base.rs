@@ -327,6 +327,23 @@ impl Base {
         self.tracker = Some(TrackerRun { stop, tasks });
     }
 
+    /// Announces to `own` tiers (and the configured extra trackers) from now on: the
+    /// running client is stopped (its `stopped` announces go out in the background, so the
+    /// task does not wait on a slow tracker) and a new one started if one was running.
+    pub(super) fn set_trackers(&mut self, own: Vec<Vec<String>>) {
+        let running = self.tracker.is_some();
+        if let Some(t) = self.tracker.take() {
+            t.stop.cancel();
+            tokio::spawn(t.wait());
+        }
+        self.tiers = tiers(&own, &self.config);
+        let kept: std::collections::HashSet<&String> = self.tiers.iter().flatten().collect();
+        self.stats.trackers.retain(|s| kept.contains(&s.url));
+        if running {
+            self.start_trackers();
+        }
+    }
+
     /// Stops the tracker client (it announces `stopped`) and waits a little for it.
     pub(super) async fn stop_trackers(&mut self) {
         if let Some(t) = self.tracker.take() {

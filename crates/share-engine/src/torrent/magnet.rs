@@ -226,6 +226,7 @@ impl Fetching<'_> {
                 self.base.config.priorities = priorities;
             }
             TorrentCommand::SetSequential(on) => self.base.config.sequential = on,
+            TorrentCommand::SetTrackers(tiers) => self.base.set_trackers(tiers),
             TorrentCommand::Reannounce => {
                 if !self.base.paused {
                     self.base.ask_for_peers();
