@@ -490,6 +490,17 @@ fn session_set_and_torrent_set_refuse_what_they_cannot_apply_naming_it_and_chang
     rpc.ok("session-set", json!({"alt-speed-time-enabled": false, "alt-speed-enabled": true}));
     let s = rpc.ok("session-get", json!({"fields": ["alt-speed-enabled"]}));
     assert_eq!(s["alt-speed-enabled"], true);
+    // One schedule for both APIs: qBittorrent's scheduler keys set it too.
+    let prefs = r#"json={"scheduler_enabled":false,"schedule_from_hour":22,"schedule_from_min":30,"schedule_to_hour":6,"schedule_to_min":0,"scheduler_days":1}"#;
+    let a = crate::daemon::http(
+        daemon.rpc,
+        &format!("POST /api/v2/app/setPreferences HTTP/1.1\nHost: {}\nContent-Type: application/x-www-form-urlencoded", daemon.rpc),
+        prefs.replace('{', "%7B").replace('}', "%7D").replace('"', "%22").replace(',', "%2C").replace(':', "%3A").as_bytes(),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let s = rpc.ok("session-get", json!({"fields": ["alt-speed-time-begin", "alt-speed-time-end", "alt-speed-time-day", "alt-speed-time-enabled"]}));
+    assert_eq!(s, json!({"alt-speed-time-begin": 1350, "alt-speed-time-end": 360, "alt-speed-time-day": 62, "alt-speed-time-enabled": false}));
+    rpc.ok("session-set", json!({"alt-speed-time-day": 0}));
 
     // start-added-torrents false: a torrent added without `paused` is stopped.
     let added = rpc.ok("torrent-add", json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}));

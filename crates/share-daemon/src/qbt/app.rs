@@ -5,7 +5,8 @@
 //! default folder, rate limits (and the alternative ones), seeding limits, stopped adds,
 //! DHT/PEX/LSD, encryption, the listen port, connection and upload slot limits, queueing
 //! (off). `setPreferences` changes what share can change (the folder, limits, seeding
-//! goals, stopped adds); a key whose value it cannot change is accepted only if the value
+//! goals, stopped adds, the alternative limits' schedule, shared with the Transmission
+//! RPC's `alt-speed-time-*`); a key whose value it cannot change is accepted only if the value
 //! is the one it already has; anything else is a 400 naming the keys, and then nothing
 //! changes.
 
@@ -202,6 +203,33 @@ fn apply(
             "add_stopped_enabled" | "start_paused_enabled" => s.add_stopped = as_bool(k, v)?,
             "max_ratio_enabled" => s.seed_ratio_limited = as_bool(k, v)?,
             "max_inactive_seeding_time_enabled" => s.idle_seeding_limit_enabled = as_bool(k, v)?,
+            // The alternative limits' schedule, which the Transmission RPC sets too.
+            "scheduler_enabled" => s.alt_schedule.enabled = as_bool(k, v)?,
+            "schedule_from_hour" | "schedule_from_min" | "schedule_to_hour" | "schedule_to_min" => {
+                let sched = &mut s.alt_schedule;
+                let n = as_int(k, v)?;
+                let hour_part = k.ends_with("hour");
+                if !(0..if hour_part { 24 } else { 60 }).contains(&n) {
+                    return Err(Fail::bad(&format!("'{k}' is out of range")));
+                }
+                let minute = if k.starts_with("schedule_from") {
+                    &mut sched.begin
+                } else {
+                    &mut sched.end
+                };
+                let (h, m) = (*minute / 60 % 24, *minute % 60);
+                *minute = if hour_part { n as u16 * 60 + m } else { h * 60 + n as u16 };
+            }
+            "scheduler_days" => {
+                s.alt_schedule.days = match as_int(k, v)? {
+                    0 => 127,
+                    1 => 62,
+                    2 => 65,
+                    // Monday (3) to Sunday (9).
+                    d @ 3..=9 => 1 << ((d - 2) % 7),
+                    _ => return Err(Fail::bad("'scheduler_days' is out of range")),
+                }
+            }
             "max_seeding_time_enabled"
             | "max_seeding_time"
             | "max_inactive_seeding_time"
@@ -276,7 +304,11 @@ async fn set_preferences(c: &Call<'_>) -> Answer {
     let me = c.qbt.identity();
     c.h.read(move |r| {
         let s = apply(r, &me, &changes, save_path)?;
+        let schedule_changed = s.alt_schedule != r.settings.alt_schedule;
         r.settings = s;
+        if schedule_changed {
+            r.follow_schedule(crate::turtle::WeekMinute::now(), true);
+        }
         r.apply_rate_limits();
         r.mark_dirty();
         r.save();
