@@ -1,7 +1,15 @@
 //! The Transmission RPC (rpc-version 17), as Transmission 3.00 and 4.0 speak it: a JSON
 //! object `{"method", "arguments", "tag"}` in, `{"result", "arguments", "tag"}` out, where
 //! `result` is `"success"` or the error's text. Unknown methods and bad arguments get that
-//! error form; nothing here panics on what a client sends.
+//! error form; nothing here panics on what a client sends, and a `session-set` or
+//! `torrent-set` that fails changes nothing.
+//!
+//! - `args`: reading arguments (Transmission's coercions, an error naming anything else).
+//! - `session` and `session_set`: the session's settings, all or nothing.
+//! - `get`, `set`: `torrent-get` and `torrent-set` (all or nothing).
+//! - `trackers`: `trackers`, `trackerStats`, `trackerList`, and tracker edits.
+//! - `rename`: `torrent-rename-path`.
+//! - `queue`: the one place the download and seed queues plug in (refused until then).
 
 mod args;
 mod get;
