@@ -123,8 +123,12 @@ pub async fn add(h: &Handle, t: NewTorrent) -> Result<Added, String> {
         if let (Some(m), Ok(rel)) = (&p.meta, relative(&download_root, &t.download_dir)) {
             p.found = root.exists(&rel.join(&m.info.name));
         }
-        if let NewSource::Metainfo(bytes) = &t.source {
-            folder.keep_torrent(&hex, bytes)?;
+        // Its metainfo in the configuration folder (a magnet's, when its metadata is
+        // known already; else once it arrives).
+        match (&t.source, &p.meta) {
+            (NewSource::Metainfo(bytes), _) => folder.keep_torrent(&hex, bytes)?,
+            (NewSource::Magnet(_), Some(m)) => folder.keep_torrent(&hex, &m.to_torrent_bytes())?,
+            _ => {}
         }
         Ok::<_, String>((t, p))
     })
