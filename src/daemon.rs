@@ -36,6 +36,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         session: share_daemon::SessionSettings {
             dht: session_config.dht.is_some(),
             tcp: session_config.transports.tcp,
+            port_mapping: session_config.port_mapping,
             peer_limit_global: session_config.max_connections,
             max_upload_rate: session_config.max_upload_rate,
             max_download_rate: session_config.max_download_rate,

@@ -68,6 +68,8 @@ pub struct DaemonConfig {
 pub struct SessionSettings {
     pub dht: bool,
     pub tcp: bool,
+    /// UPnP / NAT-PMP / PCP port mapping.
+    pub port_mapping: bool,
     pub peer_limit_global: usize,
     /// Bytes per second, all torrents together.
     pub max_upload_rate: Option<u64>,
@@ -79,6 +81,7 @@ impl Default for SessionSettings {
         SessionSettings {
             dht: true,
             tcp: true,
+            port_mapping: false,
             peer_limit_global: 500,
             max_upload_rate: None,
             max_download_rate: None,

@@ -81,7 +81,7 @@ pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
     set("temp_path_enabled", json!(false));
     set("listen_port", json!(r.session.local_addr().port()));
     set("random_port", json!(false));
-    set("upnp", json!(false));
+    set("upnp", json!(ss.port_mapping));
     set("max_connec", json!(ss.peer_limit_global));
     set(
         "max_connec_per_torrent",

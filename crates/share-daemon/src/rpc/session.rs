@@ -67,7 +67,7 @@ pub fn values(r: &Registry, session_id: &str) -> Map<String, Value> {
         "incomplete-dir-enabled": s.incomplete_dir_enabled,
         "peer-port": r.session.local_addr().port(),
         "peer-port-random-on-start": false,
-        "port-forwarding-enabled": false,
+        "port-forwarding-enabled": r.session_settings.port_mapping,
         "encryption": encryption_word(sw.encryption),
         "dht-enabled": r.session_settings.dht,
         "pex-enabled": sw.pex,

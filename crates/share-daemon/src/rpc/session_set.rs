@@ -55,7 +55,7 @@ fn fixed(key: &str) -> Option<&'static str> {
              --listen"
         }
         "peer-port-random-on-start" => "share listens where --listen says",
-        "port-forwarding-enabled" => "the daemon maps no ports (UPnP, NAT-PMP)",
+        "port-forwarding-enabled" => "port mapping is chosen at start (--no-port-mapping)",
         "peer-limit-global" => "the connection limit is set at start (--max-connections)",
         "peer-limit-per-torrent" => "the per-torrent peer limit is set at start (--max-peers)",
         "rename-partial-files" => {
