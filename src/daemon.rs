@@ -35,14 +35,8 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         },
         session: share_daemon::SessionSettings {
             dht: session_config.dht.is_some(),
-            pex: session_config.pex,
-            lsd: session_config.lsd,
-            utp: session_config.transports.utp,
-            encryption: match session_config.encryption {
-                share_core::mse::Policy::Require => "required",
-                share_core::mse::Policy::Prefer => "preferred",
-                share_core::mse::Policy::Disable => "tolerated",
-            },
+            tcp: session_config.transports.tcp,
+            port_mapping: session_config.port_mapping,
             peer_limit_global: session_config.max_connections,
             max_upload_rate: session_config.max_upload_rate,
             max_download_rate: session_config.max_download_rate,

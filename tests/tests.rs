@@ -28,6 +28,7 @@ mod swarm;
 mod through_trackers;
 mod trackers;
 mod transfer;
+mod trpc;
 mod utp;
 mod v2;
 mod webseed;

@@ -15,6 +15,7 @@
 //!   `Host` checks and bounded bodies; the page; streaming.
 //! - [`stream`]: files served with HTTP ranges while they download.
 //! - [`watch`]: a folder whose new .torrent and .magnet files are added.
+//! - [`turtle`]: the schedule of the alternative rate limits.
 //! - [`paths`]: the only place RPC arguments become paths, kept inside the folders given.
 
 pub mod http;
@@ -26,6 +27,7 @@ pub mod registry;
 pub mod rpc;
 pub mod saved;
 pub mod stream;
+pub mod turtle;
 pub mod watch;
 mod web;
 
@@ -60,15 +62,14 @@ pub struct DaemonConfig {
     pub session: SessionSettings,
 }
 
-/// The session's settings as `session-get` reports them.
+/// How the session was started, for `session-get` (what can change while it runs, PEX,
+/// LSD, µTP and encryption, is asked of the session itself).
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
     pub dht: bool,
-    pub pex: bool,
-    pub lsd: bool,
-    pub utp: bool,
-    /// Transmission's words: `required`, `preferred` or `tolerated`.
-    pub encryption: &'static str,
+    pub tcp: bool,
+    /// UPnP / NAT-PMP / PCP port mapping.
+    pub port_mapping: bool,
     pub peer_limit_global: usize,
     /// Bytes per second, all torrents together.
     pub max_upload_rate: Option<u64>,
@@ -79,10 +80,8 @@ impl Default for SessionSettings {
     fn default() -> Self {
         SessionSettings {
             dht: true,
-            pex: true,
-            lsd: true,
-            utp: true,
-            encryption: "preferred",
+            tcp: true,
+            port_mapping: false,
             peer_limit_global: 500,
             max_upload_rate: None,
             max_download_rate: None,

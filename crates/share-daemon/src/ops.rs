@@ -63,10 +63,7 @@ pub async fn fetch_url(h: &Handle, url: &str) -> Result<NewSource, String> {
     if !resp.status().is_success() {
         return Err(format!("fetching {url}: HTTP {}", resp.status()));
     }
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_TORRENT_FILE)
-    {
+    if resp.content_length().is_some_and(|n| n > MAX_TORRENT_FILE) {
         return Err(format!("{url}: larger than {MAX_TORRENT_FILE} bytes"));
     }
     let mut resp = resp;
@@ -116,14 +113,22 @@ pub async fn read_local(path: PathBuf) -> Result<NewSource, String> {
 /// records it and starts it.
 pub async fn add(h: &Handle, t: NewTorrent) -> Result<Added, String> {
     let (state_dir, folder) = (h.state_dir.clone(), h.folder.clone());
+    let (root, download_root) = (h.root.clone(), h.download_root.clone());
     let (t, parsed) = tokio::task::spawn_blocking(move || {
         let mut p = t.source.parse()?;
         let hex = p.hash.to_hex();
         if p.meta.is_none() {
             p.meta = engine_metadata(&state_dir, &hex);
         }
-        if let NewSource::Metainfo(bytes) = &t.source {
-            folder.keep_torrent(&hex, bytes)?;
+        if let (Some(m), Ok(rel)) = (&p.meta, relative(&download_root, &t.download_dir)) {
+            p.found = root.exists(&rel.join(&m.info.name));
+        }
+        // Its metainfo in the configuration folder (a magnet's, when its metadata is
+        // known already; else once it arrives).
+        match (&t.source, &p.meta) {
+            (NewSource::Metainfo(bytes), _) => folder.keep_torrent(&hex, bytes)?,
+            (NewSource::Magnet(_), Some(m)) => folder.keep_torrent(&hex, &m.to_torrent_bytes())?,
+            _ => {}
         }
         Ok::<_, String>((t, p))
     })
@@ -267,6 +272,86 @@ pub async fn set_location(
     .await
     .map_err(|e| e.to_string())?;
     moved
+}
+
+/// Renames a file or folder of a torrent (`torrent-rename-path`): worked out on its
+/// metainfo, then its task is stopped, the data renamed beneath the download folder (when
+/// it is on disk), the new names kept, and the task started again with them.
+pub async fn rename_path(h: &Handle, id: u32, path: &str, name: &str) -> Result<(), String> {
+    let (path, name) = (path.to_owned(), name.to_owned());
+    let planned = h
+        .read(move |r| {
+            let e = r
+                .entries
+                .get(&id)
+                .ok_or_else(|| format!("no torrent {id}"))?;
+            let meta = e
+                .meta
+                .as_ref()
+                .ok_or("its metadata is not here yet: nothing to rename")?;
+            let plan = crate::rpc::rename_plan(meta, &e.saved.renames, &path, &name)?;
+            Ok::<_, String>((plan, e.saved.download_dir.clone()))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+    let (plan, dir) = planned;
+    let rel = relative(&h.download_root, &dir)?;
+    let taken = h
+        .read(move |r| r.take_handle(id, "renaming"))
+        .await
+        .map_err(|e| e.to_string())??;
+    if let Some(handle) = taken {
+        stop_task(&h.session, handle).await;
+    }
+    let root = h.root.clone();
+    let (from, to) = (rel.join(&plan.from), rel.join(&plan.to));
+    let renamed = tokio::task::spawn_blocking(move || {
+        if root.exists(&from) {
+            root.rename(&from, &root, &to).map_err(|e| e.to_string())
+        } else if root.exists(&to) {
+            Err(format!("{}: it exists already", to.display()))
+        } else {
+            // Nothing on disk yet: the new name is used when the file is made.
+            Ok(())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    let renames = renamed.is_ok().then_some(plan.renames);
+    h.call(move |r| {
+        Box::pin(async move {
+            if let Some(renames) = renames {
+                r.set_renames(id, renames);
+            }
+            r.rerun(id).await
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    renamed
+}
+
+/// Moves a torrent that completed in the incomplete folder to its own folder (where it
+/// keeps seeding); a failure is shown as the torrent's error, and not tried again this run.
+pub async fn finish(h: &Handle, id: u32) {
+    let to = h
+        .read(move |r| r.entries.get(&id).and_then(|e| e.saved.final_dir.clone()))
+        .await
+        .ok()
+        .flatten();
+    let Some(to) = to else {
+        return;
+    };
+    if let Err(e) = set_location(h, id, to, true).await {
+        tracing::warn!(id, error = %e, "could not move a completed torrent to its folder");
+        let _ = h
+            .read(move |r| {
+                if let Some(entry) = r.entries.get_mut(&id) {
+                    entry.error = Some(format!("moving it to its folder: {e}"));
+                }
+            })
+            .await;
+    }
 }
 
 /// A running torrent's details, asked of its task (none if it does not answer in time).

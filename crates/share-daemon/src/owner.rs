@@ -103,6 +103,7 @@ pub fn spawn(
         folder: registry.folder().clone(),
         http: registry.http.clone(),
     };
+    let me = handle.clone();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut n: u64 = 0;
@@ -117,7 +118,11 @@ pub fn spawn(
                 }
                 _ = tick.tick() => {
                     n += 1;
-                    registry.tick();
+                    for id in registry.tick() {
+                        // Out of the incomplete folder: a move, in a task of its own.
+                        let h = me.clone();
+                        tokio::spawn(async move { crate::ops::finish(&h, id).await });
+                    }
                     if n.is_multiple_of(30) {
                         registry.mark_dirty();
                     }

@@ -52,10 +52,18 @@ pub struct Entry {
     /// What is being done to it outside the registry (stopping, moving, checking), if
     /// anything: other changes wait until it is done.
     pub busy: Option<&'static str>,
+    /// Its move out of the incomplete folder has been started (tried once a run).
+    pub finishing: bool,
 }
 
 impl Entry {
-    fn new(saved: SavedTorrent, meta: Option<Metainfo>, magnet: Option<Magnet>) -> Entry {
+    fn new(saved: SavedTorrent, mut meta: Option<Metainfo>, mut magnet: Option<Magnet>) -> Entry {
+        if let Some(m) = &mut meta {
+            saved.apply(m);
+        }
+        if let Some(m) = &mut magnet {
+            saved.apply_magnet(m);
+        }
         Entry {
             saved,
             meta,
@@ -68,6 +76,7 @@ impl Entry {
             secs_seeding: 0,
             started: unix_now(),
             busy: None,
+            finishing: false,
         }
     }
 
@@ -97,13 +106,27 @@ impl Entry {
         }
     }
 
-    /// Takes the metainfo its running task has (a magnet's, once its metadata arrived).
-    pub fn sync_meta(&mut self) {
+    /// Takes the metainfo its running task has (a magnet's, once its metadata arrived):
+    /// true when it is new.
+    pub fn sync_meta(&mut self) -> bool {
         if self.meta.is_none() {
             if let Some(m) = self.handle.as_ref().and_then(|h| h.metainfo()) {
-                self.meta = Some((*m).clone());
+                let mut m = (*m).clone();
+                self.saved.apply(&mut m);
+                self.meta = Some(m);
+                return true;
             }
         }
+        false
+    }
+
+    /// The folder it belongs in: where it goes once complete, while it downloads into the
+    /// incomplete folder; else where it is.
+    pub fn download_dir(&self) -> &Path {
+        self.saved
+            .final_dir
+            .as_deref()
+            .unwrap_or(&self.saved.download_dir)
     }
 
     /// Whether `hex` (40 or 64 hex digits, any case) names this torrent.
@@ -284,6 +307,9 @@ pub struct Parsed {
     /// Known at once for a .torrent; for a magnet, when the engine kept its metadata.
     pub meta: Option<Metainfo>,
     pub magnet: Option<Magnet>,
+    /// Its content is in its folder already: it stays there rather than going through
+    /// the incomplete folder.
+    pub found: bool,
 }
 
 impl NewSource {
@@ -297,6 +323,7 @@ impl NewSource {
                     hash: m.info_hash,
                     meta: Some(m),
                     magnet: None,
+                    found: false,
                 })
             }
             NewSource::Magnet(link) => {
@@ -305,6 +332,7 @@ impl NewSource {
                     hash: m.info_hash,
                     meta: None,
                     magnet: Some(m),
+                    found: false,
                 })
             }
         }
@@ -339,15 +367,14 @@ pub struct Registry {
     /// The qBittorrent API's categories, and its tags besides those torrents carry.
     pub categories: BTreeMap<String, SavedCategory>,
     pub tags: BTreeSet<String>,
+    /// Whether the alternative limits' schedule was due at the last look (`None`: not
+    /// looked at since it last changed): the limits switch when this changes.
+    schedule_due: Option<bool>,
 }
 
 impl Registry {
     /// Brings back the torrents of the last run.
-    pub async fn restore(
-        session: Session,
-        config: &DaemonConfig,
-        root: Arc<Root>,
-    ) -> Registry {
+    pub async fn restore(session: Session, config: &DaemonConfig, root: Arc<Root>) -> Registry {
         let folder = Folder::new(&config.state_dir);
         let (list, warning) = folder.load();
         let mut r = Registry {
@@ -372,6 +399,7 @@ impl Registry {
             removed_down: 0,
             categories: list.categories.clone(),
             tags: list.tags.clone(),
+            schedule_due: None,
         };
         let cli = &r.session_settings;
         if cli.max_upload_rate.is_some() || cli.max_download_rate.is_some() {
@@ -391,6 +419,12 @@ impl Registry {
                 .and_then(|b| Metainfo::from_bytes(&b).ok())
                 .or_else(|| r.engine_metadata(&saved.hash));
             let magnet = saved.magnet.as_deref().and_then(|m| Magnet::parse(m).ok());
+            if let Some(m) = meta
+                .as_ref()
+                .filter(|_| !r.folder.torrent_path(&saved.hash).exists())
+            {
+                r.keep_metainfo(&saved.hash, m);
+            }
             if meta.is_none() && magnet.is_none() {
                 r.warnings.push(format!(
                     "torrent {} lost its metainfo; it is dropped from the list",
@@ -427,6 +461,46 @@ impl Registry {
             self.normal_limits()
         };
         self.session.set_rate_limits(l.up, l.down);
+    }
+
+    /// Switches the alternative limits when their schedule says so: when it becomes due or
+    /// stops being due, or at once when the schedule was just changed (`poked`), as
+    /// Transmission does. A switch made by hand in between holds until the next edge.
+    pub fn follow_schedule(&mut self, now: crate::turtle::WeekMinute, poked: bool) {
+        let sched = self.settings.alt_schedule;
+        if poked {
+            self.schedule_due = None;
+        }
+        if !sched.enabled {
+            return;
+        }
+        let due = sched.due(now);
+        if self.schedule_due != Some(due) {
+            self.schedule_due = Some(due);
+            if self.settings.alt_mode != due {
+                tracing::info!(
+                    on = due,
+                    "the alternative rate limits follow their schedule"
+                );
+                self.settings.alt_mode = due;
+                self.apply_rate_limits();
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Transmission's configuration folder: each torrent's metainfo is kept in it as
+    /// `torrents/<hash>.torrent`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.folder.root().to_path_buf()
+    }
+
+    /// Where incomplete torrents go when that is enabled.
+    pub fn incomplete_dir(&self) -> PathBuf {
+        self.settings
+            .incomplete_dir
+            .clone()
+            .unwrap_or_else(|| self.download_root.clone())
     }
 
     /// The default folder for new torrents.
@@ -524,9 +598,44 @@ impl Registry {
     /// Every entry takes the metainfo its task has: what the RPC shows is then consistent
     /// from the moment a magnet's metadata arrives.
     pub fn sync_meta(&mut self) {
-        for e in self.entries.values_mut() {
-            e.sync_meta();
+        let ids: Vec<u32> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.meta.is_none() && e.handle.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.take_meta(id);
         }
+    }
+
+    /// Takes a magnet's metainfo from its task once it is there, and keeps it in the
+    /// configuration folder as `torrents/<hash>.torrent`.
+    fn take_meta(&mut self, id: u32) {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if e.sync_meta() {
+            let (hash, bytes) = match &e.meta {
+                Some(m) => (e.saved.hash.clone(), m.to_torrent_bytes()),
+                None => return,
+            };
+            self.keep_bytes(hash, bytes);
+        }
+    }
+
+    /// Writes a torrent's metainfo to the configuration folder, off the registry's task.
+    fn keep_metainfo(&self, hash: &str, meta: &Metainfo) {
+        self.keep_bytes(hash.to_owned(), meta.to_torrent_bytes());
+    }
+
+    fn keep_bytes(&self, hash: String, bytes: Vec<u8>) {
+        let folder = self.folder.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = folder.keep_torrent(&hash, &bytes) {
+                tracing::warn!(%hash, error = %e, "could not keep the metainfo");
+            }
+        });
     }
 
     pub fn find_hash(&self, hash: &InfoHash) -> Option<u32> {
@@ -545,7 +654,12 @@ impl Registry {
     /// Adds a torrent whose source was read and checked by the caller (`ops::add`, which
     /// also keeps its .torrent file and finds a magnet's metadata on disk).
     pub async fn add(&mut self, t: NewTorrent, p: Parsed) -> Result<Added, String> {
-        let Parsed { hash, meta, magnet } = p;
+        let Parsed {
+            hash,
+            meta,
+            magnet,
+            found,
+        } = p;
         if let Some(id) = self.find_hash(&hash) {
             let e = &self.entries[&id];
             return Ok(Added::Duplicate {
@@ -564,7 +678,13 @@ impl Registry {
         let id = self.next_id;
         self.next_id += 1;
         let o = t.options;
-        let mut saved = SavedTorrent::new(id, hex.clone(), t.download_dir);
+        let mut saved = SavedTorrent::new(id, hex.clone(), t.download_dir.clone());
+        // Through the incomplete folder, when that is on, unless its data is here already.
+        let incomplete = self.incomplete_dir();
+        if self.settings.incomplete_dir_enabled && !found && incomplete != t.download_dir {
+            saved.download_dir = incomplete;
+            saved.final_dir = Some(t.download_dir);
+        }
         saved.magnet = match &t.source {
             NewSource::Magnet(l) => Some(l.clone()),
             NewSource::Metainfo(_) => None,
@@ -574,6 +694,16 @@ impl Registry {
         saved.wanted = wanted;
         saved.priorities = priorities;
         saved.seed_ratio_limit = self.settings.seed_ratio_limit;
+        // Transmission starts a torrent's limit values from the session's.
+        let normal = self.normal_limits();
+        saved.speed_kb = crate::saved::KbLimits {
+            down: normal
+                .down
+                .map_or(self.settings.speed_limit_kb.down, |b| b / 1000),
+            up: normal
+                .up
+                .map_or(self.settings.speed_limit_kb.up, |b| b / 1000),
+        };
         saved.seed_idle_limit = self.settings.idle_seeding_limit;
         if let Some((mode, limit)) = o.seed_ratio {
             (saved.seed_ratio_mode, saved.seed_ratio_limit) = (mode, limit);
@@ -592,11 +722,7 @@ impl Registry {
         saved.category = o.category;
         self.tags.extend(t.labels.iter().cloned());
         saved.labels = t.labels;
-        let mut e = Entry::new(
-            saved,
-            meta,
-            magnet,
-        );
+        let mut e = Entry::new(saved, meta, magnet);
         self.run(&mut e).await;
         let name = e.name();
         let shown = e.hash_string();
@@ -681,10 +807,48 @@ impl Registry {
         Some((rel, e.meta.clone()))
     }
 
-    /// A torrent's folder is now `dir`.
+    /// A torrent's files and folders have new names (`torrent-rename-path`): kept, and put
+    /// into its metainfo.
+    pub fn set_renames(&mut self, id: u32, renames: crate::saved::Renames) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            if let Some(m) = &mut e.meta {
+                renames.apply(m);
+            }
+            e.saved.renames = renames;
+            self.dirty = true;
+        }
+    }
+
+    /// A torrent announces to `tiers` from now on: kept, put into its metainfo (and the copy
+    /// in the configuration folder) or magnet link, and told to its task.
+    pub fn set_trackers(&mut self, id: u32, tiers: Vec<Vec<String>>) {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        e.saved.trackers = Some(tiers.clone());
+        if let Some(m) = &mut e.magnet {
+            e.saved.apply_magnet(m);
+        }
+        let kept = e.meta.as_mut().map(|m| {
+            m.trackers = tiers.clone();
+            (e.saved.hash.clone(), m.to_torrent_bytes())
+        });
+        if let Some(h) = &e.handle {
+            h.send(TorrentCommand::SetTrackers(tiers));
+        }
+        if let Some((hash, bytes)) = kept {
+            self.keep_bytes(hash, bytes);
+        }
+        self.dirty = true;
+    }
+
+    /// A torrent's folder is now `dir` (where it was told to go: no longer somewhere else
+    /// once complete).
     pub fn set_dir(&mut self, id: u32, dir: PathBuf) {
         if let Some(e) = self.entries.get_mut(&id) {
             e.saved.download_dir = dir;
+            e.saved.final_dir = None;
+            e.finishing = false;
             self.dirty = true;
         }
     }
@@ -755,8 +919,12 @@ impl Registry {
         self.dirty = false;
     }
 
-    /// Once a second: metadata that arrived, completion dates, errors, seeding goals.
-    pub fn tick(&mut self) {
+    /// Once a second: metadata that arrived, completion dates, errors, seeding goals, the
+    /// alternative limits' schedule. Returns the torrents that just completed in the
+    /// incomplete folder, for the caller to move to their folder (`ops::finish`).
+    pub fn tick(&mut self) -> Vec<u32> {
+        self.follow_schedule(crate::turtle::WeekMinute::now(), false);
+        let mut finished = Vec::new();
         let now = Instant::now();
         let hashes: Vec<u32> = self.entries.keys().copied().collect();
         for id in hashes {
@@ -808,8 +976,13 @@ impl Registry {
                 }
             }
             if want_meta {
-                if let Some(e) = self.entries.get_mut(&id) {
-                    e.sync_meta();
+                self.take_meta(id);
+            }
+            if let Some(e) = self.entries.get_mut(&id) {
+                let complete = e.state() == Some(State::Seeding);
+                if complete && e.saved.final_dir.is_some() && e.busy.is_none() && !e.finishing {
+                    e.finishing = true;
+                    finished.push(id);
                 }
             }
             if stop {
@@ -819,6 +992,7 @@ impl Registry {
                 }
             }
         }
+        finished
     }
 
     /// Stops every torrent and writes the list as it is then (here, at the end: nothing

@@ -75,6 +75,66 @@ pub struct SavedTorrent {
     pub seconds_seeding: u64,
     #[serde(default)]
     pub seconds_active: u64,
+    /// Transmission's `downloadLimit`/`uploadLimit` in kB/s, kept while the limit is off
+    /// (the limits in force are `up_limit` and `down_limit`).
+    #[serde(default)]
+    pub speed_kb: KbLimits,
+    /// Where it goes once complete, while it downloads into the incomplete folder.
+    #[serde(default)]
+    pub final_dir: Option<PathBuf>,
+    /// Files and folders renamed with `torrent-rename-path`, applied to its metainfo
+    /// whenever that is read (the info-hash stays that of the original).
+    #[serde(default, skip_serializing_if = "Renames::is_empty")]
+    pub renames: Renames,
+    /// Its trackers by tier as last set through `torrent-set` (`None`: its metainfo's or
+    /// magnet link's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trackers: Option<Vec<Vec<String>>>,
+}
+
+impl SavedTorrent {
+    /// Puts what was changed of the torrent (names, trackers) into its metainfo.
+    pub fn apply(&self, meta: &mut share_core::Metainfo) {
+        self.renames.apply(meta);
+        if let Some(t) = &self.trackers {
+            meta.trackers = t.clone();
+        }
+    }
+
+    /// Puts its trackers into its magnet link (a tier each, as a magnet has them).
+    pub fn apply_magnet(&self, magnet: &mut share_core::Magnet) {
+        if let Some(t) = &self.trackers {
+            magnet.trackers = t.iter().flatten().cloned().collect();
+        }
+    }
+}
+
+/// A torrent's names as renamed on disk: its content's name, and the paths of the files
+/// whose path changed (by index among all files, padding included).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Renames {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<usize, Vec<String>>,
+}
+
+impl Renames {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.files.is_empty()
+    }
+
+    /// Puts the new names into `meta` (a file index beyond its files is ignored).
+    pub fn apply(&self, meta: &mut share_core::Metainfo) {
+        if let Some(n) = &self.name {
+            meta.info.name = n.clone();
+        }
+        for (i, path) in &self.files {
+            if let Some(f) = meta.info.files.get_mut(*i) {
+                f.path = path.clone();
+            }
+        }
+    }
 }
 
 fn minus_two() -> i64 {
@@ -115,6 +175,10 @@ impl SavedTorrent {
             seeding_time_limit: -2,
             seconds_seeding: 0,
             seconds_active: 0,
+            speed_kb: KbLimits::default(),
+            final_dir: None,
+            renames: Renames::default(),
+            trackers: None,
         }
     }
 }
@@ -151,6 +215,33 @@ pub struct SavedSession {
     /// New torrents are added stopped.
     #[serde(default)]
     pub add_stopped: bool,
+    /// Transmission's `speed-limit-up`/`-down` in kB/s (1000 bytes), kept while their limit
+    /// is off; the limits in force are `rate_limits`.
+    #[serde(default)]
+    pub speed_limit_kb: KbLimits,
+    /// When the alternative limits switch on and off by themselves.
+    #[serde(default)]
+    pub alt_schedule: crate::turtle::Schedule,
+    /// Where torrents download until they are complete, when enabled (then they move to
+    /// their folder).
+    #[serde(default)]
+    pub incomplete_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub incomplete_dir_enabled: bool,
+}
+
+/// Rates in kB/s (1000 bytes), as Transmission shows them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct KbLimits {
+    pub up: u64,
+    pub down: u64,
+}
+
+impl Default for KbLimits {
+    /// Transmission's.
+    fn default() -> Self {
+        KbLimits { up: 100, down: 100 }
+    }
 }
 
 /// Upload and download limits in bytes per second.
@@ -173,6 +264,10 @@ impl Default for SavedSession {
             alt_limits: RateLimits::default(),
             alt_mode: false,
             add_stopped: false,
+            speed_limit_kb: KbLimits::default(),
+            alt_schedule: crate::turtle::Schedule::default(),
+            incomplete_dir: None,
+            incomplete_dir_enabled: false,
         }
     }
 }
@@ -202,6 +297,11 @@ impl Folder {
         Folder {
             root: state_dir.join("daemon"),
         }
+    }
+
+    /// The folder itself (Transmission's `config-dir`).
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     fn list_path(&self) -> PathBuf {
@@ -268,7 +368,8 @@ impl Folder {
             .collect();
         names.sort();
         for hash in names {
-            list.torrents.push(SavedTorrent::new(list.next_id, hash, PathBuf::new()));
+            list.torrents
+                .push(SavedTorrent::new(list.next_id, hash, PathBuf::new()));
             list.next_id += 1;
         }
         list
@@ -310,7 +411,8 @@ mod tests {
         let mut list = f.rebuild();
         list.torrents[0].labels = vec!["tv".into()];
         list.torrents[0].category = "shows".into();
-        list.categories.insert("shows".into(), SavedCategory::default());
+        list.categories
+            .insert("shows".into(), SavedCategory::default());
         list.tags.insert("tv".into());
         f.save(&list).unwrap();
         assert_eq!(f.load(), (list.clone(), None));

@@ -39,7 +39,8 @@ pub async fn scan(h: &Handle, dir: &Path, seen: &mut Seen) {
             Err(_) => return,
         }
     };
-    let Ok(download_dir) = h.read(|r| r.default_dir()).await else {
+    let Ok((download_dir, paused)) = h.read(|r| (r.default_dir(), r.settings.add_stopped)).await
+    else {
         return;
     };
     for path in todo {
@@ -49,7 +50,7 @@ pub async fn scan(h: &Handle, dir: &Path, seen: &mut Seen) {
                 let t = NewTorrent {
                     source,
                     download_dir: download_dir.clone(),
-                    paused: false,
+                    paused,
                     labels: Vec::new(),
                     files: Default::default(),
                     options: Default::default(),

@@ -24,6 +24,7 @@ mod serve;
 mod session;
 mod torrent;
 mod tracker;
+mod tracker_board;
 pub mod transport;
 mod udp;
 mod uploads;
@@ -39,11 +40,12 @@ pub use tokio_util::sync::CancellationToken;
 pub use limit::RateLimiter;
 pub use peer::{CloseReason, PeerStream};
 pub use serve::TrackerServer;
-pub use session::{Session, SessionConfig, TorrentHandle, Transports};
+pub use session::{Session, SessionConfig, SwitchError, Switches, TorrentHandle, Transports};
 pub use share_core::tracker::registry::Limits as TrackerLimits;
 pub use share_core::tracker::ScrapeCounts;
 pub use torrent::{FileInfo, Outcome, PeerInfo, Status, TorrentCommand};
 pub use tracker::scrape;
+pub use tracker_board::{TrackerBoard, TrackerStatus};
 
 use share_core::{Magnet, Metainfo};
 
@@ -227,6 +229,8 @@ pub struct Stats {
     pub rate_web: AtomicU64,
     /// What the torrent is doing ([`State`] as a number).
     pub state: std::sync::atomic::AtomicU8,
+    /// Each tracker: its last announce and the next.
+    pub trackers: TrackerBoard,
 }
 
 /// What a torrent is doing.

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::tracker_board::TrackerStatus;
 use crate::{Notice, PeerSource, Stats};
 
 /// Largest tracker reply read over HTTP.
@@ -88,6 +89,11 @@ pub struct Client {
     key: u32,
     /// Seconds to wait for the UDP replies of the first try (BEP 15: 15 s); tests may lower it.
     udp_first_wait: u64,
+    /// Tells the torrent's tracker board how each announce went (one client per torrent
+    /// does: a hybrid has one per hash, announcing to the same trackers); its writer's
+    /// ticket once it runs.
+    report: bool,
+    ticket: u64,
 }
 
 impl Client {
@@ -111,12 +117,78 @@ impl Client {
             tracker_id: None,
             key: rand::random(),
             udp_first_wait: 15,
+            report: false,
+            ticket: 0,
+        }
+    }
+
+    /// This client keeps the torrent's tracker board (`Stats::trackers`).
+    pub fn reporting(mut self) -> Client {
+        self.report = true;
+        self
+    }
+
+    /// Every tracker on the board, the first in line marked in use until a round says more.
+    fn board_start(&mut self) {
+        if !self.report {
+            return;
+        }
+        self.ticket = self.stats.trackers.claim();
+        for (t, urls) in self.tiers.iter().enumerate() {
+            for url in urls {
+                self.stats.trackers.with(self.ticket, url, t, |_| {});
+            }
+        }
+        if !self.stats.trackers.get().iter().any(|s| s.in_use) {
+            if let Some(first) = self.tiers.first().and_then(|t| t.first()) {
+                self.stats
+                    .trackers
+                    .with(self.ticket, first, 0, |s| s.in_use = true);
+            }
+        }
+    }
+
+    /// The client has stopped: nothing is planned.
+    fn board_stop(&self) {
+        if self.report {
+            self.stats.trackers.update(self.ticket, |l| {
+                for s in l {
+                    s.announcing = false;
+                    s.next_announce = 0;
+                }
+            });
+        }
+    }
+
+    /// The next round is in `wait` seconds, at the trackers of the last one.
+    fn board_next(&self, wait: u64) {
+        if self.report {
+            let at = crate::tracker_board::unix_now() + wait as i64;
+            self.stats.trackers.update(self.ticket, |l| {
+                for s in l.iter_mut().filter(|s| s.in_use) {
+                    s.next_announce = at;
+                }
+            });
         }
     }
 
     /// Runs until `stop`: announces, forwards peers, re-announces; `stopped` at the end.
     pub async fn run(
         mut self,
+        peers: mpsc::Sender<(PeerSource, Vec<SocketAddr>)>,
+        complete: watch::Receiver<bool>,
+        need_peers: Arc<Notify>,
+        stop: CancellationToken,
+        notices: mpsc::Sender<Notice>,
+    ) {
+        self.board_start();
+        self.rounds(peers, complete, need_peers, stop, notices)
+            .await;
+        self.board_stop();
+    }
+
+    async fn rounds(
+        &mut self,
         peers: mpsc::Sender<(PeerSource, Vec<SocketAddr>)>,
         mut complete: watch::Receiver<bool>,
         need_peers: Arc<Notify>,
@@ -155,6 +227,7 @@ impl Client {
                     }
                 },
             };
+            self.board_next(wait);
             let sleep = tokio::time::sleep(Duration::from_secs(wait));
             tokio::pin!(sleep);
             // With no peers at all, ask again early, but not more often than every
@@ -213,10 +286,31 @@ impl Client {
             tracker_id: self.tracker_id.clone(),
         };
         let mut errors = Vec::new();
+        let (report, ticket) = (self.report, self.ticket);
+        if report {
+            self.stats.trackers.update(ticket, |l| {
+                for s in l {
+                    s.in_use = false;
+                }
+            });
+        }
         for t in 0..self.tiers.len() {
             for i in 0..self.tiers[t].len() {
                 let url = self.tiers[t][i].clone();
-                match self.announce_to(&url, &a).await {
+                if report {
+                    self.stats.trackers.with(ticket, &url, t, |s| {
+                        s.in_use = true;
+                        s.announcing = true;
+                        s.last_announce_start = crate::tracker_board::unix_now();
+                    });
+                }
+                let result = self.announce_to(&url, &a).await;
+                if report {
+                    self.stats
+                        .trackers
+                        .with(ticket, &url, t, |s| record(s, &result));
+                }
+                match result {
                     Ok(reply) => {
                         if reply.tracker_id.is_some() {
                             self.tracker_id = reply.tracker_id.clone();
@@ -280,6 +374,31 @@ impl Client {
     }
 }
 
+/// What one announce to a tracker gave, on its board entry.
+fn record(s: &mut TrackerStatus, result: &Result<AnnounceReply, String>) {
+    s.announcing = false;
+    s.last_announce = crate::tracker_board::unix_now();
+    match result {
+        Ok(reply) => {
+            s.last_result = "Success".into();
+            s.last_succeeded = true;
+            s.last_timed_out = false;
+            s.last_peer_count = reply.peers.len() as u32;
+            s.seeders = reply.seeders;
+            s.leechers = reply.leechers;
+        }
+        Err(e) => {
+            s.last_result = e.clone();
+            s.last_succeeded = false;
+            s.last_timed_out = e == NO_REPLY || e.contains("timed out");
+            s.last_peer_count = 0;
+        }
+    }
+}
+
+/// What a UDP exchange that never got an answer says.
+const NO_REPLY: &str = "no reply";
+
 /// Sends `req` and waits for the reply with the same transaction id, retrying on the BEP 15
 /// schedule (`first_wait` seconds, then twice that, ...). A tracker's error packet is an error.
 async fn udp_exchange(
@@ -315,7 +434,7 @@ async fn udp_exchange(
             }
         }
     }
-    Err("no reply".into())
+    Err(NO_REPLY.into())
 }
 
 /// GET `url`; the body, read up to `MAX_BODY` bytes.

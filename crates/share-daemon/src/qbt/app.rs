@@ -5,7 +5,8 @@
 //! default folder, rate limits (and the alternative ones), seeding limits, stopped adds,
 //! DHT/PEX/LSD, encryption, the listen port, connection and upload slot limits, queueing
 //! (off). `setPreferences` changes what share can change (the folder, limits, seeding
-//! goals, stopped adds); a key whose value it cannot change is accepted only if the value
+//! goals, stopped adds, the alternative limits' schedule, shared with the Transmission
+//! RPC's `alt-speed-time-*`); a key whose value it cannot change is accepted only if the value
 //! is the one it already has; anything else is a 400 naming the keys, and then nothing
 //! changes.
 
@@ -59,8 +60,10 @@ pub struct Identity {
     pub user: Option<String>,
 }
 
+/// A limit in qBittorrent's terms (0: none; a limit of 0 in force shows as 1 byte/s,
+/// which is what it lets through).
 fn limit(v: Option<u64>) -> u64 {
-    v.unwrap_or(0)
+    v.map_or(0, |b| b.max(1))
 }
 
 /// The preferences as share has them.
@@ -78,7 +81,7 @@ pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
     set("temp_path_enabled", json!(false));
     set("listen_port", json!(r.session.local_addr().port()));
     set("random_port", json!(false));
-    set("upnp", json!(false));
+    set("upnp", json!(ss.port_mapping));
     set("max_connec", json!(ss.peer_limit_global));
     set(
         "max_connec_per_torrent",
@@ -93,15 +96,37 @@ pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
     set("up_limit", json!(limit(normal.up)));
     set("alt_dl_limit", json!(limit(s.alt_limits.down)));
     set("alt_up_limit", json!(limit(s.alt_limits.up)));
-    set("scheduler_enabled", json!(false));
-    set("bittorrent_protocol", json!(if ss.utp { 0 } else { 1 }));
+    // The alternative limits' schedule (set through the Transmission RPC).
+    let sched = s.alt_schedule;
+    set("scheduler_enabled", json!(sched.enabled));
+    set("schedule_from_hour", json!(sched.begin / 60 % 24));
+    set("schedule_from_min", json!(sched.begin % 60));
+    set("schedule_to_hour", json!(sched.end / 60 % 24));
+    set("schedule_to_min", json!(sched.end % 60));
+    // qBittorrent's days: every day, weekdays, weekends, or one day from Monday (3).
+    let days = match sched.days {
+        62 => Some(1),
+        65 => Some(2),
+        d if d.count_ones() == 1 => Some((d.trailing_zeros() + 6) % 7 + 3),
+        _ => None,
+    };
+    set("scheduler_days", json!(days.unwrap_or(0)));
+    let sw = r.session.switches();
+    set(
+        "bittorrent_protocol",
+        json!(match (ss.tcp, sw.utp) {
+            (true, true) => 0,
+            (true, false) => 1,
+            _ => 2,
+        }),
+    );
     set("dht", json!(ss.dht));
-    set("pex", json!(ss.pex));
-    set("lsd", json!(ss.lsd));
-    let enc = match ss.encryption {
-        "required" => 1,
-        "tolerated" => 2,
-        _ => 0,
+    set("pex", json!(sw.pex));
+    set("lsd", json!(sw.lsd));
+    let enc = match sw.encryption {
+        share_engine::transport::Policy::Require => 1,
+        share_engine::transport::Policy::Disable => 2,
+        share_engine::transport::Policy::Prefer => 0,
     };
     set("encryption", json!(enc));
     set("queueing_enabled", json!(false));
@@ -178,6 +203,33 @@ fn apply(
             "add_stopped_enabled" | "start_paused_enabled" => s.add_stopped = as_bool(k, v)?,
             "max_ratio_enabled" => s.seed_ratio_limited = as_bool(k, v)?,
             "max_inactive_seeding_time_enabled" => s.idle_seeding_limit_enabled = as_bool(k, v)?,
+            // The alternative limits' schedule, which the Transmission RPC sets too.
+            "scheduler_enabled" => s.alt_schedule.enabled = as_bool(k, v)?,
+            "schedule_from_hour" | "schedule_from_min" | "schedule_to_hour" | "schedule_to_min" => {
+                let sched = &mut s.alt_schedule;
+                let n = as_int(k, v)?;
+                let hour_part = k.ends_with("hour");
+                if !(0..if hour_part { 24 } else { 60 }).contains(&n) {
+                    return Err(Fail::bad(&format!("'{k}' is out of range")));
+                }
+                let minute = if k.starts_with("schedule_from") {
+                    &mut sched.begin
+                } else {
+                    &mut sched.end
+                };
+                let (h, m) = (*minute / 60 % 24, *minute % 60);
+                *minute = if hour_part { n as u16 * 60 + m } else { h * 60 + n as u16 };
+            }
+            "scheduler_days" => {
+                s.alt_schedule.days = match as_int(k, v)? {
+                    0 => 127,
+                    1 => 62,
+                    2 => 65,
+                    // Monday (3) to Sunday (9).
+                    d @ 3..=9 => 1 << ((d - 2) % 7),
+                    _ => return Err(Fail::bad("'scheduler_days' is out of range")),
+                }
+            }
             "max_seeding_time_enabled"
             | "max_seeding_time"
             | "max_inactive_seeding_time"
@@ -252,7 +304,11 @@ async fn set_preferences(c: &Call<'_>) -> Answer {
     let me = c.qbt.identity();
     c.h.read(move |r| {
         let s = apply(r, &me, &changes, save_path)?;
+        let schedule_changed = s.alt_schedule != r.settings.alt_schedule;
         r.settings = s;
+        if schedule_changed {
+            r.follow_schedule(crate::turtle::WeekMinute::now(), true);
+        }
         r.apply_rate_limits();
         r.mark_dirty();
         r.save();

@@ -368,13 +368,14 @@ async fn trackers(c: &Call<'_>) -> Answer {
             let v = View { r, e, st: None };
             let private = e.meta.as_ref().is_some_and(|m| m.info.private);
             let s = &r.session_settings;
+            let sw = r.session.switches();
             let running = e.handle.is_some() && !e.saved.paused;
             let learned = |src| e.stats().map_or(0, |s| s.learned_from(src));
             let mut rows = Vec::new();
             for (url, on, src) in [
                 ("** [DHT] **", s.dht, share_engine::PeerSource::Dht),
-                ("** [PeX] **", s.pex, share_engine::PeerSource::Pex),
-                ("** [LSD] **", s.lsd, share_engine::PeerSource::Lsd),
+                ("** [PeX] **", sw.pex, share_engine::PeerSource::Pex),
+                ("** [LSD] **", sw.lsd, share_engine::PeerSource::Lsd),
             ] {
                 rows.push(json!({
                     "url": url, "tier": -1,

@@ -7,7 +7,7 @@ use share_engine::State;
 
 use std::collections::HashMap;
 
-use super::{ids, Args, RpcError, RpcResult};
+use super::{ids, trackers, Args, RpcError, RpcResult};
 use crate::ops;
 use crate::owner::Handle;
 use crate::registry::{unix_now, Entry, Registry};
@@ -68,10 +68,14 @@ pub async fn torrent_get(h: &Handle, args: Args) -> RpcResult {
     let (wanted_ids, askers) = h
         .read(move |r| {
             let wanted = ids(r, &a)?;
+            // A torrent checking its data answers only once the check is over: its
+            // details then come from its metainfo and counters.
             let askers: Vec<_> = wanted
                 .iter()
                 .filter(|_| detailed)
-                .filter_map(|id| Some((*id, r.entries.get(id)?.handle.as_ref()?.commands())))
+                .filter_map(|id| r.entries.get(id).map(|e| (id, e)))
+                .filter(|(_, e)| !matches!(e.state(), Some(State::CheckWait | State::Checking)))
+                .filter_map(|(id, e)| Some((*id, e.handle.as_ref()?.commands())))
                 .collect();
             Ok::<_, RpcError>((wanted, askers))
         })
@@ -105,9 +109,13 @@ fn rows(
         let Some(e) = r.entries.get(&id) else {
             continue;
         };
+        // Details of the metadata phase say nothing of a torrent whose metainfo is known.
+        let status = statuses
+            .get(&id)
+            .filter(|s| s.has_metadata || e.meta.is_none());
         let mut obj = Map::new();
         for f in fields {
-            if let Some(v) = field(e, id, f, statuses.get(&id), r) {
+            if let Some(v) = field(e, id, f, status, r) {
                 obj.insert(f.clone(), v);
             }
         }
@@ -140,9 +148,12 @@ fn rows(
 }
 
 /// Sizes from the files' progress: (size of wanted files, wanted bytes not verified,
-/// verified bytes in all).
+/// verified bytes in all). Without the task's details (a check under way), from the
+/// metainfo, the choice of files and the verified count. Nothing before the metainfo.
 fn sizes(e: &Entry, status: Option<&share_engine::Status>) -> (u64, u64, u64) {
-    let total = e.total_size();
+    let Some(meta) = &e.meta else {
+        return (0, 0, 0);
+    };
     let verified_all = e.stats().map_or(0, |s| s.get(&s.verified));
     match status.filter(|s| !s.files.is_empty()) {
         Some(st) => {
@@ -156,7 +167,50 @@ fn sizes(e: &Entry, status: Option<&share_engine::Status>) -> (u64, u64, u64) {
             }
             (when_done, left, verified_all)
         }
-        None => (total, total.saturating_sub(verified_all), verified_all),
+        None => {
+            let when_done: u64 = files_of(meta)
+                .enumerate()
+                .filter(|(i, _)| e.wanted(*i))
+                .map(|(_, f)| f.length)
+                .sum();
+            let verified = verified_all.min(when_done);
+            (when_done, when_done - verified, verified_all)
+        }
+    }
+}
+
+/// A torrent's files as `files` lists them (padding left out).
+fn files_of(meta: &share_core::Metainfo) -> impl Iterator<Item = &share_core::metainfo::FileEntry> {
+    meta.info.files.iter().filter(|f| !f.padding)
+}
+
+/// The files as `torrent-get` shows them: (name, length, verified bytes); from the task's
+/// details when there are some, else from the metainfo (nothing verified known).
+fn file_rows(e: &Entry, status: Option<&share_engine::Status>) -> Vec<(String, u64, u64)> {
+    let Some(meta) = &e.meta else {
+        return Vec::new();
+    };
+    let prefix = (!meta.info.single_file).then(|| meta.info.name.clone());
+    let named = |path: &str| match &prefix {
+        Some(p) => format!("{p}/{path}"),
+        None => path.to_owned(),
+    };
+    match status.filter(|s| !s.files.is_empty()) {
+        Some(st) => st
+            .files
+            .iter()
+            .map(|f| (named(&f.path), f.length, f.verified))
+            .collect(),
+        None => files_of(meta)
+            .map(|f| {
+                let path = if f.path.is_empty() {
+                    meta.info.name.clone()
+                } else {
+                    named(&f.path.join("/"))
+                };
+                (path, f.length, 0)
+            })
+            .collect(),
     }
 }
 
@@ -238,7 +292,7 @@ fn field(
         "uploadRatio" => {
             json!(e.ratio().unwrap_or(-1.0))
         }
-        "downloadDir" => json!(e.saved.download_dir.to_string_lossy()),
+        "downloadDir" => json!(e.download_dir().to_string_lossy()),
         "error" => json!(if e.error.is_some() { 3 } else { 0 }),
         "errorString" => json!(e.error.clone().unwrap_or_default()),
         "isFinished" => json!(e.saved.finished),
@@ -263,21 +317,31 @@ fn field(
         )),
         "pieceCount" => json!(meta.map_or(0, |m| m.info.piece_count())),
         "pieceSize" => json!(meta.map_or(0, |m| m.info.piece_length)),
-        "pieces" => json!(base64::engine::general_purpose::STANDARD
-            .encode(status.map(|s| s.pieces.as_slice()).unwrap_or(&[]))),
+        "pieces" => {
+            // Without the task's details (a check under way): nothing known verified.
+            let count = meta.map_or(0, |m| m.info.piece_count()) as usize;
+            let none = vec![0u8; count.div_ceil(8)];
+            let bits = status
+                .filter(|s| !s.pieces.is_empty())
+                .map_or(none.as_slice(), |s| s.pieces.as_slice());
+            json!(base64::engine::general_purpose::STANDARD.encode(bits))
+        }
         "seedRatioLimit" => json!(e.saved.seed_ratio_limit),
         "seedRatioMode" => json!(e.saved.seed_ratio_mode),
         "seedIdleLimit" => json!(e.saved.seed_idle_limit),
         "seedIdleMode" => json!(e.saved.seed_idle_mode),
-        "downloadLimit" => json!(e.saved.down_limit.map_or(0, |l| l / 1000)),
+        "downloadLimit" => json!(e
+            .saved
+            .down_limit
+            .map_or(e.saved.speed_kb.down, |l| l / 1000)),
         "downloadLimited" => json!(e.saved.down_limit.is_some()),
-        "uploadLimit" => json!(e.saved.up_limit.map_or(0, |l| l / 1000)),
+        "uploadLimit" => json!(e.saved.up_limit.map_or(e.saved.speed_kb.up, |l| l / 1000)),
         "uploadLimited" => json!(e.saved.up_limit.is_some()),
         "honorsSessionLimits" => json!(true),
         "bandwidthPriority" => json!(0),
         "peer-limit" => json!(r.torrent_defaults.max_peers),
         "maxConnectedPeers" => json!(r.torrent_defaults.max_peers),
-        "queuePosition" => json!(id.saturating_sub(1)),
+        "queuePosition" => json!(super::queue::position(id)),
         "recheckProgress" => {
             let checked = stats.map_or(0, |s| s.get(&s.checked));
             let total = e.total_size().max(1);
@@ -290,45 +354,33 @@ fn field(
         "secondsDownloading" => json!(e.secs_downloading),
         "secondsSeeding" => json!(e.secs_seeding),
         "manualAnnounceTime" => json!(-1),
-        "file-count" => json!(status.map_or(0, |s| s.files.len())),
-        "files" => {
-            let prefix = meta
-                .filter(|m| !m.info.single_file)
-                .map(|m| m.info.name.clone());
-            json!(status
-                .map(|s| s
-                    .files
-                    .iter()
-                    .map(|f| json!({
-                        "name": match &prefix { Some(p) => format!("{p}/{}", f.path), None => f.path.clone() },
-                        "length": f.length,
-                        "bytesCompleted": f.verified,
-                    }))
-                    .collect::<Vec<_>>())
-                .unwrap_or_default())
-        }
-        "fileStats" => json!(status
-            .map(|s| s
-                .files
-                .iter()
-                .enumerate()
-                .map(|(i, f)| json!({
-                    "bytesCompleted": f.verified,
-                    "wanted": e.wanted(i),
-                    "priority": e.saved.priorities.get(i).copied().unwrap_or(0),
-                }))
-                .collect::<Vec<_>>())
-            .unwrap_or_default()),
-        "wanted" => json!(status
-            .map(|s| (0..s.files.len())
-                .map(|i| u8::from(e.wanted(i)))
-                .collect::<Vec<_>>())
-            .unwrap_or_default()),
-        "priorities" => json!(status
-            .map(|s| (0..s.files.len())
-                .map(|i| e.saved.priorities.get(i).copied().unwrap_or(0))
-                .collect::<Vec<_>>())
-            .unwrap_or_default()),
+        "file-count" => json!(meta.map_or(0, |m| files_of(m).count())),
+        "files" => json!(file_rows(e, status)
+            .into_iter()
+            .map(|(name, length, done)| json!({
+                "name": name,
+                "length": length,
+                "bytesCompleted": done,
+            }))
+            .collect::<Vec<_>>()),
+        "fileStats" => json!(file_rows(e, status)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, _, done))| json!({
+                "bytesCompleted": done,
+                "wanted": e.wanted(i),
+                "priority": e.saved.priorities.get(i).copied().unwrap_or(0),
+            }))
+            .collect::<Vec<_>>()),
+        "wanted" => json!((0..meta.map_or(0, |m| files_of(m).count()))
+            .map(|i| u8::from(e.wanted(i)))
+            .collect::<Vec<_>>()),
+        "priorities" => json!((0..meta.map_or(0, |m| files_of(m).count()))
+            .map(|i| e.saved.priorities.get(i).copied().unwrap_or(0))
+            .collect::<Vec<_>>()),
+        "primary-mime-type" => json!(primary_mime_type(meta)),
+        "source" => json!(""),
+        "torrentFile" => json!(r.folder().torrent_path(&e.saved.hash).to_string_lossy()),
         "peers" => json!(peers
             .iter()
             .map(|p| json!({
@@ -350,25 +402,11 @@ fn field(
                 "flagStr": flags(p),
             }))
             .collect::<Vec<_>>()),
-        "trackers" => json!(trackers(meta)),
-        "trackerStats" => json!(trackers(meta)
-            .into_iter()
-            .map(|mut t| {
-                t["host"] = t["announce"].clone();
-                t["lastAnnounceSucceeded"] = json!(true);
-                t["seederCount"] = json!(-1);
-                t["leecherCount"] = json!(-1);
-                t
-            })
-            .collect::<Vec<_>>()),
-        "trackerList" => json!(meta.map_or(String::new(), |m| m
-            .trackers
-            .iter()
-            .map(|t| t.join("\n"))
-            .collect::<Vec<_>>()
-            .join("\n\n"))),
+        "trackers" => trackers::trackers(e),
+        "trackerStats" => trackers::stats(e, status_code(e) != 0),
+        "trackerList" => json!(trackers::tracker_list(e)),
         "downloadedDate" => json!(e.saved.done),
-        "sequentialDownload" => json!(false),
+        "sequentialDownload" => json!(e.saved.sequential),
         "group" => json!(""),
         _ => {
             let _ = r;
@@ -377,25 +415,56 @@ fn field(
     })
 }
 
-fn trackers(meta: Option<&share_core::Metainfo>) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut id = 0;
-    for (tier, urls) in meta
-        .map_or(&[][..], |m| m.trackers.as_slice())
-        .iter()
-        .enumerate()
-    {
-        for u in urls {
-            out.push(json!({
-                "announce": u,
-                "scrape": share_core::tracker::http::scrape_url(u).unwrap_or_default(),
-                "id": id,
-                "tier": tier,
-            }));
-            id += 1;
-        }
+/// 4.0's `primary-mime-type`: the type of the bytes most of the torrent is made of (by
+/// the extensions of its files), `application/octet-stream` when unknown.
+fn primary_mime_type(meta: Option<&share_core::Metainfo>) -> &'static str {
+    const TYPES: &[(&str, &str)] = &[
+        ("mkv", "video/x-matroska"),
+        ("mp4", "video/mp4"),
+        ("m4v", "video/mp4"),
+        ("avi", "video/x-msvideo"),
+        ("webm", "video/webm"),
+        ("mov", "video/quicktime"),
+        ("ts", "video/mp2t"),
+        ("mp3", "audio/mpeg"),
+        ("flac", "audio/flac"),
+        ("ogg", "audio/ogg"),
+        ("opus", "audio/ogg"),
+        ("m4a", "audio/mp4"),
+        ("wav", "audio/x-wav"),
+        ("jpg", "image/jpeg"),
+        ("jpeg", "image/jpeg"),
+        ("png", "image/png"),
+        ("gif", "image/gif"),
+        ("pdf", "application/pdf"),
+        ("epub", "application/epub+zip"),
+        ("zip", "application/zip"),
+        ("iso", "application/x-iso9660-image"),
+        ("txt", "text/plain"),
+        ("html", "text/html"),
+    ];
+    let mut by_type: HashMap<&str, u64> = HashMap::new();
+    for f in meta.into_iter().flat_map(files_of) {
+        let name = f.path.last().map_or("", String::as_str);
+        let name = if name.is_empty() {
+            meta.map_or("", |m| m.info.name.as_str())
+        } else {
+            name
+        };
+        let ext = name
+            .rsplit_once('.')
+            .map_or("", |(_, x)| x)
+            .to_ascii_lowercase();
+        let t = TYPES
+            .iter()
+            .find(|(x, _)| *x == ext)
+            .map_or("application/octet-stream", |(_, t)| t);
+        *by_type.entry(t).or_default() += f.length;
     }
-    out
+    by_type
+        .into_iter()
+        .max_by_key(|(t, n)| (*n, *t))
+        .map_or("application/octet-stream", |(t, _)| t)
 }
 
 /// Transmission's peer flag letters: D downloading from it, d we are interested, U

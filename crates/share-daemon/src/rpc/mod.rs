@@ -1,11 +1,27 @@
 //! The Transmission RPC (rpc-version 17), as Transmission 3.00 and 4.0 speak it: a JSON
 //! object `{"method", "arguments", "tag"}` in, `{"result", "arguments", "tag"}` out, where
 //! `result` is `"success"` or the error's text. Unknown methods and bad arguments get that
-//! error form; nothing here panics on what a client sends.
+//! error form; nothing here panics on what a client sends, and a `session-set` or
+//! `torrent-set` that fails changes nothing.
+//!
+//! - `args`: reading arguments (Transmission's coercions, an error naming anything else).
+//! - `session` and `session_set`: the session's settings, all or nothing.
+//! - `get`, `set`: `torrent-get` and `torrent-set` (all or nothing).
+//! - `trackers`: `trackers`, `trackerStats`, `trackerList`, and tracker edits.
+//! - `rename`: `torrent-rename-path`.
+//! - `queue`: the one place the download and seed queues plug in (refused until then).
 
+mod args;
 mod get;
+mod queue;
+mod rename;
 pub(crate) mod session;
+mod session_set;
 mod set;
+mod trackers;
+
+pub use args::{bool_arg, int_arg, int_in, num_arg, str_arg, strings_arg};
+pub use rename::plan as rename_plan;
 
 use std::path::PathBuf;
 
@@ -56,8 +72,12 @@ pub async fn handle(h: &Handle, body: &[u8], session_id: &str) -> Value {
 async fn dispatch(h: &Handle, method: &str, args: Args, session_id: &str) -> RpcResult {
     let sid = session_id.to_owned();
     match method {
-        "session-get" => Ok(h.read(move |r| session::get(r, &args, &sid)).await?),
-        "session-set" => h.read(move |r| session::set(r, &args)).await?,
+        "session-get" => h.read(move |r| session::get(r, &args, &sid)).await?,
+        "session-set" => {
+            let folders = session_set::folders(&h.download_root, &args);
+            h.read(move |r| session_set::set(r, &args, folders, &sid))
+                .await?
+        }
         "session-stats" => Ok(h.read(|r| session::stats(r)).await?),
         "session-close" => Ok(json!({})),
         "torrent-get" => get::torrent_get(h, args).await,
@@ -76,23 +96,37 @@ async fn dispatch(h: &Handle, method: &str, args: Args, session_id: &str) -> Rpc
             .await?;
             Ok(json!({}))
         }
-        "torrent-stop" => h
-            .read(move |r| {
+        "torrent-stop" => {
+            h.read(move |r| {
                 for id in ids(r, &args)? {
                     r.stop(id);
                 }
                 r.save();
                 Ok(json!({}))
             })
-            .await?,
+            .await?
+        }
         "torrent-verify" => {
             for id in h.read(move |r| ids(r, &args)).await?? {
                 ops::verify(h, id).await?;
             }
             Ok(json!({}))
         }
-        "torrent-reannounce" | "queue-move-top" | "queue-move-up" | "queue-move-down"
-        | "queue-move-bottom" => h.read(move |r| ids(r, &args).map(|_| json!({}))).await?,
+        "torrent-reannounce" => {
+            h.read(move |r| {
+                for id in ids(r, &args)? {
+                    if let Some(t) = r.entries.get(&id).and_then(|e| e.handle.as_ref()) {
+                        t.send(share_engine::TorrentCommand::Reannounce);
+                    }
+                }
+                Ok(json!({}))
+            })
+            .await?
+        }
+        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
+            Err(queue::move_refused(method))
+        }
+        "torrent-rename-path" => rename::rename_path(h, args).await,
         "torrent-remove" => remove(h, args).await,
         "torrent-set-location" => set_location(h, args).await,
         "free-space" => session::free_space(&h.download_root, &args),
@@ -170,53 +204,6 @@ pub fn ids(r: &Registry, args: &Args) -> Result<Vec<u32>, RpcError> {
     }
 }
 
-pub fn bool_arg(args: &Args, key: &str) -> Result<Option<bool>, RpcError> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
-        Some(_) => Err(RpcError(format!("`{key}` must be a boolean"))),
-    }
-}
-
-pub fn str_arg<'a>(args: &'a Args, key: &str) -> Result<Option<&'a str>, RpcError> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(RpcError(format!("`{key}` must be a string"))),
-    }
-}
-
-pub fn num_arg(args: &Args, key: &str) -> Result<Option<f64>, RpcError> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|f| f.is_finite())
-            .map(Some)
-            .ok_or_else(|| RpcError(format!("`{key}` must be a number"))),
-        Some(_) => Err(RpcError(format!("`{key}` must be a number"))),
-    }
-}
-
-/// A list of strings (`labels`).
-pub fn strings_arg(args: &Args, key: &str) -> Result<Option<Vec<String>>, RpcError> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(l)) if l.len() <= 1000 => l
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .filter(|s| s.len() <= 256 && !s.contains(','))
-                    .map(str::to_owned)
-                    .ok_or_else(|| RpcError(format!("`{key}` must be a list of labels")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(RpcError(format!("`{key}` must be a list of strings"))),
-    }
-}
-
 fn download_dir(r: &Registry, args: &Args) -> Result<PathBuf, RpcError> {
     match str_arg(args, "download-dir")? {
         Some(d) => Ok(paths::download_dir(&r.download_root, d)?),
@@ -227,10 +214,17 @@ fn download_dir(r: &Registry, args: &Args) -> Result<PathBuf, RpcError> {
 async fn add(h: &Handle, args: Args) -> RpcResult {
     // Everything the arguments say is checked before anything is fetched.
     let a = args.clone();
-    let (dir, watch) = h
-        .read(move |r| Ok::<_, RpcError>((download_dir(r, &a)?, r.watch.clone())))
+    let (dir, watch, stopped) = h
+        .read(move |r| {
+            Ok::<_, RpcError>((
+                download_dir(r, &a)?,
+                r.watch.clone(),
+                r.settings.add_stopped,
+            ))
+        })
         .await??;
-    let paused = bool_arg(&args, "paused")?.unwrap_or(false);
+    // As `start-added-torrents` says, unless the call says.
+    let paused = bool_arg(&args, "paused")?.unwrap_or(stopped);
     let labels = strings_arg(&args, "labels")?.unwrap_or_default();
     let files = set::file_choice(&args)?;
     let source = match (str_arg(&args, "metainfo")?, str_arg(&args, "filename")?) {

@@ -1,8 +1,8 @@
-//! `session-get`, `session-set`, `session-stats` and `free-space`.
+//! `session-get`, `session-stats` and `free-space` (`session-set` is in `session_set.rs`).
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::{bool_arg, num_arg, str_arg, Args, RpcError, RpcResult, RPC_VERSION, RPC_VERSION_MIN};
+use super::{str_arg, Args, RpcError, RpcResult, RPC_VERSION, RPC_VERSION_MIN};
 use crate::paths;
 use crate::registry::Registry;
 
@@ -19,61 +19,92 @@ pub(crate) fn space(path: &std::path::Path) -> Option<(u64, u64)> {
     Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
 }
 
-pub fn get(r: &Registry, _args: &Args, session_id: &str) -> Value {
+/// Transmission's word for an encryption policy.
+pub fn encryption_word(p: share_engine::transport::Policy) -> &'static str {
+    use share_engine::transport::Policy;
+    match p {
+        Policy::Require => "required",
+        Policy::Prefer => "preferred",
+        Policy::Disable => "tolerated",
+    }
+}
+
+/// `session-get`: every key, or those `fields` names (unknown names are left out, as
+/// Transmission does).
+pub fn get(r: &Registry, args: &Args, session_id: &str) -> RpcResult {
+    let all = values(r, session_id);
+    match args.get("fields") {
+        None | Some(Value::Null) => Ok(Value::Object(all)),
+        Some(Value::Array(names)) => Ok(Value::Object(
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(|n| Some((n.to_owned(), all.get(n)?.clone())))
+                .collect(),
+        )),
+        Some(_) => Err(RpcError("`fields` must be a list of names".into())),
+    }
+}
+
+/// Every session key with its value now.
+pub fn values(r: &Registry, session_id: &str) -> Map<String, Value> {
     let dir = r.default_dir();
     let free = space(&dir).map_or(-1, |(f, _)| f as i64);
     let s = &r.settings;
-    json!({
+    let sw = r.session.switches();
+    let normal = r.normal_limits();
+    let kb = |b: u64| b / 1000;
+    let v = json!({
         "rpc-version": RPC_VERSION,
         "rpc-version-minimum": RPC_VERSION_MIN,
         "rpc-version-semver": "5.3.0",
         "version": concat!(env!("CARGO_PKG_VERSION"), " (share)"),
         "session-id": session_id,
+        "config-dir": r.config_dir().to_string_lossy(),
         "download-dir": dir.to_string_lossy(),
         "download-dir-free-space": free,
-        "incomplete-dir": dir.to_string_lossy(),
-        "incomplete-dir-enabled": false,
-        "config-dir": "",
+        "incomplete-dir": r.incomplete_dir().to_string_lossy(),
+        "incomplete-dir-enabled": s.incomplete_dir_enabled,
         "peer-port": r.session.local_addr().port(),
         "peer-port-random-on-start": false,
-        "port-forwarding-enabled": false,
-        "encryption": r.session_settings.encryption,
+        "port-forwarding-enabled": r.session_settings.port_mapping,
+        "encryption": encryption_word(sw.encryption),
         "dht-enabled": r.session_settings.dht,
-        "pex-enabled": r.session_settings.pex,
-        "lpd-enabled": r.session_settings.lsd,
-        "utp-enabled": r.session_settings.utp,
+        "pex-enabled": sw.pex,
+        "lpd-enabled": sw.lsd,
+        "utp-enabled": sw.utp,
+        "tcp-enabled": r.session_settings.tcp,
         "seedRatioLimit": s.seed_ratio_limit,
         "seedRatioLimited": s.seed_ratio_limited,
         "idle-seeding-limit": s.idle_seeding_limit,
         "idle-seeding-limit-enabled": s.idle_seeding_limit_enabled,
-        "speed-limit-down": r.normal_limits().down.map_or(0, |b| b / 1000),
-        "speed-limit-down-enabled": r.normal_limits().down.is_some(),
-        "speed-limit-up": r.normal_limits().up.map_or(0, |b| b / 1000),
-        "speed-limit-up-enabled": r.normal_limits().up.is_some(),
-        "alt-speed-enabled": false,
-        "alt-speed-down": 0,
-        "alt-speed-up": 0,
-        "alt-speed-time-enabled": false,
-        "alt-speed-time-begin": 0,
-        "alt-speed-time-end": 0,
-        "alt-speed-time-day": 0,
+        "speed-limit-down": normal.down.map_or(s.speed_limit_kb.down, kb),
+        "speed-limit-down-enabled": normal.down.is_some(),
+        "speed-limit-up": normal.up.map_or(s.speed_limit_kb.up, kb),
+        "speed-limit-up-enabled": normal.up.is_some(),
+        "alt-speed-enabled": s.alt_mode,
+        "alt-speed-down": s.alt_limits.down.map_or(0, kb),
+        "alt-speed-up": s.alt_limits.up.map_or(0, kb),
+        "alt-speed-time-enabled": s.alt_schedule.enabled,
+        "alt-speed-time-begin": s.alt_schedule.begin,
+        "alt-speed-time-end": s.alt_schedule.end,
+        "alt-speed-time-day": s.alt_schedule.days,
         "blocklist-enabled": false,
         "blocklist-size": 0,
         "blocklist-url": "",
         "cache-size-mb": 0,
-        "download-queue-enabled": false,
-        "download-queue-size": 0,
-        "seed-queue-enabled": false,
-        "seed-queue-size": 0,
-        "queue-stalled-enabled": false,
-        "queue-stalled-minutes": 30,
+        "default-trackers": "",
         "peer-limit-global": r.session_settings.peer_limit_global,
         "peer-limit-per-torrent": r.torrent_defaults.max_peers,
         "rename-partial-files": false,
-        "start-added-torrents": true,
+        "start-added-torrents": !s.add_stopped,
         "trash-original-torrent-files": false,
+        "script-torrent-added-enabled": false,
+        "script-torrent-added-filename": "",
         "script-torrent-done-enabled": false,
         "script-torrent-done-filename": "",
+        "script-torrent-done-seeding-enabled": false,
+        "script-torrent-done-seeding-filename": "",
         "units": {
             "speed-units": ["kB/s", "MB/s", "GB/s", "TB/s"],
             "speed-bytes": 1000,
@@ -82,32 +113,13 @@ pub fn get(r: &Registry, _args: &Args, session_id: &str) -> Value {
             "memory-units": ["KiB", "MiB", "GiB", "TiB"],
             "memory-bytes": 1024
         }
-    })
-}
-
-pub fn set(r: &mut Registry, args: &Args) -> RpcResult {
-    if let Some(d) = str_arg(args, "download-dir")? {
-        let dir = paths::download_dir(&r.download_root, d)?;
-        r.settings.download_dir = Some(dir);
-    }
-    if let Some(v) = num_arg(args, "seedRatioLimit")? {
-        if v < 0.0 {
-            return Err(RpcError("`seedRatioLimit` must not be negative".into()));
-        }
-        r.settings.seed_ratio_limit = v;
-    }
-    if let Some(v) = bool_arg(args, "seedRatioLimited")? {
-        r.settings.seed_ratio_limited = v;
-    }
-    if let Some(v) = num_arg(args, "idle-seeding-limit")? {
-        r.settings.idle_seeding_limit = v.clamp(0.0, 1e9) as u64;
-    }
-    if let Some(v) = bool_arg(args, "idle-seeding-limit-enabled")? {
-        r.settings.idle_seeding_limit_enabled = v;
-    }
-    r.mark_dirty();
-    r.save();
-    Ok(json!({}))
+    });
+    let mut m = match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    m.extend(super::queue::session_values());
+    m
 }
 
 pub fn stats(r: &Registry) -> Value {

@@ -19,13 +19,14 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::dht::DhtHandle;
 use crate::limit::RateLimiter;
 use crate::memory::MemoryBudget;
-use crate::transport::Policy;
 use crate::udp::Utp;
 
 mod limits;
+mod switches;
 
 pub use limits::ConnPermit;
 pub(crate) use limits::PerIp;
+pub(crate) use switches::LiveSwitches;
 
 /// What the session shares with its torrents (read-only, or internally synchronised).
 pub(crate) struct SessionCtx {
@@ -43,14 +44,14 @@ pub(crate) struct SessionCtx {
     pub files: FileBudget,
     pub http: reqwest::Client,
     pub state_dir: PathBuf,
-    pub pex: bool,
     pub loopback_only: bool,
     /// The session's DHT nodes (none when it is off).
     pub dht: Dht,
     /// The UDP port the DHT listens on (told to peers in a `port` message).
     pub udp_port: Option<u16>,
-    pub encryption: Policy,
-    /// Dial over TCP; and over µTP on these sockets (one per family).
+    /// Peer exchange, µTP and the encryption policy, as they are now.
+    pub switches: Arc<LiveSwitches>,
+    /// Dial over TCP; and over µTP on these sockets (one per family), while µTP is on.
     pub tcp: bool,
     pub utp: Vec<Arc<Utp>>,
     /// Tells the session task what a magnet's metadata revealed about a torrent.

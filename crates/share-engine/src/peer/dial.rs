@@ -34,7 +34,8 @@ pub(super) async fn dial(
     let utp = shared
         .utp
         .iter()
-        .find(|u| u.bind_addr().is_ipv6() == addr.is_ipv6());
+        .find(|u| u.bind_addr().is_ipv6() == addr.is_ipv6())
+        .filter(|_| shared.switches.utp());
     let mut tried = Vec::new();
     let order = [
         (shared.tcp && !utp_only).then_some(Transport::Tcp),
@@ -126,7 +127,7 @@ async fn over(
     let first = open(transport, addr, utp, shared.bind_ip)
         .await
         .map_err(Dialed::Unreachable)?;
-    match shared.encryption {
+    match shared.switches.encryption() {
         Policy::Disable => plain(first).await.map_err(Dialed::Refused),
         policy => match mse_handshake(first, ours, policy, shared).await {
             Ok((s, h, encryption)) => Ok((

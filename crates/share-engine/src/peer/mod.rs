@@ -29,7 +29,7 @@ use share_core::picker::PeerKey;
 
 use crate::ctx::ConnPermit;
 use crate::limit::RateLimiter;
-use crate::transport::{Method, Policy};
+use crate::transport::Method;
 use crate::udp::Utp;
 
 mod close;
@@ -174,8 +174,9 @@ pub struct Shared {
     pub peer_id: [u8; 20],
     /// We run a DHT node (the handshake says so, BEP 5).
     pub dht: bool,
-    /// Protocol encryption on the connections we dial.
-    pub encryption: Policy,
+    /// Protocol encryption on the connections we dial, and whether µTP is on, as the
+    /// session says now.
+    pub switches: Arc<crate::ctx::LiveSwitches>,
     /// Dial over TCP; and over µTP on these sockets (one per family).
     pub tcp: bool,
     pub utp: Vec<Arc<Utp>>,
@@ -476,7 +477,11 @@ mod tests {
             info_hash: InfoHash([0; 20]),
             peer_id: [0; 20],
             dht: false,
-            encryption: Policy::Prefer,
+            switches: Arc::new(crate::ctx::LiveSwitches::new(
+                true,
+                false,
+                crate::transport::Policy::Prefer,
+            )),
             tcp: true,
             utp: Vec::new(),
             bind_ip: None,

@@ -118,7 +118,7 @@ pub(super) fn spawn_handshake<S>(
     };
     let routes = routes.clone();
     let handshaking = handshaking.clone();
-    let policy = ctx.encryption;
+    let policy = ctx.switches.encryption();
     tokio::spawn(async move {
         tokio::select! {
             _ = token.cancelled() => {
@@ -184,6 +184,10 @@ pub(super) async fn utp_loop(
             },
         };
         let addr = stream.remote_addr();
+        if !ctx.switches.utp() {
+            // µTP was switched off while the session runs: the connection is dropped.
+            continue;
+        }
         spawn_handshake(
             stream,
             addr,

@@ -34,8 +34,10 @@ use crate::{EngineError, Notice, Outcome, PeerSource, Source, Stats, TorrentConf
 
 mod accept;
 mod net;
+mod switches;
 
 pub use net::Transports;
+pub use switches::{SwitchError, Switches};
 
 /// Connections to or from one IP address (an IPv6 /64 counts as one), in all torrents
 /// together (default).
@@ -181,6 +183,7 @@ struct Incoming {
     routes: watch::Receiver<Routes>,
     ctx: Arc<SessionCtx>,
     handshaking: accept::SharedHandshaking,
+    lsd: switches::Lsd,
 }
 
 fn limiter(rate: Option<u64>) -> RateLimiter {
@@ -227,11 +230,14 @@ impl Session {
                 Some(local_addr.ip()).filter(|ip| !ip.is_unspecified()),
             ),
             state_dir: config.state_dir.clone(),
-            pex: config.pex,
             loopback_only: config.loopback_only,
             udp_port: net.dht.is_on().then_some(local_addr.port()),
             dht: net.dht,
-            encryption: config.encryption,
+            switches: Arc::new(crate::ctx::LiveSwitches::new(
+                config.pex,
+                config.transports.utp && !net.utp.is_empty(),
+                config.encryption,
+            )),
             tcp: config.transports.tcp,
             utp: net.utp.clone(),
             news: news_tx,
@@ -266,13 +272,8 @@ impl Session {
                 shutdown.clone(),
             ));
         }
-        if config.lsd {
-            tokio::spawn(crate::lsd::run(
-                local_addr.port(),
-                routes_rx.clone(),
-                shutdown.clone(),
-            ));
-        }
+        let lsd = switches::Lsd::new(local_addr.port(), routes_rx.clone(), shutdown.clone());
+        lsd.set(config.lsd);
         let (reach_tx, reachability) = watch::channel(crate::portmap::Reachability::Unknown);
         let mapping = if !config.port_mapping {
             None
@@ -317,6 +318,7 @@ impl Session {
             routes: routes_rx.clone(),
             ctx: ctx.clone(),
             handshaking: handshaking.clone(),
+            lsd,
         });
         let task = tokio::spawn(
             SessionTask {
@@ -379,6 +381,34 @@ impl Session {
             ctx.upload_limit.as_ref().and_then(|l| l.rate()),
             ctx.download_limit.as_ref().and_then(|l| l.rate()),
         )
+    }
+
+    /// Peer exchange, local service discovery, µTP and the encryption policy, as they are.
+    pub fn switches(&self) -> Switches {
+        let i = &self.incoming;
+        Switches {
+            pex: i.ctx.switches.pex(),
+            lsd: i.lsd.is_on(),
+            utp: i.ctx.switches.utp(),
+            encryption: i.ctx.switches.encryption(),
+        }
+    }
+
+    /// Whether [`Session::set_switches`] would take `to` (µTP needs the session's µTP
+    /// sockets; turning it off needs TCP; LSD is refused under the loopback-only promise).
+    pub fn check_switches(&self, to: &Switches) -> Result<(), SwitchError> {
+        let ctx = &self.incoming.ctx;
+        switches::check(to, !ctx.utp.is_empty(), ctx.tcp, ctx.loopback_only)
+    }
+
+    /// Switches peer exchange, local service discovery, µTP and the encryption policy, all
+    /// or nothing: from the next connection, PEX round and LSD announce on.
+    pub fn set_switches(&self, to: Switches) -> Result<(), SwitchError> {
+        self.check_switches(&to)?;
+        let i = &self.incoming;
+        i.ctx.switches.set(to.pex, to.utp, to.encryption);
+        i.lsd.set(to.lsd);
+        Ok(())
     }
 
     /// Which symlinks below a download folder the session follows (for the daemon's own

@@ -81,8 +81,9 @@ pub(super) struct Base {
     pub(super) complete: watch::Sender<bool>,
     /// Asks the tracker client for an early announce when we have no peers.
     need_peers: Arc<Notify>,
-    /// The extensions offered on our connections (none of ours on a private torrent).
-    pub(super) registry: Registry,
+    /// The extensions this torrent may offer (none of ours on a private torrent); what is
+    /// offered now is [`Base::offered`].
+    registry: Registry,
     private: bool,
     pub(super) paused: bool,
     /// Web seeds named by the magnet link (`ws=`), beside the metainfo's `url-list`.
@@ -110,7 +111,7 @@ impl Base {
             info_hash: hash,
             peer_id: io.ctx.peer_id,
             dht: io.ctx.dht.is_on() && !private_torrent,
-            encryption: io.ctx.encryption,
+            switches: io.ctx.switches.clone(),
             tcp: io.ctx.tcp,
             utp: io.ctx.utp.clone(),
             // Dial from the address we listen on, when it is a specific one: the tracker and
@@ -177,7 +178,7 @@ impl Base {
         self.registry = if private {
             Registry::private()
         } else {
-            Registry::public().with(share_core::ext::Extension::Pex, self.ctx.pex)
+            Registry::public()
         };
         if private {
             let _ = self
@@ -185,6 +186,13 @@ impl Base {
                 .news
                 .try_send(crate::ctx::TorrentNews::Private(self.shared.info_hash));
         }
+    }
+
+    /// The extensions offered, and understood, now: the torrent's own, without peer
+    /// exchange while the session has it switched off.
+    pub(super) fn offered(&self) -> Registry {
+        let pex = self.registry.offers(share_core::ext::Extension::Pex) && self.ctx.switches.pex();
+        self.registry.with(share_core::ext::Extension::Pex, pex)
     }
 
     /// Where this torrent's resume data is kept, when it keeps any.
@@ -306,8 +314,9 @@ impl Base {
         }
         let tasks = forms
             .into_iter()
-            .map(|info_hash| {
-                let client = tracker::Client::new(
+            .enumerate()
+            .map(|(n, info_hash)| {
+                let mut client = tracker::Client::new(
                     self.tiers.clone(),
                     tracker::Identity {
                         info_hash,
@@ -318,6 +327,9 @@ impl Base {
                     self.stats.clone(),
                     self.ctx.http.clone(),
                 );
+                if n == 0 {
+                    client = client.reporting();
+                }
                 tokio::spawn(client.run(
                     self.found_tx.clone(),
                     self.complete.subscribe(),
@@ -328,6 +340,23 @@ impl Base {
             })
             .collect();
         self.tracker = Some(TrackerRun { stop, tasks });
+    }
+
+    /// Announces to `own` tiers (and the configured extra trackers) from now on: the
+    /// running client is stopped (its `stopped` announces go out in the background, so the
+    /// task does not wait on a slow tracker) and a new one started if one was running.
+    pub(super) fn set_trackers(&mut self, own: Vec<Vec<String>>) {
+        let running = self.tracker.is_some();
+        if let Some(t) = self.tracker.take() {
+            t.stop.cancel();
+            tokio::spawn(t.wait());
+        }
+        self.tiers = tiers(&own, &self.config);
+        let kept: std::collections::HashSet<&String> = self.tiers.iter().flatten().collect();
+        self.stats.trackers.retain(|s| kept.contains(&s.url));
+        if running {
+            self.start_trackers();
+        }
     }
 
     /// Stops the tracker client (it announces `stopped`) and waits a little for it.
@@ -374,7 +403,7 @@ impl Base {
     /// Our extension handshake for a peer at `addr`.
     pub(super) fn ext_handshake(&self, addr: SocketAddr, metadata_size: Option<u32>) -> Message {
         let ours = share_core::ext::OurHandshake {
-            registry: self.registry,
+            registry: self.offered(),
             // The port peers outside reach us at (a router may map another).
             port: Some(self.ctx.external.port(self.ctx.listen.port())),
             version: peer::VERSION,

@@ -29,7 +29,7 @@ impl Torrent {
             self.on_ext_handshake(key, payload);
             return;
         }
-        match Extension::from_local_id(id, &self.base.registry) {
+        match Extension::from_local_id(id, &self.base.offered()) {
             Some(Extension::Metadata) => self.on_metadata_message(key, payload),
             Some(Extension::Pex) => self.on_pex(key, payload),
             Some(Extension::Holepunch) => self.on_holepunch(key, payload),
@@ -105,7 +105,7 @@ impl Torrent {
 
     /// Tells each peer that is due which peers we are connected to (about once a minute).
     pub(super) fn send_pex(&mut self, now: Instant) {
-        if !self.base.registry.offers(Extension::Pex) {
+        if !self.base.offered().offers(Extension::Pex) {
             return;
         }
         // Only peers we are connected to, at an address they can be reached at.

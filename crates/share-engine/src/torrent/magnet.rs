@@ -226,6 +226,7 @@ impl Fetching<'_> {
                 self.base.config.priorities = priorities;
             }
             TorrentCommand::SetSequential(on) => self.base.config.sequential = on,
+            TorrentCommand::SetTrackers(tiers) => self.base.set_trackers(tiers),
             TorrentCommand::Reannounce => {
                 if !self.base.paused {
                     self.base.ask_for_peers();
@@ -339,7 +340,7 @@ impl Fetching<'_> {
                 }
             }
             Message::Extended { id, payload } => {
-                match Extension::from_local_id(id, &self.base.registry) {
+                match Extension::from_local_id(id, &self.base.offered()) {
                     Some(Extension::Metadata) => self.on_metadata(key, &payload),
                     Some(Extension::Pex) => {
                         if let Ok(msg) = PexMessage::parse(&payload) {

@@ -88,6 +88,8 @@ pub enum TorrentCommand {
     SetSequential(bool),
     /// Ask the trackers (no sooner than their minimum interval) and the DHT for peers now.
     Reannounce,
+    /// Announce to these tracker tiers from now on (the old ones are told `stopped`).
+    SetTrackers(Vec<Vec<String>>),
 }
 
 /// A torrent's state in detail, for the daemon's RPC.

@@ -330,6 +330,7 @@ impl Torrent {
             TorrentCommand::SetLimits { up, down } => self.base.set_limits(up, down),
             TorrentCommand::SetFiles { wanted, priorities } => self.set_files(wanted, priorities),
             TorrentCommand::Want { pieces, reply } => self.want(pieces, reply),
+            TorrentCommand::SetTrackers(tiers) => self.base.set_trackers(tiers),
             TorrentCommand::Reannounce => {
                 if !self.base.paused {
                     self.base.ask_for_peers();
