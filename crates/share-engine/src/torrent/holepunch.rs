@@ -57,7 +57,7 @@ impl Punch {
 
 impl Torrent {
     fn holepunch_id(&self, key: PeerKey) -> Option<u8> {
-        if !self.base.registry.offers(Extension::Holepunch) {
+        if !self.base.offered().offers(Extension::Holepunch) {
             return None;
         }
         self.peers.get(&key)?.ext.holepunch_id
