@@ -42,6 +42,8 @@ pub(crate) struct SessionCtx {
     /// One start-up data check at a time: each uses every core.
     pub checks: Arc<Semaphore>,
     pub files: FileBudget,
+    /// The disk workers every torrent's files go through.
+    pub disk: crate::disk::DiskPool,
     pub http: reqwest::Client,
     pub state_dir: PathBuf,
     pub loopback_only: bool,

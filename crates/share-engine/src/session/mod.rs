@@ -226,6 +226,7 @@ impl Session {
             per_ip: Arc::new(PerIp::new(config.max_per_ip)),
             checks: Arc::new(Semaphore::new(1)),
             files: FileBudget::new(FILE_BUDGET),
+            disk: crate::disk::DiskPool::for_this_machine(),
             http: crate::tracker::http_client_from(
                 Some(local_addr.ip()).filter(|ip| !ip.is_unspecified()),
             ),

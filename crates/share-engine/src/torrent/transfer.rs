@@ -133,7 +133,7 @@ pub(super) async fn transfer(
 
     let (jobs_tx, jobs_rx) = mpsc::channel(DISK_QUEUE);
     let (done_tx, mut done) = mpsc::unbounded_channel();
-    let disk_thread = disk::spawn(store, jobs_rx, done_tx);
+    let disk_lane = disk::spawn(base.ctx.disk.clone(), store, jobs_rx, done_tx);
     let mut picker = Picker::new(info.piece_length, info.total_length, have, rand::random());
     let mut assembly = Assembler::new(info.piece_length, base.ctx.memory.clone());
     if !info.v1 {
@@ -264,7 +264,7 @@ pub(super) async fn transfer(
     tokio::time::sleep(Duration::from_millis(50)).await;
     t.base.shared.shutdown.cancel();
     t.base.sync_uploaded();
-    let _ = tokio::task::spawn_blocking(move || disk_thread.join()).await;
+    let _ = disk_lane.await;
     if let Some(s) = stopping {
         s.wait().await;
     }
