@@ -26,8 +26,20 @@ impl Daemon {
     }
 
     pub fn start_on(rpc: &str, download: &Path, state: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(rpc, download, state, extra, &[])
+    }
+
+    /// As [`Daemon::start_on`], with variables added to its environment.
+    pub fn start_with_env(
+        rpc: &str,
+        download: &Path,
+        state: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let mut proc = Proc::start(
             share()
+                .envs(env.iter().copied())
                 .arg("daemon")
                 .args(["--listen", "127.0.0.1:0", "--rpc", rpc])
                 .arg("--download-dir")

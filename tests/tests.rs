@@ -23,6 +23,7 @@ mod pex;
 mod private;
 mod qbt;
 mod regression;
+mod scale;
 mod session;
 mod swarm;
 mod through_trackers;

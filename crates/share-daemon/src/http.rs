@@ -295,13 +295,33 @@ pub async fn serve(
         .route("/api/v2/{*rest}", any(qbt_api))
         .fallback(page)
         .with_state(state);
-    let _ = axum::serve(
+    // Requests under way get a moment to finish once `stop` comes, not more: an add by URL
+    // waiting on a server that never answers must not hold the daemon's exit.
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        stop.await;
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(stop)
-    .await;
+    .with_graceful_shutdown(stop);
+    tokio::select! {
+        _ = server => {}
+        _ = async {
+            if stopping.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                // The server ended on its own: the other branch completes.
+                std::future::pending::<()>().await
+            }
+        } => tracing::info!("stopping without waiting for requests still under way"),
+    }
 }
+
+/// How long requests under way may take once the daemon is asked to stop.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A body of bytes (for handlers that build one).
 pub fn body(b: impl Into<Bytes>) -> Body {

@@ -23,6 +23,8 @@ const MAX_REDIRECTS: usize = 5;
 const STOP_WAIT: Duration = Duration::from_secs(15);
 /// How long a torrent may take to give its details.
 const STATUS_WAIT: Duration = Duration::from_secs(5);
+/// How long an RPC call waits for fresh details before it answers with the last ones.
+const FRESH_WAIT: Duration = Duration::from_millis(40);
 
 /// The client for .torrent URLs: a timeout for the whole request, a few redirects (a
 /// redirect to a magnet link stops there, and the link is taken).
@@ -191,6 +193,7 @@ pub async fn remove(h: &Handle, id: u32, delete_data: bool) -> Result<(), String
     if let Some(handle) = e.handle.take() {
         stop_task(&h.session, handle).await;
     }
+    h.statuses.forget(id);
     forget_torrent_file(h, e.hash()).await;
     let Some(meta) = e.meta.take().filter(|_| delete_data) else {
         return Ok(());
@@ -363,4 +366,63 @@ pub async fn status(commands: mpsc::Sender<TorrentCommand>) -> Option<Status> {
     })
     .await
     .ok()?
+}
+
+/// The details each running torrent last gave: what RPC calls answer with when a torrent
+/// is too busy to answer at once (its disk slow, its queue full). A lock held only to put
+/// or copy out entries.
+#[derive(Default)]
+pub struct StatusBoard {
+    inner: std::sync::Mutex<Board>,
+}
+
+#[derive(Default)]
+struct Board {
+    last: std::collections::HashMap<u32, std::sync::Arc<Status>>,
+    /// Torrents asked and not answered yet: never asked twice at once.
+    asking: std::collections::HashSet<u32>,
+}
+
+impl StatusBoard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Board> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets a torrent that is gone.
+    pub fn forget(&self, id: u32) {
+        self.lock().last.remove(&id);
+    }
+}
+
+/// The details of the torrents in `askers`, asked all at once: fresh ones from those that
+/// answer within [`FRESH_WAIT`], the last ones from the others (which update the board when
+/// they answer), none from a torrent that never answered.
+pub async fn statuses(
+    board: &std::sync::Arc<StatusBoard>,
+    askers: Vec<(u32, mpsc::Sender<TorrentCommand>)>,
+) -> std::collections::HashMap<u32, Status> {
+    let ids: Vec<u32> = askers.iter().map(|(id, _)| *id).collect();
+    let mut asked = Vec::new();
+    {
+        let mut b = board.lock();
+        for (id, c) in askers {
+            if !b.asking.insert(id) {
+                continue;
+            }
+            let board = board.clone();
+            asked.push(tokio::spawn(async move {
+                let s = status(c).await;
+                let mut b = board.lock();
+                b.asking.remove(&id);
+                if let Some(s) = s {
+                    b.last.insert(id, std::sync::Arc::new(s));
+                }
+            }));
+        }
+    }
+    let _ = tokio::time::timeout(FRESH_WAIT, futures_util::future::join_all(asked)).await;
+    let b = board.lock();
+    ids.iter()
+        .filter_map(|id| Some((*id, Status::clone(b.last.get(id)?))))
+        .collect()
 }

@@ -50,6 +50,8 @@ pub struct Handle {
     pub watch: Option<PathBuf>,
     pub folder: Folder,
     pub http: reqwest::Client,
+    /// What each running torrent last said of itself (see `ops::statuses`).
+    pub statuses: Arc<crate::ops::StatusBoard>,
 }
 
 impl Handle {
@@ -102,6 +104,7 @@ pub fn spawn(
         watch,
         folder: registry.folder().clone(),
         http: registry.http.clone(),
+        statuses: Default::default(),
     };
     let me = handle.clone();
     let task = tokio::spawn(async move {

@@ -237,13 +237,26 @@ fn run_job(store: &mut Store, job: Job) -> Result<Option<Done>, String> {
     result.map_err(|e| e.to_string())
 }
 
+/// A test's slow disk: `SHARE_TEST_SLOW_DISK=NAME=MS` makes every job of the torrent named
+/// NAME take MS milliseconds longer (for the tests that show a slow disk holds up nobody
+/// else). Nothing else reads it.
+pub fn test_slowness(name: &str) -> Option<std::time::Duration> {
+    let v = std::env::var("SHARE_TEST_SLOW_DISK").ok()?;
+    let (n, ms) = v.rsplit_once('=')?;
+    if n != name {
+        return None;
+    }
+    Some(std::time::Duration::from_millis(ms.parse().ok()?))
+}
+
 /// Starts a torrent's lane on `pool`. It ends when `jobs` closes or a job fails (after
-/// `Done::Failed`); the store is closed when it ends.
+/// `Done::Failed`); the store is closed when it ends. `slow`: see [`test_slowness`].
 pub fn spawn(
     pool: DiskPool,
     store: Store,
     mut jobs: mpsc::Receiver<Job>,
     done: mpsc::UnboundedSender<Done>,
+    slow: Option<std::time::Duration>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut store = Some(store);
@@ -261,6 +274,9 @@ pub fn spawn(
             let back = pool
                 .run(move || {
                     for job in batch {
+                        if let Some(d) = slow {
+                            std::thread::sleep(d);
+                        }
                         match run_job(&mut s, job) {
                             Ok(Some(d)) => {
                                 let _ = tell.send(d);
@@ -322,8 +338,8 @@ mod tests {
             a_tx.send(Job::Stored { index: i }).await.unwrap();
         }
         b_tx.send(Job::Stored { index: 9999 }).await.unwrap();
-        let a = spawn(pool.clone(), store(dir.path(), "a"), a_rx, done_tx);
-        let b = spawn(pool.clone(), store(dir.path(), "b"), b_rx, b_done_tx);
+        let a = spawn(pool.clone(), store(dir.path(), "a"), a_rx, done_tx, None);
+        let b = spawn(pool.clone(), store(dir.path(), "b"), b_rx, b_done_tx, None);
         let mut seen = Vec::new();
         let mut b_after = None;
         while seen.len() < 4 * BATCH {
@@ -355,7 +371,7 @@ mod tests {
         let pool = DiskPool::new(2);
         let (tx, rx) = mpsc::channel(8);
         let (done_tx, mut done) = mpsc::unbounded_channel();
-        let lane = spawn(pool, store(dir.path(), "a"), rx, done_tx);
+        let lane = spawn(pool, store(dir.path(), "a"), rx, done_tx, None);
         // Past the end of the torrent's bytes.
         tx.send(Job::Block {
             offset: 2 << 20,

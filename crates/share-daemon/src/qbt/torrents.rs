@@ -56,7 +56,8 @@ pub fn matching(r: &Registry, hashes: &Hashes) -> Vec<u32> {
         .collect()
 }
 
-/// The details of the running torrents among `ids`, asked all at once.
+/// The details of the running torrents among `ids`, asked all at once (see
+/// [`ops::statuses`]).
 pub async fn statuses(h: &Handle, ids: Vec<u32>) -> Result<HashMap<u32, Status>, Fail> {
     let askers = h
         .read(move |r| {
@@ -65,15 +66,7 @@ pub async fn statuses(h: &Handle, ids: Vec<u32>) -> Result<HashMap<u32, Status>,
                 .collect::<Vec<_>>()
         })
         .await?;
-    Ok(futures_util::future::join_all(
-        askers
-            .into_iter()
-            .map(|(id, c)| async move { ops::status(c).await.map(|s| (id, s)) }),
-    )
-    .await
-    .into_iter()
-    .flatten()
-    .collect())
+    Ok(ops::statuses(&h.statuses, askers).await)
 }
 
 /// The torrent `hash` names, with its details: 404 if unknown.

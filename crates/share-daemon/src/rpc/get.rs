@@ -80,15 +80,7 @@ pub async fn torrent_get(h: &Handle, args: Args) -> RpcResult {
             Ok::<_, RpcError>((wanted, askers))
         })
         .await??;
-    let statuses: HashMap<u32, share_engine::Status> = futures_util::future::join_all(
-        askers
-            .into_iter()
-            .map(|(id, c)| async move { ops::status(c).await.map(|s| (id, s)) }),
-    )
-    .await
-    .into_iter()
-    .flatten()
-    .collect();
+    let statuses: HashMap<u32, share_engine::Status> = ops::statuses(&h.statuses, askers).await;
     Ok(h.read(move |r| {
         r.sync_meta();
         rows(r, &args, &fields, &wanted_ids, &statuses)

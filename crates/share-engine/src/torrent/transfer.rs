@@ -133,7 +133,13 @@ pub(super) async fn transfer(
 
     let (jobs_tx, jobs_rx) = mpsc::channel(DISK_QUEUE);
     let (done_tx, mut done) = mpsc::unbounded_channel();
-    let disk_lane = disk::spawn(base.ctx.disk.clone(), store, jobs_rx, done_tx);
+    let disk_lane = disk::spawn(
+        base.ctx.disk.clone(),
+        store,
+        jobs_rx,
+        done_tx,
+        disk::test_slowness(&info.name),
+    );
     let mut picker = Picker::new(info.piece_length, info.total_length, have, rand::random());
     let mut assembly = Assembler::new(info.piece_length, base.ctx.memory.clone());
     if !info.v1 {
