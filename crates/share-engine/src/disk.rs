@@ -124,6 +124,10 @@ fn hash_rest(
     hasher.finalize().as_slice() == expected
 }
 
+/// A lane with nothing to do this long closes its files: a thousand idle torrents hold no
+/// descriptors.
+const IDLE_CLOSE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Jobs a lane hands to the pool at a time at most: enough to amortise the handoff under
 /// load, few enough that other torrents' turns come soon.
 pub const BATCH: usize = 32;
@@ -260,7 +264,31 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut store = Some(store);
-        while let Some(first) = jobs.recv().await {
+        loop {
+            let first = match tokio::time::timeout(IDLE_CLOSE, jobs.recv()).await {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(_) => {
+                    // Idle: its files need no handles until the next job.
+                    let s = store.take().expect("the store is back between batches");
+                    if s.open_files() == 0 {
+                        store = Some(s);
+                        continue;
+                    }
+                    match pool
+                        .run(move || {
+                            let mut s = s;
+                            s.close_all();
+                            s
+                        })
+                        .await
+                    {
+                        Some(s) => store = Some(s),
+                        None => return,
+                    }
+                    continue;
+                }
+            };
             let mut batch = Vec::with_capacity(BATCH.min(jobs.len() + 1));
             batch.push(first);
             while batch.len() < BATCH {
@@ -382,5 +410,40 @@ mod tests {
         assert!(matches!(done.recv().await, Some(Done::Failed(_))));
         lane.await.unwrap();
         assert!(tx.send(Job::Sync).await.is_err(), "the lane is gone");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_lane_closes_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = share_storage::store::FileBudget::new(64);
+        let mut s = Store::with_budget(
+            Layout::from_files([(dir.path().join("a"), 1 << 20)], 1 << 16),
+            budget.clone(),
+        );
+        s.allocate().unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        let (done_tx, mut done) = mpsc::unbounded_channel();
+        let lane = spawn(DiskPool::new(1), s, rx, done_tx, None);
+        tx.send(Job::Block {
+            offset: 0,
+            data: Bytes::from_static(b"data"),
+        })
+        .await
+        .unwrap();
+        tx.send(Job::Stored { index: 0 }).await.unwrap();
+        assert!(matches!(done.recv().await, Some(Done::Stored { index: 0 })));
+        assert_eq!(budget.open(), 1);
+        tokio::time::sleep(IDLE_CLOSE * 2).await;
+        // The close runs on a worker thread, outside the paused clock.
+        for _ in 0..100 {
+            if budget.open() == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(budget.open(), 0, "still open after the lane was idle");
+        drop(tx);
+        lane.await.unwrap();
     }
 }

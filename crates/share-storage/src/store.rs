@@ -136,8 +136,13 @@ impl Store {
         }
     }
 
-    /// Closes every handle this store holds.
-    fn close_all(&mut self) {
+    /// Files this store holds open.
+    pub fn open_files(&self) -> usize {
+        self.open_count
+    }
+
+    /// Closes every handle this store holds (they open again on the next read or write).
+    pub fn close_all(&mut self) {
         self.handles.iter_mut().for_each(|h| *h = None);
         for d in &mut self.direct {
             if matches!(d, Direct::Open(_)) {

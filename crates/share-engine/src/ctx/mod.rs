@@ -62,10 +62,44 @@ pub(crate) struct SessionCtx {
     pub links: share_storage::root::Links,
     /// The content roots of the torrents in their transfer phase.
     pub contents: Arc<ContentRoots>,
+    /// The download folders open as confined roots, one handle each for all torrents in it.
+    pub roots: RootCache,
     /// Bytes held in piece buffers, all torrents together.
     pub memory: MemoryBudget,
     /// Our address as the outside sees it (mapping, `yourip` votes, the DHT).
     pub external: Arc<crate::external::External>,
+}
+
+/// Download folders opened as [`share_storage::root::Root`]s, shared by the torrents in
+/// them: a thousand torrents in one folder hold one directory handle, not a thousand. A
+/// folder is opened again when its handle no longer names what its path names (it was
+/// moved or replaced). A lock held for one map operation.
+#[derive(Default)]
+pub(crate) struct RootCache(
+    std::sync::Mutex<std::collections::HashMap<PathBuf, std::sync::Weak<share_storage::root::Root>>>,
+);
+
+impl RootCache {
+    /// `dir` as a root (created first when `create`), shared with the torrents that hold it.
+    pub fn open(
+        &self,
+        dir: &std::path::Path,
+        links: &share_storage::root::Links,
+        create: bool,
+    ) -> share_storage::Result<Arc<share_storage::root::Root>> {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = map.get(dir).and_then(std::sync::Weak::upgrade) {
+            if now.is_some() && r.id() == now {
+                return Ok(r);
+            }
+        }
+        let r = Arc::new(share_storage::root::Root::open(dir, links.clone(), create)?);
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(dir.to_path_buf(), Arc::downgrade(&r));
+        Ok(r)
+    }
 }
 
 /// The folders (or single files) that torrents of the session hold: a second torrent with

@@ -249,6 +249,7 @@ impl Session {
                 )),
             },
             contents: Arc::default(),
+            roots: Default::default(),
             memory: crate::memory::MemoryBudget::default(),
             external,
         });

@@ -26,7 +26,6 @@ pub(super) fn place(
     config: &TorrentConfig,
     info: &Info,
 ) -> Result<(Layout, ContentClaim), EngineError> {
-    use share_storage::root::Root;
     let shown = config.dir.join(&info.name);
     let (root_dir, prefix) = match &config.confine {
         Some(outer) => match config.dir.strip_prefix(outer) {
@@ -36,7 +35,7 @@ pub(super) fn place(
         None => (config.dir.clone(), std::path::PathBuf::new()),
     };
     let create = !config.seed_only;
-    let root = match Root::open(&root_dir, ctx.links.clone(), create) {
+    let root = match ctx.roots.open(&root_dir, &ctx.links, create) {
         Ok(r) => r,
         Err(_) if config.seed_only => return Err(EngineError::NothingToSeed(shown)),
         Err(e) => return Err(e.into()),
@@ -44,7 +43,7 @@ pub(super) fn place(
     if create && !prefix.as_os_str().is_empty() {
         root.create_dirs(&prefix)?;
     }
-    let layout = Layout::for_torrent(Arc::new(root), &prefix, info)?;
+    let layout = Layout::for_torrent(root, &prefix, info)?;
     let (dev, ino) = layout.root.id().unwrap_or_default();
     let claim = ctx
         .contents
