@@ -241,7 +241,7 @@ fn plan(r: &Registry, args: &Args, folders: Folders, session_id: &str) -> Result
         if let Err(e) = r.session.check_switches(&to) {
             let key = match e {
                 SwitchError::NoUtpSocket | SwitchError::UtpOnly => "utp-enabled",
-                SwitchError::LsdOffLoopback => "lpd-enabled",
+                SwitchError::LsdOffLoopback | SwitchError::LsdUnderProxy => "lpd-enabled",
             };
             no(key, &e.to_string());
         }

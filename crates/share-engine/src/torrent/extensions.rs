@@ -108,12 +108,14 @@ impl Torrent {
         if !self.base.offered().offers(Extension::Pex) {
             return;
         }
-        // Only peers we are connected to, at an address they can be reached at.
+        // Only peers we are connected to, at an address they can be reached at, and never
+        // one the blocklist names.
+        let blocks = &self.base.ctx.blocks;
         let known: Vec<(PeerKey, SocketAddr, u8)> = self
             .peers
             .iter()
             .filter_map(|(k, p)| {
-                let addr = p.listen_addr?;
+                let addr = p.listen_addr.filter(|a| !blocks.contains(a.ip()))?;
                 let mut f = 0;
                 if p.outgoing {
                     f |= flags::REACHABLE;
