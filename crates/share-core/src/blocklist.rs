@@ -143,7 +143,10 @@ impl Builder {
     /// [`Builder::add`], and the number of lines read.
     fn add_counting(&mut self, r: impl Read) -> Result<(Loaded, usize), BlocklistError> {
         let mut r = BufReader::with_capacity(64 << 10, r);
-        let gzip = r.fill_buf().map_err(BlocklistError::Io)?.starts_with(&[0x1f, 0x8b]);
+        let gzip = r
+            .fill_buf()
+            .map_err(BlocklistError::Io)?
+            .starts_with(&[0x1f, 0x8b]);
         if gzip {
             let inner = flate2::bufread::MultiGzDecoder::new(r);
             self.lines(BufReader::with_capacity(64 << 10, inner), true)
@@ -164,15 +167,16 @@ impl Builder {
         let mut loaded = Loaded::default();
         let mut line = Vec::with_capacity(256);
         let mut n = 0;
-        loop {
-            let Some(too_long) = next_line(&mut r, &mut line).map_err(io)? else {
-                break;
-            };
+        while let Some(too_long) = next_line(&mut r, &mut line).map_err(io)? {
             n += 1;
             if r.limit() == 0 {
                 return Err(BlocklistError::TooLarge);
             }
-            let parsed = if too_long { Line::Bad } else { parse_line(&line) };
+            let parsed = if too_long {
+                Line::Bad
+            } else {
+                parse_line(&line)
+            };
             match parsed {
                 Line::Skip => continue,
                 Line::Bad => {
@@ -286,7 +290,11 @@ fn parse_line(raw: &[u8]) -> Line {
                     .next()
                     .and_then(|l| l.trim().parse().ok())
                     .unwrap_or(0);
-                return if level >= 128 { Line::Skip } else { Line::V4(a, b) };
+                return if level >= 128 {
+                    Line::Skip
+                } else {
+                    Line::V4(a, b)
+                };
             }
         }
     }
@@ -317,7 +325,11 @@ fn parse_line(raw: &[u8]) -> Line {
         if bits > 32 {
             return Line::Bad;
         }
-        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
         return Line::V4(a & mask, a | !mask);
     }
     if let Ok(a) = addr.parse::<Ipv6Addr>() {
@@ -326,10 +338,18 @@ fn parse_line(raw: &[u8]) -> Line {
             return Line::Bad;
         }
         let a = u128::from(a);
-        let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - bits)
+        };
         return match Ipv6Addr::from(a).to_ipv4_mapped() {
             Some(v4) if bits >= 96 => {
-                let m = if bits == 96 { 0 } else { u32::MAX << (128 - bits) };
+                let m = if bits == 96 {
+                    0
+                } else {
+                    u32::MAX << (128 - bits)
+                };
                 let x = u32::from(v4);
                 Line::V4(x & m, x | !m)
             }
@@ -364,10 +384,25 @@ mod tests {
         let (b, loaded) = Blocklist::read(&[text]).unwrap();
         assert_eq!(loaded.bad_lines, 2);
         assert_eq!(loaded.first_bad, Some(11));
-        for blocked in ["1.2.3.9", "1.2.4.255", "10.200.0.1", "5.6.7.8", "2001:db8:1::5", "192.0.2.7", "::ffff:10.1.1.1"] {
+        for blocked in [
+            "1.2.3.9",
+            "1.2.4.255",
+            "10.200.0.1",
+            "5.6.7.8",
+            "2001:db8:1::5",
+            "192.0.2.7",
+            "::ffff:10.1.1.1",
+        ] {
             assert!(b.contains(ip(blocked)), "{blocked}");
         }
-        for free in ["1.2.5.0", "9.9.9.9", "11.0.0.0", "5.6.7.9", "2001:db9::1", "127.0.0.1"] {
+        for free in [
+            "1.2.5.0",
+            "9.9.9.9",
+            "11.0.0.0",
+            "5.6.7.9",
+            "2001:db9::1",
+            "127.0.0.1",
+        ] {
             assert!(!b.contains(ip(free)), "{free}");
         }
     }
@@ -375,7 +410,8 @@ mod tests {
     #[test]
     fn overlapping_and_adjacent_ranges_merge_and_gzip_is_read() {
         use std::io::Write;
-        let text = b"a:1.0.0.0-1.0.0.10\nb:1.0.0.5-1.0.0.20\nc:1.0.0.21-1.0.0.30\nd:0.0.0.0-0.0.0.0\n";
+        let text =
+            b"a:1.0.0.0-1.0.0.10\nb:1.0.0.5-1.0.0.20\nc:1.0.0.21-1.0.0.30\nd:0.0.0.0-0.0.0.0\n";
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(text).unwrap();
         let gz = gz.finish().unwrap();
@@ -405,9 +441,13 @@ mod tests {
     #[test]
     fn a_builder_reads_any_reader() {
         let mut b = Builder::new();
-        let l = b.add(std::io::Cursor::new(b"x:1.2.3.4-1.2.3.9\n".to_vec())).unwrap();
+        let l = b
+            .add(std::io::Cursor::new(b"x:1.2.3.4-1.2.3.9\n".to_vec()))
+            .unwrap();
         assert_eq!(l.entries, 1);
-        assert!(b.add(std::io::Cursor::new(vec![0x1f, 0x8b, 8, 0, 0])).is_err());
+        assert!(b
+            .add(std::io::Cursor::new(vec![0x1f, 0x8b, 8, 0, 0]))
+            .is_err());
         let list = b.finish();
         assert!(list.contains(ip("1.2.3.5")) && !list.contains(ip("1.2.3.10")));
     }

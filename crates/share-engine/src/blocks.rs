@@ -49,8 +49,8 @@ impl Blocks {
     }
 
     /// Replaces the set.
-    pub fn set(&self, list: Blocklist) {
-        *self.0.list.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
+    pub fn set(&self, list: impl Into<Arc<Blocklist>>) {
+        *self.0.list.write().unwrap_or_else(|p| p.into_inner()) = list.into();
         self.0.generation.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -93,7 +93,7 @@ enum Input {
 }
 
 /// Downloads `url` through `egress`, at most [`MAX_DOWNLOAD`] bytes.
-async fn download(url: &str, egress: &crate::Egress) -> Result<Vec<u8>, String> {
+pub async fn download(url: &str, egress: &crate::Egress) -> Result<Vec<u8>, String> {
     let client = egress
         .http(reqwest::Client::builder())
         .timeout(DOWNLOAD_TIMEOUT)

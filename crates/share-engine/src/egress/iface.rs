@@ -27,7 +27,10 @@ impl Iface {
     /// `NAME` or `ADDR`: an address names the interface that holds it now.
     pub fn find(spec: &str) -> Result<Iface, String> {
         let spec = spec.trim();
-        if let Ok(ip) = spec.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+        if let Ok(ip) = spec
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+        {
             let name = interfaces()
                 .into_iter()
                 .find(|(_, _, a)| *a == Some(ip))
@@ -117,7 +120,9 @@ fn interfaces() -> Vec<(String, u32, Option<IpAddr>)> {
                 match (*ifa.ifa_addr).sa_family as i32 {
                     libc::AF_INET => {
                         let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                        Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
+                        Some(IpAddr::from(
+                            u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                        ))
                     }
                     libc::AF_INET6 => {
                         let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);

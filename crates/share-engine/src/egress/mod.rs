@@ -240,7 +240,9 @@ impl Egress {
             }
             Err(e) => {
                 self.udp.store(UDP_NO, Ordering::Relaxed);
-                Err(std::io::Error::other(format!("the proxy refused a UDP association ({e})")))
+                Err(std::io::Error::other(format!(
+                    "the proxy refused a UDP association ({e})"
+                )))
             }
         }
     }
@@ -265,7 +267,11 @@ impl Egress {
     }
 
     /// A TCP connection to `addr` on the interface, from `from` when given.
-    async fn connect_direct(&self, addr: SocketAddr, from: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    async fn connect_direct(
+        &self,
+        addr: SocketAddr,
+        from: Option<IpAddr>,
+    ) -> std::io::Result<TcpStream> {
         let s = self.socket(addr, Type::STREAM, Protocol::TCP)?;
         if let Some(ip) = from
             .filter(|ip| ip.is_ipv4() == addr.is_ipv4())
@@ -281,7 +287,11 @@ impl Egress {
 
     /// An outgoing peer connection to `addr`: through the proxy, or on the interface (from
     /// `from`, the address we listen on, when it is a specific one).
-    pub async fn connect_tcp(&self, addr: SocketAddr, from: Option<IpAddr>) -> std::io::Result<BoxStream> {
+    pub async fn connect_tcp(
+        &self,
+        addr: SocketAddr,
+        from: Option<IpAddr>,
+    ) -> std::io::Result<BoxStream> {
         match &self.proxy {
             None => {
                 let s = self.connect_direct(addr, from).await?;
@@ -318,7 +328,10 @@ impl Egress {
 
     /// Resolves a host name here, which a proxy forbids (names are the proxy's to resolve).
     pub async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-        if let Ok(ip) = host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+        if let Ok(ip) = host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+        {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
         if self.is_proxied() {
@@ -336,7 +349,10 @@ impl Egress {
                 return Err("UDP trackers are off: the proxy does not relay UDP".into());
             }
             let relay = self.associate(p).await.map_err(|e| e.to_string())?;
-            let to = match host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+            let to = match host
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<IpAddr>()
+            {
                 Ok(ip) => Target::Addr(SocketAddr::new(ip, port)),
                 Err(_) => Target::Name(host.to_owned(), port),
             };
@@ -355,8 +371,13 @@ impl Egress {
             .next()
             .ok_or_else(|| format!("{host} has no address"))?;
         let bind = match addr {
-            SocketAddr::V4(_) => SocketAddr::from((self.source(false).unwrap_or(Ipv4Addr::UNSPECIFIED.into()), 0)),
-            SocketAddr::V6(_) => SocketAddr::from((self.source(true).unwrap_or(Ipv6Addr::UNSPECIFIED.into()), 0)),
+            SocketAddr::V4(_) => SocketAddr::from((
+                self.source(false).unwrap_or(Ipv4Addr::UNSPECIFIED.into()),
+                0,
+            )),
+            SocketAddr::V6(_) => {
+                SocketAddr::from((self.source(true).unwrap_or(Ipv6Addr::UNSPECIFIED.into()), 0))
+            }
         };
         let socket = self.udp_socket(bind).map_err(|e| e.to_string())?;
         socket.connect(addr).await.map_err(|e| e.to_string())?;
@@ -371,7 +392,9 @@ impl Egress {
     /// joined there. Under a proxy there is none: multicast would go around it.
     pub fn multicast(&self, group: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
         if let Some(p) = &self.proxy {
-            return Err(std::io::Error::other(format!("multicast would go around the proxy {p}")));
+            return Err(std::io::Error::other(format!(
+                "multicast would go around the proxy {p}"
+            )));
         }
         let s = Socket::new(Domain::for_address(group), Type::DGRAM, Some(Protocol::UDP))?;
         if group.is_ipv6() {
@@ -387,10 +410,12 @@ impl Egress {
                 s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, group.port())).into())?;
                 let on = state
                     .as_ref()
-                    .and_then(|st| st.addrs.iter().find_map(|a| match a {
-                        IpAddr::V4(v4) => Some(*v4),
-                        _ => None,
-                    }))
+                    .and_then(|st| {
+                        st.addrs.iter().find_map(|a| match a {
+                            IpAddr::V4(v4) => Some(*v4),
+                            _ => None,
+                        })
+                    })
                     .unwrap_or(Ipv4Addr::UNSPECIFIED);
                 s.join_multicast_v4(&g, &on)?;
                 if !on.is_unspecified() {
@@ -417,16 +442,15 @@ impl Egress {
     /// Port mapping's local address (`Ok(None)`: any), or why it is off.
     pub fn port_mapping(&self) -> Result<Option<IpAddr>, String> {
         if let Some(p) = &self.proxy {
-            return Err(format!("port mapping is off: it would go around the proxy {p}"));
+            return Err(format!(
+                "port mapping is off: it would go around the proxy {p}"
+            ));
         }
         Ok(match &self.iface {
             None => None,
-            Some(i) => i.addr.or_else(|| {
-                i.state()?
-                    .addrs
-                    .into_iter()
-                    .find(|a| a.is_ipv4())
-            }),
+            Some(i) => i
+                .addr
+                .or_else(|| i.state()?.addrs.into_iter().find(|a| a.is_ipv4())),
         })
     }
 
@@ -553,7 +577,12 @@ impl Udp {
         }
     }
 
-    pub fn poll_send_to(&self, cx: &mut Context<'_>, buf: &[u8], to: SocketAddr) -> Poll<std::io::Result<usize>> {
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        to: SocketAddr,
+    ) -> Poll<std::io::Result<usize>> {
         self.poll_send_parts(cx, &[buf], to)
     }
 
@@ -575,7 +604,12 @@ impl Udp {
     }
 
     /// Sends the parts as one datagram.
-    pub fn poll_send_parts(&self, cx: &mut Context<'_>, parts: &[&[u8]], to: SocketAddr) -> Poll<std::io::Result<usize>> {
+    pub fn poll_send_parts(
+        &self,
+        cx: &mut Context<'_>,
+        parts: &[&[u8]],
+        to: SocketAddr,
+    ) -> Poll<std::io::Result<usize>> {
         match self {
             Udp::Plain(s, _) => {
                 if let [one] = parts {

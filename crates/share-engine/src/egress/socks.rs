@@ -75,14 +75,20 @@ impl Proxy {
             .ok_or_else(|| format!("the proxy has no host ({usage})"))?
             .trim_matches(|c| c == '[' || c == ']')
             .to_owned();
-        let port = u.port().ok_or_else(|| format!("the proxy has no port ({usage})"))?;
+        let port = u
+            .port()
+            .ok_or_else(|| format!("the proxy has no port ({usage})"))?;
         if !matches!(u.path(), "" | "/") || u.query().is_some() {
             return Err(format!("the proxy URL has a path ({usage})"));
         }
         let auth = match (u.username(), u.password()) {
             ("", None) => None,
             (user, Some(pass)) if !user.is_empty() => Some((decode(user), decode(pass))),
-            _ => return Err(format!("the proxy's credentials need both USER and PASS ({usage})")),
+            _ => {
+                return Err(format!(
+                    "the proxy's credentials need both USER and PASS ({usage})"
+                ))
+            }
         };
         Ok(Proxy { host, port, auth })
     }
@@ -138,7 +144,9 @@ impl Proxy {
         };
         tokio::time::timeout(PROXY_TIMEOUT, go)
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the proxy did not answer"))?
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "the proxy did not answer")
+            })?
             .map_err(|e| std::io::Error::other(format!("through the proxy: {e}")))
     }
 
@@ -146,7 +154,11 @@ impl Proxy {
     /// datagrams the proxy relays.
     pub async fn associate(&self, control: TcpStream) -> std::io::Result<Relayed> {
         let proxy_ip = control.peer_addr()?.ip();
-        let bind = if proxy_ip.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        let bind = if proxy_ip.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
         let go = async {
             match &self.auth {
                 Some((u, p)) => Socks5Datagram::bind_with_password(control, bind, u, p).await,
@@ -155,7 +167,9 @@ impl Proxy {
         };
         let d = tokio::time::timeout(PROXY_TIMEOUT, go)
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the proxy did not answer"))?
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "the proxy did not answer")
+            })?
             .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
         // A relay at 0.0.0.0 (or ::) is at the proxy's own address (RFC 1928).
         let relay = match d.proxy_addr() {
@@ -267,7 +281,10 @@ mod tests {
         let (from, at) = unwrap(&v).await.unwrap();
         assert_eq!(from, "192.0.2.7:6881".parse().unwrap());
         assert_eq!(&v[at..], b"d1:ade");
-        assert!(unwrap(&[0, 0, 1, 1, 0]).await.is_none(), "a fragment, truncated");
+        assert!(
+            unwrap(&[0, 0, 1, 1, 0]).await.is_none(),
+            "a fragment, truncated"
+        );
         assert!(unwrap(&[0, 0]).await.is_none());
         let named = Relayed::wrap(&Target::Name("tracker.example".into(), 80), &[b"x"]).unwrap();
         assert!(unwrap(&named).await.is_none(), "a sender named by a name");
