@@ -8,6 +8,7 @@ mod confined;
 mod create;
 mod daemon;
 mod dht;
+mod egress;
 mod gateway;
 mod encryption;
 mod hostile;
