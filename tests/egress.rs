@@ -84,14 +84,32 @@ fn bound_to_the_vpn_interface_nothing_leaves_through_the_lan_even_while_it_is_do
     let (c, v, l) = (lab.ns("c"), lab.ns("v"), lab.ns("l"));
     lab.link(&c, "vpn", "10.77.1.1", &v, "eth0", "10.77.1.2");
     lab.link(&c, "lan", "10.77.2.1", &l, "eth0", "10.77.2.2");
-    lab.run(&c, &["ip", "route", "add", "default", "via", "10.77.2.2", "dev", "lan"]);
+    lab.run(
+        &c,
+        &[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.77.2.2",
+            "dev",
+            "lan",
+        ],
+    );
     let d = Dir::new();
     d.data_file("src/f.bin", 8 << 20, 71);
     let t = make_torrent(&d, &d.join("src/f.bin"), 65536, &[]);
     count_output(&lab, &c, d.path(), &["vpn", "lan"], None);
 
     // The vpn's seed is slow enough that the fetch is under way when the vpn goes down.
-    let vpn_seed = seed_in(&v, &t, &d.join("src"), "10.77.1.2", &["--max-upload-rate", "768K"]);
+    let vpn_seed = seed_in(
+        &v,
+        &t,
+        &d.join("src"),
+        "10.77.1.2",
+        &["--max-upload-rate", "768K"],
+    );
     let lan_seed = seed_in(&l, &t, &d.join("src"), "10.77.2.2", &[]);
     let mut tracker = share_in_namespace();
     tracker.args(["tracker", "--listen", "10.77.2.2:0", "--quiet"]);
@@ -116,7 +134,11 @@ fn bound_to_the_vpn_interface_nothing_leaves_through_the_lan_even_while_it_is_do
         packets(&lab, &c, "vpn") > 50
     });
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(packets(&lab, &c, "lan"), 0, "a packet went out through the lan");
+    assert_eq!(
+        packets(&lab, &c, "lan"),
+        0,
+        "a packet went out through the lan"
+    );
 
     lab.run(&c, &["ip", "link", "set", "vpn", "down"]);
     assert!(
@@ -145,7 +167,11 @@ fn bound_to_the_vpn_interface_nothing_leaves_through_the_lan_even_while_it_is_do
     let (code, _) = fetch.wait(TIMEOUT);
     assert_eq!(code, Some(0), "{}", fetch.stderr());
     assert_same_file(&d.join("src/f.bin"), &d.join("dst/f.bin"));
-    assert_eq!(packets(&lab, &c, "lan"), 0, "a packet went out through the lan");
+    assert_eq!(
+        packets(&lab, &c, "lan"),
+        0,
+        "a packet went out through the lan"
+    );
     let err = fetch.stderr();
     assert_eq!(err.matches("interface vpn is down").count(), 1, "{err}");
     assert_eq!(err.matches("interface vpn is back").count(), 1, "{err}");
@@ -157,8 +183,7 @@ fn bound_to_the_vpn_interface_nothing_leaves_through_the_lan_even_while_it_is_do
 /// proxy's.
 #[test]
 fn through_a_socks5_proxy_that_is_the_only_way_out_nothing_goes_around_it() {
-    if !require("nft", "nftables") || !require("danted", "dante-server") || !require_libtorrent()
-    {
+    if !require("nft", "nftables") || !require("danted", "dante-server") || !require_libtorrent() {
         return;
     }
     let mut lab = Lab::new();
@@ -184,7 +209,11 @@ fn through_a_socks5_proxy_that_is_the_only_way_out_nothing_goes_around_it() {
         .arg(d.join("lt"))
         .args(["--listen-ip", "10.78.2.2", "--timeout", "200"]);
     let mut lt = Proc::start(&mut crate::netns::Pair::exec(&w, &lt));
-    assert!(lt.wait_line(|l| l == "seeding", TIMEOUT).is_some(), "{}", lt.stderr());
+    assert!(
+        lt.wait_line(|l| l == "seeding", TIMEOUT).is_some(),
+        "{}",
+        lt.stderr()
+    );
 
     // Another from a web seed.
     d.data_file("web/b.bin", 2 << 20, 73);
@@ -208,7 +237,12 @@ fn through_a_socks5_proxy_that_is_the_only_way_out_nothing_goes_around_it() {
         .arg(&tb)
         .arg("-o")
         .arg(d.join("dst"))
-        .args(["--proxy", "socks5://10.78.1.2:1080", "--listen", "0.0.0.0:0"]);
+        .args([
+            "--proxy",
+            "socks5://10.78.1.2:1080",
+            "--listen",
+            "0.0.0.0:0",
+        ]);
     let mut fetch = Proc::start(&mut crate::netns::Pair::exec(&c, &cmd));
     let (code, _) = fetch.wait(TIMEOUT);
     assert_eq!(
@@ -221,9 +255,21 @@ fn through_a_socks5_proxy_that_is_the_only_way_out_nothing_goes_around_it() {
     );
     assert_same_file(&d.join("lt/a.bin"), &d.join("dst/a.bin"));
     assert_same_file(&d.join("web/b.bin"), &d.join("dst/b.bin"));
-    assert!(web.stderr().contains("-> 206"), "the web seed served nothing: {}", web.stderr());
-    assert_eq!(packets(&lab, &c, "elsewhere"), 0, "a packet went around the proxy");
-    assert_eq!(packets(&lab, &c, "elsewhere6"), 0, "an IPv6 packet went around the proxy");
+    assert!(
+        web.stderr().contains("-> 206"),
+        "the web seed served nothing: {}",
+        web.stderr()
+    );
+    assert_eq!(
+        packets(&lab, &c, "elsewhere"),
+        0,
+        "a packet went around the proxy"
+    );
+    assert_eq!(
+        packets(&lab, &c, "elsewhere6"),
+        0,
+        "an IPv6 packet went around the proxy"
+    );
 }
 
 /// A proxy that relays no UDP (microsocks has no UDP ASSOCIATE): one warning names the
@@ -239,12 +285,26 @@ fn a_proxy_without_udp_associate_turns_off_the_dht_udp_trackers_and_utp_with_one
     let d = Dir::new();
     count_output(&lab, &c, d.path(), &[], Some("10.79.1.2"));
     let mut ms = Command::new("ip");
-    ms.args(["netns", "exec", &p, "microsocks", "-i", "10.79.1.2", "-p", "1080"]);
+    ms.args([
+        "netns",
+        "exec",
+        &p,
+        "microsocks",
+        "-i",
+        "10.79.1.2",
+        "-p",
+        "1080",
+    ]);
     let _proxy = Background::spawn(ms);
     wait_listening(&lab, &p, "10.79.1.2:1080");
 
     d.data_file("src/f.bin", 100_000, 74);
-    let t = make_torrent(&d, &d.join("src/f.bin"), 32768, &["-t", "udp://10.79.2.2:6969/announce"]);
+    let t = make_torrent(
+        &d,
+        &d.join("src/f.bin"),
+        32768,
+        &["-t", "udp://10.79.2.2:6969/announce"],
+    );
     let mut cmd = share_in_namespace();
     cmd.env_remove("SHARE_NO_DHT")
         .env("SHARE_NO_LSD", "1")
@@ -252,7 +312,12 @@ fn a_proxy_without_udp_associate_turns_off_the_dht_udp_trackers_and_utp_with_one
         .arg(&t)
         .arg("-o")
         .arg(d.join("dst"))
-        .args(["--proxy", "socks5://10.79.1.2:1080", "--listen", "0.0.0.0:0"])
+        .args([
+            "--proxy",
+            "socks5://10.79.1.2:1080",
+            "--listen",
+            "0.0.0.0:0",
+        ])
         .args(["--dht-bootstrap", "10.79.2.2:6881"]);
     let fetch = Proc::start(&mut crate::netns::Pair::exec(&c, &cmd));
     assert!(
@@ -268,11 +333,26 @@ fn a_proxy_without_udp_associate_turns_off_the_dht_udp_trackers_and_utp_with_one
         .unwrap_or_default()
         .to_owned();
     for named in ["the DHT", "UDP trackers", "µTP", "socks5://10.79.1.2:1080"] {
-        assert!(warning.contains(named), "the warning does not name {named}: {warning}");
+        assert!(
+            warning.contains(named),
+            "the warning does not name {named}: {warning}"
+        );
     }
-    assert_eq!(err.matches("are off, since").count(), 1, "one warning: {err}");
-    assert_eq!(packets(&lab, &c, "elsewhere"), 0, "a packet went around the proxy");
-    assert_eq!(packets(&lab, &c, "elsewhere6"), 0, "an IPv6 packet went around the proxy");
+    assert_eq!(
+        err.matches("are off, since").count(),
+        1,
+        "one warning: {err}"
+    );
+    assert_eq!(
+        packets(&lab, &c, "elsewhere"),
+        0,
+        "a packet went around the proxy"
+    );
+    assert_eq!(
+        packets(&lab, &c, "elsewhere6"),
+        0,
+        "an IPv6 packet went around the proxy"
+    );
 }
 
 /// A process started by a test with no `listening on` line of its own: killed by its PID
@@ -299,14 +379,20 @@ impl Drop for Background {
 }
 
 fn wait_listening(lab: &Lab, ns: &str, addr: &str) {
-    wait_until(&format!("a listener on {addr}"), Duration::from_secs(15), || {
-        lab.output(ns, &["ss", "-ltnH"]).contains(addr)
-    });
+    wait_until(
+        &format!("a listener on {addr}"),
+        Duration::from_secs(15),
+        || lab.output(ns, &["ss", "-ltnH"]).contains(addr),
+    );
 }
 
 /// Debian's dante in `ns`, on 10.78.1.2:1080 towards 10.78.2.1, relaying UDP if `udp`.
 fn dante(lab: &Lab, ns: &str, dir: &Path, udp: bool) -> Background {
-    let commands = if udp { "connect udpassociate" } else { "connect" };
+    let commands = if udp {
+        "connect udpassociate"
+    } else {
+        "connect"
+    };
     let conf = dir.join("danted.conf");
     std::fs::write(
         &conf,

@@ -182,7 +182,9 @@ impl Lab {
             format!("{}l{}b", self.tag, self.links),
         );
         let go = || -> Result<(), String> {
-            sh(&["ip", "link", "add", &ta, "type", "veth", "peer", "name", &tb])?;
+            sh(&[
+                "ip", "link", "add", &ta, "type", "veth", "peer", "name", &tb,
+            ])?;
             sh(&["ip", "link", "set", &ta, "netns", a])?;
             sh(&["ip", "link", "set", &tb, "netns", b])?;
             Ok(())
@@ -191,7 +193,15 @@ impl Lab {
         for (ns, tmp, dev, ip) in [(a, &ta, a_dev, a_ip), (b, &tb, b_dev, b_ip)] {
             self.run(ns, &["ip", "link", "set", tmp, "name", dev]);
             // Only the addresses a test gives: no IPv6 autoconfiguration chatter.
-            self.run(ns, &["sysctl", "-q", "-w", &format!("net.ipv6.conf.{dev}.disable_ipv6=1")]);
+            self.run(
+                ns,
+                &[
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
+                ],
+            );
             self.run(ns, &["ip", "addr", "add", &format!("{ip}/24"), "dev", dev]);
             self.run(ns, &["ip", "link", "set", dev, "up"]);
         }
