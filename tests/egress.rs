@@ -50,6 +50,17 @@ fn packets(lab: &Lab, ns: &str, comment: &str) -> u64 {
     words[i + 1].parse().unwrap()
 }
 
+/// A torrent of `content` at `out`, with 32 KiB pieces.
+fn torrent(content: &Path, out: &Path, extra: &[&str]) -> std::path::PathBuf {
+    ok(share()
+        .arg("create")
+        .arg(content)
+        .args(["-q", "--no-date", "--piece-length", "32768", "-o"])
+        .arg(out)
+        .args(extra));
+    out.to_path_buf()
+}
+
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
@@ -178,8 +189,9 @@ fn bound_to_the_vpn_interface_nothing_leaves_through_the_lan_even_while_it_is_do
 }
 
 /// A SOCKS5 proxy (dante) in a namespace that is the client's only way out: the client
-/// fetches one torrent from a libtorrent seed it learns of from an HTTP tracker, and
-/// another from a web seed, all through the proxy; nothing is sent to any address but the
+/// fetches one torrent from a libtorrent seed it learns of from an HTTP tracker, another
+/// from a web seed, and a third from a seed it learns of from a UDP tracker (through the
+/// proxy's UDP relay), all through the proxy; nothing is sent to any address but the
 /// proxy's.
 #[test]
 fn through_a_socks5_proxy_that_is_the_only_way_out_nothing_goes_around_it() {
@@ -188,7 +200,7 @@ fn through_a_socks5_proxy_that_is_the_only_way_out_nothing_goes_around_it() {
     }
     let mut lab = Lab::new();
     let (c, p, w) = (lab.ns("c"), lab.ns("p"), lab.ns("w"));
-    lab.link(&c, "up", "10.78.1.1", &p, "in", "10.78.1.2");
+    lab.link(&c, "uplink", "10.78.1.1", &p, "in", "10.78.1.2");
     lab.link(&p, "out", "10.78.2.1", &w, "eth0", "10.78.2.2");
     let d = Dir::new();
     count_output(&lab, &c, d.path(), &[], Some("10.78.1.2"));
@@ -201,7 +213,11 @@ fn through_a_socks5_proxy_that_is_the_only_way_out_nothing_goes_around_it() {
 
     // One torrent from a libtorrent seed found through the tracker.
     d.data_file("lt/a.bin", 3 << 20, 72);
-    let ta = make_torrent(&d, &d.join("lt/a.bin"), 32768, &["-t", &announce]);
+    let ta = torrent(
+        &d.join("lt/a.bin"),
+        &d.join("a.torrent"),
+        &["-t", &announce],
+    );
     let mut lt = Command::new(python());
     lt.arg(peer_script("lt_peer.py"))
         .arg("seed")
@@ -222,19 +238,30 @@ fn through_a_socks5_proxy_that_is_the_only_way_out_nothing_goes_around_it() {
         .arg(d.join("web"))
         .args(["--bind", "10.78.2.2"]);
     let web = Proc::start(&mut crate::netns::Pair::exec(&w, &web));
-    let tb = d.join("b.torrent");
-    ok(share()
-        .arg("create")
-        .arg(d.join("web/b.bin"))
-        .args(["-q", "--no-date", "--piece-length", "32768", "-o"])
-        .arg(&tb)
-        .args(["--web-seed", &format!("http://{}/", web.addr)]));
+    let web_seed = format!("http://{}/", web.addr);
+    let tb = torrent(
+        &d.join("web/b.bin"),
+        &d.join("b.torrent"),
+        &["--web-seed", &web_seed],
+    );
+
+    // A third from a share seed found through a UDP tracker: the announce goes through the
+    // proxy's UDP relay.
+    d.data_file("udp/c.bin", 1 << 20, 75);
+    let udp_announce = format!("udp://{}/announce", tracker.addr);
+    let tc = torrent(
+        &d.join("udp/c.bin"),
+        &d.join("c.torrent"),
+        &["-t", &udp_announce],
+    );
+    let _udp_seed = seed_in(&w, &tc, &d.join("udp"), "10.78.2.2", &[]);
 
     let mut cmd = share_in_namespace();
     cmd.env("SHARE_NO_LSD", "1")
         .arg("fetch")
         .arg(&ta)
         .arg(&tb)
+        .arg(&tc)
         .arg("-o")
         .arg(d.join("dst"))
         .args([
@@ -255,11 +282,14 @@ fn through_a_socks5_proxy_that_is_the_only_way_out_nothing_goes_around_it() {
     );
     assert_same_file(&d.join("lt/a.bin"), &d.join("dst/a.bin"));
     assert_same_file(&d.join("web/b.bin"), &d.join("dst/b.bin"));
+    assert_same_file(&d.join("udp/c.bin"), &d.join("dst/c.bin"));
     assert!(
         web.stderr().contains("-> 206"),
         "the web seed served nothing: {}",
         web.stderr()
     );
+    // Dante relays UDP: µTP went through its relay, nothing was turned off.
+    assert!(!fetch.stderr().contains("are off"), "{}", fetch.stderr());
     assert_eq!(
         packets(&lab, &c, "elsewhere"),
         0,
@@ -281,7 +311,7 @@ fn a_proxy_without_udp_associate_turns_off_the_dht_udp_trackers_and_utp_with_one
     }
     let mut lab = Lab::new();
     let (c, p) = (lab.ns("c"), lab.ns("p"));
-    lab.link(&c, "up", "10.79.1.1", &p, "in", "10.79.1.2");
+    lab.link(&c, "uplink", "10.79.1.1", &p, "in", "10.79.1.2");
     let d = Dir::new();
     count_output(&lab, &c, d.path(), &[], Some("10.79.1.2"));
     let mut ms = Command::new("ip");

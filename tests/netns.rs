@@ -191,7 +191,7 @@ impl Lab {
         };
         go().unwrap_or_else(|e| Lab::fail(e));
         for (ns, tmp, dev, ip) in [(a, &ta, a_dev, a_ip), (b, &tb, b_dev, b_ip)] {
-            self.run(ns, &["ip", "link", "set", tmp, "name", dev]);
+            self.run(ns, &["ip", "link", "set", "dev", tmp, "name", dev]);
             // Only the addresses a test gives: no IPv6 autoconfiguration chatter.
             self.run(
                 ns,
@@ -203,7 +203,7 @@ impl Lab {
                 ],
             );
             self.run(ns, &["ip", "addr", "add", &format!("{ip}/24"), "dev", dev]);
-            self.run(ns, &["ip", "link", "set", dev, "up"]);
+            self.run(ns, &["ip", "link", "set", "dev", dev, "up"]);
         }
     }
 }

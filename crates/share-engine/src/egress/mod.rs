@@ -232,8 +232,13 @@ impl Egress {
         if self.udp.load(Ordering::Relaxed) == UDP_NO {
             return Err(std::io::Error::other("the proxy does not relay UDP"));
         }
-        let control = self.connect_direct(p.addr().await?, None).await?;
-        match p.associate(control).await {
+        let proxy = p.addr().await?;
+        let control = self.connect_direct(proxy, None).await?;
+        let any = match proxy {
+            SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+        };
+        match p.associate(control, self.udp_socket(any)?).await {
             Ok(r) => {
                 self.udp.store(UDP_YES, Ordering::Relaxed);
                 Ok(r)

@@ -3,15 +3,14 @@
 //!
 //! - TCP (peers): a CONNECT through `tokio-socks` over a connection we open to the proxy.
 //! - HTTP (trackers, web seeds): reqwest's own SOCKS support, given [`Proxy::reqwest_url`].
-//! - UDP (µTP, the DHT, UDP trackers): a UDP ASSOCIATE through `fast-socks5` (`tokio-socks`
-//!   has none); every datagram then goes to the proxy's relay with the SOCKS header in
-//!   front. The association lives as long as its TCP control connection, which the
-//!   [`Relayed`] socket keeps.
+//! - UDP (µTP, the DHT, UDP trackers): a UDP ASSOCIATE through `fast-socks5`'s request
+//!   (`tokio-socks` has none), from a UDP socket of ours; every datagram then goes to the
+//!   proxy's relay with the SOCKS header in front. The association lives as long as its TCP
+//!   control connection, which the [`Relayed`] socket keeps.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use fast_socks5::client::Socks5Datagram;
 use fast_socks5::util::target_addr::TargetAddr;
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -150,41 +149,64 @@ impl Proxy {
             .map_err(|e| std::io::Error::other(format!("through the proxy: {e}")))
     }
 
-    /// A UDP association over `control`, a connection to the proxy: a socket whose
-    /// datagrams the proxy relays.
-    pub async fn associate(&self, control: TcpStream) -> std::io::Result<Relayed> {
+    /// A UDP association over `control`, a connection to the proxy: `socket` (ours, of the
+    /// proxy's family) then sends to and hears from the proxy's relay only.
+    pub async fn associate(
+        &self,
+        control: TcpStream,
+        socket: UdpSocket,
+    ) -> std::io::Result<Relayed> {
+        use fast_socks5::client::{Config, Socks5Stream};
+        use fast_socks5::{AuthenticationMethod, Socks5Command};
         let proxy_ip = control.peer_addr()?.ip();
-        let bind = if proxy_ip.is_ipv6() {
-            "[::]:0"
-        } else {
-            "0.0.0.0:0"
+        let auth = self
+            .auth
+            .as_ref()
+            .map(|(u, p)| AuthenticationMethod::Password {
+                username: u.clone(),
+                password: p.clone(),
+            });
+        // Where we will send from, as far as we can tell: any address of the proxy's family
+        // (an IPv6 form towards an IPv4 proxy is refused by some, dante among them).
+        let from = match proxy_ip {
+            IpAddr::V4(_) => SocketAddr::from(([0u8; 4], 0)),
+            IpAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
         };
         let go = async {
-            match &self.auth {
-                Some((u, p)) => Socks5Datagram::bind_with_password(control, bind, u, p).await,
-                None => Socks5Datagram::bind(control, bind).await,
-            }
+            let mut s = Socks5Stream::use_stream(control, auth, Config::default()).await?;
+            let relay = s
+                .request(Socks5Command::UDPAssociate, TargetAddr::Ip(from))
+                .await?;
+            Ok::<_, fast_socks5::SocksError>((s, relay))
         };
-        let d = tokio::time::timeout(PROXY_TIMEOUT, go)
+        let (control, relay) = tokio::time::timeout(PROXY_TIMEOUT, go)
             .await
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "the proxy did not answer")
             })?
             .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
         // A relay at 0.0.0.0 (or ::) is at the proxy's own address (RFC 1928).
-        let relay = match d.proxy_addr() {
-            Ok(TargetAddr::Ip(a)) if a.ip().is_unspecified() => SocketAddr::new(proxy_ip, a.port()),
-            Ok(TargetAddr::Ip(a)) => *a,
-            _ => return Err(std::io::Error::other("the proxy named its relay by a name")),
+        let relay = match relay {
+            TargetAddr::Ip(a) if a.ip().is_unspecified() => SocketAddr::new(proxy_ip, a.port()),
+            TargetAddr::Ip(a) => a,
+            TargetAddr::Domain(..) => {
+                return Err(std::io::Error::other("the proxy named its relay by a name"))
+            }
         };
-        d.get_ref().connect(relay).await?;
-        Ok(Relayed { d, relay })
+        socket.connect(relay).await?;
+        Ok(Relayed {
+            socket,
+            _control: control,
+            relay,
+        })
     }
 }
 
-/// A UDP socket whose datagrams go through the proxy's relay.
+/// A UDP socket whose datagrams go through the proxy's relay, and the control connection
+/// the association lives as long as.
 pub struct Relayed {
-    d: Socks5Datagram<TcpStream>,
+    socket: UdpSocket,
+    _control: fast_socks5::client::Socks5Stream<TcpStream>,
     pub relay: SocketAddr,
 }
 
@@ -203,7 +225,7 @@ pub enum Target {
 
 impl Relayed {
     pub fn socket(&self) -> &UdpSocket {
-        self.d.get_ref()
+        &self.socket
     }
 
     /// `payload` with the SOCKS header for `to` in front.
