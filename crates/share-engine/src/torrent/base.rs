@@ -263,6 +263,10 @@ impl Base {
     /// the session's limits; false if it may not be dialed now.
     pub(super) fn punch(&mut self, addr: SocketAddr) -> bool {
         let now = Instant::now().into_std();
+        if self.ctx.blocks.contains(addr.ip()) {
+            tracing::debug!(%addr, "holepunch: blocked address (--blocklist): not dialed");
+            return false;
+        }
         if !self.book.may_dial(&addr) || !self.dial_budget.take(now) {
             return false;
         }
@@ -323,7 +327,11 @@ impl Base {
 
     /// Remembers addresses a source found.
     pub(super) fn add_found(&mut self, source: PeerSource, mut addrs: Vec<SocketAddr>) {
+        let before = addrs.len();
         addrs.retain(|a| !self.ctx.blocks.contains(a.ip()));
+        if addrs.len() < before {
+            tracing::debug!(source = source.name(), blocked = before - addrs.len(), "blocked addresses (--blocklist) not kept");
+        }
         let n = self.book.add(addrs, source, Instant::now());
         if n > 0 {
             tracing::debug!(source = source.name(), new = n, "peers found");
