@@ -324,6 +324,7 @@ impl Session {
                         local_ip: Some(local_addr.ip())
                             .filter(|ip| !ip.is_unspecified())
                             .or(via),
+                        interface: egress.interface().map(|i| i.name.clone()),
                     };
                     Some(tokio::spawn(crate::portmap::run(
                         map,
