@@ -4,6 +4,7 @@
 mod craft;
 mod util;
 
+mod blocklist;
 mod confined;
 mod create;
 mod daemon;
