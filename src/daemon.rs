@@ -37,7 +37,8 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         session: share_daemon::SessionSettings {
             dht: session_config.dht.is_some(),
             tcp: session_config.transports.tcp,
-            port_mapping: session_config.port_mapping,
+            // No mapping under a proxy (the session says why): session-get shows it off.
+            port_mapping: session_config.port_mapping && !session_config.egress.is_proxied(),
             peer_limit_global: session_config.max_connections,
             max_upload_rate: session_config.max_upload_rate,
             max_download_rate: session_config.max_download_rate,
