@@ -64,6 +64,8 @@ pub struct DaemonArgs {
     pub transport: TransportArgs,
     #[command(flatten)]
     pub files: FilesArgs,
+    #[command(flatten)]
+    pub egress: EgressArgs,
 }
 
 impl DaemonArgs {
@@ -291,6 +293,8 @@ pub struct NetArgs {
     pub transport: TransportArgs,
     #[command(flatten)]
     pub files: FilesArgs,
+    #[command(flatten)]
+    pub egress: EgressArgs,
     /// Print only errors and the lines scripts rely on.
     #[arg(short, long)]
     pub quiet: bool,
@@ -325,6 +329,40 @@ pub struct FilesArgs {
     /// through any symlink below the folder is an error.
     #[arg(long)]
     pub follow_symlinks: bool,
+}
+
+/// Where traffic goes, and whom it never reaches.
+#[derive(Args, Clone, Default)]
+pub struct EgressArgs {
+    /// Bind every socket (peers, µTP, the DHT, trackers, web seeds, LSD) to this interface
+    /// (SO_BINDTODEVICE) or to this address and its interface: when it goes down, nothing
+    /// takes another route; when it comes back, the session carries on.
+    #[arg(long, value_name = "NAME|ADDR")]
+    pub interface: Option<String>,
+    /// Send peer connections, HTTP(S) trackers and web seeds through a SOCKS5 proxy (names
+    /// resolved by the proxy); µTP, the DHT and UDP trackers through its UDP relay, or off
+    /// when it has none. Nothing listens for peers and nothing goes around it.
+    #[arg(
+        long,
+        value_name = "socks5://[USER:PASS@]HOST:PORT",
+        env = "SHARE_PROXY",
+        hide_env_values = true
+    )]
+    pub proxy: Option<String>,
+    /// An IP blocklist (repeatable): a file or an http(s) URL, in P2P text
+    /// (`name:1.2.3.0-1.2.3.255`), eMule DAT or CIDR lines, optionally gzip-compressed.
+    /// Blocked addresses are never connected to either way, nor passed on.
+    #[arg(long = "blocklist", value_name = "PATH|URL")]
+    pub blocklists: Vec<String>,
+}
+
+impl EgressArgs {
+    pub fn policy(&self) -> share_engine::NetPolicy {
+        share_engine::NetPolicy {
+            interface: self.interface.clone(),
+            proxy: self.proxy.clone(),
+        }
+    }
 }
 
 /// How connections to peers are made.

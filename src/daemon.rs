@@ -11,7 +11,7 @@ use crate::signals::Stop;
 use crate::transfer::{base_session_config, bind_session};
 
 pub fn run(args: DaemonArgs) -> Result<()> {
-    let session_config = base_session_config(
+    let mut session_config = base_session_config(
         args.listen,
         &args.limits,
         args.max_download_rate,
@@ -20,6 +20,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         &args.files,
         true,
     )?;
+    session_config.egress = crate::transfer::egress(&args.egress)?;
     let config = DaemonConfig {
         rpc: args.rpc,
         auth: args.rpc_auth.clone(),
@@ -36,11 +37,13 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         session: share_daemon::SessionSettings {
             dht: session_config.dht.is_some(),
             tcp: session_config.transports.tcp,
-            port_mapping: session_config.port_mapping,
+            // No mapping under a proxy (the session says why): session-get shows it off.
+            port_mapping: session_config.port_mapping && !session_config.egress.is_proxied(),
             peer_limit_global: session_config.max_connections,
             max_upload_rate: session_config.max_upload_rate,
             max_download_rate: session_config.max_download_rate,
         },
+        blocklists: args.egress.blocklists.clone(),
     };
     // Refused before anything binds: an RPC open to the network without a password.
     if config.auth.is_none() && !config.rpc.ip().is_loopback() {

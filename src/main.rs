@@ -24,11 +24,20 @@ fn main() -> ExitCode {
     // share_engine=debug).
     // The daemon is a service: its warnings (damaged state, refused resume data, failed
     // writes) go to standard error unless SHARE_LOG says otherwise.
+    // Where traffic goes (an interface down and back, what a proxy turns off) is said by
+    // `seed` and `fetch` too, unless --quiet.
+    let quiet = matches!(&cli.command, cli::Command::Seed(a) if a.net.quiet)
+        || matches!(&cli.command, cli::Command::Fetch(a) if a.net.quiet);
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHARE_LOG")
         .ok()
-        .or_else(|| {
-            matches!(cli.command, cli::Command::Daemon(_))
-                .then(|| tracing_subscriber::EnvFilter::new("warn"))
+        .or_else(|| match cli.command {
+            cli::Command::Daemon(_) => Some(tracing_subscriber::EnvFilter::new(
+                "warn,share_engine::egress=info",
+            )),
+            cli::Command::Seed(_) | cli::Command::Fetch(_) if !quiet => Some(
+                tracing_subscriber::EnvFilter::new("share_engine::egress=info"),
+            ),
+            _ => None,
         });
     if let Some(filter) = filter {
         tracing_subscriber::fmt()
@@ -37,9 +46,7 @@ fn main() -> ExitCode {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
-    if matches!(&cli.command, cli::Command::Seed(a) if a.net.quiet)
-        || matches!(&cli.command, cli::Command::Fetch(a) if a.net.quiet)
-    {
+    if quiet {
         inspect::quiet_warnings();
     }
     let result = match cli.command {

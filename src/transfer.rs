@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use share_engine::{FileFilter, Session, SessionConfig, Source, TorrentConfig, TorrentHandle};
 
 use crate::cli::{
-    DiscoveryArgs, FetchArgs, FilesArgs, LimitArgs, NetArgs, SeedArgs, TorrentArg,
+    DiscoveryArgs, EgressArgs, FetchArgs, FilesArgs, LimitArgs, NetArgs, SeedArgs, TorrentArg,
     TransportArgs,
 };
 use crate::inspect::load;
@@ -124,7 +124,7 @@ fn session_config(
     max_download_rate: Option<u64>,
     serves: bool,
 ) -> Result<SessionConfig> {
-    base_session_config(
+    let mut c = base_session_config(
         net.listen,
         &net.limits,
         max_download_rate,
@@ -132,7 +132,50 @@ fn session_config(
         &net.transport,
         &net.files,
         serves,
-    )
+    )?;
+    c.egress = egress(&net.egress)?;
+    Ok(c)
+}
+
+/// The session's way out (`--interface`, `--proxy`), checked.
+pub fn egress(args: &EgressArgs) -> Result<std::sync::Arc<share_engine::Egress>> {
+    Ok(std::sync::Arc::new(
+        share_engine::Egress::new(&args.policy()).map_err(anyhow::Error::msg)?,
+    ))
+}
+
+/// Reads the `--blocklist` lists into the session's set (before it binds, so that no
+/// blocked peer gets in first), with one warning per list that has lines not understood
+/// and a line saying how many ranges were read and how long it took.
+pub async fn load_blocklists(
+    config: &SessionConfig,
+    sources: &[String],
+    quiet: bool,
+) -> Result<()> {
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let (list, reports) = share_engine::blocks::load(sources, &config.egress)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    for r in &reports {
+        if let Some(w) = r.warning() {
+            eprintln!("warning: {w}");
+        }
+    }
+    if !quiet {
+        let entries: usize = reports.iter().map(|r| r.loaded.entries).sum();
+        eprintln!(
+            "blocklist: {} ranges ({entries} entries) from {} list{} in {:.2} s",
+            list.len(),
+            reports.len(),
+            if reports.len() == 1 { "" } else { "s" },
+            started.elapsed().as_secs_f64()
+        );
+    }
+    config.blocks.set(list);
+    Ok(())
 }
 
 /// Binds the session and prints `listening on IP:PORT`, the line scripts wait for.
@@ -198,6 +241,7 @@ fn run(
         // Signals count from the start: one that comes right after `listening on` must not
         // kill the process before its handler exists.
         let mut stop = Stop::install()?;
+        load_blocklists(&session_config, &net.egress.blocklists, net.quiet).await?;
         let session = bind_session(session_config).await?;
 
         let started = Instant::now();

@@ -4,10 +4,12 @@
 mod craft;
 mod util;
 
+mod blocklist;
 mod confined;
 mod create;
 mod daemon;
 mod dht;
+mod egress;
 mod gateway;
 mod encryption;
 mod hostile;

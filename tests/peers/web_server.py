@@ -2,7 +2,7 @@
 """An HTTP server for web seed tests, serving ROOT on 127.0.0.1, that misbehaves on demand.
 
     web_server.py ROOT [--mode MODE] [--to URL] [--busy N] [--retry-after S]
-                       [--missing REL] [--corrupt REL:OFFSET:LEN]
+                       [--missing REL] [--corrupt REL:OFFSET:LEN] [--bind IP]
 
 Modes:
   ranges      answers `Range` with 206 and `Content-Range` (HTTP/1.1, keep-alive)
@@ -108,10 +108,12 @@ def main():
     ap.add_argument("--retry-after", type=int, default=1)
     ap.add_argument("--missing")
     ap.add_argument("--corrupt")
+    ap.add_argument("--bind", default="127.0.0.1",
+                    help="the address to serve on (another only inside a test's namespace)")
     args = ap.parse_args()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer((args.bind, 0), Handler)
     server.daemon_threads = True
-    print(f"listening on 127.0.0.1:{server.server_address[1]}", flush=True)
+    print(f"listening on {args.bind}:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
 

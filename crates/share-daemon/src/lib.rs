@@ -17,7 +17,9 @@
 //! - [`watch`]: a folder whose new .torrent and .magnet files are added.
 //! - [`turtle`]: the schedule of the alternative rate limits.
 //! - [`paths`]: the only place RPC arguments become paths, kept inside the folders given.
+//! - [`blocklist`]: the `--blocklist` lists and the one `blocklist-update` fetches.
 
+pub mod blocklist;
 pub mod http;
 pub mod ops;
 pub mod owner;
@@ -60,6 +62,8 @@ pub struct DaemonConfig {
     pub torrent: TorrentConfig,
     /// How the session was started, for `session-get`.
     pub session: SessionSettings,
+    /// `--blocklist` lists (files or URLs), read at start and at each `blocklist-update`.
+    pub blocklists: Vec<String>,
 }
 
 /// How the session was started, for `session-get` (what can change while it runs, PEX,
@@ -100,6 +104,8 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Blocklist(String),
 }
 
 /// A started daemon: its RPC socket is bound and its torrents are back.
@@ -129,7 +135,21 @@ impl Daemon {
         config.state_dir = std::fs::canonicalize(&config.state_dir)?;
         let root = share_storage::root::Root::open(&config.download_dir, session.links(), true)
             .map_err(|e| DaemonError::Io(std::io::Error::other(e.to_string())))?;
-        let registry = Registry::restore(session, &config, Arc::new(root)).await;
+        // The lists before the torrents: no blocked peer gets in first. One that cannot be
+        // read stops the start, with its name.
+        let lists = Arc::new(blocklist::Lists::new(
+            config.blocklists.clone(),
+            &config.state_dir,
+        ));
+        lists
+            .reload(&session, true)
+            .await
+            .map_err(DaemonError::Blocklist)?;
+        let registry =
+            Registry::restore(session.clone(), &config, Arc::new(root), lists.clone()).await;
+        if !registry.settings.blocklist_enabled {
+            lists.enable(&session, false);
+        }
         let stop_owner = CancellationToken::new();
         let (handle, owner) = owner::spawn(registry, config.watch.clone(), stop_owner.clone());
         let state = Arc::new(http::AppState::new(handle, &config, listener.local_addr()?));

@@ -28,8 +28,9 @@ const FRESH_WAIT: Duration = Duration::from_millis(40);
 
 /// The client for .torrent URLs: a timeout for the whole request, a few redirects (a
 /// redirect to a magnet link stops there, and the link is taken).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+pub fn http_client(egress: &share_engine::Egress) -> reqwest::Client {
+    egress
+        .http(reqwest::Client::builder())
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::custom(|a| {
@@ -41,9 +42,14 @@ pub fn http_client() -> reqwest::Client {
                 a.follow()
             }
         }))
-        .no_proxy()
         .build()
-        .unwrap_or_default()
+        // A client that cannot be built the egress's way must not go another way.
+        .unwrap_or_else(|_| {
+            reqwest::Client::builder()
+                .proxy(reqwest::Proxy::all("socks5h://0.0.0.0:9").expect("literal"))
+                .build()
+                .unwrap_or_default()
+        })
 }
 
 /// A .torrent from a URL (media managers hand those over); a redirect to a magnet link is

@@ -370,12 +370,20 @@ pub struct Registry {
     /// Whether the alternative limits' schedule was due at the last look (`None`: not
     /// looked at since it last changed): the limits switch when this changes.
     schedule_due: Option<bool>,
+    /// The `--blocklist` lists and the one `blocklist-update` fetched.
+    pub blocklist: Arc<crate::blocklist::Lists>,
 }
 
 impl Registry {
     /// Brings back the torrents of the last run.
-    pub async fn restore(session: Session, config: &DaemonConfig, root: Arc<Root>) -> Registry {
+    pub async fn restore(
+        session: Session,
+        config: &DaemonConfig,
+        root: Arc<Root>,
+        blocklist: Arc<crate::blocklist::Lists>,
+    ) -> Registry {
         let folder = Folder::new(&config.state_dir);
+        let http = crate::ops::http_client(&session.egress());
         let (list, warning) = folder.load();
         let mut r = Registry {
             saver: spawn_saver(folder.clone()),
@@ -393,13 +401,14 @@ impl Registry {
             settings: list.session.clone(),
             dirty: false,
             warnings: warning.into_iter().collect(),
-            http: crate::ops::http_client(),
+            http,
             started: Instant::now(),
             removed_up: 0,
             removed_down: 0,
             categories: list.categories.clone(),
             tags: list.tags.clone(),
             schedule_due: None,
+            blocklist,
         };
         let cli = &r.session_settings;
         if cli.max_upload_rate.is_some() || cli.max_download_rate.is_some() {
@@ -434,7 +443,11 @@ impl Registry {
             }
             r.next_id = r.next_id.max(saved.id + 1);
             let id = saved.id;
-            let mut e = Entry::new(saved, meta, magnet);
+            let mut e = Entry::new(
+            saved,
+            meta,
+            magnet,
+        );
             r.run(&mut e).await;
             r.entries.insert(id, e);
         }

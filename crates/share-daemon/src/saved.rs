@@ -228,6 +228,16 @@ pub struct SavedSession {
     pub incomplete_dir: Option<PathBuf>,
     #[serde(default)]
     pub incomplete_dir_enabled: bool,
+    /// The blocklist is in force (Transmission's `blocklist-enabled`).
+    #[serde(default = "yes")]
+    pub blocklist_enabled: bool,
+    /// Where `blocklist-update` fetches a list from (Transmission's `blocklist-url`).
+    #[serde(default)]
+    pub blocklist_url: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Rates in kB/s (1000 bytes), as Transmission shows them.
@@ -268,6 +278,8 @@ impl Default for SavedSession {
             alt_schedule: crate::turtle::Schedule::default(),
             incomplete_dir: None,
             incomplete_dir_enabled: false,
+            blocklist_enabled: true,
+            blocklist_url: String::new(),
         }
     }
 }

@@ -10,9 +10,11 @@
 //! `docs/engine.md`.
 
 mod assembly;
+pub mod blocks;
 mod ctx;
 pub mod dht;
 mod disk;
+pub mod egress;
 mod limit;
 mod lsd;
 mod memory;
@@ -37,6 +39,8 @@ use std::sync::Arc;
 
 pub use tokio_util::sync::CancellationToken;
 
+pub use blocks::Blocks;
+pub use egress::{Egress, NetPolicy};
 pub use limit::RateLimiter;
 pub use peer::{CloseReason, PeerStream};
 pub use serve::TrackerServer;

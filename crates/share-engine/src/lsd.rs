@@ -10,7 +10,8 @@
 //! network namespaces they make (`--no-lsd`), since a multicast leaves the machine.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use share_core::lsd::{Announce, GROUP_V4, GROUP_V6, MAX_HASHES, MAX_PACKET};
@@ -20,6 +21,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::blocks::Blocks;
+use crate::egress::Egress;
 use crate::routes::Routes;
 use crate::PeerSource;
 
@@ -28,38 +31,25 @@ pub const INTERVAL: Duration = Duration::from_secs(300);
 /// Incoming announces taken per second at most; the rest are dropped.
 const MAX_INCOMING_PER_SEC: u32 = 50;
 
-fn bind_v4() -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, GROUP_V4.port())).into())?;
-    s.join_multicast_v4(GROUP_V4.ip(), &Ipv4Addr::UNSPECIFIED)?;
-    s.set_multicast_loop_v4(true)?;
-    UdpSocket::from_std(s.into())
-}
-
-fn bind_v6() -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_only_v6(true)?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, GROUP_V6.port())).into())?;
-    s.join_multicast_v6(GROUP_V6.ip(), 0)?;
-    s.set_multicast_loop_v6(true)?;
-    UdpSocket::from_std(s.into())
-}
-
 /// Runs until `shutdown`: announces the session's public torrents and routes what others
 /// announce. `port` is our peer listening port.
-pub async fn run(port: u16, routes: watch::Receiver<Routes>, shutdown: CancellationToken) {
-    let v4 = bind_v4()
+pub async fn run(
+    port: u16,
+    routes: watch::Receiver<Routes>,
+    egress: Arc<Egress>,
+    blocks: Blocks,
+    shutdown: CancellationToken,
+) {
+    if let Some(p) = egress.proxy() {
+        tracing::warn!(target: "share_engine::egress", "local service discovery is off: its multicast would go around the proxy {p}");
+        return;
+    }
+    let v4 = egress
+        .multicast(GROUP_V4.into())
         .map_err(|e| tracing::warn!(error = %e, "local service discovery (IPv4) is off"))
         .ok();
-    let v6 = bind_v6()
+    let v6 = egress
+        .multicast(GROUP_V6.into())
         .map_err(|e| tracing::debug!(error = %e, "local service discovery over IPv6 is off"))
         .ok();
     if v4.is_none() && v6.is_none() {
@@ -74,11 +64,11 @@ pub async fn run(port: u16, routes: watch::Receiver<Routes>, shutdown: Cancellat
         let got = tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
-                announce_due(&routes, &mut last, port, &cookie, v4.as_ref(), v6.as_ref()).await;
+                announce_due(&routes, &mut last, port, &cookie, v4.as_deref(), v6.as_deref()).await;
                 None
             }
-            r = recv(v4.as_ref(), &mut buf4) => r.map(|(n, from)| (buf4[..n].to_vec(), from)),
-            r = recv(v6.as_ref(), &mut buf6) => r.map(|(n, from)| (buf6[..n].to_vec(), from)),
+            r = recv(v4.as_deref(), &mut buf4) => r.map(|(n, from)| (buf4[..n].to_vec(), from)),
+            r = recv(v6.as_deref(), &mut buf6) => r.map(|(n, from)| (buf6[..n].to_vec(), from)),
         };
         let Some((packet, from)) = got else {
             continue;
@@ -91,7 +81,9 @@ pub async fn run(port: u16, routes: watch::Receiver<Routes>, shutdown: Cancellat
         if budget.1 > MAX_INCOMING_PER_SEC {
             continue;
         }
-        heard(&packet, from, &cookie, &routes);
+        if !blocks.contains(from.ip()) {
+            heard(&packet, from, &cookie, &routes);
+        }
     }
 }
 

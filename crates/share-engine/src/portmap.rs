@@ -9,6 +9,12 @@
 //! again when the network changes, and removes its mappings when the session ends. What it
 //! found is published as a [`Reachability`], and said once in a line:
 //! `reachable at 203.0.113.7:6881 (UPnP on 192.168.1.1)`, or why not.
+//!
+//! It goes out the session's way ([`crate::Egress::port_mapping`]): never under a proxy
+//! (the session starts no mapping there); bound to an interface (`--interface`), only a
+//! default route through that interface counts, and the requests leave from its address
+//! (`igd-next` and `crab_nat` open their own sockets and take a source address, not a
+//! device; a gateway reached through the interface's own route keeps them on it).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU16;
@@ -65,25 +71,47 @@ pub struct MapConfig {
     /// The address we listen on, when it is a specific one (else the one towards the
     /// gateway is used).
     pub local_ip: Option<IpAddr>,
+    /// The interface the session is bound to (`--interface`): only a gateway on it counts,
+    /// and `local_ip` is its address (none: no mapping).
+    pub interface: Option<String>,
 }
 
 /// The default IPv4 gateway, from the kernel's routing table.
 pub fn default_gateway() -> Option<Ipv4Addr> {
-    let table = std::fs::read_to_string("/proc/net/route").ok()?;
-    gateway_from_table(&table)
+    gateway_on(None)
 }
 
-/// The gateway of the default route (destination 0, mask 0) in `/proc/net/route`'s text.
-fn gateway_from_table(table: &str) -> Option<Ipv4Addr> {
+/// The default IPv4 gateway through `iface` (any interface if `None`).
+pub fn gateway_on(iface: Option<&str>) -> Option<Ipv4Addr> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    gateway_from_table(&table, iface)
+}
+
+/// The gateway of the default route (destination 0, mask 0) in `/proc/net/route`'s text,
+/// through `iface` when given.
+fn gateway_from_table(table: &str, iface: Option<&str>) -> Option<Ipv4Addr> {
     table.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 8 || f[1] != "00000000" || f[7] != "00000000" {
+            return None;
+        }
+        if iface.is_some_and(|i| i != f[0]) {
             return None;
         }
         let g = u32::from_str_radix(f[2], 16).ok()?;
         // The table is in the host's byte order, little-endian here.
         (g != 0).then(|| Ipv4Addr::from(g.swap_bytes()))
     })
+}
+
+/// Where requests leave from: the address we listen on or the interface's; else, with no
+/// interface, our address on the way to `gateway`.
+fn local_for(config: &MapConfig, gateway: Option<Ipv4Addr>) -> Option<IpAddr> {
+    let given = config.local_ip.filter(|ip| !ip.is_unspecified());
+    if config.interface.is_some() {
+        return given;
+    }
+    given.or_else(|| gateway.and_then(local_towards))
 }
 
 /// Our address on the way to `gateway` (a UDP socket connected to it; nothing is sent).
@@ -214,12 +242,11 @@ async fn map_pmp(config: &MapConfig, gateway: Ipv4Addr, local: IpAddr) -> Result
 /// once (a router that speaks only one answers without waiting for the other's search to
 /// time out), the first mapping is kept, and one the other way made later is removed.
 async fn map(config: &MapConfig) -> Result<Mapped, String> {
-    let gateway = default_gateway().ok_or("no default gateway")?;
-    let local = config
-        .local_ip
-        .filter(|ip| !ip.is_unspecified())
-        .or_else(|| local_towards(gateway))
-        .ok_or("no address towards the gateway")?;
+    let gateway = gateway_on(config.interface.as_deref()).ok_or_else(|| match &config.interface {
+        Some(i) => format!("no default gateway through interface {i}"),
+        None => "no default gateway".to_owned(),
+    })?;
+    let local = local_for(config, Some(gateway)).ok_or("no address towards the gateway")?;
     let (c1, c2) = (config.clone(), config.clone());
     let mut upnp = tokio::spawn(async move { map_upnp(&c1, local).await });
     let mut pmp = tokio::spawn(async move { map_pmp(&c2, gateway, local).await });
@@ -312,7 +339,7 @@ impl Mapped {
 /// mappings. Says the outcome once, and again when it changes.
 pub async fn run(config: MapConfig, status: watch::Sender<Reachability>, shutdown: CancellationToken) {
     let mut current: Option<Mapped> = None;
-    let mut gateway = default_gateway();
+    let mut gateway = gateway_on(config.interface.as_deref());
     loop {
         let wait = match &mut current {
             None => {
@@ -340,7 +367,7 @@ pub async fn run(config: MapConfig, status: watch::Sender<Reachability>, shutdow
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
-        let now = default_gateway();
+        let now = gateway_on(config.interface.as_deref());
         if now != gateway {
             // Another network: map again there.
             gateway = now;
@@ -350,10 +377,7 @@ pub async fn run(config: MapConfig, status: watch::Sender<Reachability>, shutdow
             continue;
         }
         if let Some(m) = &mut current {
-            let local = config
-                .local_ip
-                .filter(|ip| !ip.is_unspecified())
-                .or_else(|| gateway.and_then(local_towards));
+            let local = local_for(&config, gateway);
             let renewed = match local {
                 Some(l) => m.renew(&config, l).await,
                 None => Err("no address towards the gateway".into()),
@@ -379,8 +403,14 @@ mod tests {
         let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
             eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
             eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
-        assert_eq!(gateway_from_table(table), Some(Ipv4Addr::new(192, 168, 1, 1)));
-        assert_eq!(gateway_from_table("Iface\n"), None);
+        assert_eq!(gateway_from_table(table, None), Some(Ipv4Addr::new(192, 168, 1, 1)));
+        assert_eq!(gateway_from_table("Iface\n", None), None);
+        // Bound to an interface: only its own default route counts.
+        assert_eq!(
+            gateway_from_table(table, Some("eth0")),
+            Some(Ipv4Addr::new(192, 168, 1, 1))
+        );
+        assert_eq!(gateway_from_table(table, Some("wg0")), None);
     }
 
     #[test]

@@ -16,11 +16,11 @@ use rand::seq::SliceRandom;
 use share_core::tracker::udp::{Request, Response};
 use share_core::tracker::{http, Announce, AnnounceReply, Event, ScrapeCounts};
 use share_core::InfoHash;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::egress::{Datagram, Egress};
 use crate::tracker_board::TrackerStatus;
 use crate::{Notice, PeerSource, Stats};
 
@@ -60,23 +60,28 @@ pub struct Identity {
     pub external: Option<std::sync::Arc<crate::external::External>>,
 }
 
-/// The HTTP client every tracker client of a session shares.
-pub fn http_client() -> reqwest::Client {
-    http_client_from(None)
-}
-
-/// An HTTP client whose connections leave from `local` (the address we listen on, when it
-/// is a specific one: a tracker that lists peers by source address then lists the right
-/// one).
-pub fn http_client_from(local: Option<std::net::IpAddr>) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(local)
-        .timeout(HTTP_TIMEOUT)
+/// An HTTP client that goes out through `egress`, leaving from `local` (the address we
+/// listen on, when it is a specific one: a tracker that lists peers by source address then
+/// lists the right one). Should it fail to build, the client is one that refuses every
+/// request rather than one that goes around the egress.
+pub fn http_client_from(egress: &Egress, local: Option<std::net::IpAddr>) -> reqwest::Client {
+    let mut b = egress.http(reqwest::Client::builder());
+    if egress.interface().is_none() && !egress.is_proxied() {
+        b = b.local_address(local);
+    }
+    b.timeout(HTTP_TIMEOUT)
         .connect_timeout(Duration::from_secs(5))
-        .no_proxy()
         .user_agent(concat!("share/", env!("CARGO_PKG_VERSION")))
         .build()
-        .unwrap_or_default()
+        .unwrap_or_else(|_| refusing_client())
+}
+
+/// A client whose every request fails (its proxy is an address nothing listens on).
+fn refusing_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all("socks5h://0.0.0.0:9").expect("literal"))
+        .build()
+        .expect("a client with no settings of note builds")
 }
 
 pub struct Client {
@@ -84,6 +89,7 @@ pub struct Client {
     me: Identity,
     stats: Arc<Stats>,
     http: reqwest::Client,
+    egress: Arc<Egress>,
     udp_connections: HashMap<String, (u64, Instant)>,
     tracker_id: Option<String>,
     key: u32,
@@ -102,6 +108,7 @@ impl Client {
         me: Identity,
         stats: Arc<Stats>,
         http: reqwest::Client,
+        egress: Arc<Egress>,
     ) -> Client {
         // BEP 12: shuffle within each tier once; working trackers move to the front later.
         let mut rng = rand::thread_rng();
@@ -113,6 +120,7 @@ impl Client {
             me,
             stats,
             http,
+            egress,
             udp_connections: HashMap::new(),
             tracker_id: None,
             key: rand::random(),
@@ -345,7 +353,8 @@ impl Client {
     }
 
     async fn udp_announce(&mut self, url: &str, a: &Announce) -> Result<AnnounceReply, String> {
-        let (socket, v6) = udp_socket(url).await?;
+        let socket = udp_socket(url, &self.egress).await?;
+        let v6 = socket.v6;
         let wait = self.udp_first_wait;
         let connection = match self.udp_connections.get(url) {
             Some((id, at)) if at.elapsed() < CONNECTION_TTL => *id,
@@ -402,7 +411,7 @@ const NO_REPLY: &str = "no reply";
 /// Sends `req` and waits for the reply with the same transaction id, retrying on the BEP 15
 /// schedule (`first_wait` seconds, then twice that, ...). A tracker's error packet is an error.
 async fn udp_exchange(
-    socket: &UdpSocket,
+    socket: &Datagram,
     req: Request,
     v6: bool,
     first_wait: u64,
@@ -457,29 +466,23 @@ async fn http_get(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String
     Ok(body)
 }
 
-/// A UDP socket connected to the tracker of `url` (`udp://host:port/...`).
-async fn udp_socket(url: &str) -> Result<(UdpSocket, bool), String> {
+/// A datagram socket to the tracker of `url` (`udp://host:port/...`), through `egress`.
+async fn udp_socket(url: &str, egress: &Egress) -> Result<Datagram, String> {
     let rest = url.strip_prefix("udp://").ok_or("not a udp:// URL")?;
-    let host = rest.split(['/', '?']).next().unwrap_or(rest);
-    let addr = tokio::net::lookup_host(host)
-        .await
-        .map_err(|e| format!("resolving {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let bind: SocketAddr = if addr.is_ipv6() {
-        "[::]:0".parse().expect("literal")
-    } else {
-        "0.0.0.0:0".parse().expect("literal")
-    };
-    let socket = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
-    socket.connect(addr).await.map_err(|e| e.to_string())?;
-    Ok((socket, addr.is_ipv6()))
+    let hostport = rest.split(['/', '?']).next().unwrap_or(rest);
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .ok_or_else(|| format!("{hostport}: no port"))?;
+    egress.tracker_udp(host, port).await
 }
 
 /// Asks the tracker at `url` (HTTP or UDP) how many peers share `info_hash`.
 pub async fn scrape(url: &str, info_hash: InfoHash) -> Result<ScrapeCounts, String> {
+    let egress = Egress::direct();
     if url.starts_with("udp://") {
-        let (socket, v6) = udp_socket(url).await?;
+        let socket = udp_socket(url, &egress).await?;
+        let v6 = socket.v6;
         let connection = match udp_exchange(
             &socket,
             Request::Connect {
@@ -508,7 +511,7 @@ pub async fn scrape(url: &str, info_hash: InfoHash) -> Result<ScrapeCounts, Stri
     let base = http::scrape_url(url).ok_or("this tracker has no scrape address")?;
     let sep = if base.contains('?') { '&' } else { '?' };
     let full = format!("{base}{sep}info_hash={}", share_core::percent(info_hash.0));
-    let body = http_get(&http_client(), &full).await?;
+    let body = http_get(&http_client_from(&egress, None), &full).await?;
     let all = http::parse_scrape_reply(&body).map_err(|e| e.to_string())?;
     Ok(all.get(&info_hash).copied().unwrap_or_default())
 }

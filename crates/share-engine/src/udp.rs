@@ -23,9 +23,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use librqbit_dualstack_sockets::PollSendToVectored;
 use librqbit_utp::{SocketOpts, Transport, UtpSocket, UtpSocketUdp};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::egress::Udp;
 
 /// The environment type `librqbit_utp` runs with by default (its own type is not exported,
 /// so it is named through the alias of its UDP socket).
@@ -58,7 +59,7 @@ fn is_krpc(p: &[u8]) -> bool {
 
 /// The shared socket, as µTP sees it: only µTP datagrams come out of `recv_from`.
 pub struct Demux {
-    socket: Arc<UdpSocket>,
+    socket: Arc<Udp>,
     dht: Option<DhtPackets>,
     local: SocketAddr,
 }
@@ -78,7 +79,7 @@ impl PollSendToVectored for Demux {
         bufs: &[std::io::IoSlice<'_>],
         target: SocketAddr,
     ) -> Poll<std::io::Result<usize>> {
-        self.socket.as_ref().poll_send_to_vectored(cx, bufs, target)
+        self.socket.poll_send_vectored(cx, bufs, target)
     }
 }
 
@@ -107,7 +108,7 @@ impl Transport for Demux {
         buf: &'a [u8],
         target: SocketAddr,
     ) -> impl Future<Output = std::io::Result<usize>> + Send + Sync + 'a {
-        self.socket.send_to(buf, target)
+        async move { self.socket.send_to(buf, target).await }
     }
 
     fn poll_send_to(
@@ -140,22 +141,21 @@ fn libc_emsgsize() -> i32 {
 
 /// The UDP side of a session for one address family.
 pub struct Endpoint {
-    pub socket: Arc<UdpSocket>,
+    pub socket: Arc<Udp>,
     /// µTP on this socket, when it is on.
     pub utp: Option<Arc<Utp>>,
 }
 
 impl Endpoint {
-    /// Binds `addr` (the TCP listener's address, so the same port) and starts reading it:
+    /// Starts reading `socket` (made by the session's egress on the TCP listener's port):
     /// through µTP when `utp`, otherwise with a reader that only feeds the DHT.
-    pub async fn bind(
-        addr: SocketAddr,
+    pub fn start(
+        socket: Arc<Udp>,
         utp: bool,
         dht: Option<DhtPackets>,
         shutdown: &CancellationToken,
     ) -> std::io::Result<Endpoint> {
-        let socket = Arc::new(bind_udp(addr)?);
-        let local = socket.local_addr()?;
+        let local = socket.local_addr();
         if utp {
             let opts = SocketOpts {
                 cancellation_token: shutdown.child_token(),
@@ -192,20 +192,6 @@ impl Endpoint {
         }
         Ok(Endpoint { socket, utp: None })
     }
-}
-
-/// A UDP socket on `addr`; an IPv6 one takes IPv6 only (IPv4 has a socket of its own).
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    // Room for bursts of µTP packets from many peers.
-    let _ = s.set_recv_buffer_size(4 << 20);
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
 }
 
 #[cfg(test)]

@@ -85,11 +85,17 @@ async fn host_ip(url: &reqwest::Url) -> Option<IpAddr> {
 }
 
 impl WebSeed {
-    /// A web seed at `url`; requests leave from `bind` when given. `loopback_only` (the
-    /// tests' promise) refuses one that is not on loopback.
+    /// A web seed at `url`; requests go out through `egress` (an interface, a proxy), and
+    /// leave from `bind` when given. `loopback_only` (the tests' promise) refuses one that
+    /// is not on loopback.
+    ///
+    /// Under a proxy the server's name is the proxy's to resolve: a name is not looked up
+    /// here, so the rule against public servers leading to internal addresses holds for
+    /// addresses in URLs (and redirects) only, and "internal" means the proxy's network.
     pub async fn new(
         url: &str,
         bind: Option<IpAddr>,
+        egress: &crate::egress::Egress,
         loopback_only: bool,
     ) -> Result<WebSeed, WebSeedError> {
         let refused = |why: &str| WebSeedError::Refused(url.to_owned(), why.to_owned());
@@ -97,10 +103,19 @@ impl WebSeed {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(refused("not an http or https URL"));
         }
-        let ip = host_ip(&parsed).await.ok_or_else(|| refused("its host has no address"))?;
-        if loopback_only && !ip.is_loopback() {
+        let literal = parsed
+            .host_str()
+            .and_then(|h| h.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().ok());
+        let ip = if egress.is_proxied() {
+            literal
+        } else {
+            Some(host_ip(&parsed).await.ok_or_else(|| refused("its host has no address"))?)
+        };
+        if loopback_only && !ip.is_some_and(|ip| ip.is_loopback()) {
             return Err(refused("not on loopback (SHARE_LOOPBACK_ONLY)"));
         }
+        // A name under a proxy: taken as public.
+        let ip = ip.unwrap_or(IpAddr::from([192, 0, 2, 1]));
         let internal = is_internal(ip);
         let policy = reqwest::redirect::Policy::custom(move |a| {
             if a.previous().len() >= MAX_REDIRECTS {
@@ -117,17 +132,19 @@ impl WebSeed {
                 _ => a.follow(),
             }
         });
-        let mut b = reqwest::Client::builder()
+        let mut b = egress
+            .http(reqwest::Client::builder())
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(2)
-            .redirect(policy)
-            .no_proxy();
-        if !internal {
+            .redirect(policy);
+        if !internal && !egress.is_proxied() {
             b = b.dns_resolver(Arc::new(OutsideOnly));
         }
-        if let Some(ip) = bind.filter(|ip| !ip.is_unspecified()) {
-            b = b.local_address(ip);
+        if egress.interface().is_none() && !egress.is_proxied() {
+            if let Some(ip) = bind.filter(|ip| !ip.is_unspecified()) {
+                b = b.local_address(ip);
+            }
         }
         let client = b.build().map_err(|e| refused(&e.to_string()))?;
         Ok(WebSeed {

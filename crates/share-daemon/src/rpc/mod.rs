@@ -133,7 +133,21 @@ async fn dispatch(h: &Handle, method: &str, args: Args, session_id: &str) -> Rpc
         // From what the session knows (a port mapping, or a peer from outside that
         // connected), not from an outside service.
         "port-test" => Ok(json!({"port-is-open": h.session.port_open()})),
-        "blocklist-update" => Err(RpcError("share has no blocklist".into())),
+        "blocklist-update" => {
+            let (url, on, lists, session) = h
+                .read(|r| {
+                    let s = &r.settings;
+                    (
+                        s.blocklist_url.clone(),
+                        s.blocklist_enabled,
+                        r.blocklist.clone(),
+                        r.session.clone(),
+                    )
+                })
+                .await?;
+            let n = lists.update(&session, &url, on).await?;
+            Ok(json!({"blocklist-size": n}))
+        }
         _ => Err(RpcError("method name not recognized".into())),
     }
 }

@@ -2,8 +2,9 @@
 //! unknown, of the wrong type, out of range, or a setting share cannot change (to that
 //! value) fails the call with an error naming each such argument and why, and nothing
 //! changes. Then everything is applied at once: the saved settings (folders, seeding
-//! goals, rate limits and their schedule, stopped adds), the session's rate limits, and the
-//! switches the session can flip while it runs (PEX, LSD, µTP, encryption).
+//! goals, rate limits and their schedule, stopped adds, the blocklist's URL and switch), the
+//! session's rate limits and blocklist, and the switches the session can flip while it runs
+//! (PEX, LSD, µTP, encryption).
 //!
 //! What share cannot change is accepted only with the value `session-get` shows, so a
 //! client that sends back every setting it read (a settings dialog) is not refused.
@@ -61,7 +62,6 @@ fn fixed(key: &str) -> Option<&'static str> {
         "rename-partial-files" => {
             "share writes each file under its own name from the start (no .part files)"
         }
-        "blocklist-enabled" | "blocklist-url" => "share has no blocklist",
         "cache-size-mb" => "share has no disk cache to size",
         "default-trackers" => "share adds no default trackers",
         "trash-original-torrent-files" => "share never deletes the .torrent files it is given",
@@ -210,6 +210,18 @@ fn plan(r: &Registry, args: &Args, folders: Folders, session_id: &str) -> Result
                         }
                     }
                 }
+                "blocklist-enabled" => s.blocklist_enabled = boolean()?,
+                // Fetched by `blocklist-update`: over HTTP(S) only (or none).
+                "blocklist-url" => {
+                    let url = v.as_str().ok_or("must be a string")?.trim();
+                    if !(url.is_empty()
+                        || url.starts_with("http://")
+                        || url.starts_with("https://"))
+                    {
+                        return Err(format!("{url} is not an http or https URL"));
+                    }
+                    s.blocklist_url = url.to_owned();
+                }
                 "pex-enabled" => to.pex = boolean()?,
                 "lpd-enabled" => to.lsd = boolean()?,
                 "utp-enabled" => to.utp = boolean()?,
@@ -241,7 +253,7 @@ fn plan(r: &Registry, args: &Args, folders: Folders, session_id: &str) -> Result
         if let Err(e) = r.session.check_switches(&to) {
             let key = match e {
                 SwitchError::NoUtpSocket | SwitchError::UtpOnly => "utp-enabled",
-                SwitchError::LsdOffLoopback => "lpd-enabled",
+                SwitchError::LsdOffLoopback | SwitchError::LsdUnderProxy => "lpd-enabled",
             };
             no(key, &e.to_string());
         }
@@ -276,6 +288,9 @@ pub fn set(r: &mut Registry, args: &Args, folders: Folders, session_id: &str) ->
         r.session
             .set_switches(to)
             .map_err(|e| RpcError(e.to_string()))?;
+    }
+    if p.settings.blocklist_enabled != r.settings.blocklist_enabled {
+        r.blocklist.enable(&r.session, p.settings.blocklist_enabled);
     }
     r.settings = p.settings;
     if p.schedule_changed {

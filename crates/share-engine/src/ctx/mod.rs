@@ -1,7 +1,8 @@
 //! What a session gives its torrents and their connections: [`SessionCtx`] (the peer id,
 //! the listen address, the rate limiters, the caps on connections ([`ConnPermit`]), one data
 //! check at a time, the budgets of open files and piece memory, the HTTP client, the
-//! transports and the DHT), and the claims torrents hold on their content folders.
+//! transports, the DHT, the way out (`egress/`) and the blocklist), and the claims
+//! torrents hold on their content folders.
 //!
 //! It sits below everything that uses it, so that the arrows of the engine point one way:
 //! the session builds it and hands it down (session → torrent → peer → ctx; the acceptor
@@ -16,7 +17,9 @@ use share_core::{InfoHash, InfoHashes};
 use share_storage::store::FileBudget;
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::blocks::Blocks;
 use crate::dht::DhtHandle;
+use crate::egress::Egress;
 use crate::limit::RateLimiter;
 use crate::memory::MemoryBudget;
 use crate::udp::Utp;
@@ -68,6 +71,10 @@ pub(crate) struct SessionCtx {
     pub memory: MemoryBudget,
     /// Our address as the outside sees it (mapping, `yourip` votes, the DHT).
     pub external: Arc<crate::external::External>,
+    /// Where every socket and HTTP client goes out (`egress/`).
+    pub egress: Arc<Egress>,
+    /// Addresses never connected to or passed on.
+    pub blocks: Blocks,
 }
 
 /// Download folders opened as [`share_storage::root::Root`]s, shared by the torrents in
@@ -140,6 +147,9 @@ impl Drop for ContentClaim {
 impl SessionCtx {
     /// A permit for a new outgoing connection to `ip`, if the session has room for one.
     pub fn dial_permit(&self, ip: IpAddr) -> Option<ConnPermit> {
+        if self.blocks.contains(ip) {
+            return None;
+        }
         let setting_up = self.dialing.clone().try_acquire_owned().ok()?;
         let conn = self.connections.clone().try_acquire_owned().ok()?;
         let ip = self.per_ip.acquire(ip)?;
@@ -154,6 +164,9 @@ impl SessionCtx {
     /// room for one (it is not counted among those being set up: the acceptor bounds its
     /// handshakes itself).
     pub fn accept_permit(&self, ip: IpAddr) -> Option<ConnPermit> {
+        if self.blocks.contains(ip) {
+            return None;
+        }
         let conn = self.connections.clone().try_acquire_owned().ok()?;
         Some(ConnPermit {
             _conn: conn,

@@ -24,6 +24,8 @@ use share_core::InfoHash;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::egress::Udp;
+
 pub const PACKET_QUEUE: usize = 1024;
 pub const COMMAND_QUEUE: usize = 256;
 pub const SAVE_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -52,6 +54,10 @@ pub struct DhtConfig {
     pub external: Option<std::sync::Arc<crate::external::External>>,
     /// The sans-IO node's settings; its `bootstrap` and `ipv6` are filled in by the task.
     pub node: CoreConfig,
+    /// Nodes never answered or asked (`--blocklist`).
+    pub blocks: crate::blocks::Blocks,
+    /// Resolves the bootstrap names (under a proxy it refuses: names go to the proxy only).
+    pub egress: Option<Arc<crate::egress::Egress>>,
 }
 
 impl DhtConfig {
@@ -64,6 +70,8 @@ impl DhtConfig {
             external_ip: None,
             external: None,
             node: CoreConfig::default(),
+            blocks: crate::blocks::Blocks::default(),
+            egress: None,
         }
     }
 }
@@ -104,11 +112,11 @@ pub struct DhtHandle {
 
 /// Starts the node task on `socket`, fed with KRPC datagrams by the session's reader.
 pub fn spawn(
-    socket: Arc<UdpSocket>,
+    socket: Arc<Udp>,
     packets: mpsc::Receiver<(Bytes, SocketAddr)>,
     config: DhtConfig,
 ) -> std::io::Result<DhtHandle> {
-    let local_addr = socket.local_addr()?;
+    let local_addr = socket.local_addr();
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     tokio::spawn(task::run(socket, packets, rx, config));
     Ok(DhtHandle {
@@ -123,7 +131,7 @@ pub async fn spawn_standalone(
     bind_addr: SocketAddr,
     config: DhtConfig,
 ) -> std::io::Result<DhtHandle> {
-    let socket = Arc::new(UdpSocket::bind(bind_addr).await?);
+    let socket = Arc::new(Udp::plain(UdpSocket::bind(bind_addr).await?)?);
     let (tx, rx) = mpsc::channel(PACKET_QUEUE);
     let handle = spawn(socket.clone(), rx, config)?;
     tokio::spawn(async move {

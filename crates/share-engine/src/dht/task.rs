@@ -11,8 +11,10 @@ use bytes::Bytes;
 use rand::RngCore;
 use share_core::dht::{Event, LookupId, Node};
 use share_core::InfoHash;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::blocks::Blocks;
+use crate::egress::{Egress, Udp};
 use tokio::time::Instant;
 
 use super::{Command, DhtConfig, LookupResult, MAX_STATE_FILE, SAVE_EVERY};
@@ -34,19 +36,19 @@ struct Waiting {
 }
 
 pub(super) async fn run(
-    socket: Arc<UdpSocket>,
+    socket: Arc<Udp>,
     mut packets: mpsc::Receiver<(Bytes, SocketAddr)>,
     mut cmds: mpsc::Receiver<Command>,
     config: DhtConfig,
 ) {
-    let local = socket.local_addr().ok();
+    let local = Some(socket.local_addr());
     let mut core = config.node.clone();
     core.ipv6 = local.is_some_and(|a| a.is_ipv6());
     // A socket bound to one address knows it: our id follows it (BEP 42) and lookups of our
     // own torrents can name us.
     let bound = local.map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
     core.external_ip = config.external_ip.or(core.external_ip).or(bound);
-    core.bootstrap = resolve(&config.bootstrap, core.ipv6).await;
+    core.bootstrap = resolve(&config.bootstrap, core.ipv6, config.egress.as_deref()).await;
     let mut seed = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut seed);
     let mut node = Node::new(seed, core, now());
@@ -64,7 +66,7 @@ pub(super) async fn run(
     let mut shutdown: Option<oneshot::Sender<()>> = None;
 
     loop {
-        flush(&mut node, &socket).await;
+        flush(&mut node, &socket, &config.blocks).await;
         route_events(&mut node, &torrents, &mut waiting, config.external.as_deref());
         let wake = node
             .next_timeout()
@@ -97,11 +99,15 @@ pub(super) async fn run(
             },
             pkt = packets.recv() => match pkt {
                 None => break,
-                Some((bytes, from)) => node.handle_packet(from, &bytes, now()),
+                // A blocked node is neither answered nor learned from.
+                Some((bytes, from)) if !config.blocks.contains(from.ip()) => {
+                    node.handle_packet(from, &bytes, now())
+                }
+                Some(_) => {}
             },
         }
     }
-    flush(&mut node, &socket).await;
+    flush(&mut node, &socket, &config.blocks).await;
     if let Some(path) = &config.state_file {
         save(&node, path);
     }
@@ -159,8 +165,11 @@ fn command(
     }
 }
 
-async fn flush(node: &mut Node, socket: &UdpSocket) {
+async fn flush(node: &mut Node, socket: &Udp, blocks: &Blocks) {
     while let Some((to, bytes)) = node.poll_transmit() {
+        if blocks.contains(to.ip()) {
+            continue;
+        }
         if let Err(e) = socket.send_to(&bytes, to).await {
             tracing::trace!(%to, error = %e, "dht: send failed");
         }
@@ -233,11 +242,21 @@ fn route_events(
 }
 
 /// Resolves `host:port` strings to addresses of our family; failures are logged and skipped.
-async fn resolve(hosts: &[String], ipv6: bool) -> Vec<SocketAddr> {
+async fn resolve(hosts: &[String], ipv6: bool, egress: Option<&Egress>) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for h in hosts {
-        match tokio::net::lookup_host(h.as_str()).await {
-            Ok(addrs) => out.extend(addrs.filter(|a| a.is_ipv6() == ipv6)),
+        let got = match (egress, h.rsplit_once(':')) {
+            (Some(e), Some((host, port))) => match port.parse::<u16>() {
+                Ok(port) => e.resolve(host, port).await,
+                Err(_) => Err(std::io::Error::other("no port")),
+            },
+            _ => tokio::net::lookup_host(h.as_str()).await.map(|a| a.collect()),
+        };
+        match got {
+            Ok(addrs) => out.extend(addrs.into_iter().filter(|a| a.is_ipv6() == ipv6)),
+            Err(e) if egress.is_some_and(|e| e.is_proxied()) => {
+                tracing::warn!(target: "share_engine::egress", host = %h, error = %e, "dht: bootstrap node skipped (under a proxy, give nodes by address)")
+            }
             Err(e) => tracing::debug!(host = %h, error = %e, "dht: bootstrap node not resolved"),
         }
     }

@@ -17,6 +17,9 @@ pub enum CloseReason {
     /// or a peer gave us.
     #[error("connected to ourselves")]
     SelfConnection,
+    /// Its address is on the blocklist (a list that came after it connected).
+    #[error("blocked by the blocklist")]
+    Blocked,
     /// The torrent task is gone.
     #[error("session ended")]
     SessionEnded,

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use share_core::wire::{Handshake, HANDSHAKE_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::{BoxStream, Encryption, Shared, Transport, Via, HANDSHAKE_TIMEOUT};
@@ -64,34 +63,20 @@ enum Dialed {
     Refused(String),
 }
 
-/// Opens a connection to `addr` over `transport`.
+/// Opens a connection to `addr` over `transport` (TCP through the session's egress: an
+/// interface, a proxy).
 async fn open(
     transport: Transport,
     addr: SocketAddr,
     utp: Option<&Arc<Utp>>,
-    bind_ip: Option<std::net::IpAddr>,
+    shared: &Shared,
 ) -> Result<BoxStream, String> {
     match (transport, utp) {
         (Transport::Tcp, _) => {
-            let connect = async {
-                match bind_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
-                    Some(ip) => {
-                        let socket = if ip.is_ipv4() {
-                            tokio::net::TcpSocket::new_v4()?
-                        } else {
-                            tokio::net::TcpSocket::new_v6()?
-                        };
-                        socket.bind(SocketAddr::new(ip, 0))?;
-                        socket.connect(addr).await
-                    }
-                    None => TcpStream::connect(addr).await,
-                }
-            };
-            let tcp = timeout(CONNECT_TIMEOUT, connect)
+            let tcp = timeout(CONNECT_TIMEOUT, shared.egress.connect_tcp(addr, shared.bind_ip))
                 .await
                 .map_err(|_| "connect timed out".to_owned())?
                 .map_err(|e| format!("connect: {e}"))?;
-            let _ = tcp.set_nodelay(true);
             Ok(Box::new(tcp))
         }
         (Transport::Utp, Some(u)) => {
@@ -124,7 +109,7 @@ async fn over(
             },
         ))
     };
-    let first = open(transport, addr, utp, shared.bind_ip)
+    let first = open(transport, addr, utp, shared)
         .await
         .map_err(Dialed::Unreachable)?;
     match shared.switches.encryption() {
@@ -140,7 +125,7 @@ async fn over(
             )),
             Err(e) if policy == Policy::Prefer => {
                 tracing::debug!(%addr, %transport, error = %e, "encrypted handshake failed: dialing in plaintext");
-                let again = open(transport, addr, utp, shared.bind_ip)
+                let again = open(transport, addr, utp, shared)
                     .await
                     .map_err(Dialed::Unreachable)?;
                 plain(again).await.map_err(Dialed::Refused)

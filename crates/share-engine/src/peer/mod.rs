@@ -182,6 +182,8 @@ pub struct Shared {
     pub utp: Vec<Arc<Utp>>,
     /// The source address of the TCP connections we dial (None: the system's choice).
     pub bind_ip: Option<std::net::IpAddr>,
+    /// Where TCP connections go out (an interface, a proxy).
+    pub egress: Arc<crate::egress::Egress>,
     pub max_frame: u32,
     pub events: mpsc::Sender<(PeerKey, Event)>,
     pub uploaded: Arc<AtomicU64>,
@@ -485,6 +487,7 @@ mod tests {
             tcp: true,
             utp: Vec::new(),
             bind_ip: None,
+            egress: Arc::new(crate::egress::Egress::direct()),
             max_frame: 1 << 20,
             events,
             uploaded: Arc::new(AtomicU64::new(0)),

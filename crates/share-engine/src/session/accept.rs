@@ -84,6 +84,10 @@ fn admit(
     handshaking: &SharedHandshaking,
 ) -> Option<(u64, CancellationToken, ConnPermit)> {
     let ip = addr.ip();
+    if ctx.blocks.contains(ip) {
+        tracing::debug!(%addr, "blocked address (--blocklist): closed");
+        return None;
+    }
     let Some((id, token)) = lock(handshaking).enter(ip) else {
         tracing::debug!(%addr, "too many handshakes from this address: closed");
         return None;
@@ -132,7 +136,7 @@ pub(super) fn spawn_handshake<S>(
 
 /// Accepts TCP connections and hands each, after its handshake, to its torrent.
 pub(super) async fn tcp_loop(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     routes: watch::Receiver<Routes>,
     ctx: Arc<SessionCtx>,
     handshaking: SharedHandshaking,

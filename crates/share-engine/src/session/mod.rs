@@ -81,6 +81,10 @@ pub struct SessionConfig {
     pub follow_symlinks: bool,
     /// Map the listening ports on the home router (UPnP IGD, NAT-PMP/PCP).
     pub port_mapping: bool,
+    /// Where traffic goes out (`--interface`, `--proxy`): every socket and HTTP client.
+    pub egress: Arc<crate::Egress>,
+    /// Addresses never connected to or passed on (`--blocklist`).
+    pub blocks: crate::Blocks,
 }
 
 impl SessionConfig {
@@ -100,6 +104,8 @@ impl SessionConfig {
             transports: Transports::default(),
             follow_symlinks: false,
             port_mapping: false,
+            egress: Arc::new(crate::Egress::direct()),
+            blocks: crate::Blocks::default(),
         }
     }
 }
@@ -195,6 +201,8 @@ fn limiter(rate: Option<u64>) -> RateLimiter {
 pub struct Session {
     tx: mpsc::Sender<SessionCmd>,
     local_addr: SocketAddr,
+    /// Ports held without listening (under a proxy), for the session's life.
+    _held: Arc<Vec<socket2::Socket>>,
     /// What an incoming connection needs, for [`Session::accept_stream`].
     incoming: Arc<Incoming>,
     shutdown: CancellationToken,
@@ -211,7 +219,9 @@ impl Session {
     pub async fn bind(config: SessionConfig) -> std::io::Result<Session> {
         let shutdown = CancellationToken::new();
         let external = Arc::new(crate::external::External::default());
-        let net = net::bind(&config, &shutdown, &external).await?;
+        let egress = config.egress.clone();
+        let net = net::bind(&config, &egress, &shutdown, &external).await?;
+        egress.watch(shutdown.clone());
         let local_addr = net.local;
         let (news_tx, news_rx) = mpsc::channel(16);
         let ctx = Arc::new(SessionCtx {
@@ -228,11 +238,13 @@ impl Session {
             files: FileBudget::new(FILE_BUDGET),
             disk: crate::disk::DiskPool::for_this_machine(),
             http: crate::tracker::http_client_from(
+                &egress,
                 Some(local_addr.ip()).filter(|ip| !ip.is_unspecified()),
             ),
             state_dir: config.state_dir.clone(),
             loopback_only: config.loopback_only,
-            udp_port: net.dht.is_on().then_some(local_addr.port()),
+            // Under a proxy our DHT node cannot be reached: no `port` message tells of it.
+            udp_port: (net.dht.is_on() && !egress.is_proxied()).then_some(local_addr.port()),
             dht: net.dht,
             switches: Arc::new(crate::ctx::LiveSwitches::new(
                 config.pex,
@@ -252,6 +264,8 @@ impl Session {
             roots: Default::default(),
             memory: crate::memory::MemoryBudget::default(),
             external,
+            egress: egress.clone(),
+            blocks: config.blocks.clone(),
         });
         let (routes_tx, routes_rx) = watch::channel(Routes::default());
         let (tx, rx) = mpsc::channel(32);
@@ -274,8 +288,19 @@ impl Session {
                 shutdown.clone(),
             ));
         }
-        let lsd = switches::Lsd::new(local_addr.port(), routes_rx.clone(), shutdown.clone());
-        lsd.set(config.lsd);
+        let lsd = switches::Lsd::new(
+            local_addr.port(),
+            routes_rx.clone(),
+            egress.clone(),
+            config.blocks.clone(),
+            shutdown.clone(),
+        );
+        // Under a proxy LSD stays off: its multicast would go around the proxy.
+        if config.lsd && egress.is_proxied() {
+            tracing::warn!(target: "share_engine::egress", "local service discovery is off: its multicast would go around the proxy");
+        } else {
+            lsd.set(config.lsd);
+        }
         let (reach_tx, reachability) = watch::channel(crate::portmap::Reachability::Unknown);
         let mapping = if !config.port_mapping {
             None
@@ -285,16 +310,30 @@ impl Session {
             ));
             None
         } else {
-            let map = crate::portmap::MapConfig {
-                tcp_port: local_addr.port(),
-                udp_port: (!ctx.utp.is_empty() || ctx.dht.is_on()).then_some(local_addr.port()),
-                local_ip: Some(local_addr.ip()).filter(|ip| !ip.is_unspecified()),
-            };
-            Some(tokio::spawn(crate::portmap::run(
-                map,
-                reach_tx,
-                shutdown.child_token(),
-            )))
+            // Through the egress: off under a proxy, on the interface's address when bound.
+            match egress.port_mapping() {
+                Err(why) => {
+                    tracing::warn!(target: "share_engine::egress", "{why}");
+                    reach_tx.send_replace(crate::portmap::Reachability::Unmapped(why));
+                    None
+                }
+                Ok(via) => {
+                    let map = crate::portmap::MapConfig {
+                        tcp_port: local_addr.port(),
+                        udp_port: (!ctx.utp.is_empty() || ctx.dht.is_on())
+                            .then_some(local_addr.port()),
+                        local_ip: Some(local_addr.ip())
+                            .filter(|ip| !ip.is_unspecified())
+                            .or(via),
+                        interface: egress.interface().map(|i| i.name.clone()),
+                    };
+                    Some(tokio::spawn(crate::portmap::run(
+                        map,
+                        reach_tx,
+                        shutdown.child_token(),
+                    )))
+                }
+            }
         };
         // What the mapping finds is our external address, for trackers, peers and the DHT.
         {
@@ -335,6 +374,7 @@ impl Session {
         Ok(Session {
             tx,
             local_addr,
+            _held: Arc::new(net.held),
             incoming,
             shutdown,
             done: Arc::new(tokio::sync::Mutex::new(Some(task))),
@@ -363,6 +403,18 @@ impl Session {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the session's traffic goes out: for HTTP clients of the embedder's own that
+    /// must go the same way (the daemon's downloads).
+    pub fn egress(&self) -> Arc<crate::Egress> {
+        self.incoming.ctx.egress.clone()
+    }
+
+    /// The session's blocklist (replaced with [`crate::Blocks::set`]; connections to
+    /// addresses a new list blocks are dropped within a second).
+    pub fn blocks(&self) -> crate::Blocks {
+        self.incoming.ctx.blocks.clone()
     }
 
     /// Changes the session-wide rate limits, in bytes per second (`None`: no limit); every
@@ -400,7 +452,13 @@ impl Session {
     /// sockets; turning it off needs TCP; LSD is refused under the loopback-only promise).
     pub fn check_switches(&self, to: &Switches) -> Result<(), SwitchError> {
         let ctx = &self.incoming.ctx;
-        switches::check(to, !ctx.utp.is_empty(), ctx.tcp, ctx.loopback_only)
+        switches::check(
+            to,
+            !ctx.utp.is_empty(),
+            ctx.tcp,
+            ctx.loopback_only,
+            ctx.egress.is_proxied(),
+        )
     }
 
     /// Switches peer exchange, local service discovery, µTP and the encryption policy, all

@@ -1,12 +1,17 @@
 //! The session's sockets, on one port number: a TCP listener and a UDP socket (µTP and the
 //! DHT) for each address family. Listening on the IPv4 wildcard (`0.0.0.0`, the default)
 //! listens on the IPv6 one (`[::]`) too; a specific address listens on that family only.
+//! Every socket is made by the session's [`Egress`] (an interface, a proxy's relay); under
+//! a proxy the TCP port is held but not listened on, and µTP and the DHT live on the
+//! proxy's UDP relay or not at all.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+
+use crate::egress::{Egress, Listener};
 use tokio_util::sync::CancellationToken;
 
 use super::SessionConfig;
@@ -34,35 +39,26 @@ impl Default for Transports {
 pub(crate) struct Net {
     /// The first listener's address: what `listening on` says.
     pub local: SocketAddr,
-    pub tcp: Vec<TcpListener>,
+    pub tcp: Vec<Arc<TcpListener>>,
+    /// Ports held without listening (under a proxy).
+    pub held: Vec<socket2::Socket>,
     pub utp: Vec<Arc<Utp>>,
     pub dht: Dht,
-}
-
-fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    s.set_reuse_address(true)?;
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    s.listen(1024)?;
-    TcpListener::from_std(s.into())
 }
 
 /// Binds the listeners, and the UDP sockets with µTP and DHT nodes on them.
 pub(crate) async fn bind(
     config: &SessionConfig,
+    egress: &Egress,
     shutdown: &CancellationToken,
     external: &Arc<crate::external::External>,
 ) -> std::io::Result<Net> {
-    let first = bind_tcp(config.listen)?;
+    let listen = egress.listen_addr(config.listen);
+    let first = egress.tcp_listener(listen)?;
     let local = first.local_addr()?;
     let mut tcp = vec![first];
     // The other family's wildcard, on the same port, when the wildcard was asked for.
-    let other = match config.listen.ip() {
+    let other = match listen.ip() {
         ip if ip == Ipv4Addr::UNSPECIFIED => {
             Some(SocketAddr::from((Ipv6Addr::UNSPECIFIED, local.port())))
         }
@@ -72,7 +68,7 @@ pub(crate) async fn bind(
         _ => None,
     };
     if let Some(o) = other {
-        match bind_tcp(o) {
+        match egress.tcp_listener(o) {
             Ok(l) => tcp.push(l),
             Err(e) => tracing::debug!(addr = %o, error = %e, "not listening on the other family"),
         }
@@ -80,11 +76,23 @@ pub(crate) async fn bind(
     let addrs: Vec<SocketAddr> = tcp.iter().filter_map(|l| l.local_addr().ok()).collect();
     let mut utp = Vec::new();
     let mut dht_nodes = Vec::new();
-    let want_udp = config.transports.utp || config.dht.is_some();
+    let want_udp = (config.transports.utp || config.dht.is_some())
+        && egress.udp_allowed("the DHT, UDP trackers and µTP").await;
     for addr in addrs.iter().filter(|_| want_udp) {
+        // Under a proxy, one relay serves the session (its family is the proxy's).
+        if egress.is_proxied() && (!utp.is_empty() || !dht_nodes.is_empty()) {
+            break;
+        }
         let (dht_tx, dht_rx) = mpsc::channel(dht::PACKET_QUEUE);
         let dht_tx = config.dht.is_some().then_some(dht_tx);
-        let endpoint = match Endpoint::bind(*addr, config.transports.utp, dht_tx, shutdown).await {
+        let socket = match egress.session_udp(*addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(target: "share_engine::egress", %addr, error = %e, "no UDP socket here: no µTP or DHT on it");
+                continue;
+            }
+        };
+        let endpoint = match Endpoint::start(socket, config.transports.utp, dht_tx, shutdown) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(%addr, error = %e, "no UDP socket here: no µTP or DHT on it");
@@ -111,19 +119,30 @@ pub(crate) async fn bind(
             };
             dc.state_file = Some(config.state_dir.join(file));
             dc.external = Some(external.clone());
+            dc.blocks = config.blocks.clone();
+            dc.egress = Some(config.egress.clone());
             match dht::spawn(endpoint.socket.clone(), dht_rx, dc) {
                 Ok(h) => dht_nodes.push(h),
                 Err(e) => tracing::warn!(%addr, error = %e, "the DHT is off here"),
             }
         }
     }
+    let mut listening = Vec::new();
+    let mut held = Vec::new();
+    for l in tcp {
+        match l {
+            Listener::Open(l) => listening.push(l),
+            Listener::Reserved(s) => held.push(s),
+        }
+    }
     if !config.transports.tcp {
         // µTP only: nothing listens on TCP (a peer's TCP dial is refused at once).
-        tcp.clear();
+        listening.clear();
     }
     Ok(Net {
         local,
-        tcp,
+        tcp: listening,
+        held,
         utp,
         dht: Dht::new(dht_nodes),
     })

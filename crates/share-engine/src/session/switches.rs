@@ -3,11 +3,13 @@
 //! whole before any of it is made, and holds from the next connection, PEX round or LSD
 //! announce on. The DHT and the listening port are bound at start and stay as they are.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::blocks::Blocks;
+use crate::egress::Egress;
 use crate::routes::Routes;
 use crate::transport::Policy;
 
@@ -32,6 +34,8 @@ pub enum SwitchError {
          loopback only (SHARE_LOOPBACK_ONLY=1)"
     )]
     LsdOffLoopback,
+    #[error("local service discovery multicasts around the proxy (--proxy)")]
+    LsdUnderProxy,
 }
 
 /// Local service discovery's task, started and stopped at will.
@@ -39,15 +43,25 @@ pub(super) struct Lsd {
     running: Mutex<Option<CancellationToken>>,
     port: u16,
     routes: watch::Receiver<Routes>,
+    egress: Arc<Egress>,
+    blocks: Blocks,
     shutdown: CancellationToken,
 }
 
 impl Lsd {
-    pub fn new(port: u16, routes: watch::Receiver<Routes>, shutdown: CancellationToken) -> Lsd {
+    pub fn new(
+        port: u16,
+        routes: watch::Receiver<Routes>,
+        egress: Arc<Egress>,
+        blocks: Blocks,
+        shutdown: CancellationToken,
+    ) -> Lsd {
         Lsd {
             running: Mutex::new(None),
             port,
             routes,
+            egress,
+            blocks,
             shutdown,
         }
     }
@@ -65,6 +79,8 @@ impl Lsd {
                 tokio::spawn(crate::lsd::run(
                     self.port,
                     self.routes.clone(),
+                    self.egress.clone(),
+                    self.blocks.clone(),
                     token.clone(),
                 ));
                 *running = Some(token);
@@ -91,6 +107,7 @@ pub(super) fn check(
     has_utp_socket: bool,
     tcp: bool,
     loopback_only: bool,
+    proxied: bool,
 ) -> Result<(), SwitchError> {
     if to.utp && !has_utp_socket {
         return Err(SwitchError::NoUtpSocket);
@@ -100,6 +117,9 @@ pub(super) fn check(
     }
     if to.lsd && loopback_only {
         return Err(SwitchError::LsdOffLoopback);
+    }
+    if to.lsd && proxied {
+        return Err(SwitchError::LsdUnderProxy);
     }
     Ok(())
 }
@@ -119,20 +139,24 @@ mod tests {
 
     #[test]
     fn only_what_the_session_can_have_is_taken() {
-        assert_eq!(check(&sw(false, false, true), true, true, true), Ok(()));
-        assert_eq!(check(&sw(true, false, false), false, true, false), Ok(()));
+        assert_eq!(check(&sw(false, false, true), true, true, true, false), Ok(()));
+        assert_eq!(check(&sw(true, false, false), false, true, false, false), Ok(()));
         assert_eq!(
-            check(&sw(true, false, true), false, true, false),
+            check(&sw(true, false, true), false, true, false, false),
             Err(SwitchError::NoUtpSocket)
         );
         assert_eq!(
-            check(&sw(true, false, false), true, false, false),
+            check(&sw(true, false, false), true, false, false, false),
             Err(SwitchError::UtpOnly)
         );
         assert_eq!(
-            check(&sw(true, true, true), true, true, true),
+            check(&sw(true, true, true), true, true, true, false),
             Err(SwitchError::LsdOffLoopback)
         );
-        assert_eq!(check(&sw(true, true, true), true, true, false), Ok(()));
+        assert_eq!(check(&sw(true, true, true), true, true, false, false), Ok(()));
+        assert_eq!(
+            check(&sw(true, true, true), true, true, false, true),
+            Err(SwitchError::LsdUnderProxy)
+        );
     }
 }

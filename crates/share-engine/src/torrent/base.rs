@@ -92,6 +92,10 @@ pub(super) struct Base {
     /// finds, each tick, each closed connection).
     dial_budget: Budget,
     pub(super) rates: crate::RateMeter,
+    /// The interface's returns seen (`Egress::returns`).
+    egress_returns: u64,
+    /// The blocklist's generation seen (`Blocks::generation`).
+    blocks_seen: u64,
 }
 
 impl Base {
@@ -117,6 +121,7 @@ impl Base {
             // Dial from the address we listen on, when it is a specific one: the tracker and
             // the peers then see (and pass on) the address that takes connections.
             bind_ip: Some(io.ctx.listen.ip()).filter(|ip| !ip.is_unspecified()),
+            egress: io.ctx.egress.clone(),
             // Enough for a bitfield of any torrent whose metadata we accept.
             max_frame: wire::max_frame(u32::MAX / 2048),
             events: events_tx,
@@ -129,8 +134,9 @@ impl Base {
         };
         let mut book = Book::new(io.ctx.listen, io.ctx.loopback_only);
         let now = Instant::now();
-        book.add(config.peers.iter().copied(), PeerSource::User, now);
-        book.add(magnet_peers, PeerSource::User, now);
+        let free = |a: &SocketAddr| !io.ctx.blocks.contains(a.ip());
+        book.add(config.peers.iter().copied().filter(free), PeerSource::User, now);
+        book.add(magnet_peers.into_iter().filter(free), PeerSource::User, now);
         let (tiers, private) = match source {
             Source::Torrent(m) => (tiers(&m.trackers, &config), m.info.private),
             Source::Magnet(m) => {
@@ -139,6 +145,7 @@ impl Base {
             }
         };
         let (complete, _) = watch::channel(false);
+        let (egress_returns, blocks_seen) = (io.ctx.egress.returns(), io.ctx.blocks.generation());
         let mut base = Base {
             ctx: io.ctx,
             config,
@@ -166,6 +173,8 @@ impl Base {
             web_seeds: Vec::new(),
             dial_budget: Budget::new(DIAL_BURST, DIALS_PER_SEC, Instant::now().into_std()),
             rates: crate::RateMeter::default(),
+            egress_returns,
+            blocks_seen,
         };
         base.set_private(private);
         base
@@ -219,6 +228,13 @@ impl Base {
             return;
         }
         let now = Instant::now();
+        // The interface came back: every known address is worth a dial at once.
+        let returns = self.ctx.egress.returns();
+        if returns != self.egress_returns {
+            self.egress_returns = returns;
+            self.book.retry_now(now);
+            self.ask_for_peers();
+        }
         let room = self
             .config
             .max_peers
@@ -228,6 +244,11 @@ impl Base {
             return;
         }
         for addr in self.book.due(now, complete, connected, room) {
+            if self.ctx.blocks.contains(addr.ip()) {
+                // Blocked since it was learned (a new list).
+                self.book.forget(&addr);
+                continue;
+            }
             self.dial_budget.take(now.into_std());
             let Some(permit) = self.ctx.dial_permit(addr.ip()) else {
                 self.book.undial(&addr);
@@ -242,6 +263,10 @@ impl Base {
     /// the session's limits; false if it may not be dialed now.
     pub(super) fn punch(&mut self, addr: SocketAddr) -> bool {
         let now = Instant::now().into_std();
+        if self.ctx.blocks.contains(addr.ip()) {
+            tracing::debug!(%addr, "holepunch: blocked address (--blocklist): not dialed");
+            return false;
+        }
         if !self.book.may_dial(&addr) || !self.dial_budget.take(now) {
             return false;
         }
@@ -265,6 +290,7 @@ impl Base {
         peers: usize,
     ) {
         if self.paused
+            || self.ctx.blocks.contains(addr.ip())
             || peers + self.dialing.len() >= self.config.max_peers
             || self.book.is_banned(&addr, Some(&handshake.peer_id))
         {
@@ -293,8 +319,19 @@ impl Base {
         }
     }
 
+    /// Whether the blocklist changed since the last call (peers it blocks must go).
+    pub(super) fn blocks_changed(&mut self) -> bool {
+        let g = self.ctx.blocks.generation();
+        std::mem::replace(&mut self.blocks_seen, g) != g
+    }
+
     /// Remembers addresses a source found.
-    pub(super) fn add_found(&mut self, source: PeerSource, addrs: Vec<SocketAddr>) {
+    pub(super) fn add_found(&mut self, source: PeerSource, mut addrs: Vec<SocketAddr>) {
+        let before = addrs.len();
+        addrs.retain(|a| !self.ctx.blocks.contains(a.ip()));
+        if addrs.len() < before {
+            tracing::debug!(source = source.name(), blocked = before - addrs.len(), "blocked addresses (--blocklist) not kept");
+        }
         let n = self.book.add(addrs, source, Instant::now());
         if n > 0 {
             tracing::debug!(source = source.name(), new = n, "peers found");
@@ -326,6 +363,7 @@ impl Base {
                     },
                     self.stats.clone(),
                     self.ctx.http.clone(),
+                    self.ctx.egress.clone(),
                 );
                 if n == 0 {
                     client = client.reporting();
@@ -404,8 +442,10 @@ impl Base {
     pub(super) fn ext_handshake(&self, addr: SocketAddr, metadata_size: Option<u32>) -> Message {
         let ours = share_core::ext::OurHandshake {
             registry: self.offered(),
-            // The port peers outside reach us at (a router may map another).
-            port: Some(self.ctx.external.port(self.ctx.listen.port())),
+            // The port peers outside reach us at (a router may map another); under a proxy
+            // nothing listens, and no port is told.
+            port: (!self.ctx.egress.is_proxied())
+                .then(|| self.ctx.external.port(self.ctx.listen.port())),
             version: peer::VERSION,
             reqq: MAX_QUEUED_UPLOADS as u32,
             metadata_size,

@@ -206,6 +206,13 @@ impl Book {
             .max(now + Duration::from_secs(2u64.pow(e.failures.min(6))));
     }
 
+    /// Every address not being dialed may be dialed now (the way out came back).
+    pub fn retry_now(&mut self, now: Instant) {
+        for e in self.entries.values_mut().filter(|e| !e.busy) {
+            e.next_try = e.next_try.min(now);
+        }
+    }
+
     /// A handshake with `addr` worked.
     pub fn worked(&mut self, addr: &SocketAddr) {
         if let Some(e) = self.entries.get_mut(addr) {
@@ -255,7 +262,7 @@ impl Book {
         addr.port() != 0
             && !self.is_ours(addr)
             && !self.banned_addrs.contains(&ban_key(addr))
-            && !(self.loopback_only && !addr.ip().is_loopback())
+            && (!self.loopback_only || addr.ip().is_loopback())
     }
 
     pub fn is_banned(&self, addr: &SocketAddr, id: Option<&[u8; 20]>) -> bool {

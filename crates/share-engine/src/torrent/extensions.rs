@@ -95,7 +95,14 @@ impl Torrent {
             tracing::debug!(peer = %p.addr, "malformed ut_pex message ignored");
             return;
         };
-        let learned = p.pex_in.accept(msg, Instant::now().into_std());
+        let mut learned = p.pex_in.accept(msg, Instant::now().into_std());
+        // A blocked address is neither dialed nor asked to be introduced (hole punching).
+        let blocks = &self.base.ctx.blocks;
+        let before = learned.len();
+        learned.retain(|(a, _)| !blocks.contains(a.ip()));
+        if learned.len() < before {
+            tracing::debug!(peer = %p.addr, blocked = before - learned.len(), "PEX named blocked addresses (--blocklist): ignored");
+        }
         let addrs: Vec<SocketAddr> = learned.iter().map(|(a, _)| *a).collect();
         self.introduced(key, &learned);
         if !addrs.is_empty() {
@@ -108,12 +115,14 @@ impl Torrent {
         if !self.base.offered().offers(Extension::Pex) {
             return;
         }
-        // Only peers we are connected to, at an address they can be reached at.
+        // Only peers we are connected to, at an address they can be reached at, and never
+        // one the blocklist names.
+        let blocks = &self.base.ctx.blocks;
         let known: Vec<(PeerKey, SocketAddr, u8)> = self
             .peers
             .iter()
             .filter_map(|(k, p)| {
-                let addr = p.listen_addr?;
+                let addr = p.listen_addr.filter(|a| !blocks.contains(a.ip()))?;
                 let mut f = 0;
                 if p.outgoing {
                     f |= flags::REACHABLE;

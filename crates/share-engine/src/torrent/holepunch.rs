@@ -12,7 +12,10 @@
 //!   are connected to it already.
 //!
 //! Each connection may send a few holepunch messages, then one every few seconds; more are
-//! ignored. Dials for `connect` count against the torrent's dial rate like any other.
+//! ignored. Dials for `connect` count against the torrent's dial rate like any other, and
+//! go out on the session's µTP sockets, which the egress made (on `--interface`, or through
+//! the proxy's UDP relay). A blocked address (`--blocklist`) takes no part: it is never
+//! asked for, introduced (to anyone, or anyone to it) or dialed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -124,6 +127,9 @@ impl Torrent {
         let Some(&relay) = self.punch.introducer.get(&target) else {
             return;
         };
+        if self.base.ctx.blocks.contains(target.ip()) {
+            return;
+        }
         let now = Instant::now();
         if self
             .punch
@@ -174,8 +180,13 @@ impl Torrent {
     fn relay(&mut self, key: PeerKey, target: SocketAddr) {
         let ours = self.base.ctx.listen;
         let external = self.base.ctx.external.address().map(|(ip, _)| ip);
+        // A blocked address is introduced to no one, nor anyone to it: as if it were not
+        // there (we are not connected to it anyway, once a list blocks it).
+        let blocked = |a: Option<SocketAddr>| a.is_some_and(|a| self.base.ctx.blocks.contains(a.ip()));
         let refusal = if target.port() == 0 || target.ip().is_unspecified() {
             Some(Refusal::NoSuchPeer)
+        } else if blocked(Some(target)) || blocked(self.endpoint(key)) {
+            Some(Refusal::NotConnected)
         } else if target.port() == self.base.ctx.external.port(ours.port())
             && (target.ip() == ours.ip() || Some(target.ip()) == external)
         {

@@ -282,6 +282,22 @@ impl Torrent {
         }
     }
 
+    /// Closes the connections a new blocklist blocks.
+    pub(super) fn drop_blocked(&mut self) {
+        if !self.base.blocks_changed() {
+            return;
+        }
+        let blocked: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| self.base.ctx.blocks.contains(p.addr.ip()))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in blocked {
+            self.close(k, CloseReason::Blocked);
+        }
+    }
+
     /// Closes a connection that broke the protocol (without banning the peer).
     pub(super) fn close(&mut self, key: PeerKey, reason: CloseReason) {
         if let Some(p) = self.peers.get(&key) {

@@ -166,6 +166,7 @@ pub(super) async fn transfer(
         &web_urls,
         std::sync::Arc::new(info.clone()),
         base.shared.bind_ip,
+        base.shared.egress.clone(),
         base.ctx.loopback_only,
         base.token.child_token(),
     );
@@ -396,6 +397,7 @@ impl Torrent {
             self.fill(key);
         }
         self.web_tick();
+        self.drop_blocked();
         self.send_pex(now);
         self.dial_known();
         if self.peers.is_empty() && self.base.dialing.is_empty() && !self.picker.is_done() {

@@ -125,6 +125,7 @@ impl Web {
         urls: &[String],
         info: Arc<Info>,
         bind: Option<std::net::IpAddr>,
+        egress: Arc<crate::egress::Egress>,
         loopback_only: bool,
         token: CancellationToken,
     ) -> Web {
@@ -135,9 +136,11 @@ impl Web {
                 continue;
             }
             let seat = seats.len();
-            let (url2, tx2) = (url.clone(), tx.clone());
+            let (url2, tx2, egress) = (url.clone(), tx.clone(), egress.clone());
             tokio::spawn(async move {
-                let client = WebSeed::new(&url2, bind, loopback_only).await.map(Arc::new);
+                let client = WebSeed::new(&url2, bind, &egress, loopback_only)
+                    .await
+                    .map(Arc::new);
                 let _ = tx2.send(WebEvent::Ready { seat, client }).await;
             });
             seats.push(WebSeat {
