@@ -22,6 +22,7 @@ mod odd_torrents;
 mod pex;
 mod private;
 mod qbt;
+mod queue;
 mod regression;
 mod session;
 mod swarm;

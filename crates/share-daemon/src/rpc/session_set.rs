@@ -2,7 +2,7 @@
 //! unknown, of the wrong type, out of range, or a setting share cannot change (to that
 //! value) fails the call with an error naming each such argument and why, and nothing
 //! changes. Then everything is applied at once: the saved settings (folders, seeding
-//! goals, rate limits and their schedule, stopped adds), the session's rate limits, and the
+//! goals, rate limits and their schedule, stopped adds, the queues), the session's rate limits, and the
 //! switches the session can flip while it runs (PEX, LSD, µTP, encryption).
 //!
 //! What share cannot change is accepted only with the value `session-get` shows, so a
@@ -217,11 +217,7 @@ fn plan(r: &Registry, args: &Args, folders: Folders, session_id: &str) -> Result
                 "download-dir-free-space" => {
                     as_int(v).ok_or("must be a whole number")?;
                 }
-                _ if queue::is_session_key(k) => {
-                    if !same(v, &current[k]) {
-                        return Err(queue::NO_QUEUE.into());
-                    }
-                }
+                _ if queue::is_session_key(k) => queue::set_key(&mut s.queue, k, v)?,
                 _ => match (fixed(k), current.get(k)) {
                     (Some(why), Some(now)) => {
                         if !same(v, now) {
@@ -285,6 +281,8 @@ pub fn set(r: &mut Registry, args: &Args, folders: Folders, session_id: &str) ->
         r.settings.alt_mode = on;
     }
     r.apply_rate_limits();
+    // A queue that grew or was switched off lets its waiting torrents start.
+    r.pump();
     r.mark_dirty();
     r.save();
     Ok(json!({}))
