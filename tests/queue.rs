@@ -4,17 +4,19 @@
 //! their slots up; the places survive a restart; qBittorrent's API moves the same queue
 //! and shows it; bad settings are refused, naming them, and change nothing.
 //!
-//! No torrent here has a peer, so none completes and none moves data: which run and which
-//! wait is the queue's doing alone. The stall time is counted in seconds
+//! Most torrents here have no peer, so none completes and none moves data: which run and
+//! which wait is the queue's doing alone; one test has a seed, and each download that
+//! completes hands its slot to the next. The stall time is counted in seconds
 //! (`SHARE_QUEUE_STALLED_SECS`, for tests) instead of `queue-stalled-minutes`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::daemon::{base64_encode, http, Answer, Daemon, Rpc};
+use crate::daemon::{base64_encode, http, seed_all, torrent_of, tracker, Answer, Daemon, Rpc, TIMEOUT};
 use crate::util::*;
 
 /// How long a queue decision may take to show (the daemon's tick is a second).
@@ -338,4 +340,50 @@ fn queue_settings_and_moves_with_bad_arguments_are_refused_naming_them() {
     // Past the end is the end, as in Transmission.
     rpc.ok("torrent-set", json!({"ids": [1], "queuePosition": 99}));
     assert_eq!(positions(&queue(&mut rpc)), [(1, 1), (2, 0)]);
+}
+
+#[test]
+fn a_finished_download_gives_its_slot_to_the_next_and_those_waiting_hold_no_peers() {
+    let d = Dir::new();
+    let (_tracker, announce) = tracker();
+    let files: Vec<PathBuf> = (1..=3)
+        .map(|i| {
+            let f = d.data_file(&format!("src/f{i}.bin"), 300_000 + i, 20 + i as u64);
+            torrent_of(&d, &f, &format!("f{i}.torrent"), 16384, &announce)
+        })
+        .collect();
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let _seed = seed_all(&d, &refs);
+    let daemon = start(&d);
+    let mut rpc = daemon.client();
+    // One at a time, slow enough to be seen downloading.
+    rpc.ok(
+        "session-set",
+        json!({"download-queue-enabled": true, "download-queue-size": 1, "queue-stalled-enabled": false,
+               "speed-limit-down": 150, "speed-limit-down-enabled": true}),
+    );
+    let torrents: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    add_all(&mut rpc, &torrents);
+    let fields = ["id", "status", "peersConnected", "percentDone", "doneDate"];
+    let t = rpc.wait_for("the first downloading from the seed", &fields, TIMEOUT, |t| {
+        t[0]["status"] == 4 && t[0]["peersConnected"].as_u64() > Some(0) && t[0]["percentDone"].as_f64() < Some(1.0)
+    });
+    for w in &t[1..] {
+        assert_eq!((w["status"].as_u64(), w["peersConnected"].as_u64()), (Some(3), Some(0)), "{t:?}");
+    }
+    // Each, complete, seeds on and gives its slot to the next.
+    let t = rpc.wait_for("all three complete", &fields, TIMEOUT, |t| {
+        t.iter().all(|x| x["percentDone"].as_f64() == Some(1.0) && x["status"] == 6 && x["doneDate"].as_i64() > Some(0))
+    });
+    let done: Vec<i64> = t.iter().map(|x| x["doneDate"].as_i64().unwrap()).collect();
+    assert!(done[0] <= done[1] && done[1] <= done[2], "{t:?}");
+    for (i, f) in files.iter().enumerate() {
+        let name = format!("f{}.bin", i + 1);
+        assert_eq!(
+            std::fs::read(d.join("dl").join(&name)).unwrap(),
+            std::fs::read(d.join("src").join(&name)).unwrap(),
+            "{}",
+            f.display()
+        );
+    }
 }
