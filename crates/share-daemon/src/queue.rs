@@ -222,6 +222,16 @@ impl Registry {
         }
     }
 
+    /// The torrent at `gone` left the queue: those behind it move up one place.
+    pub fn close_gap(&mut self, gone: u32) {
+        for e in self.entries.values_mut() {
+            if e.saved.queue_position > gone {
+                e.saved.queue_position -= 1;
+            }
+        }
+        self.mark_dirty();
+    }
+
     /// Moves torrents in the queue; a torrent that moved ahead may take a free slot.
     pub fn queue_move(&mut self, ids: &[u32], how: Move) {
         let mut order = self.queue_order();
@@ -297,6 +307,9 @@ impl Registry {
     /// Starts the first queued torrents by position into the free slots of each queue (all
     /// of a queue that is off).
     pub fn pump(&mut self) {
+        if !self.entries.values().any(|e| e.queued) {
+            return;
+        }
         let q = self.settings.queue;
         let now = Instant::now();
         for d in [Direction::Down, Direction::Up] {

@@ -809,7 +809,8 @@ impl Registry {
         }
     }
 
-    /// Stops a torrent; the next in its queue may take its slot.
+    /// Stops a torrent. The next in its queue takes its slot at the caller's
+    /// [`Registry::pump`] (once for many stops) or the next tick.
     pub fn stop(&mut self, id: u32) {
         if let Some(e) = self.entries.get_mut(&id) {
             e.saved.paused = true;
@@ -819,7 +820,6 @@ impl Registry {
             }
             self.dirty = true;
         }
-        self.pump();
     }
 
     /// Takes a torrent out of the list (its task to be stopped, its data perhaps deleted,
@@ -841,8 +841,7 @@ impl Registry {
         self.removed_up += e.saved.uploaded_ever;
         self.removed_down += e.saved.downloaded_ever;
         // The places behind it close up; its slot is free.
-        let order = self.queue_order();
-        self.store_order(&order);
+        self.close_gap(e.saved.queue_position);
         self.pump();
         self.dirty = true;
         self.save();

@@ -60,7 +60,8 @@ pub async fn dispatch(c: &Call<'_>, action: &str) -> Option<Answer> {
     })
 }
 
-/// Runs `f` on every torrent `hashes` names, in one request to the owner, and saves.
+/// Runs `f` on every torrent `hashes` names, in one request to the owner, and saves; a
+/// slot freed in a queue (a stop) goes to the next.
 async fn each<F>(c: &Call<'_>, f: F) -> Answer
 where
     F: Fn(&mut crate::Registry, u32) + Send + 'static,
@@ -70,6 +71,7 @@ where
         for id in matching(r, &hashes) {
             f(r, id);
         }
+        r.pump();
         r.mark_dirty();
         r.save();
     })

@@ -103,6 +103,8 @@ async fn dispatch(h: &Handle, method: &str, args: Args, session_id: &str) -> Rpc
                 for id in ids(r, &args)? {
                     r.stop(id);
                 }
+                // Their slots go to the next in the queues.
+                r.pump();
                 r.save();
                 Ok(json!({}))
             })
