@@ -204,7 +204,7 @@ fn apply_queue(
         .unwrap_or(queueing(q));
     let limit = |k: &str, enabled: bool, size: &mut u32| -> Result<bool, Fail> {
         match get(k) {
-            None => Ok(!(queueing(q) && !enabled)),
+            None => Ok(!queueing(q) || enabled),
             Some(v) => match as_int(k, v)? {
                 -1 => Ok(false),
                 n if (0..=MAX_SIZE).contains(&n) => {
