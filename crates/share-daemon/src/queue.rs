@@ -84,10 +84,14 @@ impl QueueSettings {
         if !self.stalled_enabled {
             return None;
         }
-        let secs = std::env::var(STALLED_SECS_ENV)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(u64::from(self.stalled_minutes) * 60);
+        // Read once: this is asked for every torrent on every tick and `torrent-get`.
+        static SECS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+        let test_secs = *SECS.get_or_init(|| {
+            std::env::var(STALLED_SECS_ENV)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+        });
+        let secs = test_secs.unwrap_or(u64::from(self.stalled_minutes) * 60);
         Some(Duration::from_secs(secs))
     }
 }
