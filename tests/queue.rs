@@ -59,6 +59,18 @@ fn positions(q: &BTreeMap<u64, (u64, u64)>) -> Vec<(u64, u64)> {
     q.iter().map(|(id, (_, p))| (*id, *p)).collect()
 }
 
+/// The daemon's page as headless Chromium renders it after its first polls (at most a
+/// minute: `timeout` ends it).
+fn web_page(addr: SocketAddr) -> String {
+    let profile = Dir::new();
+    let out = run(std::process::Command::new("timeout")
+        .args(["60", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--virtual-time-budget=5000", "--dump-dom"])
+        .arg(format!("http://{addr}/")));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn qbt(addr: SocketAddr, path: &str, body: &str) -> Answer {
     http(
         addr,
@@ -124,6 +136,14 @@ fn two_of_five_download_three_wait_in_order_move_top_stalls_and_restart() {
     let waiting = rpc.ok("torrent-get", json!({"ids": [3, 4, 5], "fields": ["peersConnected", "isStalled"]}));
     for t in waiting["torrents"].as_array().unwrap() {
         assert_eq!(t["peersConnected"], 0, "{t}");
+    }
+    // The web page shows who waits, and where.
+    if require("chromium", "chromium") {
+        let page = web_page(daemon.rpc);
+        for n in 3..=5 {
+            assert!(page.contains(&format!("Queued to download #{n}")), "{page}");
+        }
+        assert_eq!(page.matches("Queued to download").count(), 3, "{page}");
     }
 
     // The last moves to the top: it is next, and nobody running is put back.
