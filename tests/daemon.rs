@@ -26,21 +26,20 @@ impl Daemon {
     }
 
     pub fn start_on(rpc: &str, download: &Path, state: &Path, extra: &[&str]) -> Daemon {
-        Daemon::start_with_env(rpc, download, state, extra, &[])
+        Daemon::start_with(share(), rpc, download, state, extra)
     }
 
-    /// As [`Daemon::start_on`], with variables added to its environment.
-    pub fn start_with_env(
+    /// As `start_on`, from `cmd` (`share()` with something of its own, an environment
+    /// variable).
+    pub fn start_with(
+        mut cmd: Command,
         rpc: &str,
         download: &Path,
         state: &Path,
         extra: &[&str],
-        env: &[(&str, &str)],
     ) -> Daemon {
         let mut proc = Proc::start(
-            share()
-                .envs(env.iter().copied())
-                .arg("daemon")
+            cmd.arg("daemon")
                 .args(["--listen", "127.0.0.1:0", "--rpc", rpc])
                 .arg("--download-dir")
                 .arg(download)

@@ -151,13 +151,9 @@ fn a_slow_disk_and_a_slow_server_hold_up_no_rpc_call() {
     let t_slow = crate::daemon::torrent_of(&d, &slow, "slow.torrent", 16384, &announce);
     let t_quick = crate::daemon::torrent_of(&d, &quick, "quick.torrent", 16384, &announce);
     let _seed = crate::daemon::seed_all(&d, &[&t_slow, &t_quick]);
-    let mut daemon = Daemon::start_with_env(
-        "127.0.0.1:0",
-        &d.join("dl"),
-        &d.join("state"),
-        &[],
-        &[("SHARE_TEST_SLOW_DISK", "slow.bin=300")],
-    );
+    let mut cmd = share();
+    cmd.env("SHARE_TEST_SLOW_DISK", "slow.bin=300");
+    let mut daemon = Daemon::start_with(cmd, "127.0.0.1:0", &d.join("dl"), &d.join("state"), &[]);
     let mut rpc = daemon.client();
     for t in [&t_slow, &t_quick] {
         rpc.ok(

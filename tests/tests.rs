@@ -24,6 +24,7 @@ mod odd_torrents;
 mod pex;
 mod private;
 mod qbt;
+mod queue;
 mod regression;
 mod scale;
 mod session;

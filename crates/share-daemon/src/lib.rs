@@ -9,6 +9,8 @@
 //! - [`ops`]: what takes time (stopping, moving, deleting, fetching), done around it.
 //! - [`saved`]: that list, kept in the state folder (written atomically; a damaged file is
 //!   reported and rebuilt from the kept .torrent files).
+//! - [`queue`]: the download and seed queues (Transmission's, which qBittorrent's API
+//!   drives too).
 //! - [`rpc`]: the Transmission RPC methods (rpc-version 17).
 //! - [`qbt`]: qBittorrent's WebUI API v2 (WebAPI 2.11) over the same torrents.
 //! - [`http`]: the HTTP server: the RPC endpoint with its session-id exchange, basic auth,
@@ -25,6 +27,7 @@ pub mod ops;
 pub mod owner;
 pub mod paths;
 pub mod qbt;
+pub mod queue;
 pub mod registry;
 pub mod rpc;
 pub mod saved;

@@ -54,6 +54,10 @@ pub struct Entry {
     pub busy: Option<&'static str>,
     /// Its move out of the incomplete folder has been started (tried once a run).
     pub finishing: bool,
+    /// Started, but waiting for a slot in its queue (its task is paused); see `queue.rs`.
+    pub queued: bool,
+    /// When it last started to run (for the queues' stall rule).
+    pub run_since: Instant,
 }
 
 impl Entry {
@@ -77,6 +81,8 @@ impl Entry {
             started: unix_now(),
             busy: None,
             finishing: false,
+            queued: false,
+            run_since: Instant::now(),
         }
     }
 
@@ -443,13 +449,18 @@ impl Registry {
             }
             r.next_id = r.next_id.max(saved.id + 1);
             let id = saved.id;
-            let mut e = Entry::new(
-            saved,
-            meta,
-            magnet,
-        );
-            r.run(&mut e).await;
-            r.entries.insert(id, e);
+            r.entries.insert(id, Entry::new(saved, meta, magnet));
+        }
+        // Places without gaps (a list from before the queue: in the order of the ids), and
+        // which torrents wait in their queue, before any starts.
+        let order = r.queue_order();
+        r.store_order(&order);
+        r.queue_at_start();
+        for id in order {
+            if let Some(mut e) = r.entries.remove(&id) {
+                r.run(&mut e).await;
+                r.entries.insert(id, e);
+            }
         }
         r.dirty = true;
         r.save();
@@ -547,6 +558,8 @@ impl Registry {
             wanted: e.saved.wanted.clone(),
             priorities: e.saved.priorities.clone(),
             sequential: e.saved.sequential,
+            // Stopped and queued torrents check their data, then wait without peers.
+            paused: e.saved.paused || e.queued,
             ..self.torrent_defaults.clone()
         };
         match self.session.add(source, config).await {
@@ -561,12 +574,10 @@ impl Registry {
                         down: e.saved.down_limit,
                     });
                 }
-                if e.saved.paused {
-                    h.send(TorrentCommand::Pause);
-                }
                 e.handle = Some(h);
                 e.error = None;
                 e.started = unix_now();
+                e.run_since = Instant::now();
             }
             Err(err) => {
                 e.error = Some(err.to_string());
@@ -735,7 +746,10 @@ impl Registry {
         saved.category = o.category;
         self.tags.extend(t.labels.iter().cloned());
         saved.labels = t.labels;
+        // Last in the queue; it waits there if its queue is full.
+        saved.queue_position = self.entries.len() as u32;
         let mut e = Entry::new(saved, meta, magnet);
+        e.queued = !e.saved.paused && self.must_wait(&e);
         self.run(&mut e).await;
         let name = e.name();
         let shown = e.hash_string();
@@ -749,24 +763,53 @@ impl Registry {
         })
     }
 
+    /// Starts a torrent (`torrent-start`): a stopped one waits in its queue if that is
+    /// full; one that runs or waits already stays as it is.
     pub fn start(&mut self, id: u32) {
+        let Some(e) = self.entries.get(&id) else {
+            return;
+        };
+        let wait = e.saved.paused && self.must_wait(e);
         if let Some(e) = self.entries.get_mut(&id) {
+            e.saved.finished = false;
+            self.dirty = true;
+            if !e.saved.paused {
+                return;
+            }
+            e.saved.paused = false;
+            if wait {
+                e.queued = true;
+                return;
+            }
+        }
+        self.unqueue(id);
+    }
+
+    /// Starts a torrent at once, past its queue (`torrent-start-now`, a force start).
+    pub fn start_now(&mut self, id: u32) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            let waiting = e.saved.paused || e.queued;
             e.saved.paused = false;
             e.saved.finished = false;
-            if let Some(h) = &e.handle {
-                h.send(TorrentCommand::Resume);
-            }
             self.dirty = true;
+            if waiting {
+                self.unqueue(id);
+            }
         }
     }
 
-    /// Starts a torrent that could not run (after an error), or resumes one.
-    pub async fn start_or_rerun(&mut self, id: u32) {
+    /// Starts a torrent that could not run (after an error), or resumes one (`now`: past
+    /// its queue).
+    pub async fn start_or_rerun(&mut self, id: u32, now: bool) {
         let needs_run = self
             .entries
             .get(&id)
             .is_some_and(|e| e.handle.is_none() && e.busy.is_none());
-        self.start(id);
+        if now {
+            self.start_now(id);
+        } else {
+            self.start(id);
+        }
         if needs_run {
             if let Some(mut e) = self.entries.remove(&id) {
                 self.run(&mut e).await;
@@ -775,9 +818,12 @@ impl Registry {
         }
     }
 
+    /// Stops a torrent. The next in its queue takes its slot at the caller's
+    /// [`Registry::pump`] (once for many stops) or the next tick.
     pub fn stop(&mut self, id: u32) {
         if let Some(e) = self.entries.get_mut(&id) {
             e.saved.paused = true;
+            e.queued = false;
             if let Some(h) = &e.handle {
                 h.send(TorrentCommand::Pause);
             }
@@ -803,6 +849,9 @@ impl Registry {
         }
         self.removed_up += e.saved.uploaded_ever;
         self.removed_down += e.saved.downloaded_ever;
+        // The places behind it close up; its slot is free.
+        self.close_gap(e.saved.queue_position);
+        self.pump();
         self.dirty = true;
         self.save();
         Ok(Some(e))
@@ -1005,6 +1054,8 @@ impl Registry {
                 }
             }
         }
+        // Slots freed by torrents that completed, stopped or stalled.
+        self.pump();
         finished
     }
 

@@ -64,7 +64,8 @@ pub struct SavedTorrent {
     /// Pieces fetched in order.
     #[serde(default)]
     pub sequential: bool,
-    /// Started by force (qBittorrent's force start; without a queue it only shows).
+    /// Started by force (qBittorrent's force start): it is never queued, and does not count
+    /// toward the queues' limits.
     #[serde(default)]
     pub force_start: bool,
     /// Minutes of seeding after which it stops: -2 the session's, -1 none.
@@ -90,6 +91,10 @@ pub struct SavedTorrent {
     /// magnet link's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trackers: Option<Vec<Vec<String>>>,
+    /// Its place in the queue, from 0 (see `queue.rs`); a list written before there was a
+    /// queue has none, and its torrents are put at the end in the order of their ids.
+    #[serde(default = "last_place")]
+    pub queue_position: u32,
 }
 
 impl SavedTorrent {
@@ -137,6 +142,10 @@ impl Renames {
     }
 }
 
+fn last_place() -> u32 {
+    u32::MAX
+}
+
 fn minus_two() -> i64 {
     -2
 }
@@ -179,6 +188,7 @@ impl SavedTorrent {
             final_dir: None,
             renames: Renames::default(),
             trackers: None,
+            queue_position: last_place(),
         }
     }
 }
@@ -234,6 +244,9 @@ pub struct SavedSession {
     /// Where `blocklist-update` fetches a list from (Transmission's `blocklist-url`).
     #[serde(default)]
     pub blocklist_url: String,
+    /// The download and seed queues (see `queue.rs`).
+    #[serde(default)]
+    pub queue: crate::queue::QueueSettings,
 }
 
 fn yes() -> bool {
@@ -280,6 +293,7 @@ impl Default for SavedSession {
             incomplete_dir_enabled: false,
             blocklist_enabled: true,
             blocklist_url: String::new(),
+            queue: crate::queue::QueueSettings::default(),
         }
     }
 }

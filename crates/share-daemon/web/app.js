@@ -16,7 +16,8 @@
   // for the torrents whose file list is open.
   const FIELDS = ['id', 'hashString', 'name', 'status', 'percentDone', 'totalSize',
     'leftUntilDone', 'rateDownload', 'rateUpload', 'eta', 'peersConnected', 'error',
-    'errorString', 'isFinished', 'downloadedEver', 'uploadedEver', 'metadataPercentComplete'];
+    'errorString', 'isFinished', 'downloadedEver', 'uploadedEver', 'metadataPercentComplete',
+    'queuePosition'];
   const FILE_FIELDS = ['id', 'hashString', 'name', 'files', 'fileStats'];
   const DASH = '\u2013';
 
@@ -146,16 +147,22 @@
   }
 
   // The state text and a class for its colour.
+  // Its place in the queue, counted from 1 as people count.
+  function queued(t, what) {
+    const n = typeof t.queuePosition === 'number' ? ' #' + (t.queuePosition + 1) : '';
+    return ['Queued to ' + what + n, 'queued'];
+  }
+
   function stateOf(t) {
     if (t.error) return ['Error: ' + clean(t.errorString || 'unknown error'), 'error'];
     if (t.status === 0) return ['Paused', 'paused'];
+    if (t.status === 3) return queued(t, 'download');
+    if (t.status === 5) return queued(t, 'seed');
     if (num(t.metadataPercentComplete) < 1) return ['Fetching metadata', 'metadata'];
     switch (t.status) {
       case 1:
       case 2: return ['Checking', 'checking'];
-      case 3: return ['Queued', 'queued'];
       case 4: return ['Downloading', 'downloading'];
-      case 5: return ['Queued', 'queued'];
       case 6: return ['Seeding', 'seeding'];
       default: return ['Unknown', 'unknown'];
     }

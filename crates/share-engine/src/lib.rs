@@ -144,6 +144,10 @@ pub struct TorrentConfig {
     /// Keep resume data in the session's state folder, so a restart trusts the pieces of
     /// files whose size and mtime did not change instead of hashing them again.
     pub resume: bool,
+    /// Start paused (as if `Pause` came first): its data is checked, but it announces to
+    /// no tracker and holds no connection until `Resume` (the daemon's stopped and queued
+    /// torrents).
+    pub paused: bool,
 }
 
 impl Default for TorrentConfig {
@@ -163,6 +167,7 @@ impl Default for TorrentConfig {
             file_filter: None,
             sequential: false,
             resume: true,
+            paused: false,
         }
     }
 }
@@ -233,6 +238,9 @@ pub struct Stats {
     pub rate_web: AtomicU64,
     /// What the torrent is doing ([`State`] as a number).
     pub state: std::sync::atomic::AtomicU8,
+    /// Every wanted piece is verified (known once the start-up check is over; it stays
+    /// as it was while the torrent is paused).
+    pub complete: std::sync::atomic::AtomicBool,
     /// Each tracker: its last announce and the next.
     pub trackers: TrackerBoard,
 }

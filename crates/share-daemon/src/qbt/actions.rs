@@ -60,7 +60,8 @@ pub async fn dispatch(c: &Call<'_>, action: &str) -> Option<Answer> {
     })
 }
 
-/// Runs `f` on every torrent `hashes` names, in one request to the owner, and saves.
+/// Runs `f` on every torrent `hashes` names, in one request to the owner, and saves; a
+/// slot freed in a queue (a stop) goes to the next.
 async fn each<F>(c: &Call<'_>, f: F) -> Answer
 where
     F: Fn(&mut crate::Registry, u32) + Send + 'static,
@@ -70,6 +71,7 @@ where
         for id in matching(r, &hashes) {
             f(r, id);
         }
+        r.pump();
         r.mark_dirty();
         r.save();
     })
@@ -100,9 +102,12 @@ async fn start(c: &Call<'_>, force: Option<bool>) -> Answer {
                 };
                 e.saved.force_start = force == Some(true);
                 if force != Some(false) {
-                    r.start_or_rerun(id).await;
+                    // Forced: past the queue, at once.
+                    r.start_or_rerun(id, force == Some(true)).await;
                 }
             }
+            // A torrent no longer forced takes a slot again (or waits for one).
+            r.pump();
             r.mark_dirty();
             r.save();
         })
@@ -302,10 +307,19 @@ async fn rate(c: &Call<'_>, up: bool) -> Answer {
     Ok(Reply::Empty)
 }
 
-/// A move in the download queue. share has no queue yet: qBittorrent answers 409 when
-/// queueing is off, and so does share (after checking the arguments); a queue plugs in
-/// here, with `fields::queue_position`.
-async fn queue(c: &Call<'_>, _action: &str) -> Answer {
-    c.p.hashes("hashes")?;
-    Err(Fail::conflict("Torrent queueing must be enabled"))
+/// A move in the queue (the Transmission RPC's `queue-move-*` on the same queue); 409 when
+/// queueing is off, as qBittorrent answers.
+async fn queue(c: &Call<'_>, action: &str) -> Answer {
+    let hashes = c.p.hashes("hashes")?;
+    let how = crate::queue::Move::of_method(action).ok_or_else(Fail::not_found)?;
+    c.h.read(move |r| {
+        if !super::app::queueing(&r.settings.queue) {
+            return Err(Fail::conflict("Torrent queueing must be enabled"));
+        }
+        let ids = matching(r, &hashes);
+        r.queue_move(&ids, how);
+        r.save();
+        Ok(Reply::Empty)
+    })
+    .await?
 }

@@ -3,10 +3,10 @@
 //! `preferences` returns every key qBittorrent 5.1 has (`preferences.json` holds the
 //! defaults of those share has no use for) with share's own values for what it has: the
 //! default folder, rate limits (and the alternative ones), seeding limits, stopped adds,
-//! DHT/PEX/LSD, encryption, the listen port, connection and upload slot limits, queueing
-//! (off). `setPreferences` changes what share can change (the folder, limits, seeding
-//! goals, stopped adds, the alternative limits' schedule, shared with the Transmission
-//! RPC's `alt-speed-time-*`); a key whose value it cannot change is accepted only if the value
+//! DHT/PEX/LSD, encryption, the listen port, connection and upload slot limits, queueing.
+//! `setPreferences` changes what share can change (the folder, limits, seeding goals,
+//! stopped adds, the alternative limits' schedule, shared with the Transmission RPC's
+//! `alt-speed-time-*`, the queues, shared with its `*-queue-*` settings); a key whose value it cannot change is accepted only if the value
 //! is the one it already has; anything else is a 400 naming the keys, and then nothing
 //! changes.
 
@@ -129,7 +129,25 @@ pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
         share_engine::transport::Policy::Prefer => 0,
     };
     set("encryption", json!(enc));
-    set("queueing_enabled", json!(false));
+    // The queues: qBittorrent's one switch and its limits (-1: none) over Transmission's two
+    // queues; a stalled torrent is one that moved nothing for the stall time.
+    let q = &s.queue;
+    let on = queueing(q);
+    set("queueing_enabled", json!(on));
+    let size = |enabled: bool, n: u32| if on && !enabled { -1 } else { i64::from(n) };
+    set(
+        "max_active_downloads",
+        json!(size(q.download_enabled, q.download_size)),
+    );
+    set("max_active_uploads", json!(size(q.seed_enabled, q.seed_size)));
+    set("max_active_torrents", json!(-1));
+    set("dont_count_slow_torrents", json!(q.stalled_enabled));
+    set(
+        "slow_torrent_inactive_timer",
+        json!(u64::from(q.stalled_minutes) * 60),
+    );
+    set("slow_torrent_dl_rate_threshold", json!(0));
+    set("slow_torrent_ul_rate_threshold", json!(0));
     set("max_ratio_enabled", json!(s.seed_ratio_limited));
     set(
         "max_ratio",
@@ -164,6 +182,58 @@ pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
     set("bypass_local_auth", json!(me.user.is_none()));
     set("web_ui_max_auth_fail_count", json!(super::auth::MAX_FAILS));
     p
+}
+
+/// qBittorrent's one queueing switch: on when either of the queues is.
+pub fn queueing(q: &crate::queue::QueueSettings) -> bool {
+    q.download_enabled || q.seed_enabled
+}
+
+/// `queueing_enabled`, `max_active_downloads` and `max_active_uploads` (-1: no limit, that
+/// queue off), `dont_count_slow_torrents` and `slow_torrent_inactive_timer` (whole
+/// minutes, in seconds) onto the queue settings.
+fn apply_queue(
+    q: &mut crate::queue::QueueSettings,
+    changes: &Map<String, Value>,
+) -> Result<(), Fail> {
+    use crate::queue::{MAX_MINUTES, MAX_SIZE};
+    let get = |k: &str| changes.get(k);
+    let on = get("queueing_enabled")
+        .map(|v| as_bool("queueing_enabled", v))
+        .transpose()?
+        .unwrap_or(queueing(q));
+    let limit = |k: &str, enabled: bool, size: &mut u32| -> Result<bool, Fail> {
+        match get(k) {
+            None => Ok(!queueing(q) || enabled),
+            Some(v) => match as_int(k, v)? {
+                -1 => Ok(false),
+                n if (0..=MAX_SIZE).contains(&n) => {
+                    *size = n as u32;
+                    Ok(true)
+                }
+                _ => Err(Fail::bad(&format!("'{k}' must be -1 or from 0 to {MAX_SIZE}"))),
+            },
+        }
+    };
+    let (mut down_size, mut seed_size) = (q.download_size, q.seed_size);
+    let down = limit("max_active_downloads", q.download_enabled, &mut down_size)?;
+    let up = limit("max_active_uploads", q.seed_enabled, &mut seed_size)?;
+    (q.download_size, q.seed_size) = (down_size, seed_size);
+    q.download_enabled = on && down;
+    q.seed_enabled = on && up;
+    if let Some(v) = get("dont_count_slow_torrents") {
+        q.stalled_enabled = as_bool("dont_count_slow_torrents", v)?;
+    }
+    if let Some(v) = get("slow_torrent_inactive_timer") {
+        let secs = as_int("slow_torrent_inactive_timer", v)?;
+        if secs < 0 || secs % 60 != 0 || secs / 60 > MAX_MINUTES {
+            return Err(Fail::bad(
+                "'slow_torrent_inactive_timer' must be whole minutes (a multiple of 60 seconds): share counts the stall time in minutes",
+            ));
+        }
+        q.stalled_minutes = (secs / 60) as u32;
+    }
+    Ok(())
 }
 
 fn as_int(k: &str, v: &Value) -> Result<i64, Fail> {
@@ -233,7 +303,12 @@ fn apply(
             "max_seeding_time_enabled"
             | "max_seeding_time"
             | "max_inactive_seeding_time"
-            | "max_ratio" => {}
+            | "max_ratio"
+            | "queueing_enabled"
+            | "max_active_downloads"
+            | "max_active_uploads"
+            | "dont_count_slow_torrents"
+            | "slow_torrent_inactive_timer" => {}
             _ if current.get(k) == Some(v) => {}
             _ => refused.push(k.clone()),
         }
@@ -284,6 +359,7 @@ fn apply(
     {
         s.rate_limits = Some(normal);
     }
+    apply_queue(&mut s.queue, changes)?;
     Ok(s)
 }
 
@@ -310,6 +386,7 @@ async fn set_preferences(c: &Call<'_>) -> Answer {
             r.follow_schedule(crate::turtle::WeekMinute::now(), true);
         }
         r.apply_rate_limits();
+        r.pump();
         r.mark_dirty();
         r.save();
         Ok(Reply::Empty)

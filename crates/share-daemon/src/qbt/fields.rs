@@ -78,6 +78,9 @@ impl View<'_> {
         if e.saved.paused || e.handle.is_none() {
             return if done { "stoppedUP" } else { "stoppedDL" };
         }
+        if e.queued && !matches!(e.state(), Some(State::CheckWait | State::Checking)) {
+            return if e.is_seed() { "queuedUP" } else { "queuedDL" };
+        }
         let (down, up) = self.rates();
         let forced = e.saved.force_start;
         match e.state() {
@@ -262,7 +265,7 @@ pub fn torrent(v: &View) -> Map<String, Value> {
         "num_leechs": leechers,
         "num_seeds": seeds,
         "popularity": if months > 0.0 { v.ratio() / months.max(1.0 / 30.0) } else { 0.0 },
-        "priority": queue_position(e),
+        "priority": queue_position(v.r, e),
         "private": meta.map(|m| m.info.private),
         "progress": if size == 0 { 0.0 } else { (size - left) as f64 / size as f64 },
         "ratio": v.ratio(),
@@ -307,11 +310,14 @@ pub fn availability(v: &View) -> f64 {
     peers.iter().map(|p| p.progress).sum()
 }
 
-/// The torrent's place in the download queue, 1-based; 0 when not queued. share has no
-/// queue yet, so it is always 0, as qBittorrent says with queueing disabled; a queue plugs
-/// in here and in `actions::queue`.
-pub fn queue_position(_e: &Entry) -> u32 {
-    0
+/// The torrent's place in the queue, 1-based (its `queuePosition` in the Transmission RPC,
+/// plus one); 0 when queueing is off or the torrent is complete, as qBittorrent says.
+pub fn queue_position(r: &Registry, e: &Entry) -> u32 {
+    if !super::app::queueing(&r.settings.queue) || e.is_seed() {
+        0
+    } else {
+        e.saved.queue_position.saturating_add(1)
+    }
 }
 
 /// A torrent object with its `hash` (as in `torrents/info`).

@@ -86,7 +86,10 @@ async fn snapshot(c: &Call<'_>) -> Result<Snapshot, Fail> {
                     format!("{:.2}", up as f64 / down as f64)
                 }),
             );
-            s.insert("queueing".into(), json!(false));
+            s.insert(
+                "queueing".into(),
+                json!(super::app::queueing(&r.settings.queue)),
+            );
             s.insert("use_alt_speed_limits".into(), json!(r.settings.alt_mode));
             (cats, tags, s)
         })

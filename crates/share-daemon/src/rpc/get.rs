@@ -35,13 +35,22 @@ const DETAILED: &[&str] = &[
     "percentComplete",
 ];
 
-/// Transmission's status codes.
+/// Transmission's status codes: 0 stopped, 1 waiting to check, 2 checking, 3 queued to
+/// download, 4 downloading, 5 queued to seed, 6 seeding.
 pub fn status_code(e: &Entry) -> u8 {
     if let Some(what) = e.busy {
         return if what == "checking" { 2 } else { 0 };
     }
     if e.handle.is_none() || e.saved.paused {
         return 0;
+    }
+    if e.queued {
+        return match e.state() {
+            Some(State::CheckWait) => 1,
+            Some(State::Checking) => 2,
+            _ if e.is_seed() => 5,
+            _ => 3,
+        };
     }
     match e.state() {
         Some(State::Paused) | None => 0,
@@ -288,7 +297,7 @@ fn field(
         "error" => json!(if e.error.is_some() { 3 } else { 0 }),
         "errorString" => json!(e.error.clone().unwrap_or_default()),
         "isFinished" => json!(e.saved.finished),
-        "isStalled" => json!(false),
+        "isStalled" => json!(r.stalled(e, tokio::time::Instant::now())),
         "isPrivate" => json!(meta.is_some_and(|m| m.info.private)),
         "labels" => json!(e.saved.labels),
         "addedDate" => json!(e.saved.added),
@@ -333,7 +342,7 @@ fn field(
         "bandwidthPriority" => json!(0),
         "peer-limit" => json!(r.torrent_defaults.max_peers),
         "maxConnectedPeers" => json!(r.torrent_defaults.max_peers),
-        "queuePosition" => json!(super::queue::position(id)),
+        "queuePosition" => json!(e.saved.queue_position),
         "recheckProgress" => {
             let checked = stats.map_or(0, |s| s.get(&s.checked));
             let total = e.total_size().max(1);

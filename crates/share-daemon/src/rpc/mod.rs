@@ -9,7 +9,7 @@
 //! - `get`, `set`: `torrent-get` and `torrent-set` (all or nothing).
 //! - `trackers`: `trackers`, `trackerStats`, `trackerList`, and tracker edits.
 //! - `rename`: `torrent-rename-path`.
-//! - `queue`: the one place the download and seed queues plug in (refused until then).
+//! - `queue`: the queue settings of `session-get`/`session-set` (the queue is `crate::queue`).
 
 mod args;
 mod get;
@@ -85,10 +85,12 @@ async fn dispatch(h: &Handle, method: &str, args: Args, session_id: &str) -> Rpc
         "torrent-set" => h.read(move |r| set::torrent_set(r, &args)).await?,
         "torrent-start" | "torrent-start-now" => {
             let targets = h.read(move |r| ids(r, &args)).await??;
+            // `-now` bypasses the queue.
+            let now = method == "torrent-start-now";
             h.call(move |r| {
                 Box::pin(async move {
                     for id in targets {
-                        r.start_or_rerun(id).await;
+                        r.start_or_rerun(id, now).await;
                     }
                     r.save();
                 })
@@ -101,6 +103,8 @@ async fn dispatch(h: &Handle, method: &str, args: Args, session_id: &str) -> Rpc
                 for id in ids(r, &args)? {
                     r.stop(id);
                 }
+                // Their slots go to the next in the queues.
+                r.pump();
                 r.save();
                 Ok(json!({}))
             })
@@ -124,7 +128,16 @@ async fn dispatch(h: &Handle, method: &str, args: Args, session_id: &str) -> Rpc
             .await?
         }
         "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
-            Err(queue::move_refused(method))
+            let how = crate::queue::Move::of_method(method);
+            h.read(move |r| {
+                let targets = ids(r, &args)?;
+                if let Some(how) = how {
+                    r.queue_move(&targets, how);
+                }
+                r.save();
+                Ok(json!({}))
+            })
+            .await?
         }
         "torrent-rename-path" => rename::rename_path(h, args).await,
         "torrent-remove" => remove(h, args).await,

@@ -1,23 +1,20 @@
-//! Transmission's download and seed queues, as far as share has them: not yet. This is the
-//! one place where they plug in: the session keys `session-get` shows for them, the
-//! `session-set` keys and the `torrent-set` key (`queuePosition`) a queue would take, and
-//! the `queue-move-*` methods. Until there is a queue, a value other than the one shown is
-//! refused with an error naming it (never `success` for something ignored), and so are the
-//! moves.
+//! The queue settings as the Transmission RPC shows them (`session-get`) and takes them
+//! (`session-set`); the queue itself is `crate::queue`.
 
 use serde_json::{json, Map, Value};
 
-use super::RpcError;
+use super::args::{as_bool, as_int};
+use crate::queue::{QueueSettings, MAX_MINUTES, MAX_SIZE};
 
-/// What `session-get` shows of the queues: none (every torrent runs), and no stall rule.
-pub fn session_values() -> Map<String, Value> {
+/// What `session-get` shows of the queues.
+pub fn session_values(q: &QueueSettings) -> Map<String, Value> {
     let v = json!({
-        "download-queue-enabled": false,
-        "download-queue-size": 0,
-        "seed-queue-enabled": false,
-        "seed-queue-size": 0,
-        "queue-stalled-enabled": false,
-        "queue-stalled-minutes": 30,
+        "download-queue-enabled": q.download_enabled,
+        "download-queue-size": q.download_size,
+        "seed-queue-enabled": q.seed_enabled,
+        "seed-queue-size": q.seed_size,
+        "queue-stalled-enabled": q.stalled_enabled,
+        "queue-stalled-minutes": q.stalled_minutes,
     });
     match v {
         Value::Object(m) => m,
@@ -25,20 +22,28 @@ pub fn session_values() -> Map<String, Value> {
     }
 }
 
-/// Why share cannot take a queue setting now.
-pub const NO_QUEUE: &str = "share has no download or seed queue yet: every torrent runs";
-
 /// Whether `key` is a queue setting of `session-set`.
 pub fn is_session_key(key: &str) -> bool {
-    session_values().contains_key(key)
+    session_values(&QueueSettings::default()).contains_key(key)
 }
 
-/// A torrent's place in the queue (`queuePosition`): its place in the list, by id.
-pub fn position(id: u32) -> u32 {
-    id.saturating_sub(1)
-}
-
-/// `queue-move-top`, `-up`, `-down`, `-bottom`.
-pub fn move_refused(method: &str) -> RpcError {
-    RpcError(format!("{method}: {NO_QUEUE}"))
+/// Takes one queue setting of `session-set` into `q`; why not, for a bad value.
+pub fn set_key(q: &mut QueueSettings, key: &str, v: &Value) -> Result<(), String> {
+    let boolean = || as_bool(v).ok_or("must be true or false");
+    let int = |hi: i64| {
+        as_int(v)
+            .filter(|n| (0..=hi).contains(n))
+            .map(|n| n as u32)
+            .ok_or(format!("must be a whole number from 0 to {hi}"))
+    };
+    match key {
+        "download-queue-enabled" => q.download_enabled = boolean()?,
+        "download-queue-size" => q.download_size = int(MAX_SIZE)?,
+        "seed-queue-enabled" => q.seed_enabled = boolean()?,
+        "seed-queue-size" => q.seed_size = int(MAX_SIZE)?,
+        "queue-stalled-enabled" => q.stalled_enabled = boolean()?,
+        "queue-stalled-minutes" => q.stalled_minutes = int(MAX_MINUTES)?,
+        _ => return Err("unknown argument".into()),
+    }
+    Ok(())
 }

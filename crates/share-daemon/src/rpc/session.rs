@@ -118,7 +118,7 @@ pub fn values(r: &Registry, session_id: &str) -> Map<String, Value> {
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    m.extend(super::queue::session_values());
+    m.extend(super::queue::session_values(&r.settings.queue));
     m
 }
 

@@ -2,9 +2,9 @@
 //! unknown, of the wrong type, out of range, or a setting share cannot change (to that
 //! value) fails the call with an error naming each such argument and why, and nothing
 //! changes. Then everything is applied at once: the saved settings (folders, seeding
-//! goals, rate limits and their schedule, stopped adds, the blocklist's URL and switch), the
-//! session's rate limits and blocklist, and the switches the session can flip while it runs
-//! (PEX, LSD, µTP, encryption).
+//! goals, rate limits and their schedule, stopped adds, the queues, the blocklist's URL and
+//! switch), the session's rate limits and blocklist, and the switches the session can flip
+//! while it runs (PEX, LSD, µTP, encryption).
 //!
 //! What share cannot change is accepted only with the value `session-get` shows, so a
 //! client that sends back every setting it read (a settings dialog) is not refused.
@@ -229,11 +229,7 @@ fn plan(r: &Registry, args: &Args, folders: Folders, session_id: &str) -> Result
                 "download-dir-free-space" => {
                     as_int(v).ok_or("must be a whole number")?;
                 }
-                _ if queue::is_session_key(k) => {
-                    if !same(v, &current[k]) {
-                        return Err(queue::NO_QUEUE.into());
-                    }
-                }
+                _ if queue::is_session_key(k) => queue::set_key(&mut s.queue, k, v)?,
                 _ => match (fixed(k), current.get(k)) {
                     (Some(why), Some(now)) => {
                         if !same(v, now) {
@@ -300,6 +296,8 @@ pub fn set(r: &mut Registry, args: &Args, folders: Folders, session_id: &str) ->
         r.settings.alt_mode = on;
     }
     r.apply_rate_limits();
+    // A queue that grew or was switched off lets its waiting torrents start.
+    r.pump();
     r.mark_dirty();
     r.save();
     Ok(json!({}))

@@ -1,5 +1,5 @@
 //! `torrent-set`, all or nothing: file choices and priorities, labels, rate limits, seeding
-//! goals, sequential download, trackers. Every argument is checked, for every torrent named, before
+//! goals, sequential download, trackers, the place in the queue. Every argument is checked, for every torrent named, before
 //! anything changes; one that is unknown, malformed, or a setting share cannot change (to
 //! that value) fails the call naming it, and nothing changes.
 
@@ -8,7 +8,7 @@ use share_engine::TorrentCommand;
 
 use super::args::{as_bool, as_int};
 use super::{
-    bool_arg, ids, int_in, num_arg, queue, strings_arg, trackers, Args, RpcError, RpcResult,
+    bool_arg, ids, int_in, num_arg, strings_arg, trackers, Args, RpcError, RpcResult,
 };
 use crate::registry::{FileChoice, Registry};
 
@@ -67,6 +67,7 @@ const APPLIED: &[&str] = &[
     "trackerRemove",
     "trackerReplace",
     "trackerList",
+    "queuePosition",
 ];
 
 /// What a torrent has that share cannot change: the value it always has, and why.
@@ -89,7 +90,7 @@ fn refused(key: &str) -> Option<&'static str> {
 
 /// Checks the arguments that are not applied: each is either a setting's current value
 /// for every target, or a reason to refuse the call.
-fn check_rest(r: &Registry, args: &Args, targets: &[u32]) -> Vec<String> {
+fn check_rest(r: &Registry, args: &Args) -> Vec<String> {
     let mut no = Vec::new();
     let mut keys: Vec<&String> = args.keys().collect();
     keys.sort();
@@ -115,13 +116,6 @@ fn check_rest(r: &Registry, args: &Args, targets: &[u32]) -> Vec<String> {
                 no.push(format!(
                     "peer-limit: the per-torrent peer limit is set at start (--max-peers; it stays {max})"
                 ));
-            }
-        } else if k == "queuePosition" {
-            if targets
-                .iter()
-                .any(|&id| as_int(v) != Some(i64::from(queue::position(id))))
-            {
-                no.push(format!("queuePosition: {}", queue::NO_QUEUE));
             }
         } else {
             no.push(format!("{k}: unknown argument"));
@@ -150,7 +144,9 @@ pub fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
         None => bool_arg(args, "sequential_download")?,
     };
     let choice = file_choice(args)?;
-    let mut no = check_rest(r, args, &targets);
+    // A place in the queue, from 0 (past the end: the end).
+    let position = int_in(args, "queuePosition", 0..=i64::from(u32::MAX))?;
+    let mut no = check_rest(r, args);
     let edit = match trackers::Edit::read(args) {
         Ok(e) => e,
         Err(why) => {
@@ -253,6 +249,11 @@ pub fn torrent_set(r: &mut Registry, args: &Args) -> RpcResult {
             r.set_limits(id, up_limit, down_limit);
         }
         r.mark_dirty();
+    }
+    if let Some(pos) = position {
+        for &id in &targets {
+            r.set_queue_position(id, pos as usize);
+        }
     }
     r.save();
     Ok(json!({}))

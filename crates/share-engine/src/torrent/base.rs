@@ -146,6 +146,7 @@ impl Base {
         };
         let (complete, _) = watch::channel(false);
         let (egress_returns, blocks_seen) = (io.ctx.egress.returns(), io.ctx.blocks.generation());
+        let paused = config.paused;
         let mut base = Base {
             ctx: io.ctx,
             config,
@@ -169,7 +170,7 @@ impl Base {
             need_peers: Arc::new(Notify::new()),
             registry: Registry::public(),
             private: false,
-            paused: false,
+            paused,
             web_seeds: Vec::new(),
             dial_budget: Budget::new(DIAL_BURST, DIALS_PER_SEC, Instant::now().into_std()),
             rates: crate::RateMeter::default(),
@@ -340,8 +341,9 @@ impl Base {
             .set_learned(source, self.book.learned.get(&source).copied().unwrap_or(0));
     }
 
+    /// Starts announcing (not while paused: `Resume` starts it then).
     pub(super) fn start_trackers(&mut self) {
-        if self.tiers.is_empty() || self.tracker.is_some() {
+        if self.paused || self.tiers.is_empty() || self.tracker.is_some() {
             return;
         }
         let stop = CancellationToken::new();
@@ -403,6 +405,12 @@ impl Base {
             t.stop.cancel();
             t.wait().await;
         }
+    }
+
+    /// Whether every wanted piece is verified: told to the tracker client and the stats.
+    pub(super) fn set_complete(&self, done: bool) {
+        self.complete.send_replace(done);
+        self.stats.complete.store(done, Ordering::Relaxed);
     }
 
     /// The uploaded counter shared with peer writers, copied into the stats.

@@ -403,7 +403,7 @@ impl Torrent {
             }
             if self.picker.is_done() && self.picker.is_wanted(index) {
                 self.base.notice(Notice::Complete);
-                self.base.complete.send_replace(true);
+                self.base.set_complete(true);
                 for p in self.peers.values_mut() {
                     if let Some(m) = p.state.set_interested(false, Instant::now().into_std()) {
                         p.send(m);

@@ -212,6 +212,7 @@ impl Fetching<'_> {
             TorrentCommand::Resume => {
                 self.base.paused = false;
                 self.base.stats.set_state(crate::State::Metadata);
+                self.base.start_trackers();
                 self.dial();
             }
             TorrentCommand::Files(reply) => {

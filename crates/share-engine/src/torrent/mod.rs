@@ -174,7 +174,11 @@ pub(crate) async fn run(
     let (meta, handed) = match source {
         Source::Torrent(m) => (m, Vec::new()),
         Source::Magnet(m) => {
-            base.stats.set_state(crate::State::Metadata);
+            base.stats.set_state(if base.paused {
+                crate::State::Paused
+            } else {
+                crate::State::Metadata
+            });
             base.start_trackers();
             match magnet::fetch(&mut base, &m).await {
                 Ok(Some(got)) => got,

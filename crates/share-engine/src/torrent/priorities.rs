@@ -92,7 +92,7 @@ impl Torrent {
         let was_done = self.picker.is_done();
         self.picker.set_priorities(p);
         let done = self.picker.is_done();
-        self.base.complete.send_replace(done);
+        self.base.set_complete(done);
         if done && !was_done {
             self.base.notice(Notice::Complete);
         }

@@ -158,7 +158,7 @@ pub(super) async fn transfer(
         &base.config.priorities,
     ));
     picker.set_sequential(base.config.sequential);
-    base.complete.send_replace(picker.is_done());
+    base.set_complete(picker.is_done());
     base.start_trackers();
     let v2 = super::v2::V2State::new(&meta);
     let web_urls: Vec<String> = meta.url_list.iter().chain(&base.web_seeds).cloned().collect();
