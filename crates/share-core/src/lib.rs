@@ -22,6 +22,8 @@ pub mod mse;
 pub mod peer;
 pub mod pex;
 pub mod picker;
+#[cfg(test)]
+mod sim;
 pub mod tracker;
 pub mod webseed;
 pub mod wire;
