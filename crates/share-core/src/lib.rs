@@ -22,6 +22,7 @@ pub mod mse;
 pub mod peer;
 pub mod pex;
 pub mod picker;
+pub mod seeding;
 #[cfg(test)]
 mod sim;
 pub mod tracker;
