@@ -1,11 +1,14 @@
-//! One simulated host: what the engine's torrent task does with the picker and the choker
-//! (`share-engine/src/torrent.rs`, `torrent/exchange.rs`, `torrent/peers.rs`), message by
-//! message, with the real `Picker` and `Choker` and no sockets or clock of its own.
+//! One simulated host: what the engine's torrent task does with the picker, the choker and
+//! a seed's ledger (`share-engine/src/torrent.rs`, `torrent/exchange.rs`,
+//! `torrent/peers.rs`), message by message, with no sockets or clock of its own.
 //!
 //! Kept as close to the engine as a page allows: the same interest rules, the same request
-//! pipeline (two seconds of the measured rate, 32 to 2000 blocks, refilled in quarters), the
-//! same rechoke triggers, cancels of endgame copies, and a `Have` to every peer that lacks
-//! the piece. Verification is instant.
+//! pipeline (two seconds of the measured rate, 32 to 2000 blocks, refilled in quarters),
+//! the same rechoke triggers, cancels of endgame copies, fast-extension chokes (what was
+//! queued still goes out, what comes after is rejected). Where it does more than the
+//! engine does today, the difference is what the engine must do to keep the promises; each
+//! such place says "integration" and `seeding`'s module note lists them. Verification is
+//! instant.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -14,6 +17,7 @@ use std::hash::BuildHasherDefault;
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, PeerView};
 use crate::picker::{Arrival, PeerKey, Picker};
+use crate::seeding::{Handout, Mode};
 use crate::wire::{BlockRef, MAX_BLOCK};
 
 /// A set whose iteration order depends only on what went in: the sim is deterministic.
@@ -38,6 +42,7 @@ pub(super) enum Msg {
     Cancel(BlockRef),
     Reject(BlockRef),
     Piece(BlockRef),
+    Suggest(u32),
 }
 
 /// Messages sent this tick: (from, to, message), delivered at the next.
@@ -52,7 +57,7 @@ pub(super) struct Link {
     pub peer_interested: bool,
     /// Our requests it has not answered.
     pub inflight: Set<BlockRef>,
-    /// Its requests we have not answered, oldest first.
+    /// Its requests we have not answered, oldest first (the writer's queue).
     pub queue: VecDeque<BlockRef>,
     received_total: u64,
     received_this_sec: u64,
@@ -100,6 +105,10 @@ pub(super) struct Host {
     pub done_at: Option<u64>,
     /// Blocks it uploaded.
     pub sent_blocks: u64,
+    /// A seed's ledger of what it handed out (None: a plain seed, as before).
+    pub handout: Option<Handout>,
+    /// Does what the integration note asks of the engine (false: the engine as it is).
+    pub integrated: bool,
     rechoke_soon: bool,
     /// Where the next upload turn starts (the peers' writers share the upload bucket).
     next_turn: usize,
@@ -116,38 +125,44 @@ impl Host {
             free_rider: false,
             done_at: None,
             sent_blocks: 0,
+            handout: None,
+            integrated: true,
             rechoke_soon: false,
             next_turn: 0,
             ticks_per_sec,
         }
     }
 
-    fn send(&self, to: PeerKey, m: Msg, out: &mut Outbox) {
-        out.push((self.key, to, m));
-    }
-
     fn secs(&self, tick: u64) -> u64 {
         tick / self.ticks_per_sec
     }
 
-    /// A new connection: say what we have (fast extension: have-all or have-none).
+    /// A new connection: say what we have (fast extension: have-all or have-none). A
+    /// super-seed says it has nothing, then announces what it offers.
     pub fn connect(&mut self, other: PeerKey, out: &mut Outbox) {
         let pieces = self.picker.have().len();
         self.links.insert(other, Link::new(pieces));
         let have = self.picker.have();
-        if have.is_complete() {
-            self.send(other, Msg::HaveAll, out);
+        if self
+            .handout
+            .as_ref()
+            .is_some_and(|h| h.mode() == Mode::Super)
+        {
+            out.push((self.key, other, Msg::HaveNone));
+            self.send_offers(other, out);
+        } else if have.is_complete() {
+            out.push((self.key, other, Msg::HaveAll));
         } else if have.count() == 0 {
-            self.send(other, Msg::HaveNone, out);
+            out.push((self.key, other, Msg::HaveNone));
         } else {
-            for i in have.ones().collect::<Vec<_>>() {
-                self.send(other, Msg::Have(i), out);
+            for i in have.ones() {
+                out.push((self.key, other, Msg::Have(i)));
             }
         }
     }
 
     /// `drop_peer`: its requests go back to the picker, its pieces leave the counts, its
-    /// slot is freed, and the others are asked for more.
+    /// slot is freed and (integration) given to a waiting peer at once.
     pub fn disconnect(&mut self, other: PeerKey, tick: u64, out: &mut Outbox) {
         let Some(l) = self.links.remove(&other) else {
             return;
@@ -156,29 +171,46 @@ impl Host {
             self.picker.request_dropped(b, other);
         }
         self.picker.peer_lost_all(&l.has);
+        self.picker.peer_gone(other);
+        if let Some(h) = &mut self.handout {
+            h.peer_left(other);
+        }
         self.count_seeds();
         self.choker.remove(other);
+        if self.integrated {
+            self.refill(tick, out);
+        }
         let keys: Vec<PeerKey> = self.links.keys().copied().collect();
         for k in keys {
-            self.fill(k, tick, out);
+            self.fill(k, out);
         }
     }
 
     pub fn on_message(&mut self, tick: u64, from: PeerKey, m: Msg, out: &mut Outbox) {
+        self.handle(tick, from, m, out);
+        // Integration: a seed with a ledger looks at its turns after every message (at a
+        // busy seed haves and requests come all the time): a peer whose turn is over hands
+        // its slot on.
+        if self.handout.is_some() {
+            self.turns_over(tick, out);
+        }
+    }
+
+    fn handle(&mut self, tick: u64, from: PeerKey, m: Msg, out: &mut Outbox) {
         let seeding = self.picker.is_done();
         let Some(l) = self.links.get_mut(&from) else {
             return;
         };
         match m {
+            // Fast extension (share to share): what was queued still comes, and what was
+            // not is rejected. Integration: suggestions end with the turn.
             Msg::Choke => {
                 l.peer_choking = true;
-                for b in l.inflight.drain() {
-                    self.picker.request_dropped(&b, from);
-                }
+                self.picker.choked_by(from);
             }
             Msg::Unchoke => {
                 l.peer_choking = false;
-                self.fill(from, tick, out);
+                self.fill(from, out);
             }
             Msg::Interested => {
                 l.peer_interested = true;
@@ -198,12 +230,26 @@ impl Host {
                 l.peer_interested = false;
                 if !l.am_choking && self.choker.optimistic() != Some(from) {
                     l.am_choking = true;
-                    l.queue.clear();
                     out.push((self.key, from, Msg::Choke));
-                    self.rechoke_soon = true;
+                    // Integration: its slot goes to the best-ranked waiting peer now.
+                    if self.integrated {
+                        self.refill(tick, out);
+                    } else {
+                        self.rechoke_soon = true;
+                    }
                 }
             }
             Msg::Have(i) => {
+                // Integration: a seed's ledger witnesses every `Have`.
+                if let Some(h) = &mut self.handout {
+                    for k in h.peer_has(from, i) {
+                        self.send_offers(k, out);
+                    }
+                    self.send_offers(from, out);
+                }
+                let Some(l) = self.links.get_mut(&from) else {
+                    return;
+                };
                 if l.has.set(i) {
                     self.picker.peer_has(i);
                     let complete = l.has.is_complete();
@@ -213,25 +259,41 @@ impl Host {
                     if complete {
                         self.count_seeds();
                     }
-                    self.fill(from, tick, out);
+                    self.fill(from, out);
                 }
             }
             Msg::HaveAll => {
                 let all = Bitfield::full(l.has.len());
+                if let Some(h) = &mut self.handout {
+                    h.peer_has_all(from, &all);
+                }
                 self.picker.peer_lost_all(&l.has);
                 self.picker.peer_has_all(&all);
                 l.has = all;
                 self.count_seeds();
                 self.update_interest(from, tick, out);
-                self.fill(from, tick, out);
+                self.fill(from, out);
             }
             Msg::HaveNone => {}
             Msg::Request(b) => {
-                if l.am_choking || !self.picker.have().get(b.index) {
+                let refused = self
+                    .handout
+                    .as_ref()
+                    .is_some_and(|h| !h.may_serve(from, b.index));
+                if l.am_choking || !self.picker.have().get(b.index) || refused {
                     out.push((self.key, from, Msg::Reject(b)));
                 } else if l.queue.len() < REQQ {
                     l.queue.push_back(b);
+                    if let Some(h) = &mut self.handout {
+                        h.requested(from, b.index);
+                        self.send_offers(from, out);
+                    }
                 }
+            }
+            // Integration: a suggestion goes to the picker.
+            Msg::Suggest(i) => {
+                self.picker.suggest(from, i);
+                self.fill(from, out);
             }
             Msg::Cancel(b) => l.queue.retain(|q| *q != b),
             Msg::Reject(b) => {
@@ -247,9 +309,7 @@ impl Host {
         let Some(l) = self.links.get_mut(&from) else {
             return;
         };
-        if !l.inflight.remove(&b) {
-            // Withdrawn (a choke or a cancel crossed it): the picker decides.
-        }
+        l.inflight.remove(&b);
         l.received_total += b.length as u64;
         l.received_this_sec += b.length as u64;
         l.last_block = tick;
@@ -264,15 +324,27 @@ impl Host {
                 self.on_verified(tick, b.index, out);
             }
         }
-        self.fill(from, tick, out);
+        self.fill(from, out);
     }
 
     fn on_verified(&mut self, tick: u64, index: u32, out: &mut Outbox) {
         self.picker.piece_verified(index);
+        // Integration: a `Have` to every peer, seeds too (a seed's ledger counts them).
         for (&k, l) in &self.links {
-            if !l.has.get(index) {
+            if self.integrated || !l.has.get(index) {
                 out.push((self.key, k, Msg::Have(index)));
             }
+        }
+        // Integration: a peer whose pieces we now all have is of no more interest: say so
+        // now, not at the next tick, or the slot it gives us stays taken and idle.
+        let holders: Vec<PeerKey> = self
+            .links
+            .iter()
+            .filter(|(_, l)| self.integrated && l.am_interested && l.has.get(index))
+            .map(|(&k, _)| k)
+            .collect();
+        for k in holders {
+            self.update_interest(k, tick, out);
         }
         if self.picker.is_done() {
             self.done_at = Some(tick);
@@ -300,20 +372,17 @@ impl Host {
             if wants {
                 l.interested_since = tick;
             }
-            out.push((
-                self.key,
-                key,
-                if wants {
-                    Msg::Interested
-                } else {
-                    Msg::NotInterested
-                },
-            ));
+            let m = if wants {
+                Msg::Interested
+            } else {
+                Msg::NotInterested
+            };
+            out.push((self.key, key, m));
         }
     }
 
     /// Requests up to the pipeline depth, in batches of a quarter of it.
-    fn fill(&mut self, key: PeerKey, _tick: u64, out: &mut Outbox) {
+    fn fill(&mut self, key: PeerKey, out: &mut Outbox) {
         if self.picker.is_done() {
             return;
         }
@@ -339,18 +408,36 @@ impl Host {
         }
     }
 
+    /// The engine's rechoke: a forced round if one was asked for.
     fn rechoke(&mut self, tick: u64, out: &mut Outbox) {
+        let force = std::mem::take(&mut self.rechoke_soon);
+        self.run_choker(tick, force, out);
+    }
+
+    /// Integration: the choker between rounds, at once: a freed slot goes to the
+    /// best-ranked waiting peer (a holder that lost interest or left, a seed's turn over).
+    fn refill(&mut self, tick: u64, out: &mut Outbox) {
+        self.run_choker(tick, false, out);
+    }
+
+    fn run_choker(&mut self, tick: u64, force: bool, out: &mut Outbox) {
         if self.free_rider {
             return;
         }
         let now = tick;
         let tps = self.ticks_per_sec;
+        let contested = self.contested();
+        let handout = &self.handout;
         let views: Vec<PeerView> = self
             .links
             .iter()
             .map(|(&key, l)| PeerView {
                 key,
-                interested: l.peer_interested,
+                // Integration: a seed's peer whose turn is over waits for the next one.
+                interested: l.peer_interested
+                    && handout
+                        .as_ref()
+                        .is_none_or(|h| h.wants_slot(key, contested, l.queue.len())),
                 download_rate: l.rate,
                 upload_rate: l.rate_to_peer as f64,
                 received_total: l.received_total,
@@ -360,34 +447,104 @@ impl Host {
             })
             .collect();
         let seeding = self.picker.is_done();
-        let force = std::mem::take(&mut self.rechoke_soon);
-        if self.choker.tick(self.secs(tick), &views, seeding, force) {
+        let secs = self.secs(tick);
+        // Integration: the choker is told what each peer was sent.
+        if self.integrated {
+            for (&k, l) in &self.links {
+                self.choker.sent_to(k, l.sent_total);
+            }
+        }
+        let changed = match &self.handout {
+            Some(h) => self
+                .choker
+                .tick_ranked(secs, &views, seeding, force, |k| h.rank(k)),
+            None => self.choker.tick(secs, &views, seeding, force),
+        };
+        if changed {
             self.apply_choke(out);
         }
     }
 
+    /// Sends chokes and unchokes so that the peers' states match the choker's set. A
+    /// seed's offers go before an unchoke, so that the first requests take them.
     fn apply_choke(&mut self, out: &mut Outbox) {
         let set = self.choker.unchoked();
-        for (&k, l) in self.links.iter_mut() {
+        let keys: Vec<PeerKey> = self.links.keys().copied().collect();
+        for k in keys {
+            let l = self.links.get_mut(&k).expect("listed");
             let unchoke = set.contains(&k);
-            if unchoke == l.am_choking {
-                l.am_choking = !unchoke;
-                if !unchoke {
-                    l.queue.clear();
-                }
-                out.push((self.key, k, if unchoke { Msg::Unchoke } else { Msg::Choke }));
+            if unchoke != l.am_choking {
+                continue;
             }
+            l.am_choking = !unchoke;
+            if unchoke {
+                self.send_offers(k, out);
+                out.push((self.key, k, Msg::Unchoke));
+            } else {
+                if let Some(h) = &mut self.handout {
+                    h.choked(k);
+                }
+                out.push((self.key, k, Msg::Choke));
+            }
+        }
+    }
+
+    /// Integration: whether other peers want a seed's slot (choked peers that lack pieces).
+    fn contested(&self) -> bool {
+        self.links
+            .values()
+            .any(|l| l.am_choking && !l.has.is_complete())
+    }
+
+    /// A seed with a ledger: when an unchoked peer's turn is over, its slot is handed on.
+    fn turns_over(&mut self, tick: u64, out: &mut Outbox) {
+        let contested = self.contested();
+        let Some(h) = &self.handout else {
+            return;
+        };
+        let over = self
+            .links
+            .iter()
+            .any(|(&k, l)| !l.am_choking && !h.wants_slot(k, contested, l.queue.len()));
+        if over {
+            self.refill(tick, out);
+        }
+    }
+
+    /// A seed with a ledger offers pieces: suggested to an unchoked peer, or announced by a
+    /// super-seed to any peer.
+    fn send_offers(&mut self, key: PeerKey, out: &mut Outbox) {
+        let contested = self.contested();
+        let Some(h) = &mut self.handout else {
+            return;
+        };
+        let Some(l) = self.links.get(&key) else {
+            return;
+        };
+        let suggest = match h.mode() {
+            Mode::Suggest if l.am_choking => return,
+            Mode::Suggest => true,
+            Mode::Super => false,
+        };
+        for i in h.offers(key, contested) {
+            out.push((
+                self.key,
+                key,
+                if suggest {
+                    Msg::Suggest(i)
+                } else {
+                    Msg::Have(i)
+                },
+            ));
         }
     }
 
     /// The engine's once-a-second tick: rates, pipeline depths, interest, rechoke, requests.
     pub fn on_second(&mut self, tick: u64, out: &mut Outbox) {
         for l in self.links.values_mut() {
-            let sent = l.sent_total;
-            l.rate_to_peer = (l.rate_to_peer as f64 * 0.6
-                + sent.saturating_sub(l.sent_last) as f64 * 0.4)
-                as u64;
-            l.sent_last = sent;
+            let sent = l.sent_total.saturating_sub(l.sent_last) as f64;
+            l.rate_to_peer = (l.rate_to_peer as f64 * 0.6 + sent * 0.4) as u64;
+            l.sent_last = l.sent_total;
             l.rate = 0.6 * l.rate + 0.4 * l.received_this_sec as f64;
             l.received_this_sec = 0;
             l.depth = ((l.rate * DEPTH_WINDOW_SECS / MAX_BLOCK as f64) as usize)
@@ -399,26 +556,12 @@ impl Host {
             self.update_interest(k, tick, out);
         }
         self.rechoke(tick, out);
-        for k in keys {
-            self.fill(k, tick, out);
+        for &k in &keys {
+            self.fill(k, out);
         }
-    }
-
-    /// `key:have/unchoked us/we unchoke/queued`, for traces.
-    pub fn summary(&self) -> String {
-        let by = self.links.values().filter(|l| !l.peer_choking).count();
-        let to = self.links.values().filter(|l| !l.am_choking).count();
-        let q: usize = self.links.values().map(|l| l.queue.len()).sum();
-        let int = self.links.values().filter(|l| l.peer_interested).count();
-        format!(
-            "{}:{}/{}/{}/{}/{}",
-            self.key,
-            self.picker.have().count(),
-            by,
-            to,
-            int,
-            q
-        )
+        for k in keys {
+            self.send_offers(k, out);
+        }
     }
 
     /// Sends up to `cap` blocks this tick, one per peer in turn (the peers' writers share
@@ -433,9 +576,7 @@ impl Host {
         if keys.is_empty() {
             return;
         }
-        let mut sent = 0;
-        let mut idle_turns = 0;
-        let mut turn = self.next_turn;
+        let (mut sent, mut idle_turns, mut turn) = (0, 0, self.next_turn);
         while sent < cap && idle_turns < keys.len() {
             let k = keys[turn % keys.len()];
             turn += 1;
@@ -452,5 +593,15 @@ impl Host {
         }
         self.sent_blocks += sent as u64;
         self.next_turn = turn;
+    }
+
+    /// `key:have/unchoked by/unchokes/interested in us/queued`, for traces.
+    pub fn summary(&self) -> String {
+        let by = self.links.values().filter(|l| !l.peer_choking).count();
+        let to = self.links.values().filter(|l| !l.am_choking).count();
+        let int = self.links.values().filter(|l| l.peer_interested).count();
+        let q: usize = self.links.values().map(|l| l.queue.len()).sum();
+        let have = self.picker.have().count();
+        format!("{}:{have}/{by}/{to}/{int}/{q}", self.key)
     }
 }

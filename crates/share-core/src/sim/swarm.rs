@@ -9,6 +9,7 @@
 use crate::bitfield::Bitfield;
 use crate::choker::Choker;
 use crate::picker::{PeerKey, Picker};
+use crate::seeding::{Handout, Mode};
 use crate::wire::MAX_BLOCK;
 
 use super::host::{Host, Outbox};
@@ -27,6 +28,8 @@ pub struct Config {
     pub piece_blocks: u32,
     /// Blocks each host may upload a tick.
     pub upload: u32,
+    /// Blocks each leecher may upload a tick, if not `upload` (what limits a swarm).
+    pub leecher_upload: Option<u32>,
     /// Ticks in a second of the choker's clock.
     pub ticks_per_sec: u64,
     /// `--upload-slots`.
@@ -34,6 +37,11 @@ pub struct Config {
     pub rng: u64,
     /// Give up (the outcome says who did not finish).
     pub max_ticks: u64,
+    /// The seed's ledger: None for a plain seed (as before), or how it hands pieces out.
+    pub seeding: Option<Mode>,
+    /// The engine does what `seeding`'s integration note asks (false: the engine as it
+    /// is, with only the picker's and the choker's own rules new; implies no ledger).
+    pub integrated: bool,
     /// Print each host's state once a second (for a person reading a run).
     pub trace: bool,
 }
@@ -48,10 +56,13 @@ impl Config {
             pieces: 64,
             piece_blocks: 16,
             upload: 16,
+            leecher_upload: None,
             ticks_per_sec: 8,
             slots: 4,
             rng: 1,
             max_ticks: 4000,
+            seeding: Some(Mode::Suggest),
+            integrated: true,
             trace: false,
         }
     }
@@ -125,18 +136,15 @@ impl Outcome {
     /// One line for the tables in test output and the report.
     pub fn line(&self, label: &str) -> String {
         let mut s = format!(
-            "{label:<24} time {:>4} ticks  origin {:.2} copies  median {:>6.1}  last/median {:+.1}%",
+            "{label:<22} time {:>4}  origin {:.2} copies  median {:>5.1}  mean {:>5.1}  last/median {:+5.1}%",
             self.time(),
             self.origin_copies(),
             self.median(),
+            self.mean(),
             self.spread() * 100.0
         );
         if self.free_riders > 0 {
-            s += &format!(
-                "  mean {:.1}  free-rider {:.2}x",
-                self.mean(),
-                self.free_rider_ratio()
-            );
+            s += &format!("  free-rider {:.2}x", self.free_rider_ratio());
         }
         s
     }
@@ -156,19 +164,25 @@ pub fn run(cfg: &Config) -> Outcome {
             };
             let rng = cfg.rng.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (key + 1);
             let picker = Picker::new(piece_len, total, have, rng);
-            let choker = Choker::new(cfg.slots, rng.rotate_left(17));
+            let mut choker = Choker::new(cfg.slots, rng.rotate_left(17));
+            if cfg.integrated {
+                // Integration: optimistic turns are a piece long.
+                choker.set_optimistic_turn(piece_len as u64);
+            }
             let mut h = Host::new(key, picker, choker, cfg.ticks_per_sec);
             h.free_rider = key as usize > cfg.leechers;
+            h.integrated = cfg.integrated;
+            if key == SEED && cfg.integrated {
+                h.handout = cfg.seeding.map(|m| Handout::new(piece_len, total, m, rng));
+            }
             h
         })
         .collect();
     let mut alive = vec![true; n + 1];
     let mut out: Outbox = Vec::new();
-    for a in 0..=n {
-        for b in 0..=n {
-            if a != b {
-                hosts[a].connect(b as PeerKey, &mut out);
-            }
+    for (a, h) in hosts.iter_mut().enumerate() {
+        for b in (0..=n).filter(|&b| b != a) {
+            h.connect(b as PeerKey, &mut out);
         }
     }
     let mut finish: Vec<Option<u64>> = vec![None; n];
@@ -180,11 +194,15 @@ pub fn run(cfg: &Config) -> Outcome {
         }
         for (k, h) in hosts.iter_mut().enumerate() {
             if alive[k] {
-                h.upload(cfg.upload, &mut out);
+                let cap = match cfg.leecher_upload {
+                    Some(cap) if k as PeerKey != SEED => cap,
+                    _ => cfg.upload,
+                };
+                h.upload(cap, &mut out);
             }
         }
         for (k, h) in hosts.iter_mut().enumerate() {
-            if alive[k] && (tick + k as u64) % cfg.ticks_per_sec == 0 {
+            if alive[k] && (tick + k as u64).is_multiple_of(cfg.ticks_per_sec) {
                 h.on_second(tick, &mut out);
             }
         }
@@ -200,7 +218,7 @@ pub fn run(cfg: &Config) -> Outcome {
                 }
             }
         }
-        if cfg.trace && tick % cfg.ticks_per_sec == 0 {
+        if cfg.trace && tick.is_multiple_of(cfg.ticks_per_sec) {
             let mut line = format!("{tick:>4}");
             for (k, h) in hosts.iter().enumerate() {
                 if alive[k] {
