@@ -303,7 +303,7 @@ fn a_magnet_with_ws_uses_the_web_seed_beside_the_peer_that_gave_the_metadata() {
     let (_, magnet) = magnet_of(&t);
     let link = format!(
         "{magnet}&ws={}&x.pe={}",
-        share_core::percent(&format!("{}m.bin", nginx.url)),
+        share_core::percent(format!("{}m.bin", nginx.url)),
         seed.addr
     );
     let started = Instant::now();

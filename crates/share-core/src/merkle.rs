@@ -143,13 +143,13 @@ impl Proof<'_> {
     /// does not fit (a count that is not a power of two, an index not a multiple of it).
     pub fn root(&self) -> Option<Hash> {
         let n = self.base_hashes.len() as u64;
-        if n == 0 || !n.is_power_of_two() || self.index % n != 0 {
+        if n == 0 || !n.is_power_of_two() || !self.index.is_multiple_of(n) {
             return None;
         }
         let mut node = root(self.base_hashes, n, [0; 32]);
         let mut pos = self.index / n;
         for u in self.uncles {
-            node = if pos % 2 == 0 {
+            node = if pos.is_multiple_of(2) {
                 parent(&node, u)
             } else {
                 parent(u, &node)

@@ -454,9 +454,9 @@ mod tests {
             // One bad block: the piece fails, and its leaf tells which.
             let mut bad = blocks[1].1.to_vec();
             bad[100] ^= 1;
-            for n in 0..4 {
-                let b = if n == 1 { Bytes::from(bad.clone()) } else { blocks[n].1.clone() };
-                a.add(1, size, blocks[n].0, b, Some(file_len));
+            for (n, block) in blocks.iter().enumerate().take(4) {
+                let b = if n == 1 { Bytes::from(bad.clone()) } else { block.1.clone() };
+                a.add(1, size, block.0, b, Some(file_len));
             }
             let (ok, leaves) = match a.finish(1, &expected).unwrap() {
                 Finished::Buffered { ok, leaves, .. } | Finished::Streamed { ok, leaves } => {

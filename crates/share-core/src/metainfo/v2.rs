@@ -227,7 +227,7 @@ pub(super) fn layout(files: &[TreeFile], piece_length: u32) -> Result<(Vec<Laid>
         offset = offset
             .checked_add(f.length)
             .ok_or("the total size of the files overflows")?;
-        if f.length > 0 && offset % pl != 0 {
+        if f.length > 0 && !offset.is_multiple_of(pl) {
             let length = pl - offset % pl;
             out.push(Laid::Pad { length, offset });
             offset += length;

@@ -75,7 +75,7 @@ pub fn padded(files: &[NewFileV2], piece_length: u32) -> Vec<Entry> {
     for (i, f) in files.iter().enumerate() {
         out.push(Entry::File(i));
         offset += f.length;
-        if files.len() > 1 && f.length > 0 && offset % pl != 0 {
+        if files.len() > 1 && f.length > 0 && !offset.is_multiple_of(pl) {
             let pad = pl - offset % pl;
             out.push(Entry::Pad(pad));
             offset += pad;

@@ -255,7 +255,7 @@ impl Book {
         addr.port() != 0
             && !self.is_ours(addr)
             && !self.banned_addrs.contains(&ban_key(addr))
-            && !(self.loopback_only && !addr.ip().is_loopback())
+            && (!self.loopback_only || addr.ip().is_loopback())
     }
 
     pub fn is_banned(&self, addr: &SocketAddr, id: Option<&[u8; 20]>) -> bool {
