@@ -37,19 +37,22 @@
 //!
 //! ## Engine integration
 //!
-//! The torrent task owns one `Handout` while it seeds (made when it becomes a seed, fed the
-//! connected peers' bitfields; `Mode::Super` for `share seed --super-seed`). `contested`
-//! below is: some peer we choke lacks a piece. `queued` is the peer's blocks waiting in its
+//! What the torrent task does (share-engine's `torrent/handout.rs`, `choking.rs`,
+//! `exchange.rs` and `peers.rs`; `sim/host.rs` does the same in virtual time). It owns one
+//! `Handout` while it seeds (made when it has every piece, fed the connected peers'
+//! bitfields; `Mode::Super` for `share seed --super-seed`). `contested` below is: some peer
+//! we choke lacks a piece (the engine counts only interested peers with the fast extension:
+//! turns are for peers that hear a `Suggest`; the others are served by the plain rotation
+//! and their `wants_slot` is taken as true). `queued` is the peer's blocks waiting in its
 //! writer (`Peer::queued`).
 //!
 //! - Connect: a super-seed sends `HaveNone` (not `HaveAll` or a bitfield), then `Have(i)`
 //!   for each `offers(key, contested)`. A bitfield or have-all from the peer:
 //!   `peer_has_all`.
 //! - `Have(i)` from a peer: `peer_has(key, i)`; send offers to each peer it returns and to
-//!   this one. Leechers must send `Have` to seeds too (today `on_written` skips peers that
-//!   have the piece): the ledger is built from them.
+//!   this one. Leechers send `Have` to seeds too: the ledger is built from them.
 //! - `Request(b)`: a super-seed rejects it unless `may_serve(key, b.index)`; a request that
-//!   is served: `requested(key, b.index)`, then send offers to the peer.
+//!   is served: `requested(key, b.index)`, then, when it says so, send offers to the peer.
 //! - Send offers (`offers(key, contested)`): as `Suggest(i)` to an unchoked peer
 //!   (`Mode::Suggest`), or `Have(i)` to any peer (`Mode::Super`). Also once a second for
 //!   every peer.
@@ -59,7 +62,7 @@
 //!   wants_slot(key, contested, queued)`, and the choker runs as
 //!   `tick_ranked(secs, &views, true, force, |k| handout.rank(k))`. After handling any
 //!   message, if an unchoked peer no longer `wants_slot`, run the choker at once (not
-//!   forced) and apply its set.
+//!   forced) and apply its set (the engine looks after each batch of a peer's messages).
 //! - A peer leaves: `peer_left(key)`.
 //!
 //! What every torrent does besides (the picker's and the choker's side, leeching or
@@ -161,6 +164,9 @@ pub struct Handout {
     receiving: Vec<u32>,
     /// Per piece: offers not yet taken up.
     offered: Vec<u32>,
+    /// Per piece: connected peers that asked us for it (the only ones a `Have` from
+    /// another peer can credit with passing it on).
+    from_us: Vec<u32>,
     /// Pieces with no copy at all: nobody has them, is getting them or was offered them.
     fresh: u32,
     peers: HashMap<PeerKey, Ledger>,
@@ -181,6 +187,7 @@ impl Handout {
             holders: vec![0; n],
             receiving: vec![0; n],
             offered: vec![0; n],
+            from_us: vec![0; n],
             fresh: pieces,
             peers: HashMap::new(),
             haves: 0,
@@ -251,7 +258,7 @@ impl Handout {
             -counts * i32::from(from_us),
             -i32::from(offer.is_some()),
         );
-        if from_us {
+        if from_us || self.from_us[i] == 0 {
             return credited;
         }
         // Who passed it on: of the peers that had it from us and have it, one that does
@@ -331,25 +338,36 @@ impl Handout {
         for &i in &l.offers {
             self.count(i as usize, 0, 0, -1);
         }
+        for i in l.got.ones() {
+            self.from_us[i as usize] -= 1;
+        }
     }
 
     /// The peer asked us for a block of piece `index`, and will be served: the piece is
-    /// being given to it (part of its turn), and an offer of it is taken up.
-    pub fn requested(&mut self, peer: PeerKey, index: u32) {
+    /// being given to it (part of its turn), and an offer of it is taken up. True when the
+    /// piece is new to its turn: only then can its offers change (`offers` is worth a call).
+    pub fn requested(&mut self, peer: PeerKey, index: u32) -> bool {
         if index >= self.pieces {
-            return;
+            return false;
         }
         let l = ledger(&mut self.peers, self.pieces, peer);
         let offer = l.offers.iter().position(|&o| o == index);
         if let Some(at) = offer {
             l.offers.remove(at);
         }
-        match l.turn.iter_mut().find(|t| t.0 == index) {
-            Some(t) => t.1 += 1,
-            None => l.turn.push((index, 1)),
-        }
+        let new = match l.turn.iter_mut().find(|t| t.0 == index) {
+            Some(t) => {
+                t.1 += 1;
+                false
+            }
+            None => {
+                l.turn.push((index, 1));
+                true
+            }
+        };
         let first = !l.has.get(index) && l.got.set(index);
         if first {
+            self.from_us[index as usize] += 1;
             l.given.push(Given {
                 piece: index,
                 at: u64::MAX,
@@ -361,6 +379,7 @@ impl Handout {
         if first {
             self.restand(peer);
         }
+        new || offer.is_some()
     }
 
     /// Whether the peer should hold one of the seed's slots now (the choker's view of its

@@ -284,8 +284,11 @@ impl Host {
                     out.push((self.key, from, Msg::Reject(b)));
                 } else if l.queue.len() < REQQ {
                     l.queue.push_back(b);
-                    if let Some(h) = &mut self.handout {
-                        h.requested(from, b.index);
+                    if self
+                        .handout
+                        .as_mut()
+                        .is_some_and(|h| h.requested(from, b.index))
+                    {
                         self.send_offers(from, out);
                     }
                 }
