@@ -143,6 +143,9 @@ impl Picker {
     /// The first piece `peer` suggested that we may start now (wanted, missing, not under
     /// way, and it has it); suggestions no longer of use are dropped.
     fn suggested_piece(&mut self, peer: PeerKey, peer_has: &Bitfield) -> Option<u32> {
+        if !self.takes_suggestions() {
+            return None;
+        }
         let list = self.suggested.get_mut(&peer)?;
         let have = &self.have;
         let partial = &self.partial;
@@ -151,6 +154,13 @@ impl Picker {
         list.iter().copied().find(|&i| {
             peer_has.get(i) && priority.get(i as usize).copied().unwrap_or(NORMAL) != SKIP
         })
+    }
+
+    /// Whether a peer's suggestions choose our new pieces: only when we pick rarest first
+    /// among equals. In sequential mode, or with files of different priorities, our own
+    /// order comes first (a stream must not wait for the pieces a seed hands out).
+    fn takes_suggestions(&self) -> bool {
+        !self.sequential && !self.priority.iter().any(|&p| p != NORMAL && p != SKIP)
     }
 
     /// Sets each piece's priority (`SKIP` for pieces no wanted file needs). A piece under
@@ -338,7 +348,7 @@ impl Picker {
         //    first, and for others only when nothing is requested of it: what we would pick
         //    on our own, another leecher may be getting from it already.
         let mut one_more = !self.partial.keys().any(|i| peer_has.get(*i));
-        let suggests = self.suggested.contains_key(&peer);
+        let suggests = self.takes_suggestions() && self.suggested.contains_key(&peer);
         while out.len() < max {
             if self.partial.len() >= self.max_partial {
                 if !one_more || self.partial.len() >= self.max_partial.saturating_mul(4) {
@@ -965,6 +975,19 @@ mod tests {
         assert_eq!(p.pick(1, &all, 2, true, none).len(), 2);
         // A peer that suggests nothing is asked as before.
         assert_eq!(p.pick(2, &all, 2, false, none).len(), 2);
+    }
+
+    #[test]
+    fn a_sequential_fetch_keeps_its_order_whatever_a_seed_suggests() {
+        let mut p = picker(10, B);
+        let all = Bitfield::full(10);
+        p.peer_has_all(&all);
+        p.set_sequential(true);
+        p.suggest(1, 7);
+        p.suggest(1, 5);
+        let got = p.pick(1, &all, 3, false, none);
+        let pieces: Vec<u32> = got.iter().map(|b| b.index).collect();
+        assert_eq!(pieces, vec![0, 1, 2]);
     }
 
     #[test]

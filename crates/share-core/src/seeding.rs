@@ -362,6 +362,12 @@ impl Handout {
             }
             None => {
                 l.turn.push((index, 1));
+                // Pieces of its turn that it has count for nothing any more: a turn that
+                // goes on (nobody waits) stays as long as the pieces under way.
+                if l.turn.len() > 64 {
+                    let has = &l.has;
+                    l.turn.retain(|t| !has.get(t.0));
+                }
                 true
             }
         };
