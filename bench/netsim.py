@@ -19,6 +19,12 @@ For each N it runs, from the same start:
   HTTP:   `python3 -m http.server` on the seed host and N `curl` downloads of the same file;
           time until every curl has exited; the origin sends N x size.
 
+With --free-rider, every share run has one more downloader, `share fetch --no-upload` (it
+never uploads), and the line says when it finished against the others' mean (the issue's
+test: at least 1.5x later, and their mean no later than without it: compare a run of the
+same N without --free-rider). --runs repeats each N. Each share line also says how far the
+last downloader finished behind the median one.
+
 Then it prints a table and draws time against N to bench/netsim.png (--plot), with the numbers in
 a .json beside it. matplotlib is needed only for the plot (Debian: python3-matplotlib); when the
 running python lacks it, /usr/bin/python3 is tried. Logs of every process are kept under --work
@@ -274,8 +280,9 @@ def swarm_env(args):
 
 # ---------------------------------------------------------------- the two runs
 
-def run_share(n, args, work, data_path, torrent, info_hash):
-    rundir = os.path.join(work, f"share-n{n}")
+def run_share(n, args, work, data_path, torrent, info_hash, run=0):
+    rundir = os.path.join(work, f"share-n{n}-r{run}")
+    riders = 1 if args.free_rider else 0
     os.makedirs(rundir)
     env = swarm_env(args)
     tracker = seed = None
@@ -298,14 +305,16 @@ def run_share(n, args, work, data_path, torrent, info_hash):
             time.sleep(0.1)
 
         t0 = time.monotonic()
-        for i in range(n):
+        for i in range(n + riders):
             out = os.path.join(rundir, f"dl{i + 1:02d}")
             os.makedirs(out)
+            rider = ["--no-upload"] if i >= n else []
             fetches.append(spawn(leecher_ns(i),
                                  [SHARE, "fetch", torrent, "-o", out,
                                   "--listen", f"{leecher_ip(i)}:6881", "--quiet"]
-                                 + args.fetch_arg,
+                                 + args.fetch_arg + rider,
                                  os.path.join(rundir, f"l{i + 1:02d}"), env))
+        n += riders
         spawn_s = time.monotonic() - t0
         timeout = args.timeout or max(120, 3 * n * args.size_mib / args.rate_mib + 60)
         # Sample the tracker now and then (swarm shape), while waiting.
@@ -400,6 +409,26 @@ def run_http(n, args, work, data_path):
 
 # ---------------------------------------------------------------- report
 
+def summary(s, size, n, free_rider):
+    """One run's figures: the origin's copies, the last downloader against the median one
+    (of the reciprocating ones), and a free-rider's finish against their mean."""
+    times = [x["time"] for x in s["leechers"]]
+    rider = times[n] if free_rider and len(times) > n else None
+    honest = sorted(t for t in times[:n] if t is not None)
+    out = []
+    if s.get("seed_up") is not None:
+        out.append(f"origin copies {s['seed_up'] / size:.2f}")
+    if honest:
+        median = honest[len(honest) // 2] if len(honest) % 2 else \
+            (honest[len(honest) // 2 - 1] + honest[len(honest) // 2]) / 2
+        mean = sum(honest) / len(honest)
+        out.append(f"last {honest[-1]:.1f} s vs median {median:.1f} s "
+                   f"(+{100 * (honest[-1] / median - 1):.0f}%), mean {mean:.1f} s")
+        if rider is not None:
+            out.append(f"free-rider {rider:.1f} s = {rider / mean:.2f}x the others' mean")
+    return "; ".join(out)
+
+
 def fmt_t(t):
     return f"{t:.1f}" if t is not None else "-"
 
@@ -490,6 +519,9 @@ def main():
                     help="an extra argument for every share fetch (repeatable)")
     ap.add_argument("--seed-arg", action="append", default=[],
                     help="an extra argument for share seed (repeatable)")
+    ap.add_argument("--free-rider", action="store_true",
+                    help="one more share downloader that never uploads (--no-upload)")
+    ap.add_argument("--runs", type=int, default=1, help="runs of each N")
     ap.add_argument("--work", help="the folder for the file and the logs (default: a new one "
                     "under /tmp, kept)")
     ap.add_argument("--plot", default=os.path.join(ROOT, "bench", "netsim.png"))
@@ -544,20 +576,23 @@ def main():
         print(f"file: {size} bytes, info-hash {info_hash}; upload per host "
               f"{args.rate_mib:g} MiB/s; N = {', '.join(map(str, counts))}")
 
-        build_network(counts[-1], rate, args.latency_ms)
+        build_network(counts[-1] + (1 if args.free_rider else 0), rate, args.latency_ms)
         for n in counts:
             r = {"n": n}
-            if args.only != "http":
-                r["share"] = run_share(n, args, work, data_path, torrent, info_hash)
-                s = r["share"]
-                ups = [x["up"] for x in s["leechers"]]
-                print(f"N={n:>2} share: {fmt_t(s['time'])} s, seed up {s['seed_up']}, "
-                      f"leechers up {ups}, finish times "
-                      f"{[fmt_t(x['time']) for x in s['leechers']]}", flush=True)
-            if args.only != "share":
-                r["http"] = run_http(n, args, work, data_path)
-                print(f"N={n:>2} HTTP:  {fmt_t(r['http']['time'])} s", flush=True)
-            results.append(r)
+            for run in range(args.runs):
+                r = {"n": n, "run": run}
+                if args.only != "http":
+                    r["share"] = run_share(n, args, work, data_path, torrent, info_hash, run)
+                    s = r["share"]
+                    ups = [x["up"] for x in s["leechers"]]
+                    print(f"N={n:>2} share: {fmt_t(s['time'])} s, seed up {s['seed_up']}, "
+                          f"leechers up {ups}, finish times "
+                          f"{[fmt_t(x['time']) for x in s['leechers']]}", flush=True)
+                    print(f"      {summary(s, size, n, args.free_rider)}", flush=True)
+                if args.only != "share":
+                    r["http"] = run_http(n, args, work, data_path)
+                    print(f"N={n:>2} HTTP:  {fmt_t(r['http']['time'])} s", flush=True)
+                results.append(r)
     finally:
         cleanup()
 

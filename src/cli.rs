@@ -238,6 +238,10 @@ pub struct SeedArgs {
     /// The folder that holds the content (DIR/NAME).
     #[arg(short = 'd', long = "dir", value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
+    /// Super-seed (BEP 16): show each peer one piece at a time, and the next once that
+    /// piece was seen at another peer, so the first copy of each piece leaves here once.
+    #[arg(long)]
+    pub super_seed: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }

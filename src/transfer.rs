@@ -26,6 +26,7 @@ pub fn seed(args: SeedArgs) -> Result<()> {
     let config = TorrentConfig {
         stop_when_complete: false,
         seed_only: true,
+        super_seed: args.super_seed,
         ..torrent_config(&args.net, args.dir.clone())
     };
     run(&args.torrents, &args.net, None, config, Kind::Seed)

@@ -3,18 +3,31 @@
 //! - While downloading, the regular slots go to the interested peers that upload to us
 //!   fastest, recomputed every 10 s. A peer that has sent us nothing for 60 s while we wanted
 //!   its pieces is snubbed and gets no regular slot.
+//! - Between rounds (each `tick`), a swarm that downloads in seconds must not wait for one
+//!   (the swarm sim, `sim/`, found each of these): a slot whose holder left or lost
+//!   interest goes at once to the best-ranked waiting peer (`fill_free_slots`); a waiting
+//!   peer that sends us at least twice as fast as the slowest holder takes its slot
+//!   (`swap_better_partners`); a holder that took nothing from us for a second gives its
+//!   slot to a waiting peer (`release_idle`, needs `sent_to`).
+//! - A peer that has had pieces we want for `TAKES_ONLY_AFTER` and never sent us a block
+//!   takes only (a free-rider): it never holds a regular slot, even a free one, until it
+//!   sends us something. What it gets from us is optimistic turns.
 //! - While seeding, the regular slots rotate every 10 s, those served longest ago first, so
 //!   that every leecher is served over time (ranking a seed's slots by how fast peers take
 //!   data would hand them to fast free-riders: a test of eight leechers and a free-rider
 //!   says so). The optimistic slot goes each round to the newest peer never served, and
 //!   between rounds to a peer never served as soon as it is interested: a newcomer waits
 //!   no round at all, however many slow peers are queued (500 raw peers each asking
-//!   16 KiB/s held every slot and starved a fresh leecher before).
+//!   16 KiB/s held every slot and starved a fresh leecher before). A seed with a ledger
+//!   (`seeding::Handout`) ranks its peers itself (`tick_ranked`); its optimistic slot is
+//!   handed on when its holder loses interest (done, or its turn is over).
 //! - One optimistic slot rotates every 30 s among the choked interested peers: those never
 //!   tried (newcomers) first, then whoever waited longest since its last turn, so that new
 //!   peers get a first piece to trade and better partners are found. Taking turns, rather
-//!   than a fresh draw, keeps a free-rider (always interested, never in a regular slot) to
-//!   its fair share of the turns.
+//!   than a fresh draw, keeps a free-rider to its share of the turns; a peer that took a
+//!   turn and gave nothing back comes after every other, and at most once in 30 s. With
+//!   `set_optimistic_turn` a turn also ends once its holder got a piece's worth: in a
+//!   swarm that downloads in seconds, 30 s is the whole download.
 //!
 //! Pure: time comes in as seconds, and the choice comes out as the set to unchoke.
 
@@ -25,6 +38,9 @@ use crate::picker::PeerKey;
 pub const REGULAR_ROUND: u64 = 10;
 pub const OPTIMISTIC_ROUND: u64 = 30;
 pub const SNUB_AFTER: u64 = 60;
+/// A peer that has had pieces we want for this long and never sent us a block takes only:
+/// it gets optimistic turns, never a regular slot.
+pub const TAKES_ONLY_AFTER: u64 = 2;
 
 /// What the choker needs to know of a peer.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +73,19 @@ pub struct Choker {
     /// When a seed last gave the optimistic slot to a newcomer between rounds.
     last_swap: Option<u64>,
     rng: u64,
+    /// An optimistic turn also ends once its holder got this many bytes from us (a piece:
+    /// what a newcomer needs to trade); None: turns are time only.
+    turn_bytes: Option<u64>,
+    /// Bytes sent to each peer so far, as last told (`sent_to`).
+    sent: HashMap<PeerKey, u64>,
+    /// What the optimistic holder had been sent when its turn began.
+    turn_start: u64,
+    /// Peers seen to take only (see `takes_only`), until they send us something.
+    takers: HashSet<PeerKey>,
+    /// What each regular holder had been sent at the last second's tick (`release_idle`).
+    held_sent: HashMap<PeerKey, u64>,
+    /// The second `release_idle` last looked.
+    idle_checked: Option<u64>,
 }
 
 impl Choker {
@@ -71,7 +100,35 @@ impl Choker {
             last_optimistic: Default::default(),
             last_swap: None,
             rng: seed | 1,
+            turn_bytes: None,
+            sent: Default::default(),
+            turn_start: 0,
+            takers: Default::default(),
+            held_sent: Default::default(),
+            idle_checked: None,
         }
+    }
+
+    /// Ends a downloading peer's optimistic turn once its holder got `bytes` from us (the
+    /// piece length): in a swarm that downloads in seconds a 30 s turn is the whole
+    /// download, and the peers that drew no turn at the start would get nothing but what
+    /// seeds give them. A piece is what a newcomer needs to trade. Needs `sent_to`.
+    pub fn set_optimistic_turn(&mut self, bytes: u64) {
+        self.turn_bytes = Some(bytes.max(1));
+    }
+
+    /// Bytes sent to the peer so far (its running total): call before each `tick`.
+    pub fn sent_to(&mut self, key: PeerKey, bytes: u64) {
+        self.sent.insert(key, bytes);
+    }
+
+    /// Whether the optimistic holder has had its piece's worth.
+    fn optimistic_turn_done(&self) -> bool {
+        let (Some(turn), Some(k)) = (self.turn_bytes, self.optimistic) else {
+            return false;
+        };
+        let sent = self.sent.get(&k).copied().unwrap_or(0);
+        sent.saturating_sub(self.turn_start) >= turn
     }
 
     /// A peer left: free its slot now.
@@ -79,6 +136,9 @@ impl Choker {
         self.regular.retain(|&k| k != key);
         self.last_served.remove(&key);
         self.last_optimistic.remove(&key);
+        self.sent.remove(&key);
+        self.takers.remove(&key);
+        self.held_sent.remove(&key);
         if self.optimistic == Some(key) {
             self.optimistic = None;
         }
@@ -119,31 +179,68 @@ impl Choker {
             .collect()
     }
 
-    /// Recomputes the unchoked set when a round is due (or `force`); true if it did.
+    /// Recomputes the unchoked set when a round is due (or `force`), and between rounds
+    /// fills free slots and takes unearned ones back; true if the set changed.
     pub fn tick(&mut self, now: u64, peers: &[PeerView], seeding: bool, force: bool) -> bool {
+        self.tick_ranked(now, peers, seeding, force, |_| ())
+    }
+
+    /// `tick`, with a seed's own order for its regular slots: lower `rank` first, then those
+    /// served longest ago (`seeding::Handout::rank` gives one). Ignored while downloading.
+    pub fn tick_ranked<R: Ord>(
+        &mut self,
+        now: u64,
+        peers: &[PeerView],
+        seeding: bool,
+        force: bool,
+        rank: impl Fn(PeerKey) -> R,
+    ) -> bool {
+        for p in peers {
+            if p.received_total > 0 {
+                self.takers.remove(&p.key);
+            } else if takes_only(p) {
+                self.takers.insert(p.key);
+            }
+        }
+        let freed = self.release_uninterested(peers);
         let regular_due = force || now >= self.next_regular;
         // The optimistic slot rotates on its own clock only (or when its holder left). Drawing
         // again whenever the holder loses interest would favour peers that never lose
         // interest, and a free-rider is exactly such a peer. A seed has none: its rotation
         // already serves everyone in turn.
         let optimistic_due = if seeding {
-            regular_due
+            regular_due || self.seed_optimistic_free(peers)
         } else {
             now >= self.next_optimistic
+                || self.optimistic_turn_done()
                 || self
                     .optimistic
                     .is_none_or(|o| !peers.iter().any(|p| p.key == o))
         };
+        let mut changed = freed;
+        if !regular_due {
+            let idle = if seeding {
+                Vec::new()
+            } else {
+                self.release_idle(now, peers)
+            };
+            changed |= !idle.is_empty();
+            changed |= self.fill_free_slots(now, peers, seeding, &idle, &rank);
+            changed |= !seeding && self.swap_better_partners(peers, &idle);
+        }
         if !regular_due && !optimistic_due {
-            return false;
+            self.note_held(now);
+            return changed;
         }
         let interested: Vec<&PeerView> = peers.iter().filter(|p| p.interested).collect();
         if regular_due {
             self.next_regular = now + REGULAR_ROUND;
             self.regular = if seeding {
-                // Never served first, then those served longest ago.
+                // By the seed's rank, then never served first, then those served longest ago.
                 let mut rest: Vec<&&PeerView> = interested.iter().collect();
-                rest.sort_by_key(|p| (self.last_served.get(&p.key).copied(), p.key));
+                rest.sort_by_cached_key(|p| {
+                    (rank(p.key), self.last_served.get(&p.key).copied(), p.key)
+                });
                 let v: Vec<PeerKey> = rest.iter().take(self.slots).map(|p| p.key).collect();
                 for &k in &v {
                     self.last_served.insert(k, now);
@@ -152,27 +249,24 @@ impl Choker {
             } else {
                 let mut v: Vec<&&PeerView> = interested
                     .iter()
-                    .filter(|p| p.silent_for.is_none_or(|s| s < SNUB_AFTER))
+                    .filter(|p| self.may_hold_regular(p))
                     .collect();
-                v.sort_by(|a, b| {
-                    b.download_rate
-                        .total_cmp(&a.download_rate)
-                        .then(b.received_total.cmp(&a.received_total))
-                        .then(a.key.cmp(&b.key))
-                });
+                v.sort_by(|a, b| by_rate(a, b));
                 v.iter().take(self.slots).map(|p| p.key).collect()
             };
         }
         if seeding {
             if optimistic_due {
-                // The newest peer never served, else the one served longest ago.
+                // The newest peer never served, else (by the seed's rank) the one served
+                // longest ago.
                 let mut choked: Vec<&&PeerView> = interested
                     .iter()
                     .filter(|p| !self.regular.contains(&p.key))
                     .collect();
-                choked.sort_by_key(|p| {
+                choked.sort_by_cached_key(|p| {
                     let last = self.last_served.get(&p.key).copied();
-                    (last.is_some(), last, std::cmp::Reverse(p.key))
+                    let rank = last.map(|_| rank(p.key));
+                    (last.is_some(), rank, last, std::cmp::Reverse(p.key))
                 });
                 self.optimistic = choked.first().map(|p| p.key);
                 if let Some(k) = self.optimistic {
@@ -181,21 +275,195 @@ impl Choker {
             }
         } else if optimistic_due || self.optimistic.is_some_and(|o| self.regular.contains(&o)) {
             self.next_optimistic = now + OPTIMISTIC_ROUND;
-            // Never tried first, then the longest wait; ties at random.
-            let mut choked: Vec<(Option<u64>, u64, PeerKey)> = Vec::new();
+            // Never tried first, then the longest wait; ties at random. A peer that had a
+            // turn and never gave us anything back, though it has pieces we want, waits
+            // until nobody else does: what a free-rider gets is the turns nobody else
+            // needs.
+            // And such a peer gets a turn at most once an `OPTIMISTIC_ROUND`: turns as
+            // short as a piece are for peers that may trade back.
+            let mut choked: Vec<(bool, Option<u64>, u64, PeerKey)> = Vec::new();
             for p in &interested {
                 if !self.regular.contains(&p.key) {
                     let last = self.last_optimistic.get(&p.key).copied();
-                    choked.push((last, self.next_random(), p.key));
+                    let took_only = last.is_some() && self.takers.contains(&p.key);
+                    if took_only && last.is_some_and(|t| now < t + OPTIMISTIC_ROUND) {
+                        continue;
+                    }
+                    choked.push((took_only, last, self.next_random(), p.key));
                 }
             }
             choked.sort_unstable();
-            self.optimistic = choked.first().map(|c| c.2);
+            self.optimistic = choked.first().map(|c| c.3);
             if let Some(k) = self.optimistic {
                 self.last_optimistic.insert(k, now);
+                self.turn_start = self.sent.get(&k).copied().unwrap_or(0);
+            }
+        }
+        self.note_held(now);
+        true
+    }
+
+    /// A seed's optimistic slot is free again between rounds (its holder left, or lost
+    /// interest: at a seed a peer loses interest when it is done, or when its turn is over)
+    /// while a choked peer wants it.
+    fn seed_optimistic_free(&self, peers: &[PeerView]) -> bool {
+        let held = self
+            .optimistic
+            .is_some_and(|o| peers.iter().any(|p| p.key == o && p.interested));
+        !held
+            && peers
+                .iter()
+                .any(|p| p.interested && !self.regular.contains(&p.key))
+    }
+
+    /// Whether a downloading peer may hold a regular slot: not snubbed (it stopped sending
+    /// to us), and not one that takes only (a free-rider), even when nobody else wants the
+    /// slot: what it gets from us is its optimistic turns.
+    fn may_hold_regular(&self, p: &PeerView) -> bool {
+        p.silent_for.is_none_or(|s| s < SNUB_AFTER) && !self.takers.contains(&p.key)
+    }
+
+    /// Once a second while downloading (needs `sent_to`): a regular holder that took
+    /// nothing from us since the last second gives its slot up when another peer waits
+    /// for one. It is interested (it lacks a piece we have) but asks for nothing: what it
+    /// lacks is all being fetched elsewhere. Found in the swarm sim: a leecher kept its
+    /// slots for partners that had caught up with it while newcomers waited. Returns the
+    /// peers released (they do not take a free slot again this second).
+    fn release_idle(&mut self, now: u64, peers: &[PeerView]) -> Vec<PeerKey> {
+        let mut idle = Vec::new();
+        if self.idle_checked.is_some_and(|t| t >= now) || self.sent.is_empty() {
+            return idle;
+        }
+        let waiting = peers.iter().any(|p| {
+            p.interested
+                && !self.regular.contains(&p.key)
+                && self.optimistic != Some(p.key)
+                && self.may_hold_regular(p)
+        });
+        if waiting {
+            for &k in &self.regular {
+                let sent = self.sent.get(&k).copied().unwrap_or(0);
+                if self.held_sent.get(&k) == Some(&sent) {
+                    idle.push(k);
+                }
+            }
+            self.regular.retain(|k| !idle.contains(k));
+        }
+        idle
+    }
+
+    /// Once a second, what each regular holder has been sent so far (for `release_idle`).
+    fn note_held(&mut self, now: u64) {
+        if self.idle_checked.is_some_and(|t| t >= now) {
+            return;
+        }
+        self.idle_checked = Some(now);
+        self.held_sent = self
+            .regular
+            .iter()
+            .map(|&k| (k, self.sent.get(&k).copied().unwrap_or(0)))
+            .collect();
+    }
+
+    /// Regular holders that left or lost interest give their slot up now (the engine chokes
+    /// such a peer at once; its slot must not stay taken until the round).
+    fn release_uninterested(&mut self, peers: &[PeerView]) -> bool {
+        let before = self.regular.len();
+        self.regular
+            .retain(|&k| peers.iter().any(|p| p.key == k && p.interested));
+        self.regular.len() != before
+    }
+
+    /// Between rounds, a free regular slot goes to the best-ranked choked peer that wants
+    /// one (a seed: by its rank, then served longest ago; downloading: by rate), at the
+    /// next tick rather than at the next round.
+    fn fill_free_slots<R: Ord>(
+        &mut self,
+        now: u64,
+        peers: &[PeerView],
+        seeding: bool,
+        idle: &[PeerKey],
+        rank: &impl Fn(PeerKey) -> R,
+    ) -> bool {
+        if self.regular.len() >= self.slots {
+            return false;
+        }
+        let mut waiting: Vec<&PeerView> = peers
+            .iter()
+            .filter(|p| {
+                p.interested
+                    && !idle.contains(&p.key)
+                    && !self.regular.contains(&p.key)
+                    && self.optimistic != Some(p.key)
+                    && (seeding || self.may_hold_regular(p))
+            })
+            .collect();
+        if waiting.is_empty() {
+            return false;
+        }
+        if seeding {
+            waiting.sort_by_cached_key(|p| {
+                (rank(p.key), self.last_served.get(&p.key).copied(), p.key)
+            });
+        } else {
+            waiting.sort_by(|a, b| by_rate(a, b));
+        }
+        let room = self.slots - self.regular.len();
+        for p in waiting.into_iter().take(room) {
+            self.regular.push(p.key);
+            if seeding {
+                self.last_served.insert(p.key, now);
             }
         }
         true
+    }
+
+    /// Tit-for-tat between rounds: a choked peer that sends to us at least twice as fast
+    /// as the slowest regular holder takes its slot now, not at the next round. Slots are
+    /// given on no evidence at the start (all rates are zero), and a swarm that downloads
+    /// in seconds is over before a round has passed: a peer that gives (a leecher just
+    /// handed pieces nobody else has) must not wait behind one that does not (a
+    /// free-rider, or a partner that has nothing left for us). Twice, so that two peers
+    /// of about equal rates do not trade places every second.
+    fn swap_better_partners(&mut self, peers: &[PeerView], idle: &[PeerKey]) -> bool {
+        let mut givers: Vec<&PeerView> = peers
+            .iter()
+            .filter(|p| {
+                p.interested
+                    && !idle.contains(&p.key)
+                    && p.download_rate > 0.0
+                    && self.may_hold_regular(p)
+                    && !self.regular.contains(&p.key)
+                    && self.optimistic != Some(p.key)
+            })
+            .collect();
+        givers.sort_by(|a, b| by_rate(a, b));
+        let mut changed = false;
+        for g in givers {
+            let slowest = self
+                .regular
+                .iter()
+                .enumerate()
+                .map(|(slot, k)| (slot, peers.iter().find(|p| p.key == *k)))
+                .min_by(|a, b| match (a.1, b.1) {
+                    (Some(x), Some(y)) => by_rate(y, x),
+                    (None, _) => std::cmp::Ordering::Less,
+                    (_, None) => std::cmp::Ordering::Greater,
+                });
+            let Some((slot, holder)) = slowest else {
+                break;
+            };
+            let holder_rate = holder.map_or(0.0, |h| h.download_rate);
+            let holder_gave =
+                holder.is_some_and(|h| h.received_total > 0 && self.may_hold_regular(h));
+            if g.download_rate > 2.0 * holder_rate || !holder_gave {
+                self.regular[slot] = g.key;
+                changed = true;
+            } else {
+                break;
+            }
+        }
+        changed
     }
 
     fn next_random(&mut self) -> u64 {
@@ -206,178 +474,19 @@ impl Choker {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn peer(key: PeerKey, rate: f64) -> PeerView {
-        PeerView {
-            key,
-            interested: true,
-            download_rate: rate,
-            upload_rate: 0.0,
-            received_total: rate as u64,
-            silent_for: None,
-        }
-    }
-
-    #[test]
-    fn fastest_uploaders_get_the_regular_slots_plus_one_optimistic() {
-        let mut c = Choker::new(2, 1);
-        let peers = [peer(1, 10.0), peer(2, 500.0), peer(3, 300.0), peer(4, 0.0)];
-        assert!(c.tick(0, &peers, false, false));
-        let set = c.unchoked();
-        assert!(set.contains(&2) && set.contains(&3));
-        assert_eq!(set.len(), 3, "two regular and one optimistic: {set:?}");
-        // Nothing due a second later.
-        assert!(!c.tick(1, &peers, false, false));
-    }
-
-    #[test]
-    fn a_free_rider_never_gets_a_regular_slot_and_takes_its_turn_optimistically() {
-        let mut optimistic_turns = 0;
-        let mut c = Choker::new(2, 7);
-        for round in 0..20 {
-            let peers = [peer(1, 100.0), peer(2, 90.0), peer(3, 80.0), peer(9, 0.0)];
-            let now = round * OPTIMISTIC_ROUND;
-            assert!(c.tick(now, &peers, false, false));
-            let set = c.unchoked();
-            assert!(set.contains(&1) && set.contains(&2));
-            if set.contains(&9) {
-                optimistic_turns += 1;
-            }
-        }
-        // Two choked peers take turns: the one that is always interested gets no more.
-        assert_eq!(optimistic_turns, 10);
-    }
-
-    #[test]
-    fn peers_not_yet_tried_come_first_for_the_optimistic_slot() {
-        let mut c = Choker::new(1, 5);
-        let mut peers = vec![peer(1, 100.0), peer(9, 0.0)];
-        c.tick(0, &peers, false, false);
-        assert_eq!(c.optimistic(), Some(9));
-        // A newcomer arrives: it gets the next turn, before the peer already tried.
-        peers.push(peer(7, 0.0));
-        c.tick(OPTIMISTIC_ROUND, &peers, false, false);
-        assert_eq!(c.optimistic(), Some(7));
-        c.tick(2 * OPTIMISTIC_ROUND, &peers, false, false);
-        assert_eq!(c.optimistic(), Some(9));
-    }
-
-    #[test]
-    fn regular_slots_change_only_at_their_round() {
-        let mut c = Choker::new(1, 3);
-        let mut peers = vec![peer(1, 100.0), peer(2, 50.0)];
-        c.tick(0, &peers, false, false);
-        assert_eq!(c.optimistic(), Some(2));
-        // The optimistic holder leaves and the slot is refilled at once, but peer 3's rate
-        // wins it a regular slot only at the next round.
-        c.remove(2);
-        peers = vec![peer(1, 100.0), peer(3, 500.0)];
-        assert!(c.tick(1, &peers, false, false));
-        let set = c.unchoked();
-        assert!(set.contains(&1) && set.contains(&3));
-        assert_eq!(c.optimistic(), Some(3));
-        c.tick(REGULAR_ROUND, &peers, false, false);
-        assert_eq!(c.regular, vec![3]);
-    }
-
-    #[test]
-    fn at_equal_rates_those_that_ever_gave_come_first() {
-        let mut c = Choker::new(1, 3);
-        let mut gave = peer(5, 0.0);
-        gave.received_total = 16384;
-        c.tick(0, &[peer(1, 0.0), gave], false, false);
-        let set = c.unchoked();
-        assert!(set.contains(&5));
-        assert_eq!(c.optimistic(), Some(1), "5 holds the regular slot");
-    }
-
-    #[test]
-    fn the_optimistic_slot_is_not_redrawn_when_its_holder_loses_interest() {
-        let mut c = Choker::new(1, 11);
-        let mut peers = vec![peer(1, 100.0), peer(2, 0.0), peer(3, 0.0)];
-        c.tick(0, &peers, false, false);
-        let opt = c.optimistic.unwrap();
-        peers.iter_mut().find(|p| p.key == opt).unwrap().interested = false;
-        c.tick(REGULAR_ROUND, &peers, false, false);
-        assert_eq!(c.optimistic, Some(opt));
-        c.tick(OPTIMISTIC_ROUND, &peers, false, false);
-        assert_ne!(c.optimistic, Some(opt), "rotated after 30 s");
-    }
-
-    #[test]
-    fn snubbed_peers_lose_their_regular_slot() {
-        let mut c = Choker::new(1, 3);
-        let mut fast = peer(1, 1000.0);
-        fast.silent_for = Some(SNUB_AFTER + 1);
-        assert!(c.tick(0, &[fast, peer(2, 1.0)], false, false));
-        let set = c.unchoked();
-        assert!(set.contains(&2));
-    }
-
-    #[test]
-    fn seeding_rotates_every_slot_so_everyone_is_served() {
-        let mut c = Choker::new(2, 5);
-        let peers: Vec<PeerView> = (1..=6).map(|k| peer(k, 0.0)).collect();
-        let mut served = HashSet::new();
-        for round in 0..2 {
-            assert!(c.tick(round * REGULAR_ROUND, &peers, true, false));
-            let set = c.unchoked();
-            assert_eq!(set.len(), 3, "two slots and the optimistic one");
-            served.extend(set.iter().copied());
-        }
-        assert_eq!(served.len(), 6, "{served:?}");
-    }
-
-    #[test]
-    fn a_seed_unchokes_a_newcomer_at_once_and_still_serves_everyone_in_turn() {
-        let mut c = Choker::new(4, 5);
-        // 500 slow peers, all served a while ago or never.
-        let mut peers: Vec<PeerView> = (1..=500)
-            .map(|k| {
-                let mut p = peer(k, 0.0);
-                p.upload_rate = 16384.0;
-                p
-            })
-            .collect();
-        c.tick(0, &peers, true, false);
-        // A newcomer: the optimistic slot is its at once (the engine asks when it becomes
-        // interested), and a second newcomer in the same second waits for the round...
-        peers.push(peer(1000, 0.0));
-        assert!(c.seed_newcomer(1000, 3));
-        assert_eq!(c.optimistic(), Some(1000));
-        assert!(!c.seed_newcomer(1001, 3));
-        assert!(!c.seed_newcomer(1000, 4), "only peers never served");
-        c.tick(REGULAR_ROUND, &peers, true, false);
-        // A fast taker gets no more than its turns: a seed's slots rotate.
-        peers.last_mut().unwrap().upload_rate = 100e6;
-        c.tick(2 * REGULAR_ROUND, &peers, true, false);
-        assert!(c.unchoked().len() <= 5);
-        // Every slot rotates among the slow ones.
-        let mut served = HashSet::new();
-        for round in 20..40 {
-            c.tick(round * REGULAR_ROUND, &peers, true, false);
-            served.extend(c.unchoked());
-        }
-        assert!(
-            served.len() >= 40,
-            "only {} peers served in 20 rounds",
-            served.len()
-        );
-    }
-
-    #[test]
-    fn uninterested_peers_are_never_unchoked_and_leaving_frees_a_slot() {
-        let mut c = Choker::new(1, 9);
-        let mut idle = peer(1, 999.0);
-        idle.interested = false;
-        assert!(c.tick(0, &[idle, peer(2, 1.0)], false, false));
-        let set = c.unchoked();
-        assert_eq!(set.iter().copied().collect::<Vec<_>>(), vec![2]);
-        assert!(!c.has_free_slot());
-        c.remove(2);
-        assert!(c.has_free_slot());
-    }
+/// A peer that takes only: it has had pieces we want for `TAKES_ONLY_AFTER` and never
+/// sent us one.
+fn takes_only(p: &PeerView) -> bool {
+    p.received_total == 0 && p.silent_for.is_some_and(|s| s >= TAKES_ONLY_AFTER)
 }
+
+/// Tit-for-tat order: fastest to us first; at equal rates, those that ever gave us anything.
+fn by_rate(a: &PeerView, b: &PeerView) -> std::cmp::Ordering {
+    b.download_rate
+        .total_cmp(&a.download_rate)
+        .then(b.received_total.cmp(&a.received_total))
+        .then(a.key.cmp(&b.key))
+}
+
+#[cfg(test)]
+mod tests;

@@ -22,6 +22,9 @@ pub mod mse;
 pub mod peer;
 pub mod pex;
 pub mod picker;
+pub mod seeding;
+#[cfg(test)]
+mod sim;
 pub mod tracker;
 pub mod webseed;
 pub mod wire;

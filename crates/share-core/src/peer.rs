@@ -33,6 +33,10 @@ pub const MAX_STALLS: u32 = 3;
 pub const MAX_BAD_REQUESTS: u32 = 20;
 /// Requests beyond our `reqq` a peer may send (each is refused) before it is banned.
 pub const MAX_EXCESS_REQUESTS: u32 = 2000;
+/// Requests refused after each choke that do not count as excess: they crossed the choke
+/// on the wire (a seed that hands out its slots in turns chokes often; a leecher's
+/// pipeline is at most our `reqq`, 500, and rarely half of it).
+pub const CROSSING_REQUESTS: u32 = 256;
 /// Failed pieces a peer may have contributed to before it is banned.
 pub const MAX_STRIKES: u32 = 3;
 /// Bitfields (have-all, have-none) a peer may send.
@@ -151,6 +155,8 @@ pub struct PeerState {
     strikes: u32,
     bad_requests: u32,
     excess_requests: u32,
+    /// Refused requests still taken as crossing our last choke (`CROSSING_REQUESTS`).
+    crossing: u32,
     piece_sets: u32,
     unrequested: u32,
     ext_budget: Budget,
@@ -181,6 +187,7 @@ impl PeerState {
             strikes: 0,
             bad_requests: 0,
             excess_requests: 0,
+            crossing: 0,
             piece_sets: 0,
             unrequested: 0,
             ext_budget: Budget::new(EXTENDED_BURST, EXTENDED_PER_SEC, now),
@@ -240,6 +247,9 @@ impl PeerState {
             return None;
         }
         self.am_choking = choke;
+        if choke {
+            self.crossing = CROSSING_REQUESTS;
+        }
         Some(if choke {
             Message::Choke
         } else {
@@ -367,6 +377,10 @@ impl PeerState {
     pub fn on_request(&mut self, valid: bool, can_serve: bool) -> Result<Answer, Offence> {
         if !valid {
             self.bad_requests += 1;
+        } else if self.am_choking && self.crossing > 0 {
+            // Sent before our choke reached it: refused, not held against it.
+            self.crossing -= 1;
+            return Ok(Answer::Refuse { reject: self.fast });
         } else if self.am_choking || !can_serve {
             self.excess_requests += 1;
         } else {

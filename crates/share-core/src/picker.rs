@@ -12,6 +12,10 @@
 //!   sequential mode the lowest index does.
 //! - A piece that failed its hash check is fetched again from one peer only, so that if it
 //!   fails again, that peer is certainly the liar.
+//! - A peer that suggests pieces (BEP 6 `Suggest`; a seed handing out what nobody has yet,
+//!   see `seeding`) is asked for those first, and for other new pieces only when nothing
+//!   is requested of it: another leecher may be getting them from it already. A choke
+//!   ends its suggestions (the seed has handed its turn on).
 //!
 //! Invariants: a block is `Requested(n)` with n > 0 exactly while n requests for it are out;
 //! a piece is in `partial` exactly while it is neither verified nor untouched.
@@ -23,6 +27,8 @@ use crate::wire::{BlockRef, MAX_BLOCK};
 
 /// Most duplicate requests handed to one peer per pick in endgame.
 const ENDGAME_BATCH: usize = 16;
+/// Suggestions (BEP 6) kept per peer, the oldest dropped first.
+const MAX_SUGGESTED: usize = 32;
 
 /// Identifies a peer connection to the picker.
 pub type PeerKey = u64;
@@ -75,6 +81,9 @@ pub struct Picker {
     deadlines: Vec<u32>,
     /// New pieces in index order rather than rarest first.
     sequential: bool,
+    /// Pieces each peer suggested (BEP 6), oldest first; a peer that ever suggested one has
+    /// an entry, even if empty (see `pick`, step 2).
+    suggested: HashMap<PeerKey, Vec<u32>>,
 }
 
 /// A piece's priority: not wanted.
@@ -98,7 +107,60 @@ impl Picker {
             priority: Vec::new(),
             deadlines: Vec::new(),
             sequential: false,
+            suggested: HashMap::new(),
         }
+    }
+
+    /// The peer suggests we take piece `index` from it (BEP 6 `Suggest`; a seed handing out
+    /// pieces nobody has yet, see `seeding`): new pieces from that peer are its suggestions,
+    /// and others only when nothing is requested of it (`pick`, step 2).
+    pub fn suggest(&mut self, peer: PeerKey, index: u32) {
+        if index >= self.have.len() || self.have.get(index) {
+            return;
+        }
+        let list = self.suggested.entry(peer).or_default();
+        if !list.contains(&index) {
+            if list.len() >= MAX_SUGGESTED {
+                list.remove(0);
+            }
+            list.push(index);
+        }
+    }
+
+    /// The peer left: forget what it suggested.
+    pub fn peer_gone(&mut self, peer: PeerKey) {
+        self.suggested.remove(&peer);
+    }
+
+    /// The peer choked us: what it suggested is stale (a seed hands out pieces in turns and
+    /// gives them to others meanwhile), but it still counts as a peer that suggests.
+    pub fn choked_by(&mut self, peer: PeerKey) {
+        if let Some(list) = self.suggested.get_mut(&peer) {
+            list.clear();
+        }
+    }
+
+    /// The first piece `peer` suggested that we may start now (wanted, missing, not under
+    /// way, and it has it); suggestions no longer of use are dropped.
+    fn suggested_piece(&mut self, peer: PeerKey, peer_has: &Bitfield) -> Option<u32> {
+        if !self.takes_suggestions() {
+            return None;
+        }
+        let list = self.suggested.get_mut(&peer)?;
+        let have = &self.have;
+        let partial = &self.partial;
+        list.retain(|&i| !have.get(i) && !partial.contains_key(&i));
+        let priority = &self.priority;
+        list.iter().copied().find(|&i| {
+            peer_has.get(i) && priority.get(i as usize).copied().unwrap_or(NORMAL) != SKIP
+        })
+    }
+
+    /// Whether a peer's suggestions choose our new pieces: only when we pick rarest first
+    /// among equals. In sequential mode, or with files of different priorities, our own
+    /// order comes first (a stream must not wait for the pieces a seed hands out).
+    fn takes_suggestions(&self) -> bool {
+        !self.sequential && !self.priority.iter().any(|&p| p != NORMAL && p != SKIP)
     }
 
     /// Sets each piece's priority (`SKIP` for pieces no wanted file needs). A piece under
@@ -281,8 +343,12 @@ impl Picker {
         }
         // 2. New pieces, rarest first, within the bound on pieces under way. A peer that has
         //    none of the pieces under way may start one more, up to four times the bound, so
-        //    that pieces left by departed peers cannot stall the others.
+        //    that pieces left by departed peers cannot stall the others. A peer that
+        //    suggests pieces (a seed handing out what nobody has yet) is asked for those
+        //    first, and for others only when nothing is requested of it: what we would pick
+        //    on our own, another leecher may be getting from it already.
         let mut one_more = !self.partial.keys().any(|i| peer_has.get(*i));
+        let suggests = self.takes_suggestions() && self.suggested.contains_key(&peer);
         while out.len() < max {
             if self.partial.len() >= self.max_partial {
                 if !one_more || self.partial.len() >= self.max_partial.saturating_mul(4) {
@@ -290,7 +356,12 @@ impl Picker {
                 }
                 one_more = false;
             }
-            let Some(index) = self.rarest_new_piece(peer_has) else {
+            let next = match self.suggested_piece(peer, peer_has) {
+                Some(i) => Some(i),
+                None if suggests && !(idle && out.is_empty()) => None,
+                None => self.rarest_new_piece(peer_has),
+            };
+            let Some(index) = next else {
                 break;
             };
             self.start_piece(index);
@@ -881,6 +952,61 @@ mod tests {
         p.piece_verified(6);
         let got = p.pick(3, &all, 1, false, none);
         assert_eq!((got[0].index, got[0].begin), (3, B));
+    }
+
+    #[test]
+    fn a_seeds_suggestions_are_what_is_asked_of_it() {
+        let mut p = picker(8, 2 * B);
+        let all = Bitfield::full(8);
+        p.peer_has_all(&all);
+        p.set_seeds(1);
+        p.suggest(1, 5);
+        p.suggest(1, 2);
+        // The suggestions, in the order given; nothing else new while requests are out
+        // (another leecher may be getting any other piece from that seed).
+        let got: Vec<u32> = p
+            .pick(1, &all, 8, true, none)
+            .iter()
+            .map(|b| b.index)
+            .collect();
+        assert_eq!(got, vec![5, 5, 2, 2]);
+        assert!(p.pick(1, &all, 8, false, none).is_empty());
+        // Idle, with no suggestion left: not left idle.
+        assert_eq!(p.pick(1, &all, 2, true, none).len(), 2);
+        // A peer that suggests nothing is asked as before.
+        assert_eq!(p.pick(2, &all, 2, false, none).len(), 2);
+    }
+
+    #[test]
+    fn a_sequential_fetch_keeps_its_order_whatever_a_seed_suggests() {
+        let mut p = picker(10, B);
+        let all = Bitfield::full(10);
+        p.peer_has_all(&all);
+        p.set_sequential(true);
+        p.suggest(1, 7);
+        p.suggest(1, 5);
+        let got = p.pick(1, &all, 3, false, none);
+        let pieces: Vec<u32> = got.iter().map(|b| b.index).collect();
+        assert_eq!(pieces, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn suggestions_end_with_a_choke_and_with_the_peer() {
+        let mut p = picker(8, 2 * B);
+        let all = Bitfield::full(8);
+        p.suggest(1, 5);
+        // Choked: the seed handed its turn on, and piece 5 may go to someone else now.
+        p.choked_by(1);
+        assert!(p.pick(1, &all, 8, false, none).is_empty());
+        p.suggest(1, 6);
+        assert_eq!(p.pick(1, &all, 2, false, none)[0].index, 6);
+        // Suggestions of pieces we have, or out of range, are ignored.
+        p.piece_verified(3);
+        p.suggest(1, 3);
+        p.suggest(1, 99);
+        assert!(p.pick(1, &all, 8, false, none).is_empty());
+        p.peer_gone(1);
+        assert_eq!(p.pick(1, &all, 2, false, none).len(), 2);
     }
 
     #[test]

@@ -131,6 +131,11 @@ pub struct TorrentConfig {
     pub no_upload: bool,
     /// Serve only: never download, never create files (`share seed`).
     pub seed_only: bool,
+    /// BEP 16 super-seeding while seeding (`share seed --super-seed`): announce one piece
+    /// at a time to each peer, the next once one of its pieces was seen elsewhere
+    /// (`share_core::seeding`, `Mode::Super`). Otherwise a seed suggests pieces
+    /// (`Mode::Suggest`) and serves whatever it is asked.
+    pub super_seed: bool,
     /// Which files to fetch, by index among the non-padding files (empty: all; a file past
     /// the end of the list is wanted).
     pub wanted: Vec<bool>,
@@ -162,6 +167,7 @@ impl Default for TorrentConfig {
             upload_slots: 4,
             no_upload: false,
             seed_only: false,
+            super_seed: false,
             wanted: Vec::new(),
             priorities: Vec::new(),
             file_filter: None,

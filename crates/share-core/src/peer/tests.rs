@@ -264,3 +264,26 @@ fn the_choker_hears_how_long_an_interesting_peer_has_been_silent() {
     let _ = p.set_interested(true, t0 + Duration::from_secs(5));
     assert_eq!(p.silent_for(t0 + Duration::from_secs(9)), Some(4));
 }
+
+#[test]
+fn requests_crossing_a_choke_are_rejected_but_not_held_against_the_peer() {
+    let now = Instant::now();
+    let mut p = PeerState::new(10, true, now);
+    // A seed that serves in turns chokes and unchokes a leecher many times.
+    for _ in 0..20 {
+        let _ = p.set_choking(false);
+        assert_eq!(p.on_request(true, true), Ok(Answer::Serve));
+        let _ = p.set_choking(true);
+        for _ in 0..CROSSING_REQUESTS {
+            assert_eq!(
+                p.on_request(true, true),
+                Ok(Answer::Refuse { reject: true })
+            );
+        }
+    }
+    // Beyond what a pipeline can hold, requests to a choking peer count as excess again.
+    for _ in 0..MAX_EXCESS_REQUESTS {
+        assert!(p.on_request(true, true).is_ok());
+    }
+    assert_eq!(p.on_request(true, true), Err(Offence::ExcessRequests));
+}

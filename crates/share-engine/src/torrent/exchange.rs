@@ -30,6 +30,8 @@ impl Torrent {
                 for b in p.state.choked() {
                     self.picker.request_dropped(&b, key);
                 }
+                // What it suggested is stale: a seed gives its turns to others meanwhile.
+                self.picker.choked_by(key);
             }
             Message::Unchoke => {
                 p.state.peer_choking = false;
@@ -59,14 +61,26 @@ impl Torrent {
                 // A regular slot goes to someone else at the next tick. The optimistic one
                 // stays with its holder until its turn is over: handing it on whenever the
                 // holder lost interest would favour the peers that never do, free-riders.
+                // Its slot goes to the best-ranked waiting peer now: a slot left empty
+                // until the tick is upload lost.
                 if !p.state.am_choking && self.choker.optimistic() != Some(key) {
                     if let Some(m) = p.state.set_choking(true) {
                         p.send(m);
                     }
-                    self.rechoke_soon = true;
+                    if let Some(h) = &mut self.handout {
+                        h.choked(key);
+                    }
+                    self.refill(Instant::now());
                 }
             }
             Message::Have(i) => {
+                // A seed's ledger witnesses every `Have` (who passes pieces on).
+                if i < count && self.handout.is_some() {
+                    self.handout_have(key, i);
+                }
+                let Some(p) = self.peers.get_mut(&key) else {
+                    return;
+                };
                 if i < count && p.state.has.set(i) {
                     self.picker.peer_has(i);
                     // Interest can only start here, and only for a piece we lack: no need to
@@ -122,7 +136,14 @@ impl Torrent {
                 let addr = p.addr;
                 self.base.dht_node(addr, port);
             }
-            Message::Cancel(_) | Message::Suggest(_) | Message::KeepAlive => {}
+            // BEP 6: a seed handing out pieces nobody has yet tells us which to take.
+            Message::Suggest(i) => {
+                if i < count && !self.picker.have().get(i) {
+                    self.picker.suggest(key, i);
+                    self.fill(key);
+                }
+            }
+            Message::Cancel(_) | Message::KeepAlive => {}
             Message::HashRequest(r) => self.on_hash_request(key, r),
             Message::Hashes { range, hashes } => self.on_hashes(key, range, hashes),
             Message::HashReject(r) => self.on_hash_reject(key, r),
@@ -135,6 +156,9 @@ impl Torrent {
         };
         self.picker.peer_lost_all(&p.state.has);
         self.picker.peer_has_all(&b);
+        if let Some(h) = &mut self.handout {
+            h.peer_has_all(key, &b);
+        }
         p.state.has = b;
         self.count_seeds();
         let Some(p) = self.peers.get_mut(&key) else {
@@ -211,7 +235,12 @@ impl Torrent {
             && b.index < self.info.piece_count()
             && b.begin.checked_add(b.length).is_some_and(|end| end <= size);
         let over_queue = p.queued.load(Ordering::Relaxed) >= MAX_QUEUED_UPLOADS;
-        let can_serve = self.picker.have().get(b.index) && !over_queue;
+        // A super-seed serves only the pieces it announced to this peer.
+        let shown = self
+            .handout
+            .as_ref()
+            .is_none_or(|h| h.may_serve(key, b.index));
+        let can_serve = self.picker.have().get(b.index) && !over_queue && shown;
         match p.state.on_request(valid, can_serve) {
             Ok(Answer::Serve) => {}
             Ok(Answer::Refuse { reject }) => {
@@ -226,6 +255,14 @@ impl Torrent {
             }
         }
         p.queued.fetch_add(1, Ordering::Relaxed);
+        // The ledger: the piece is being given to it; a new piece may bring new offers.
+        if valid && self.handout.as_mut().is_some_and(|h| h.requested(key, b.index)) {
+            let contested = self.contested();
+            self.send_offers(key, contested);
+        }
+        let Some(p) = self.peers.get(&key) else {
+            return;
+        };
         match self.uploads.request(key, b) {
             Serve::Now(data) => p.send(Message::Piece {
                 index: b.index,
@@ -393,13 +430,28 @@ impl Torrent {
                 .stats
                 .verified
                 .fetch_add(self.info.piece_size(index) as u64, Ordering::Relaxed);
+            // Every peer hears of it, those that have it too: a seed's ledger counts them
+            // (who passes pieces on), and a `Have` is 9 bytes.
             for p in self.peers.values() {
-                if !p.state.has.get(index) {
-                    p.send(Message::Have(index));
-                }
+                p.send(Message::Have(index));
+            }
+            // A peer whose pieces we now all have is of no more interest: say so now, not
+            // at the next tick, or the slot it gives us stays taken and idle. (A seed is
+            // always of interest until we are done.)
+            let holders: Vec<PeerKey> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| {
+                    p.state.am_interested && p.state.has.get(index) && !p.state.has.is_complete()
+                })
+                .map(|(&k, _)| k)
+                .collect();
+            for k in holders {
+                self.update_interest(k);
             }
             if self.picker.is_done() {
                 self.assembly.release();
+                self.start_handout();
             }
             if self.picker.is_done() && self.picker.is_wanted(index) {
                 self.base.notice(Notice::Complete);

@@ -6,9 +6,10 @@
 //! metadata (`magnet.rs`): it connects, speaks the extension protocol and assembles the
 //! `info` dictionary with `ut_metadata`. Then, as for a .torrent, it checks the data on disk
 //! (`check.rs`) and transfers pieces (`transfer.rs`, with `peers.rs`, `exchange.rs`,
-//! `extensions.rs`, `choking.rs`, `priorities.rs`); the connections made in the first phase
-//! carry on into the second. What both phases need (the session's limits, the command and
-//! discovery channels, the address book, trackers) is the [`Base`] (`base.rs`).
+//! `extensions.rs`, `choking.rs`, `handout.rs` for a seed's ledger, `priorities.rs`); the
+//! connections made in the first phase carry on into the second. What both phases need
+//! (the session's limits, the command and discovery channels, the address book, trackers)
+//! is the [`Base`] (`base.rs`).
 //!
 //! The task reacts to peer events, disk results, commands, peers found by its sources and a
 //! one-second tick. It never touches a socket or a file itself: it sends commands to peer
@@ -32,6 +33,7 @@ mod check;
 mod choking;
 mod exchange;
 mod extensions;
+mod handout;
 mod holepunch;
 mod magnet;
 mod peers;

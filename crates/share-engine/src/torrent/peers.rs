@@ -152,7 +152,13 @@ impl Torrent {
             peer.send(m);
         }
         let have = self.picker.have();
-        if peer.state.fast && have.count() == 0 {
+        let super_seed = self.super_seeding();
+        if super_seed {
+            // A super-seed shows what it offers, one piece at a time (`send_offers` below).
+            if peer.state.fast {
+                peer.send(Message::HaveNone);
+            }
+        } else if peer.state.fast && have.count() == 0 {
             peer.send(Message::HaveNone);
         } else if peer.state.fast && have.is_complete() {
             peer.send(Message::HaveAll);
@@ -170,6 +176,10 @@ impl Torrent {
             .stats
             .peers
             .store(self.peers.len(), Ordering::Relaxed);
+        if super_seed {
+            let contested = self.contested();
+            self.send_offers(key, contested);
+        }
     }
 
     /// Two connections to one peer: both sides keep the one that the lower peer id dialed,
@@ -268,8 +278,14 @@ impl Torrent {
             self.picker.request_dropped(b, key);
         }
         self.picker.peer_lost_all(&p.state.has);
+        self.picker.peer_gone(key);
+        if let Some(h) = &mut self.handout {
+            h.peer_left(key);
+        }
         self.count_seeds();
         self.choker.remove(key);
+        // Its slot goes to the best-ranked waiting peer now.
+        self.refill(Instant::now());
         self.base.book.closed(&p.addr, Instant::now());
         self.base
             .stats

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use share_core::choker::Choker;
 use share_core::picker::{PeerKey, Picker};
+use share_core::seeding::Handout;
 use share_core::{Info, Metainfo};
 use share_storage::store::Store;
 use share_storage::Layout;
@@ -57,6 +58,9 @@ pub(super) struct Torrent {
     pub(super) choker: Choker,
     /// A slot came free: re-run the choker's ranking at the next tick.
     pub(super) rechoke_soon: bool,
+    /// A seed's ledger of what it handed out to whom (`handout.rs`); made once every
+    /// piece is here.
+    pub(super) handout: Option<Handout>,
     pub(super) started: Instant,
     /// Pieces being assembled from blocks and hashed as they arrive.
     pub(super) assembly: Assembler,
@@ -170,10 +174,15 @@ pub(super) async fn transfer(
         base.ctx.loopback_only,
         base.token.child_token(),
     );
+    let mut choker = Choker::new(base.config.upload_slots, rand::random());
+    // A downloading peer's optimistic turn ends after a piece's worth: what a newcomer
+    // needs to trade.
+    choker.set_optimistic_turn(info.piece_length as u64);
     let mut t = Torrent {
         picker,
-        choker: Choker::new(base.config.upload_slots, rand::random()),
+        choker,
         rechoke_soon: false,
+        handout: None,
         started: Instant::now(),
         assembly,
         uploads: Uploads::new(info.piece_length, base.ctx.memory.clone()),
@@ -194,6 +203,7 @@ pub(super) async fn transfer(
     if t.picker.is_done() {
         t.base.notice(Notice::Complete);
     }
+    t.start_handout();
     t.set_state();
     let had_pieces = t.picker.have().count() > 0;
     for (key, c) in handed {
@@ -295,6 +305,7 @@ impl Torrent {
                     }
                     self.on_message(key, m).await;
                 }
+                self.turns_over();
             }
         }
     }
@@ -396,6 +407,7 @@ impl Torrent {
         for key in keys {
             self.fill(key);
         }
+        self.offers_tick();
         self.web_tick();
         self.drop_blocked();
         self.send_pex(now);
