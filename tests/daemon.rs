@@ -676,7 +676,7 @@ fn a_torrent_of_ten_files_with_two_wanted_fetches_only_their_pieces() {
 }
 
 /// `rchar` of /proc/PID/io: every byte the process has read (files and sockets).
-fn bytes_read(pid: u32) -> u64 {
+pub fn bytes_read(pid: u32) -> u64 {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
     io.lines()
         .find_map(|l| l.strip_prefix("rchar: "))

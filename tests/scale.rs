@@ -9,7 +9,7 @@ use serde_bencode::value::Value as Bencode;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
-use crate::daemon::{base64_encode, Daemon, Rpc};
+use crate::daemon::{base64_encode, bytes_read, Daemon, Rpc};
 use crate::util::*;
 
 const TORRENTS: usize = 2000;
@@ -37,24 +37,25 @@ fn single(name: &str, data: &[u8]) -> Vec<u8> {
     serde_bencode::to_bytes(&t).unwrap()
 }
 
-/// `rchar` of /proc/PID/io: every byte the process has read (files and sockets).
-fn bytes_read(pid: u32) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
-    io.lines()
-        .find_map(|l| l.strip_prefix("rchar: "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn statuses(rpc: &mut Rpc) -> Vec<Value> {
     rpc.torrents(&["id", "name", "status", "percentDone", "hashString"])
 }
 
-/// Every torrent listed, none waiting for or in a check, and `wanted` stopped ones.
-fn settled(t: &[Value], stopped: usize) -> bool {
-    t.len() == TORRENTS
-        && t.iter().filter(|t| t["status"] == 0).count() == stopped
-        && t.iter().all(|t| t["status"] == 6 || t["status"] == 0)
+/// Waits until every torrent is listed, none waiting for or in a check, and `stopped` of
+/// them stopped; the rest seeding.
+fn wait_settled(rpc: &mut Rpc, stopped: usize) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let t = statuses(rpc);
+        if t.len() == TORRENTS
+            && t.iter().filter(|t| t["status"] == 0).count() == stopped
+            && t.iter().all(|t| t["status"] == 6 || t["status"] == 0)
+        {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "not settled: {:?}", &t[..t.len().min(3)]);
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]
@@ -80,15 +81,7 @@ fn two_thousand_torrents_come_back_after_kill_9_without_their_data_being_read() 
     // Every tenth one stopped: that, too, must survive.
     let stop: Vec<u32> = (1..=TORRENTS as u32).step_by(10).collect();
     rpc.ok("torrent-stop", json!({ "ids": stop }));
-    let deadline = Instant::now() + WAIT;
-    let before = loop {
-        let t = statuses(&mut rpc);
-        if settled(&t, stop.len()) {
-            break t;
-        }
-        assert!(Instant::now() < deadline, "not all checked: {:?}", &t[..3]);
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let before = wait_settled(&mut rpc, stop.len());
     let checked = added.elapsed();
     // Resume data is written as each check ends; give the last ones a moment.
     std::thread::sleep(Duration::from_secs(3));
@@ -100,15 +93,7 @@ fn two_thousand_torrents_come_back_after_kill_9_without_their_data_being_read() 
     let mut rpc = daemon.client();
     rpc.ok("session-get", json!({}));
     let answering = started.elapsed();
-    let deadline = Instant::now() + WAIT;
-    let after = loop {
-        let t = statuses(&mut rpc);
-        if settled(&t, stop.len()) {
-            break t;
-        }
-        assert!(Instant::now() < deadline, "not all back: {:?}", &t[..3]);
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let after = wait_settled(&mut rpc, stop.len());
     let back = started.elapsed();
     let read = bytes_read(daemon.proc.child.id());
     eprintln!(
