@@ -366,6 +366,7 @@ impl Session {
                 ctx,
                 torrents: HashMap::new(),
                 routes: routes_tx,
+                skeys: HashMap::new(),
                 tasks: JoinSet::new(),
                 shutdown: shutdown.clone(),
             }
@@ -559,6 +560,8 @@ struct SessionTask {
     ctx: Arc<SessionCtx>,
     torrents: HashMap<InfoHash, Entry>,
     routes: watch::Sender<Routes>,
+    /// The SKEY hash of each routed hash (see `publish`).
+    skeys: HashMap<InfoHash, [u8; 20]>,
     tasks: JoinSet<(InfoHash, Result<Outcome, EngineError>)>,
     shutdown: CancellationToken,
 }
@@ -742,7 +745,7 @@ impl SessionTask {
         self.ctx.dht.add_torrent(hash, tx);
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         // Every hash a torrent is known by leads to it: a hybrid's v1 hash and its
         // truncated v2 hash.
         let torrents: HashMap<InfoHash, Route> = self
@@ -754,9 +757,13 @@ impl SessionTask {
                     .map(move |k| (k, e.route.clone()))
             })
             .collect();
+        // Each hash's SKEY hash once, not at every publish: a daemon adding thousands of
+        // torrents publishes once per add.
+        let memo = &mut self.skeys;
+        memo.retain(|h, _| torrents.contains_key(h));
         let skeys = torrents
             .keys()
-            .map(|h| (transport::skey_hash(h), *h))
+            .map(|h| (*memo.entry(*h).or_insert_with(|| transport::skey_hash(h)), *h))
             .collect();
         self.routes
             .send_replace(Arc::new(RouteTable { torrents, skeys }));
