@@ -105,6 +105,7 @@ fn a_blocked_peer_is_never_connected_either_way_nor_through_pex_while_others_are
     let mut f = Proc::start(&mut f_cmd);
 
     // The list: every range, read in time.
+    f.wait_stderr("blocklist: ", Duration::from_secs(30));
     let line = f
         .stderr()
         .lines()

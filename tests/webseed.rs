@@ -276,8 +276,10 @@ fn a_missing_file_goes_to_peers_and_a_corrupt_server_is_dropped() {
     let asked = server.lines().filter(|l| l.contains("z.bin") && l.contains("-> 404")).count();
     assert!((1..=2).contains(&asked), "z.bin was asked again after its 404: {server}");
     assert!(web_received(&log) > 0, "{log}");
-    // One corrupt piece: the server is dropped, no peer is blamed, the fetch completes.
-    let (corrupt, url) = web_server(&d.join("www"), &["--corrupt", "stuff/a file.bin:100000:1"]);
+    // A corrupt file: the server is dropped at its first piece that fails, no peer is
+    // blamed, the fetch completes. (The whole file, so that the piece cannot have come from
+    // the peer first, as one corrupt piece might.)
+    let (corrupt, url) = web_server(&d.join("www"), &["--corrupt", "stuff/a file.bin:0:300001"]);
     let t = torrent(&folder, &d.join("c.torrent"), 16384, &[&url]);
     let seed = start_seed(&t, &d.join("www"), &["--max-upload-rate", "256K"]);
     let (_, log) = fetch(&t, &d.join("c"), &[seed.addr]);
