@@ -266,28 +266,9 @@ fn two_share_peers_behind_nats_meet_through_a_relay_and_not_without_one() {
             .arg(d.join("src"))
             .args(["--listen", "0.0.0.0:0", "--peer", &via]),
     );
-    let started = Instant::now();
-    let fetch = Proc::start(
-        share_in(gw.get("LAN2_NETNS"), false)
-            .env("SHARE_LOG", "share_engine=debug")
-            .arg("fetch")
-            .arg(&t)
-            .arg("-o")
-            .arg(d.join("out"))
-            .args(["--listen", "0.0.0.0:0", "--peer", &via]),
-    );
-    let err = fetched(fetch);
-    assert_same_file(&d.join("src/pair/big.bin"), &d.join("out/pair/big.bin"));
-    let punched = err
-        .lines()
-        .find(|l| l.contains("connected addr") && l.contains(gw.get("ROUTER1_EXTERNAL_IP")))
-        .unwrap_or_else(|| panic!("never connected to the seed behind the other NAT: {err}"));
+    let (punched, took) = fetch_through(&gw, &d, &t, &via);
     assert!(punched.contains("µTP"), "{punched}");
-    eprintln!(
-        "through the relay: fetched in {:.1} s; {}",
-        started.elapsed().as_secs_f64(),
-        punched
-    );
+    eprintln!("through the relay: fetched in {:.1} s; {punched}", took.as_secs_f64());
     assert!(
         relay.stderr().contains("holepunch: introduced"),
         "{}",
@@ -321,25 +302,35 @@ fn a_share_peer_and_a_libtorrent_seed_behind_nats_meet_through_a_share_relay() {
         "{}",
         lt.stderr()
     );
+    let (punched, took) = fetch_through(&gw, &d, &t, &via);
+    eprintln!(
+        "share and libtorrent through the relay: fetched in {:.1} s; {punched}",
+        took.as_secs_f64()
+    );
+    lt.stop();
+}
+
+/// `share fetch` of `t` in the second LAN, told only of `via`: the data must match, and the
+/// log's line for its connection to the peer behind the first NAT is returned, with the
+/// time the fetch took.
+fn fetch_through(gw: &Gateway, d: &Dir, t: &std::path::Path, via: &str) -> (String, Duration) {
     let started = Instant::now();
     let fetch = Proc::start(
         share_in(gw.get("LAN2_NETNS"), false)
             .env("SHARE_LOG", "share_engine=debug")
             .arg("fetch")
-            .arg(&t)
+            .arg(t)
             .arg("-o")
             .arg(d.join("out"))
-            .args(["--listen", "0.0.0.0:0", "--peer", &via]),
+            .args(["--listen", "0.0.0.0:0", "--peer", via]),
     );
     let err = fetched(fetch);
+    let took = started.elapsed();
     assert_same_file(&d.join("src/pair/big.bin"), &d.join("out/pair/big.bin"));
     let punched = err
         .lines()
         .find(|l| l.contains("connected addr") && l.contains(gw.get("ROUTER1_EXTERNAL_IP")))
-        .unwrap_or_else(|| panic!("never connected to libtorrent behind the other NAT: {err}"));
-    eprintln!(
-        "share and libtorrent through the relay: fetched in {:.1} s; {punched}",
-        started.elapsed().as_secs_f64()
-    );
-    lt.stop();
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("never connected to the peer behind the other NAT: {err}"));
+    (punched, took)
 }
