@@ -60,14 +60,21 @@ fn show_magnet(m: &share_core::Magnet, as_json: bool) -> Result<()> {
         return Ok(());
     }
     println!("magnet link");
-    println!("name:         {}", m.name.as_deref().unwrap_or("(none given)"));
+    println!(
+        "name:         {}",
+        m.name.as_deref().unwrap_or("(none given)")
+    );
     if let Some(h) = v1 {
         println!("info-hash:    {h}");
     }
     if let Some(h) = v2 {
         println!("info-hash-v2: {h}");
     }
-    for (label, list) in [("trackers", &m.trackers), ("peers", &peers), ("web seeds", &m.web_seeds)] {
+    for (label, list) in [
+        ("trackers", &m.trackers),
+        ("peers", &peers),
+        ("web seeds", &m.web_seeds),
+    ] {
         println!("{label}:");
         for x in list {
             println!("  {x}");

@@ -20,13 +20,16 @@ pub fn new_bar(total: u64, prefix: &str) -> ProgressBar {
         )
         .expect("valid template")
         // While nothing arrives there is no estimate: `-`, not `0s`.
-        .with_key("eta", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-            let _ = if state.per_sec() < 1.0 || state.len().is_none() {
-                write!(w, "-")
-            } else {
-                write!(w, "{:#}", indicatif::HumanDuration(state.eta()))
-            };
-        })
+        .with_key(
+            "eta",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = if state.per_sec() < 1.0 || state.len().is_none() {
+                    write!(w, "-")
+                } else {
+                    write!(w, "{:#}", indicatif::HumanDuration(state.eta()))
+                };
+            },
+        )
         .progress_chars("=> "),
     );
     bar.set_prefix(prefix.to_owned());

@@ -219,13 +219,20 @@ fn the_daemon_updates_its_blocklist_for_transmission_remote_and_shows_the_count(
     let now = get(&mut rpc);
     assert_eq!(now["blocklist-size"], 2 + 1001, "{now}");
     assert_eq!(now["blocklist-url"], url.as_str(), "{now}");
-    assert!(web.stderr().contains("GET /list.p2p.gz"), "{}", web.stderr());
+    assert!(
+        web.stderr().contains("GET /list.p2p.gz"),
+        "{}",
+        web.stderr()
+    );
 
     // Off and on again through session-set; a URL that is not HTTP is refused.
     let set = rpc.call("session-set", json!({"blocklist-enabled": false}));
     assert_eq!(set["result"], "success", "{set}");
     assert_eq!(get(&mut rpc)["blocklist-enabled"], false);
-    let set = rpc.call("session-set", json!({"blocklist-url": "ftp://example.invalid/x"}));
+    let set = rpc.call(
+        "session-set",
+        json!({"blocklist-url": "ftp://example.invalid/x"}),
+    );
     assert!(
         set["result"].as_str().unwrap().contains("blocklist-url"),
         "{set}"

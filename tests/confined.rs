@@ -33,7 +33,15 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (String, u64, i64, Vec<u8>)> {
                 ("file", std::fs::read(&path).unwrap())
             };
             let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            out.insert(rel, (kind.into(), m.len(), m.mtime_nsec() + m.mtime() * 1_000_000_000, content));
+            out.insert(
+                rel,
+                (
+                    kind.into(),
+                    m.len(),
+                    m.mtime_nsec() + m.mtime() * 1_000_000_000,
+                    content,
+                ),
+            );
         }
     }
     out
@@ -44,7 +52,11 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (String, u64, i64, Vec<u8>)> {
 fn victim(d: &Dir) -> PathBuf {
     let v = d.join("victim");
     std::fs::create_dir_all(v.join("sub")).unwrap();
-    std::fs::write(v.join("authorized_keys"), b"ssh-ed25519 AAAA the owner's key\n").unwrap();
+    std::fs::write(
+        v.join("authorized_keys"),
+        b"ssh-ed25519 AAAA the owner's key\n",
+    )
+    .unwrap();
     std::fs::write(v.join("sub/notes"), b"keep\n").unwrap();
     v
 }
@@ -76,10 +88,12 @@ fn link(path: &[&[u8]], target: Vec<&'static str>) -> File {
 /// second makes a link below that one whose `..`s, counted from where the first link really
 /// leads, climb out of the download folder, and writes a file through it.
 fn composing_pair(shape: &str) -> (Vec<File>, Vec<File>) {
-    let payload = || File::new(
-        &[b"a", b"b", b"c", b"l", b"authorized_keys"],
-        b"ssh-ed25519 AAAA the attacker's key\n".to_vec(),
-    );
+    let payload = || {
+        File::new(
+            &[b"a", b"b", b"c", b"l", b"authorized_keys"],
+            b"ssh-ed25519 AAAA the attacker's key\n".to_vec(),
+        )
+    };
     match shape {
         // q/a/b/c -> ../../d (a folder link); q/a/b/c/l -> ../../../victim.
         "folder link" => (
@@ -117,7 +131,10 @@ fn two_torrents_sharing_a_name_cannot_compose_their_links_to_write_outside() {
 
         let mut fa = start_fetch(&a, &dl, &[seed_a.addr], &[]);
         assert_eq!(fa.wait(TIMEOUT).0, Some(0), "{shape}: {}", fa.stderr());
-        assert!(std::fs::symlink_metadata(dl.join("q/a/b/c")).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(dl.join("q/a/b/c"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
 
         let mut fb = start_fetch(&b, &dl, &[seed_b.addr], &[]);
         let (code, _) = fb.wait(TIMEOUT);
@@ -135,7 +152,10 @@ fn two_torrents_sharing_a_name_cannot_compose_their_links_to_write_outside() {
                 || p.extension().is_some_and(|x| x == "torrent")
         };
         after.retain(|p, _| !ours(p));
-        assert_eq!(after, before, "{shape}: something outside the download folder changed");
+        assert_eq!(
+            after, before,
+            "{shape}: something outside the download folder changed"
+        );
         assert_eq!(
             std::fs::read(v.join("authorized_keys")).unwrap(),
             b"ssh-ed25519 AAAA the owner's key\n"
@@ -163,26 +183,47 @@ fn the_daemon_refuses_a_second_torrent_with_the_same_folder_and_a_composed_link(
     let b = retrack(&d, &b, &url, "b2.torrent");
     let mut seed_a = start_seed(&a, &d.join("seed-a"), &[]);
     let mut seed_b = start_seed(&b, &d.join("seed-b"), &[]);
-    let ra = rpc.ok("torrent-add", json!({"metainfo": base64(&std::fs::read(&a).unwrap())}));
+    let ra = rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64(&std::fs::read(&a).unwrap())}),
+    );
     let ida = ra["torrent-added"]["id"].as_u64().unwrap();
-    rpc.wait_for("the first torrent to finish", &["id", "percentDone"], TIMEOUT, |t| {
-        t.iter().any(|x| x["id"] == ida && x["percentDone"] == 1.0)
-    });
+    rpc.wait_for(
+        "the first torrent to finish",
+        &["id", "percentDone"],
+        TIMEOUT,
+        |t| t.iter().any(|x| x["id"] == ida && x["percentDone"] == 1.0),
+    );
     // Same folder and name while the first is in the session: refused, clearly.
-    let rb = rpc.ok("torrent-add", json!({"metainfo": base64(&std::fs::read(&b).unwrap())}));
+    let rb = rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64(&std::fs::read(&b).unwrap())}),
+    );
     let idb = rb["torrent-added"]["id"].as_u64().unwrap();
-    let t = rpc.wait_for("the second torrent's error", &["id", "errorString"], TIMEOUT, |t| {
-        t.iter().any(|x| x["id"] == idb && x["errorString"] != "")
-    });
+    let t = rpc.wait_for(
+        "the second torrent's error",
+        &["id", "errorString"],
+        TIMEOUT,
+        |t| t.iter().any(|x| x["id"] == idb && x["errorString"] != ""),
+    );
     let err = t.iter().find(|x| x["id"] == idb).unwrap()["errorString"].to_string();
-    assert!(err.contains("already the folder of another torrent"), "{err}");
+    assert!(
+        err.contains("already the folder of another torrent"),
+        "{err}"
+    );
     // The first removed (its data kept), the second started again: its link is refused.
     rpc.ok("torrent-remove", json!({"ids": [ida]}));
     rpc.ok("torrent-start", json!({"ids": [idb]}));
-    let t = rpc.wait_for("the second torrent's link error", &["id", "errorString"], TIMEOUT, |t| {
-        t.iter()
-            .any(|x| x["id"] == idb && x["errorString"].as_str().unwrap_or("").contains("symlink"))
-    });
+    let t = rpc.wait_for(
+        "the second torrent's link error",
+        &["id", "errorString"],
+        TIMEOUT,
+        |t| {
+            t.iter().any(|x| {
+                x["id"] == idb && x["errorString"].as_str().unwrap_or("").contains("symlink")
+            })
+        },
+    );
     let err = t.iter().find(|x| x["id"] == idb).unwrap()["errorString"].to_string();
     assert!(err.contains("`q/a/b/c/l"), "{err}");
     assert_eq!(snapshot(&v), before, "the victim tree changed");
@@ -214,7 +255,10 @@ pub fn base64(bytes: &[u8]) -> String {
 fn two_files(d: &Dir) -> (PathBuf, Vec<u8>, Vec<u8>) {
     let one = pseudo_random(64 * 1024, 11);
     let two = pseudo_random(64 * 1024, 12);
-    let files = vec![File::new(&[b"one"], one.clone()), File::new(&[b"two"], two.clone())];
+    let files = vec![
+        File::new(&[b"one"], one.clone()),
+        File::new(&[b"two"], two.clone()),
+    ];
     let t = crafted(d, "q.torrent", "q", &files, &d.join("src"));
     (t, one, two)
 }
@@ -235,7 +279,8 @@ fn a_planted_link_is_not_followed_without_the_option_and_is_with_it() {
     let (code, _) = f.wait(TIMEOUT);
     assert_ne!(code, Some(0));
     assert!(
-        f.stderr().contains("`q/two` resolves outside the download folder through a symlink"),
+        f.stderr()
+            .contains("`q/two` resolves outside the download folder through a symlink"),
         "{}",
         f.stderr()
     );
@@ -248,7 +293,11 @@ fn a_planted_link_is_not_followed_without_the_option_and_is_with_it() {
     let mut f = start_fetch(&t, &dl2, &[seed.addr], &[]);
     assert_ne!(f.wait(TIMEOUT).0, Some(0));
     assert!(f.stderr().contains("`q/"), "{}", f.stderr());
-    assert_eq!(snapshot(&v), before, "something was created through the folder link");
+    assert_eq!(
+        snapshot(&v),
+        before,
+        "something was created through the folder link"
+    );
 
     // With --follow-symlinks, the user's link is written through as before.
     let target = d.join("elsewhere/two");
@@ -279,13 +328,21 @@ fn a_seed_never_reads_through_a_planted_link_unless_told_to() {
     // It gets `one` and never a byte of `two`.
     let deadline = Instant::now() + TIMEOUT;
     while std::fs::read(d.join("dst/q/one")).ok().as_deref() != Some(&one[..]) {
-        assert!(Instant::now() < deadline, "never got the real file: {}", f.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "never got the real file: {}",
+            f.stderr()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
     f.stop();
     let (_, _) = seed.stop();
-    assert_eq!(seed.transfer_counts().0, one.len() as u64, "only `one` was uploaded");
+    assert_eq!(
+        seed.transfer_counts().0,
+        one.len() as u64,
+        "only `one` was uploaded"
+    );
     assert_ne!(std::fs::read(d.join("dst/q/two")).unwrap(), two);
 
     // Told to, it serves the linked file too.
@@ -311,7 +368,10 @@ fn the_daemon_streams_no_file_through_a_planted_link() {
         "torrent-add",
         json!({"metainfo": base64(&std::fs::read(&t).unwrap())}),
     );
-    let hash = r["torrent-added"]["hashString"].as_str().unwrap().to_string();
+    let hash = r["torrent-added"]["hashString"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let get = |index: u32| {
         crate::daemon::http(
             daemon.rpc,
@@ -324,10 +384,18 @@ fn the_daemon_streams_no_file_through_a_planted_link() {
         let a = get(1);
         if a.status == 403 {
             let text = String::from_utf8_lossy(&a.body).to_string();
-            assert!(text.contains("`q/two`") && text.contains("symlink"), "{text}");
+            assert!(
+                text.contains("`q/two`") && text.contains("symlink"),
+                "{text}"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "never refused: {} {:?}", a.status, String::from_utf8_lossy(&a.body));
+        assert!(
+            Instant::now() < deadline,
+            "never refused: {} {:?}",
+            a.status,
+            String::from_utf8_lossy(&a.body)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(
@@ -350,11 +418,17 @@ fn set_location_into_its_own_folder_is_refused_and_rpc_answers_during_a_long_mov
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(mounted, "this test mounts a tmpfs (it runs as root, as CI does)");
+    assert!(
+        mounted,
+        "this test mounts a tmpfs (it runs as root, as CI does)"
+    );
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
         }
     }
     let _unmount = Unmount(other.clone());
@@ -371,7 +445,12 @@ fn set_location_into_its_own_folder_is_refused_and_rpc_answers_during_a_long_mov
         }
     }
     let t = make_torrent(&d, &src.join("big"), 1 << 20, &[]);
-    std::process::Command::new("cp").arg("-r").arg(src.join("big")).arg(dl.join("a")).status().unwrap();
+    std::process::Command::new("cp")
+        .arg("-r")
+        .arg(src.join("big"))
+        .arg(dl.join("a"))
+        .status()
+        .unwrap();
     let daemon = Daemon::start(&dl, &d.join("state"), &[]);
     let mut rpc = daemon.client();
     let r = rpc.ok(
@@ -379,7 +458,9 @@ fn set_location_into_its_own_folder_is_refused_and_rpc_answers_during_a_long_mov
         json!({"metainfo": base64(&std::fs::read(&t).unwrap()), "download-dir": dl.join("a").to_str().unwrap()}),
     );
     let id = r["torrent-added"]["id"].as_u64().unwrap();
-    rpc.wait_for("the check", &["id", "percentDone"], TIMEOUT, |t| t[0]["percentDone"] == 1.0);
+    rpc.wait_for("the check", &["id", "percentDone"], TIMEOUT, |t| {
+        t[0]["percentDone"] == 1.0
+    });
 
     // Into a folder inside its own: an error, and no folder made.
     let inside = dl.join("a/big/sub");
@@ -388,7 +469,10 @@ fn set_location_into_its_own_folder_is_refused_and_rpc_answers_during_a_long_mov
         json!({"ids": [id], "location": inside.to_str().unwrap(), "move": true}),
     );
     assert_ne!(v["result"], "success", "{v}");
-    assert!(v["result"].as_str().unwrap().contains("inside itself"), "{v}");
+    assert!(
+        v["result"].as_str().unwrap().contains("inside itself"),
+        "{v}"
+    );
     assert!(!inside.exists());
 
     // A move to the other filesystem (a copy) while session-get is asked again and again.
@@ -415,7 +499,10 @@ fn set_location_into_its_own_folder_is_refused_and_rpc_answers_during_a_long_mov
     assert_eq!(v["result"], "success", "{v}");
     println!("move took {took:?}; session-get asked {asked} times meanwhile, slowest {slowest:?}");
     assert!(asked >= 3, "the move was too quick to tell ({took:?})");
-    assert!(slowest < Duration::from_millis(100), "session-get took {slowest:?} during the move");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "session-get took {slowest:?} during the move"
+    );
     assert!(!dl.join("a/big").exists());
     assert_same_file(&src.join("big/part5"), &dl.join("other/big/part5"));
 }
@@ -444,7 +531,9 @@ fn an_add_by_url_from_a_server_that_never_answers_leaves_the_rpc_answering() {
     let mut rpc = daemon.client();
     rpc.ok("session-get", json!({}));
     // The add, sent on a connection of its own and left waiting.
-    let body = serde_json::to_vec(&json!({"method": "torrent-add", "arguments": {"filename": url}})).unwrap();
+    let body =
+        serde_json::to_vec(&json!({"method": "torrent-add", "arguments": {"filename": url}}))
+            .unwrap();
     let sid = crate::daemon::http(
         daemon.rpc,
         &format!("POST /transmission/rpc HTTP/1.1\nHost: {}", daemon.rpc),
@@ -476,5 +565,8 @@ fn an_add_by_url_from_a_server_that_never_answers_leaves_the_rpc_answering() {
     }
     println!("session-get and torrent-get during the add: slowest {slowest:?}");
     assert!(slowest < Duration::from_millis(100), "{slowest:?}");
-    assert!(held.join().unwrap() >= 1, "the add never reached the server");
+    assert!(
+        held.join().unwrap() >= 1,
+        "the add never reached the server"
+    );
 }

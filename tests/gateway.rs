@@ -14,7 +14,10 @@ use crate::util::*;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn script() -> String {
-    format!("{}/tests/netns_gateway/gateway.py", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/tests/netns_gateway/gateway.py",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// One gateway set (wan, routers, lans), taken down on drop, also when the test panics.
@@ -30,7 +33,15 @@ impl Gateway {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let prefix = format!("{tag}{}x{n}-", std::process::id() % 100_000);
         let mut c = Command::new(python());
-        c.args([&script(), "up", &prefix, "--format", "env", "--pairs", &pairs.to_string()]);
+        c.args([
+            &script(),
+            "up",
+            &prefix,
+            "--format",
+            "env",
+            "--pairs",
+            &pairs.to_string(),
+        ]);
         match only {
             "upnp" => c.arg("--no-natpmp"),
             "natpmp" => c.arg("--no-upnp"),
@@ -147,7 +158,10 @@ fn mapped_seed_is_reached_from_the_wan(upnp: bool) {
             gw.get("MINIUPNPD1_ROOT_DESC_URL"),
             "-l",
         ]));
-        assert!(listed.contains(&format!("TCP {port}->192.168.1.10:{port}")), "{listed}");
+        assert!(
+            listed.contains(&format!("TCP {port}->192.168.1.10:{port}")),
+            "{listed}"
+        );
     }
     // libtorrent on the wan fetches through the mapped address.
     let dst = d.join("wan");
@@ -157,7 +171,12 @@ fn mapped_seed_is_reached_from_the_wan(upnp: bool) {
         .arg("fetch")
         .arg(&t)
         .arg(&dst)
-        .args(["--peer", &format!("{ext_ip}:{port}"), "--listen-ip", "45.3.0.1"])
+        .args([
+            "--peer",
+            &format!("{ext_ip}:{port}"),
+            "--listen-ip",
+            "45.3.0.1",
+        ])
         .args(["--timeout", "60"]);
     let mut lt = Proc::start(&mut Pair::exec(gw.get("WAN_NETNS"), &c));
     assert!(
@@ -171,7 +190,10 @@ fn mapped_seed_is_reached_from_the_wan(upnp: bool) {
     // The seed removes its mappings as it exits.
     assert_eq!(seed.stop().0, Some(0), "{}", seed.stderr());
     let rules = gw.mappings("ROUTER1_NETNS");
-    assert!(!rules.contains(&format!("dport {port}")), "left behind: {rules}");
+    assert!(
+        !rules.contains(&format!("dport {port}")),
+        "left behind: {rules}"
+    );
 }
 
 #[test]
@@ -201,7 +223,13 @@ fn relay(gw: &Gateway, d: &Dir, t: &std::path::Path) -> Proc {
             .arg(t)
             .arg("-o")
             .arg(d.join("relay"))
-            .args(["--only", "pair/small.txt", "--seed", "--listen", "45.3.0.1:0"]),
+            .args([
+                "--only",
+                "pair/small.txt",
+                "--seed",
+                "--listen",
+                "45.3.0.1:0",
+            ]),
     )
 }
 
@@ -209,7 +237,11 @@ fn relay(gw: &Gateway, d: &Dir, t: &std::path::Path) -> Proc {
 fn fetched(mut p: Proc) -> String {
     let (code, _) = p.wait(TIMEOUT);
     let err = p.stderr();
-    assert_eq!(code, Some(0), "the fetch behind the second NAT failed: {err}");
+    assert_eq!(
+        code,
+        Some(0),
+        "the fetch behind the second NAT failed: {err}"
+    );
     err
 }
 
@@ -268,7 +300,10 @@ fn two_share_peers_behind_nats_meet_through_a_relay_and_not_without_one() {
     );
     let (punched, took) = fetch_through(&gw, &d, &t, &via);
     assert!(punched.contains("µTP"), "{punched}");
-    eprintln!("through the relay: fetched in {:.1} s; {punched}", took.as_secs_f64());
+    eprintln!(
+        "through the relay: fetched in {:.1} s; {punched}",
+        took.as_secs_f64()
+    );
     assert!(
         relay.stderr().contains("holepunch: introduced"),
         "{}",

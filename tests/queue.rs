@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::daemon::{base64_encode, http, seed_all, torrent_of, tracker, Answer, Daemon, Rpc, TIMEOUT};
+use crate::daemon::{
+    base64_encode, http, seed_all, torrent_of, tracker, Answer, Daemon, Rpc, TIMEOUT,
+};
 use crate::util::*;
 
 /// How long a queue decision may take to show (the daemon's tick is a second).
@@ -44,7 +46,10 @@ fn wait_status(rpc: &mut Rpc, what: &str, want: &[(u64, u64)]) -> BTreeMap<u64, 
     let deadline = std::time::Instant::now() + SOON;
     loop {
         let q = queue(rpc);
-        if want.iter().all(|(id, s)| q.get(id).map(|x| x.0) == Some(*s)) {
+        if want
+            .iter()
+            .all(|(id, s)| q.get(id).map(|x| x.0) == Some(*s))
+        {
             return q;
         }
         assert!(
@@ -64,7 +69,14 @@ fn positions(q: &BTreeMap<u64, (u64, u64)>) -> Vec<(u64, u64)> {
 fn web_page(addr: SocketAddr) -> String {
     let profile = Dir::new();
     let out = run(std::process::Command::new("timeout")
-        .args(["60", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .args([
+            "60",
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(["--virtual-time-budget=5000", "--dump-dom"])
         .arg(format!("http://{addr}/")));
@@ -83,7 +95,12 @@ fn qbt(addr: SocketAddr, path: &str, body: &str) -> Answer {
 
 fn qbt_ok(addr: SocketAddr, path: &str, body: &str) -> Answer {
     let a = qbt(addr, path, body);
-    assert_eq!(a.status, 200, "{path} {body}: {}", String::from_utf8_lossy(&a.body));
+    assert_eq!(
+        a.status,
+        200,
+        "{path} {body}: {}",
+        String::from_utf8_lossy(&a.body)
+    );
     a
 }
 
@@ -131,9 +148,16 @@ fn two_of_five_download_three_wait_in_order_move_top_stalls_and_restart() {
     assert_eq!(ids, [1, 2, 3, 4, 5]);
 
     // Two download, three wait, in the order they came.
-    let q = wait_status(&mut rpc, "two downloading, three queued", &[(1, 4), (2, 4), (3, 3), (4, 3), (5, 3)]);
+    let q = wait_status(
+        &mut rpc,
+        "two downloading, three queued",
+        &[(1, 4), (2, 4), (3, 3), (4, 3), (5, 3)],
+    );
     assert_eq!(positions(&q), [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)]);
-    let waiting = rpc.ok("torrent-get", json!({"ids": [3, 4, 5], "fields": ["peersConnected", "isStalled"]}));
+    let waiting = rpc.ok(
+        "torrent-get",
+        json!({"ids": [3, 4, 5], "fields": ["peersConnected", "isStalled"]}),
+    );
     for t in waiting["torrents"].as_array().unwrap() {
         assert_eq!(t["peersConnected"], 0, "{t}");
     }
@@ -165,14 +189,22 @@ fn two_of_five_download_three_wait_in_order_move_top_stalls_and_restart() {
 
     // A stopped torrent gives its slot to the first waiting by position: 5, not 3.
     rpc.ok("torrent-stop", json!({"ids": [1]}));
-    wait_status(&mut rpc, "5 taking 1's slot", &[(1, 0), (2, 4), (5, 4), (3, 3), (4, 3)]);
+    wait_status(
+        &mut rpc,
+        "5 taking 1's slot",
+        &[(1, 0), (2, 4), (5, 4), (3, 3), (4, 3)],
+    );
     // Started again, 1 waits: the queue is full.
     rpc.ok("torrent-start", json!({"ids": [1]}));
     wait_status(&mut rpc, "1 waiting", &[(1, 3), (2, 4), (5, 4)]);
 
     // Stalled torrents (nothing moved for the stall time) do not count: those waiting start.
     rpc.ok("session-set", json!({"queue-stalled-enabled": true}));
-    wait_status(&mut rpc, "the stalled giving their slots up", &[(1, 4), (2, 4), (3, 4), (4, 4), (5, 4)]);
+    wait_status(
+        &mut rpc,
+        "the stalled giving their slots up",
+        &[(1, 4), (2, 4), (3, 4), (4, 4), (5, 4)],
+    );
     let stalled = rpc.ok("torrent-get", json!({"ids": [2], "fields": ["isStalled"]}));
     assert_eq!(stalled["torrents"][0]["isStalled"], true);
 
@@ -201,12 +233,20 @@ fn two_of_five_download_three_wait_in_order_move_top_stalls_and_restart() {
     assert_eq!(positions(&q), [(2, 1), (3, 2), (4, 3), (5, 0)]);
     // torrent-start-now bypasses the queue.
     rpc.ok("torrent-start-now", json!({"ids": [4]}));
-    wait_status(&mut rpc, "4 started past the queue", &[(4, 4), (3, 4), (5, 4)]);
+    wait_status(
+        &mut rpc,
+        "4 started past the queue",
+        &[(4, 4), (3, 4), (5, 4)],
+    );
     // The queue switched off: everything started runs.
     rpc.ok("torrent-start", json!({"ids": [2]}));
     wait_status(&mut rpc, "2 waiting", &[(2, 3)]);
     rpc.ok("session-set", json!({"download-queue-enabled": false}));
-    wait_status(&mut rpc, "everything running", &[(2, 4), (3, 4), (4, 4), (5, 4)]);
+    wait_status(
+        &mut rpc,
+        "everything running",
+        &[(2, 4), (3, 4), (4, 4), (5, 4)],
+    );
 }
 
 #[test]
@@ -226,9 +266,15 @@ fn qbittorrent_moves_the_same_queue_and_shows_it() {
 
     // Off: the moves are refused (409, as qBittorrent), priorities are 0.
     let a = qbt(addr, "torrents/topPrio", &format!("hashes={}", hashes[4]));
-    assert_eq!((a.status, String::from_utf8_lossy(&a.body).as_ref()), (409, "Torrent queueing must be enabled"));
+    assert_eq!(
+        (a.status, String::from_utf8_lossy(&a.body).as_ref()),
+        (409, "Torrent queueing must be enabled")
+    );
     let info = qbt_ok(addr, "torrents/info", "").json();
-    assert!(info.as_array().unwrap().iter().all(|t| t["priority"] == 0), "{info}");
+    assert!(
+        info.as_array().unwrap().iter().all(|t| t["priority"] == 0),
+        "{info}"
+    );
 
     // qBittorrent's preferences set the queue the Transmission RPC shows.
     qbt_ok(
@@ -236,11 +282,16 @@ fn qbittorrent_moves_the_same_queue_and_shows_it() {
         "app/setPreferences",
         &format!(
             "json={}",
-            url(r#"{"queueing_enabled":true,"max_active_downloads":2,"max_active_uploads":-1,"dont_count_slow_torrents":false}"#)
+            url(
+                r#"{"queueing_enabled":true,"max_active_downloads":2,"max_active_uploads":-1,"dont_count_slow_torrents":false}"#
+            )
         ),
     );
     let s = rpc.ok("session-get", json!({"fields": ["download-queue-enabled", "download-queue-size", "seed-queue-enabled", "queue-stalled-enabled"]}));
-    assert_eq!(s, json!({"download-queue-enabled": true, "download-queue-size": 2, "seed-queue-enabled": false, "queue-stalled-enabled": false}));
+    assert_eq!(
+        s,
+        json!({"download-queue-enabled": true, "download-queue-size": 2, "seed-queue-enabled": false, "queue-stalled-enabled": false})
+    );
     let p = qbt_ok(addr, "app/preferences", "").json();
     for (k, v) in [
         ("queueing_enabled", json!(true)),
@@ -255,7 +306,11 @@ fn qbittorrent_moves_the_same_queue_and_shows_it() {
     // again, three wait.
     rpc.ok("torrent-stop", json!({}));
     rpc.ok("torrent-start", json!({"ids": [1, 2, 3, 4, 5]}));
-    wait_status(&mut rpc, "two downloading, three queued", &[(1, 4), (2, 4), (3, 3), (4, 3), (5, 3)]);
+    wait_status(
+        &mut rpc,
+        "two downloading, three queued",
+        &[(1, 4), (2, 4), (3, 3), (4, 3), (5, 3)],
+    );
     let by_hash = |addr| -> BTreeMap<String, (String, u64)> {
         qbt_ok(addr, "torrents/info", "")
             .json()
@@ -265,7 +320,10 @@ fn qbittorrent_moves_the_same_queue_and_shows_it() {
             .map(|t| {
                 (
                     t["hash"].as_str().unwrap().to_string(),
-                    (t["state"].as_str().unwrap().to_string(), t["priority"].as_u64().unwrap()),
+                    (
+                        t["state"].as_str().unwrap().to_string(),
+                        t["priority"].as_u64().unwrap(),
+                    ),
                 )
             })
             .collect()
@@ -274,18 +332,51 @@ fn qbittorrent_moves_the_same_queue_and_shows_it() {
     let prio: Vec<u64> = hashes.iter().map(|h| info[h].1).collect();
     assert_eq!(prio, [1, 2, 3, 4, 5]);
     let states: Vec<&str> = hashes.iter().map(|h| info[h].0.as_str()).collect();
-    assert_eq!(&states[2..], ["queuedDL", "queuedDL", "queuedDL"], "{states:?}");
-    assert!(states[..2].iter().all(|s| s.ends_with("DL") && !s.starts_with("queued")), "{states:?}");
+    assert_eq!(
+        &states[2..],
+        ["queuedDL", "queuedDL", "queuedDL"],
+        "{states:?}"
+    );
+    assert!(
+        states[..2]
+            .iter()
+            .all(|s| s.ends_with("DL") && !s.starts_with("queued")),
+        "{states:?}"
+    );
 
     // The prio endpoints move the queue the Transmission RPC shows.
     qbt_ok(addr, "torrents/topPrio", &format!("hashes={}", hashes[4]));
-    assert_eq!(positions(&queue(&mut rpc)), [(1, 1), (2, 2), (3, 3), (4, 4), (5, 0)]);
-    qbt_ok(addr, "torrents/bottomPrio", &format!("hashes={}|{}", hashes[0], hashes[1]));
-    assert_eq!(positions(&queue(&mut rpc)), [(1, 3), (2, 4), (3, 1), (4, 2), (5, 0)]);
-    qbt_ok(addr, "torrents/increasePrio", &format!("hashes={}", hashes[1]));
-    assert_eq!(positions(&queue(&mut rpc)), [(1, 4), (2, 3), (3, 1), (4, 2), (5, 0)]);
-    qbt_ok(addr, "torrents/decreasePrio", &format!("hashes={}", hashes[4]));
-    assert_eq!(positions(&queue(&mut rpc)), [(1, 4), (2, 3), (3, 0), (4, 2), (5, 1)]);
+    assert_eq!(
+        positions(&queue(&mut rpc)),
+        [(1, 1), (2, 2), (3, 3), (4, 4), (5, 0)]
+    );
+    qbt_ok(
+        addr,
+        "torrents/bottomPrio",
+        &format!("hashes={}|{}", hashes[0], hashes[1]),
+    );
+    assert_eq!(
+        positions(&queue(&mut rpc)),
+        [(1, 3), (2, 4), (3, 1), (4, 2), (5, 0)]
+    );
+    qbt_ok(
+        addr,
+        "torrents/increasePrio",
+        &format!("hashes={}", hashes[1]),
+    );
+    assert_eq!(
+        positions(&queue(&mut rpc)),
+        [(1, 4), (2, 3), (3, 1), (4, 2), (5, 0)]
+    );
+    qbt_ok(
+        addr,
+        "torrents/decreasePrio",
+        &format!("hashes={}", hashes[4]),
+    );
+    assert_eq!(
+        positions(&queue(&mut rpc)),
+        [(1, 4), (2, 3), (3, 0), (4, 2), (5, 1)]
+    );
     let info = by_hash(addr);
     let prio: Vec<u64> = hashes.iter().map(|h| info[h].1).collect();
     assert_eq!(prio, [5, 4, 1, 3, 2]);
@@ -294,7 +385,11 @@ fn qbittorrent_moves_the_same_queue_and_shows_it() {
     wait_status(&mut rpc, "3 taking 1's slot", &[(3, 4), (4, 3), (5, 3)]);
 
     // Force start bypasses the queue.
-    qbt_ok(addr, "torrents/setForceStart", &format!("hashes={}&value=true", hashes[4]));
+    qbt_ok(
+        addr,
+        "torrents/setForceStart",
+        &format!("hashes={}&value=true", hashes[4]),
+    );
     wait_status(&mut rpc, "5 forced", &[(5, 4), (4, 3)]);
     assert_eq!(by_hash(addr)[&hashes[4]].0, "forcedDL");
 
@@ -310,7 +405,11 @@ fn qbittorrent_moves_the_same_queue_and_shows_it() {
         let a = qbt(addr, "app/setPreferences", &format!("json={}", url(bad)));
         let key = bad.split('"').nth(1).unwrap();
         assert_eq!(a.status, 400, "{bad}");
-        assert!(String::from_utf8_lossy(&a.body).contains(key), "{bad}: {}", String::from_utf8_lossy(&a.body));
+        assert!(
+            String::from_utf8_lossy(&a.body).contains(key),
+            "{bad}: {}",
+            String::from_utf8_lossy(&a.body)
+        );
     }
     assert_eq!(qbt_ok(addr, "app/preferences", "").json(), before);
 }
@@ -332,11 +431,26 @@ fn queue_settings_and_moves_with_bad_arguments_are_refused_naming_them() {
     ];
     let before = rpc.ok("session-get", json!({ "fields": keys }));
     for (bad, named) in [
-        (json!({"download-queue-size": -1}), "download-queue-size: must be a whole number from 0"),
-        (json!({"seed-queue-size": 2.5}), "seed-queue-size: must be a whole number"),
-        (json!({"queue-stalled-minutes": "ten"}), "queue-stalled-minutes: must be a whole number"),
-        (json!({"download-queue-enabled": 2}), "download-queue-enabled: must be true or false"),
-        (json!({"seed-queue-enabled": "on"}), "seed-queue-enabled: must be true or false"),
+        (
+            json!({"download-queue-size": -1}),
+            "download-queue-size: must be a whole number from 0",
+        ),
+        (
+            json!({"seed-queue-size": 2.5}),
+            "seed-queue-size: must be a whole number",
+        ),
+        (
+            json!({"queue-stalled-minutes": "ten"}),
+            "queue-stalled-minutes: must be a whole number",
+        ),
+        (
+            json!({"download-queue-enabled": 2}),
+            "download-queue-enabled: must be true or false",
+        ),
+        (
+            json!({"seed-queue-enabled": "on"}),
+            "seed-queue-enabled: must be true or false",
+        ),
     ] {
         let mut args = bad.as_object().unwrap().clone();
         // A good change beside it is not made either.
@@ -344,11 +458,18 @@ fn queue_settings_and_moves_with_bad_arguments_are_refused_naming_them() {
         let v = rpc.call("session-set", Value::Object(args));
         let result = v["result"].as_str().unwrap();
         assert!(result.contains(named), "{bad} gave: {result}");
-        assert_eq!(rpc.ok("session-get", json!({ "fields": keys })), before, "{bad} changed something");
+        assert_eq!(
+            rpc.ok("session-get", json!({ "fields": keys })),
+            before,
+            "{bad} changed something"
+        );
     }
     let q = queue(&mut rpc);
     for bad in [json!(-1), json!("first"), json!(1.5)] {
-        let v = rpc.call("torrent-set", json!({"ids": [2], "queuePosition": bad, "labels": ["x"]}));
+        let v = rpc.call(
+            "torrent-set",
+            json!({"ids": [2], "queuePosition": bad, "labels": ["x"]}),
+        );
         let result = v["result"].as_str().unwrap();
         assert!(result.contains("queuePosition"), "{bad} gave: {result}");
     }
@@ -385,15 +506,30 @@ fn a_finished_download_gives_its_slot_to_the_next_and_those_waiting_hold_no_peer
     let torrents: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     add_all(&mut rpc, &torrents);
     let fields = ["id", "status", "peersConnected", "percentDone", "doneDate"];
-    let t = rpc.wait_for("the first downloading from the seed", &fields, TIMEOUT, |t| {
-        t[0]["status"] == 4 && t[0]["peersConnected"].as_u64() > Some(0) && t[0]["percentDone"].as_f64() < Some(1.0)
-    });
+    let t = rpc.wait_for(
+        "the first downloading from the seed",
+        &fields,
+        TIMEOUT,
+        |t| {
+            t[0]["status"] == 4
+                && t[0]["peersConnected"].as_u64() > Some(0)
+                && t[0]["percentDone"].as_f64() < Some(1.0)
+        },
+    );
     for w in &t[1..] {
-        assert_eq!((w["status"].as_u64(), w["peersConnected"].as_u64()), (Some(3), Some(0)), "{t:?}");
+        assert_eq!(
+            (w["status"].as_u64(), w["peersConnected"].as_u64()),
+            (Some(3), Some(0)),
+            "{t:?}"
+        );
     }
     // Each, complete, seeds on and gives its slot to the next.
     let t = rpc.wait_for("all three complete", &fields, TIMEOUT, |t| {
-        t.iter().all(|x| x["percentDone"].as_f64() == Some(1.0) && x["status"] == 6 && x["doneDate"].as_i64() > Some(0))
+        t.iter().all(|x| {
+            x["percentDone"].as_f64() == Some(1.0)
+                && x["status"] == 6
+                && x["doneDate"].as_i64() > Some(0)
+        })
     });
     let done: Vec<i64> = t.iter().map(|x| x["doneDate"].as_i64().unwrap()).collect();
     assert!(done[0] <= done[1] && done[1] <= done[2], "{t:?}");

@@ -53,7 +53,11 @@ fn wait_settled(rpc: &mut Rpc, stopped: usize) -> Vec<Value> {
         {
             return t;
         }
-        assert!(Instant::now() < deadline, "not settled: {:?}", &t[..t.len().min(3)]);
+        assert!(
+            Instant::now() < deadline,
+            "not settled: {:?}",
+            &t[..t.len().min(3)]
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -154,9 +158,18 @@ fn a_slow_disk_and_a_slow_server_hold_up_no_rpc_call() {
         rpc.call("torrent-add", json!({ "filename": url }))
     });
     // The slow torrent is downloading: its lane has work queued.
-    rpc.wait_for("the slow torrent to be under way", &["name", "downloadedEver", "percentDone"], WAIT, |t| {
-        t.iter().any(|t| t["name"] == "slow.bin" && t["downloadedEver"].as_u64() > Some(0) && t["percentDone"].as_f64() < Some(0.9))
-    });
+    rpc.wait_for(
+        "the slow torrent to be under way",
+        &["name", "downloadedEver", "percentDone"],
+        WAIT,
+        |t| {
+            t.iter().any(|t| {
+                t["name"] == "slow.bin"
+                    && t["downloadedEver"].as_u64() > Some(0)
+                    && t["percentDone"].as_f64() < Some(0.9)
+            })
+        },
+    );
     let fields = json!({"fields": ["id", "name", "status", "percentDone", "rateDownload", "peers", "files", "fileStats", "trackerStats", "pieces"]});
     let mut took = Vec::new();
     for _ in 0..10 {
@@ -180,7 +193,8 @@ fn a_slow_disk_and_a_slow_server_hold_up_no_rpc_call() {
     );
     // The quick torrent was not held up by the slow one's disk.
     rpc.wait_for("the quick torrent", &["name", "percentDone"], WAIT, |t| {
-        t.iter().any(|t| t["name"] == "quick.bin" && t["percentDone"].as_f64() == Some(1.0))
+        t.iter()
+            .any(|t| t["name"] == "quick.bin" && t["percentDone"].as_f64() == Some(1.0))
     });
     // The server goes: the add waiting on it fails, and says so.
     drop(server);

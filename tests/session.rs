@@ -123,8 +123,14 @@ fn one_fetch_of_three_torrents_and_a_seed_with_one_torrent_missing() {
 #[test]
 fn malformed_magnet_links_are_bad_usage() {
     for (link, says) in [
-        ("magnet:?xt=urn:btih:1234", "neither 40 hex digits nor 32 base32"),
-        ("magnet:?dn=x", "no `xt=urn:btih:` or `xt=urn:btmh:` info-hash"),
+        (
+            "magnet:?xt=urn:btih:1234",
+            "neither 40 hex digits nor 32 base32",
+        ),
+        (
+            "magnet:?dn=x",
+            "no `xt=urn:btih:` or `xt=urn:btmh:` info-hash",
+        ),
         (
             "magnet:?xt=urn:btmh:1114caf1e1c30e81cb361b9ee167c4aa64228a7f",
             "is not `1220` and 64 hex digits",

@@ -20,19 +20,76 @@ use crate::util::*;
 
 /// The 70 fields of Transmission 3.00's `torrent-get`.
 const TD_FIELDS: &[&str] = &[
-    "activityDate", "addedDate", "bandwidthPriority", "comment", "corruptEver", "creator",
-    "dateCreated", "desiredAvailable", "doneDate", "downloadDir", "downloadLimit",
-    "downloadLimited", "downloadedEver", "editDate", "error", "errorString", "eta", "etaIdle",
-    "fileStats", "files", "hashString", "haveUnchecked", "haveValid", "honorsSessionLimits",
-    "id", "isFinished", "isPrivate", "isStalled", "labels", "leftUntilDone", "magnetLink",
-    "manualAnnounceTime", "maxConnectedPeers", "metadataPercentComplete", "name",
-    "peer-limit", "peers", "peersConnected", "peersFrom", "peersGettingFromUs",
-    "peersSendingToUs", "percentDone", "pieceCount", "pieceSize", "pieces", "priorities",
-    "queuePosition", "rateDownload", "rateUpload", "recheckProgress", "secondsDownloading",
-    "secondsSeeding", "seedIdleLimit", "seedIdleMode", "seedRatioLimit", "seedRatioMode",
-    "sizeWhenDone", "startDate", "status", "torrentFile", "totalSize", "trackerStats",
-    "trackers", "uploadLimit", "uploadLimited", "uploadRatio", "uploadedEver", "wanted",
-    "webseeds", "webseedsSendingToUs",
+    "activityDate",
+    "addedDate",
+    "bandwidthPriority",
+    "comment",
+    "corruptEver",
+    "creator",
+    "dateCreated",
+    "desiredAvailable",
+    "doneDate",
+    "downloadDir",
+    "downloadLimit",
+    "downloadLimited",
+    "downloadedEver",
+    "editDate",
+    "error",
+    "errorString",
+    "eta",
+    "etaIdle",
+    "fileStats",
+    "files",
+    "hashString",
+    "haveUnchecked",
+    "haveValid",
+    "honorsSessionLimits",
+    "id",
+    "isFinished",
+    "isPrivate",
+    "isStalled",
+    "labels",
+    "leftUntilDone",
+    "magnetLink",
+    "manualAnnounceTime",
+    "maxConnectedPeers",
+    "metadataPercentComplete",
+    "name",
+    "peer-limit",
+    "peers",
+    "peersConnected",
+    "peersFrom",
+    "peersGettingFromUs",
+    "peersSendingToUs",
+    "percentDone",
+    "pieceCount",
+    "pieceSize",
+    "pieces",
+    "priorities",
+    "queuePosition",
+    "rateDownload",
+    "rateUpload",
+    "recheckProgress",
+    "secondsDownloading",
+    "secondsSeeding",
+    "seedIdleLimit",
+    "seedIdleMode",
+    "seedRatioLimit",
+    "seedRatioMode",
+    "sizeWhenDone",
+    "startDate",
+    "status",
+    "torrentFile",
+    "totalSize",
+    "trackerStats",
+    "trackers",
+    "uploadLimit",
+    "uploadLimited",
+    "uploadRatio",
+    "uploadedEver",
+    "wanted",
+    "webseeds",
+    "webseedsSendingToUs",
 ];
 
 /// What rpc-version 17 (Transmission 4.0) adds to `torrent-get`, with the JSON type 4.0
@@ -68,11 +125,26 @@ const ALLOWED: &[(&str, &str)] = &[
         "share speaks rpc-version 17 (Transmission 4.0), which adds it",
     ),
     ("session-get: extra default-trackers", "rpc-version 17"),
-    ("session-get: extra script-torrent-added-enabled", "rpc-version 17"),
-    ("session-get: extra script-torrent-added-filename", "rpc-version 17"),
-    ("session-get: extra script-torrent-done-seeding-enabled", "rpc-version 17"),
-    ("session-get: extra script-torrent-done-seeding-filename", "rpc-version 17"),
-    ("session-get: extra tcp-enabled", "Transmission 4.0 returns it too"),
+    (
+        "session-get: extra script-torrent-added-enabled",
+        "rpc-version 17",
+    ),
+    (
+        "session-get: extra script-torrent-added-filename",
+        "rpc-version 17",
+    ),
+    (
+        "session-get: extra script-torrent-done-seeding-enabled",
+        "rpc-version 17",
+    ),
+    (
+        "session-get: extra script-torrent-done-seeding-filename",
+        "rpc-version 17",
+    ),
+    (
+        "session-get: extra tcp-enabled",
+        "Transmission 4.0 returns it too",
+    ),
     (
         "torrent-get[].trackers[]: extra sitename",
         "rpc-version 17 adds sitename to trackers",
@@ -122,7 +194,9 @@ fn compare(path: &str, key: &str, td: &Value, share: &Value, out: &mut Vec<Strin
         _ => {
             let (x, y) = (kind(key, td), kind(key, share));
             if x != y {
-                out.push(format!("{path}: {y} where Transmission has {x} ({td} / {share})"));
+                out.push(format!(
+                    "{path}: {y} where Transmission has {x} ({td} / {share})"
+                ));
             }
         }
     }
@@ -171,7 +245,13 @@ impl Transmission {
         let child = Command::new("transmission-daemon")
             .args(["-f", "-g"])
             .arg(&config)
-            .args(["--no-dht", "--no-lpd", "--no-portmap", "--no-blocklist", "--no-utp"])
+            .args([
+                "--no-dht",
+                "--no-lpd",
+                "--no-portmap",
+                "--no-blocklist",
+                "--no-utp",
+            ])
             .args(["-r", "127.0.0.1", "-i", "127.0.0.1", "-I", "::1"])
             .args(["-p", &rpc_port.to_string(), "-P", &peer_port.to_string()])
             .arg("-w")
@@ -189,7 +269,10 @@ impl Transmission {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(td.rpc).is_err() {
-            assert!(Instant::now() < deadline, "transmission-daemon's RPC never answered");
+            assert!(
+                Instant::now() < deadline,
+                "transmission-daemon's RPC never answered"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         td
@@ -224,7 +307,10 @@ fn add_the_same(rpc: &mut Rpc, seeded: &Path, seed_dir: &Path, empty: &Path, mag
             }),
         );
     }
-    rpc.ok("torrent-add", json!({"filename": magnets[0], "paused": true}));
+    rpc.ok(
+        "torrent-add",
+        json!({"filename": magnets[0], "paused": true}),
+    );
     rpc.ok("torrent-add", json!({"filename": magnets[1]}));
 }
 
@@ -239,7 +325,12 @@ fn session_get_and_torrent_get_have_transmission_daemons_keys_and_types() {
     d.data_file("src/sample/a.bin", 2_000_003, 71);
     d.data_file("src/sample/sub/b.txt", 6_007, 72);
     let lone = d.data_file("other/lone.bin", 70_001, 73);
-    let seeded = make_torrent(&d, &d.join("src/sample"), 32768, &["-t", &announce, "-t", &udp, "--comment", "test comment"]);
+    let seeded = make_torrent(
+        &d,
+        &d.join("src/sample"),
+        32768,
+        &["-t", &announce, "-t", &udp, "--comment", "test comment"],
+    );
     let seeded = {
         let to = d.join("sample.torrent");
         std::fs::rename(&seeded, &to).unwrap();
@@ -247,13 +338,19 @@ fn session_get_and_torrent_get_have_transmission_daemons_keys_and_types() {
     };
     let empty = torrent_of(&d, &lone, "lone.torrent", 32768, &announce);
     let hex = "0123456789abcdef0123456789abcdef01234567";
-    let named = format!("magnet:?xt=urn:btih:{hex}&dn=My+Magnet&tr={}", announce.replace(':', "%3A").replace('/', "%2F"));
+    let named = format!(
+        "magnet:?xt=urn:btih:{hex}&dn=My+Magnet&tr={}",
+        announce.replace(':', "%3A").replace('/', "%2F")
+    );
     let bare = "magnet:?xt=urn:btih:89abcdef0123456789abcdef0123456789abcdef".to_string();
 
     // The same data in each one's folder.
     for dir in ["td-dl", "dl"] {
         std::fs::create_dir_all(d.join(dir)).unwrap();
-        ok(Command::new("cp").arg("-r").arg(d.join("src")).arg(d.join(dir)));
+        ok(Command::new("cp")
+            .arg("-r")
+            .arg(d.join("src"))
+            .arg(d.join(dir)));
     }
     let td = Transmission::start(&d, &std::fs::canonicalize(d.join("td-dl")).unwrap());
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
@@ -267,22 +364,39 @@ fn session_get_and_torrent_get_have_transmission_daemons_keys_and_types() {
     // Both seed the first torrent, with a peer each (a share fetch, held to 1 kB/s so that
     // it stays), and have announced to its trackers.
     let seeding = |rpc: &mut Rpc| {
-        rpc.wait_for("seeding and announced", &["status", "peersConnected", "trackerStats", "name"], TIMEOUT, |t| {
-            let s = t.iter().find(|t| t["name"] == "sample");
-            s.is_some_and(|s| {
-                s["status"] == 6
-                    && s["peersConnected"].as_u64() >= Some(1)
-                    && s["trackerStats"].as_array().is_some_and(|l| {
-                        l.iter().any(|x| x["hasAnnounced"] == true && x["lastAnnounceSucceeded"] == true)
-                    })
-            })
-        });
+        rpc.wait_for(
+            "seeding and announced",
+            &["status", "peersConnected", "trackerStats", "name"],
+            TIMEOUT,
+            |t| {
+                let s = t.iter().find(|t| t["name"] == "sample");
+                s.is_some_and(|s| {
+                    s["status"] == 6
+                        && s["peersConnected"].as_u64() >= Some(1)
+                        && s["trackerStats"].as_array().is_some_and(|l| {
+                            l.iter().any(|x| {
+                                x["hasAnnounced"] == true && x["lastAnnounceSucceeded"] == true
+                            })
+                        })
+                })
+            },
+        );
     };
     theirs.wait_for("Transmission's check", &["status", "name"], TIMEOUT, |t| {
         t.iter().any(|t| t["name"] == "sample" && t["status"] == 6)
     });
-    let _f1 = start_fetch(&seeded, &d.join("f1"), &[td.peer], &["--max-download-rate", "1K"]);
-    let _f2 = start_fetch(&seeded, &d.join("f2"), &[daemon.proc.addr], &["--max-download-rate", "1K"]);
+    let _f1 = start_fetch(
+        &seeded,
+        &d.join("f1"),
+        &[td.peer],
+        &["--max-download-rate", "1K"],
+    );
+    let _f2 = start_fetch(
+        &seeded,
+        &d.join("f2"),
+        &[daemon.proc.addr],
+        &["--max-download-rate", "1K"],
+    );
     seeding(&mut theirs);
     seeding(&mut ours);
 
@@ -310,7 +424,10 @@ fn session_get_and_torrent_get_have_transmission_daemons_keys_and_types() {
         let mut y = y.clone();
         for (f, want) in V17_FIELDS {
             let got = kind(f, &y[*f]);
-            assert!(got == *want || (*want == "number" && got != "string"), "{f}: {got}, 4.0 has {want}: {y}");
+            assert!(
+                got == *want || (*want == "number" && got != "string"),
+                "{f}: {got}, 4.0 has {want}: {y}"
+            );
             y.as_object_mut().unwrap().remove(*f);
         }
         compare("torrent-get[]", "", x, &y, &mut diffs);
@@ -332,26 +449,55 @@ fn session_get_and_torrent_get_have_transmission_daemons_keys_and_types() {
     diffs.sort();
     diffs.dedup();
     // What was compared, for the record: the peers lists were not empty on either side.
-    let peers = |t: &[Value]| t.iter().map(|t| t["peers"].as_array().map_or(0, Vec::len)).sum::<usize>();
-    println!("peers compared: Transmission {}, share {}", peers(&a), peers(&b));
+    let peers = |t: &[Value]| {
+        t.iter()
+            .map(|t| t["peers"].as_array().map_or(0, Vec::len))
+            .sum::<usize>()
+    };
+    println!(
+        "peers compared: Transmission {}, share {}",
+        peers(&a),
+        peers(&b)
+    );
     assert!(peers(&a) > 0 && peers(&b) > 0, "no peer to compare");
-    let stats = |t: &[Value]| t.iter().map(|t| t["trackerStats"].as_array().map_or(0, Vec::len)).sum::<usize>();
-    assert!(stats(&a) >= 3 && stats(&b) >= 3, "trackerStats: {} / {}", stats(&a), stats(&b));
+    let stats = |t: &[Value]| {
+        t.iter()
+            .map(|t| t["trackerStats"].as_array().map_or(0, Vec::len))
+            .sum::<usize>()
+    };
+    assert!(
+        stats(&a) >= 3 && stats(&b) >= 3,
+        "trackerStats: {} / {}",
+        stats(&a),
+        stats(&b)
+    );
     let allowed: BTreeSet<&str> = ALLOWED.iter().map(|(d, _)| *d).collect();
     println!("differences from transmission-daemon 3.00:");
     for d in &diffs {
-        let why = ALLOWED.iter().find(|(a, _)| a == d).map_or("NOT ALLOWED", |(_, w)| w);
+        let why = ALLOWED
+            .iter()
+            .find(|(a, _)| a == d)
+            .map_or("NOT ALLOWED", |(_, w)| w);
         println!("  {d}: {why}");
     }
-    let bad: Vec<&String> = diffs.iter().filter(|d| !allowed.contains(d.as_str())).collect();
+    let bad: Vec<&String> = diffs
+        .iter()
+        .filter(|d| !allowed.contains(d.as_str()))
+        .collect();
     assert!(bad.is_empty(), "differences not allowed: {bad:#?}");
-    println!("the config folder of Transmission held {:?}", std::fs::read_dir(td.config.join("torrents")).map(|d| d.count()));
+    println!(
+        "the config folder of Transmission held {:?}",
+        std::fs::read_dir(td.config.join("torrents")).map(|d| d.count())
+    );
 }
 
 /// Bytes per second that a torrent received over `secs` seconds, by its `downloadedEver`.
 fn rate_over(rpc: &mut Rpc, id: &Value, secs: f64) -> f64 {
     let read = |rpc: &mut Rpc| {
-        let t = rpc.ok("torrent-get", json!({"ids": [id], "fields": ["downloadedEver"]}));
+        let t = rpc.ok(
+            "torrent-get",
+            json!({"ids": [id], "fields": ["downloadedEver"]}),
+        );
         t["torrents"][0]["downloadedEver"].as_f64().unwrap_or(0.0)
     };
     let (start, before) = (Instant::now(), read(rpc));
@@ -373,9 +519,18 @@ fn a_speed_limit_set_through_session_set_shows_in_session_get_and_holds_a_transf
         "session-set",
         json!({"speed-limit-down": 300, "speed-limit-down-enabled": true}),
     );
-    let s = rpc.ok("session-get", json!({"fields": ["speed-limit-down", "speed-limit-down-enabled"]}));
-    assert_eq!(s, json!({"speed-limit-down": 300, "speed-limit-down-enabled": true}));
-    let added = rpc.ok("torrent-add", json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}));
+    let s = rpc.ok(
+        "session-get",
+        json!({"fields": ["speed-limit-down", "speed-limit-down-enabled"]}),
+    );
+    assert_eq!(
+        s,
+        json!({"speed-limit-down": 300, "speed-limit-down-enabled": true})
+    );
+    let added = rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}),
+    );
     let id = added["torrent-added"]["id"].clone();
     rpc.wait_for("the first bytes", &["downloadedEver"], TIMEOUT, |t| {
         t[0]["downloadedEver"].as_u64() > Some(100_000)
@@ -387,13 +542,22 @@ fn a_speed_limit_set_through_session_set_shows_in_session_get_and_holds_a_transf
 
     // Lifted: the rest comes at once.
     rpc.ok("session-set", json!({"speed-limit-down-enabled": false}));
-    let s = rpc.ok("session-get", json!({"fields": ["speed-limit-down", "speed-limit-down-enabled"]}));
-    assert_eq!(s, json!({"speed-limit-down": 300, "speed-limit-down-enabled": false}));
+    let s = rpc.ok(
+        "session-get",
+        json!({"fields": ["speed-limit-down", "speed-limit-down-enabled"]}),
+    );
+    assert_eq!(
+        s,
+        json!({"speed-limit-down": 300, "speed-limit-down-enabled": false})
+    );
     let start = Instant::now();
     rpc.wait_for("the download", &["percentDone"], TIMEOUT, |t| {
         t[0]["percentDone"].as_f64() == Some(1.0)
     });
-    println!("the rest without the limit: {:.1} s", start.elapsed().as_secs_f64());
+    println!(
+        "the rest without the limit: {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     assert_same_file(&big, &d.join("dl/big.bin"));
 }
 
@@ -404,27 +568,70 @@ fn session_set_and_torrent_set_refuse_what_they_cannot_apply_naming_it_and_chang
     let t = make_torrent(&d, &d.join("src/pair"), 16384, &[]);
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
     let mut rpc = daemon.client();
-    let keys = ["speed-limit-up", "speed-limit-up-enabled", "pex-enabled", "peer-port", "alt-speed-enabled", "encryption"];
+    let keys = [
+        "speed-limit-up",
+        "speed-limit-up-enabled",
+        "pex-enabled",
+        "peer-port",
+        "alt-speed-enabled",
+        "encryption",
+    ];
     let before = rpc.ok("session-get", json!({ "fields": keys }));
 
     // Each of these fails the call, naming what it refuses; the good change beside it is
     // not made either.
     for (bad, named) in [
-        (json!({"totally-unknown": 1}), "totally-unknown: unknown argument"),
-        (json!({"speed-limit-down": "abc"}), "speed-limit-down: must be a whole number"),
-        (json!({"speed-limit-down": 250.7}), "speed-limit-down: must be a whole number"),
-        (json!({"speed-limit-down-enabled": 2}), "speed-limit-down-enabled: must be true or false"),
+        (
+            json!({"totally-unknown": 1}),
+            "totally-unknown: unknown argument",
+        ),
+        (
+            json!({"speed-limit-down": "abc"}),
+            "speed-limit-down: must be a whole number",
+        ),
+        (
+            json!({"speed-limit-down": 250.7}),
+            "speed-limit-down: must be a whole number",
+        ),
+        (
+            json!({"speed-limit-down-enabled": 2}),
+            "speed-limit-down-enabled: must be true or false",
+        ),
         (json!({"encryption": "bogus"}), "encryption: must be"),
-        (json!({"peer-port": 1}), "peer-port: the listening port is bound at start"),
-        (json!({"dht-enabled": true}), "dht-enabled: the DHT node starts and stops with the daemon"),
-        (json!({"lpd-enabled": true}), "lpd-enabled: local service discovery"),
-        (json!({"rename-partial-files": true}), "rename-partial-files: share writes each file"),
-        (json!({"download-queue-size": -5}), "download-queue-size: must be a whole number from 0"),
-        (json!({"seed-queue-enabled": "maybe"}), "seed-queue-enabled: must be true or false"),
-        (json!({"queue-stalled-minutes": -1}), "queue-stalled-minutes: must be a whole number from 0"),
+        (
+            json!({"peer-port": 1}),
+            "peer-port: the listening port is bound at start",
+        ),
+        (
+            json!({"dht-enabled": true}),
+            "dht-enabled: the DHT node starts and stops with the daemon",
+        ),
+        (
+            json!({"lpd-enabled": true}),
+            "lpd-enabled: local service discovery",
+        ),
+        (
+            json!({"rename-partial-files": true}),
+            "rename-partial-files: share writes each file",
+        ),
+        (
+            json!({"download-queue-size": -5}),
+            "download-queue-size: must be a whole number from 0",
+        ),
+        (
+            json!({"seed-queue-enabled": "maybe"}),
+            "seed-queue-enabled: must be true or false",
+        ),
+        (
+            json!({"queue-stalled-minutes": -1}),
+            "queue-stalled-minutes: must be a whole number from 0",
+        ),
         (json!({"version": "9"}), "version: it is read-only"),
         (json!({"download-dir": "/etc"}), "download-dir: "),
-        (json!({"alt-speed-time-begin": 2000}), "alt-speed-time-begin: must be a whole number from 0 to 1440"),
+        (
+            json!({"alt-speed-time-begin": 2000}),
+            "alt-speed-time-begin: must be a whole number from 0 to 1440",
+        ),
     ] {
         let mut args = bad.as_object().unwrap().clone();
         args.insert("speed-limit-up".into(), json!(77));
@@ -433,12 +640,19 @@ fn session_set_and_torrent_set_refuse_what_they_cannot_apply_naming_it_and_chang
         let v = rpc.call("session-set", Value::Object(args));
         let result = v["result"].as_str().unwrap();
         assert!(result.contains(named), "{bad} gave: {result}");
-        assert_eq!(rpc.ok("session-get", json!({ "fields": keys })), before, "{bad} changed something");
+        assert_eq!(
+            rpc.ok("session-get", json!({ "fields": keys })),
+            before,
+            "{bad} changed something"
+        );
     }
     // Two refusals at once are both named.
     let v = rpc.call("session-set", json!({"peer-port": 2, "cache-size-mb": 64}));
     let result = v["result"].as_str().unwrap();
-    assert!(result.contains("peer-port") && result.contains("cache-size-mb"), "{result}");
+    assert!(
+        result.contains("peer-port") && result.contains("cache-size-mb"),
+        "{result}"
+    );
 
     // What a settings dialog sends back unchanged is taken, read-only keys and all.
     let all = rpc.ok("session-get", json!({}));
@@ -483,12 +697,21 @@ fn session_set_and_torrent_set_refuse_what_they_cannot_apply_naming_it_and_chang
         "session-set",
         json!({"alt-speed-time-enabled": true, "alt-speed-time-begin": 0, "alt-speed-time-end": 0, "alt-speed-time-day": 127}),
     );
-    let s = rpc.ok("session-get", json!({"fields": ["alt-speed-enabled", "alt-speed-time-enabled", "alt-speed-time-day"]}));
-    assert_eq!(s, json!({"alt-speed-enabled": true, "alt-speed-time-enabled": true, "alt-speed-time-day": 127}));
+    let s = rpc.ok(
+        "session-get",
+        json!({"fields": ["alt-speed-enabled", "alt-speed-time-enabled", "alt-speed-time-day"]}),
+    );
+    assert_eq!(
+        s,
+        json!({"alt-speed-enabled": true, "alt-speed-time-enabled": true, "alt-speed-time-day": 127})
+    );
     rpc.ok("session-set", json!({"alt-speed-time-day": 0}));
     let s = rpc.ok("session-get", json!({"fields": ["alt-speed-enabled"]}));
     assert_eq!(s["alt-speed-enabled"], false);
-    rpc.ok("session-set", json!({"alt-speed-time-enabled": false, "alt-speed-enabled": true}));
+    rpc.ok(
+        "session-set",
+        json!({"alt-speed-time-enabled": false, "alt-speed-enabled": true}),
+    );
     let s = rpc.ok("session-get", json!({"fields": ["alt-speed-enabled"]}));
     assert_eq!(s["alt-speed-enabled"], true);
     // One schedule for both APIs: qBittorrent's scheduler keys set it too.
@@ -500,23 +723,38 @@ fn session_set_and_torrent_set_refuse_what_they_cannot_apply_naming_it_and_chang
     );
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
     let s = rpc.ok("session-get", json!({"fields": ["alt-speed-time-begin", "alt-speed-time-end", "alt-speed-time-day", "alt-speed-time-enabled"]}));
-    assert_eq!(s, json!({"alt-speed-time-begin": 1350, "alt-speed-time-end": 360, "alt-speed-time-day": 62, "alt-speed-time-enabled": false}));
+    assert_eq!(
+        s,
+        json!({"alt-speed-time-begin": 1350, "alt-speed-time-end": 360, "alt-speed-time-day": 62, "alt-speed-time-enabled": false})
+    );
     rpc.ok("session-set", json!({"alt-speed-time-day": 0}));
 
     // start-added-torrents false: a torrent added without `paused` is stopped.
-    let added = rpc.ok("torrent-add", json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}));
+    let added = rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}),
+    );
     let id = added["torrent-added"]["id"].clone();
     let t0 = rpc.ok("torrent-get", json!({"ids": [id], "fields": ["status", "labels", "bandwidthPriority", "downloadLimit", "downloadLimited"]}));
     assert_eq!(t0["torrents"][0]["status"], 0, "{t0}");
 
     // torrent-set: all or nothing too.
     for (bad, named) in [
-        (json!({"bandwidthPriority": 1}), "bandwidthPriority: share has no bandwidth priorities"),
+        (
+            json!({"bandwidthPriority": 1}),
+            "bandwidthPriority: share has no bandwidth priorities",
+        ),
         (json!({"honorsSessionLimits": false}), "honorsSessionLimits"),
         (json!({"queuePosition": -1}), "queuePosition"),
-        (json!({"trackerAdd": ["ftp://127.0.0.1:1/announce"]}), "trackerAdd: \"ftp://127.0.0.1:1/announce\" is not a tracker URL"),
+        (
+            json!({"trackerAdd": ["ftp://127.0.0.1:1/announce"]}),
+            "trackerAdd: \"ftp://127.0.0.1:1/announce\" is not a tracker URL",
+        ),
         (json!({"trackerRemove": [0]}), "trackerRemove: no tracker 0"),
-        (json!({"location": "/tmp"}), "location: use torrent-set-location"),
+        (
+            json!({"location": "/tmp"}),
+            "location: use torrent-set-location",
+        ),
         (json!({"bogusKey": 5}), "bogusKey: unknown argument"),
         (json!({"peer-limit": "x"}), "peer-limit"),
         (json!({"files-wanted": [7]}), "beyond the torrent's files"),
@@ -524,7 +762,10 @@ fn session_set_and_torrent_set_refuse_what_they_cannot_apply_naming_it_and_chang
     ] {
         let mut args = bad.as_object().unwrap().clone();
         args.insert("ids".into(), json!([id]));
-        args.insert("labels".into(), args.get("labels").cloned().unwrap_or(json!(["kept"])));
+        args.insert(
+            "labels".into(),
+            args.get("labels").cloned().unwrap_or(json!(["kept"])),
+        );
         args.insert("downloadLimit".into(), json!(99));
         args.insert("downloadLimited".into(), json!(true));
         let v = rpc.call("torrent-set", Value::Object(args));
@@ -534,24 +775,50 @@ fn session_set_and_torrent_set_refuse_what_they_cannot_apply_naming_it_and_chang
         assert_eq!(now, t0, "{bad} changed something");
     }
     rpc.ok("torrent-set", json!({"ids": [id], "labels": ["kept"], "downloadLimit": 99, "downloadLimited": true, "bandwidthPriority": 0, "queuePosition": 0}));
-    let now = rpc.ok("torrent-get", json!({"ids": [id], "fields": ["labels", "downloadLimit", "downloadLimited"]}));
-    assert_eq!(now["torrents"][0], json!({"labels": ["kept"], "downloadLimit": 99, "downloadLimited": true}));
-    rpc.ok("torrent-set", json!({"ids": [id], "downloadLimited": false}));
-    let now = rpc.ok("torrent-get", json!({"ids": [id], "fields": ["downloadLimit", "downloadLimited"]}));
-    assert_eq!(now["torrents"][0], json!({"downloadLimit": 99, "downloadLimited": false}));
+    let now = rpc.ok(
+        "torrent-get",
+        json!({"ids": [id], "fields": ["labels", "downloadLimit", "downloadLimited"]}),
+    );
+    assert_eq!(
+        now["torrents"][0],
+        json!({"labels": ["kept"], "downloadLimit": 99, "downloadLimited": true})
+    );
+    rpc.ok(
+        "torrent-set",
+        json!({"ids": [id], "downloadLimited": false}),
+    );
+    let now = rpc.ok(
+        "torrent-get",
+        json!({"ids": [id], "fields": ["downloadLimit", "downloadLimited"]}),
+    );
+    assert_eq!(
+        now["torrents"][0],
+        json!({"downloadLimit": 99, "downloadLimited": false})
+    );
 
     // The queue moves of a lone torrent leave it first (tests/queue.rs moves five).
-    for method in ["queue-move-top", "queue-move-up", "queue-move-down", "queue-move-bottom"] {
+    for method in [
+        "queue-move-top",
+        "queue-move-up",
+        "queue-move-down",
+        "queue-move-bottom",
+    ] {
         rpc.ok(method, json!({"ids": [id]}));
     }
-    let now = rpc.ok("torrent-get", json!({"ids": [id], "fields": ["queuePosition"]}));
+    let now = rpc.ok(
+        "torrent-get",
+        json!({"ids": [id], "fields": ["queuePosition"]}),
+    );
     assert_eq!(now["torrents"][0]["queuePosition"], 0);
     // The settings survive a restart.
     let mut daemon = daemon;
     daemon.proc.stop();
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
     let s = daemon.client().ok("session-get", json!({"fields": ["speed-limit-up", "speed-limit-up-enabled", "alt-speed-up", "start-added-torrents", "alt-speed-time-day"]}));
-    assert_eq!(s, json!({"speed-limit-up": 77, "speed-limit-up-enabled": true, "alt-speed-up": 40, "start-added-torrents": false, "alt-speed-time-day": 0}));
+    assert_eq!(
+        s,
+        json!({"speed-limit-up": 77, "speed-limit-up-enabled": true, "alt-speed-up": 40, "start-added-torrents": false, "alt-speed-time-day": 0})
+    );
 }
 
 #[test]
@@ -561,19 +828,44 @@ fn torrent_rename_path_renames_files_of_a_complete_torrent_which_keeps_seeding()
     let b = d.data_file("src/sample/sub/b.txt", 90_001, 62);
     let t = make_torrent(&d, &d.join("src/sample"), 16384, &[]);
     std::fs::create_dir_all(d.join("dl")).unwrap();
-    ok(Command::new("cp").arg("-r").arg(d.join("src/sample")).arg(d.join("dl/")));
+    ok(Command::new("cp")
+        .arg("-r")
+        .arg(d.join("src/sample"))
+        .arg(d.join("dl/")));
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
     let mut rpc = daemon.client();
-    let added = rpc.ok("torrent-add", json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}));
+    let added = rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}),
+    );
     let id = added["torrent-added"]["id"].clone();
-    let fields = ["status", "percentDone", "files", "name", "haveValid", "totalSize"];
+    let fields = [
+        "status",
+        "percentDone",
+        "files",
+        "name",
+        "haveValid",
+        "totalSize",
+    ];
     rpc.wait_for("seeding", &fields, TIMEOUT, |t| t[0]["status"] == 6);
 
-    let r = rpc.ok("torrent-rename-path", json!({"ids": [id], "path": "sample/a.bin", "name": "renamed.bin"}));
-    assert_eq!(r, json!({"id": id, "path": "sample/a.bin", "name": "renamed.bin"}));
-    let r = rpc.ok("torrent-rename-path", json!({"ids": [id], "path": "sample/sub", "name": "folder"}));
+    let r = rpc.ok(
+        "torrent-rename-path",
+        json!({"ids": [id], "path": "sample/a.bin", "name": "renamed.bin"}),
+    );
+    assert_eq!(
+        r,
+        json!({"id": id, "path": "sample/a.bin", "name": "renamed.bin"})
+    );
+    let r = rpc.ok(
+        "torrent-rename-path",
+        json!({"ids": [id], "path": "sample/sub", "name": "folder"}),
+    );
     assert_eq!(r["name"], "folder");
-    let r = rpc.ok("torrent-rename-path", json!({"ids": [id], "path": "sample", "name": "sample2"}));
+    let r = rpc.ok(
+        "torrent-rename-path",
+        json!({"ids": [id], "path": "sample", "name": "sample2"}),
+    );
     assert_eq!(r["name"], "sample2");
     assert_same_file(&a, &d.join("dl/sample2/renamed.bin"));
     assert_same_file(&b, &d.join("dl/sample2/folder/b.txt"));
@@ -587,14 +879,28 @@ fn torrent_rename_path_renames_files_of_a_complete_torrent_which_keeps_seeding()
         ("sample2/renamed.bin", "..", "not a plain file name"),
         ("sample2/renamed.bin", "", "not a plain file name"),
     ] {
-        let v = rpc.call("torrent-rename-path", json!({"ids": [id], "path": path, "name": name}));
-        assert!(v["result"].as_str().unwrap().contains(why), "{path} → {name:?}: {v}");
+        let v = rpc.call(
+            "torrent-rename-path",
+            json!({"ids": [id], "path": path, "name": name}),
+        );
+        assert!(
+            v["result"].as_str().unwrap().contains(why),
+            "{path} → {name:?}: {v}"
+        );
     }
-    let v = rpc.call("torrent-rename-path", json!({"ids": [], "path": "sample2", "name": "x"}));
+    let v = rpc.call(
+        "torrent-rename-path",
+        json!({"ids": [], "path": "sample2", "name": "x"}),
+    );
     assert_eq!(v["result"], "torrent-rename-path requires 1 torrent", "{v}");
 
     let shown = rpc.wait_for("seeding again", &fields, TIMEOUT, |t| t[0]["status"] == 6);
-    let names: Vec<&str> = shown[0]["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = shown[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["sample2/renamed.bin", "sample2/folder/b.txt"]);
     assert_eq!(shown[0]["name"], "sample2");
     assert_eq!(shown[0]["percentDone"].as_f64(), Some(1.0));
@@ -613,9 +919,14 @@ fn torrent_rename_path_renames_files_of_a_complete_torrent_which_keeps_seeding()
     daemon.proc.stop();
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
     let mut rpc = daemon.client();
-    let shown = rpc.wait_for("seeding after the restart", &fields, TIMEOUT, |t| t.len() == 1 && t[0]["status"] == 6);
+    let shown = rpc.wait_for("seeding after the restart", &fields, TIMEOUT, |t| {
+        t.len() == 1 && t[0]["status"] == 6
+    });
     assert_eq!(shown[0]["files"][0]["name"], "sample2/renamed.bin");
-    assert!(!d.join("dl/sample").exists(), "something was fetched again under the old name");
+    assert!(
+        !d.join("dl/sample").exists(),
+        "something was fetched again under the old name"
+    );
 }
 
 /// Checks one `torrent-get` snapshot of a magnet against itself.
@@ -625,18 +936,59 @@ fn consistent(t: &Value, total: u64) -> Result<(), String> {
     let meta = n("metadataPercentComplete") == 1.0;
     let status = t["status"].as_u64().unwrap_or(99);
     let checks = [
-        (meta == (n("totalSize") as u64 == total), "metadata known iff totalSize is the torrent's"),
+        (
+            meta == (n("totalSize") as u64 == total),
+            "metadata known iff totalSize is the torrent's",
+        ),
         (meta == (files > 0), "metadata known iff files are listed"),
-        (meta == (n("pieceCount") > 0.0), "metadata known iff pieceCount"),
+        (
+            meta == (n("pieceCount") > 0.0),
+            "metadata known iff pieceCount",
+        ),
         (meta || t["pieces"] == "", "pieces before the metadata"),
         (meta || status != 6, "seeding without metadata"),
-        (status != 6 || (n("leftUntilDone") == 0.0 && n("percentDone") == 1.0 && n("haveValid") == total as f64), "seeding but not done"),
-        (n("sizeWhenDone") <= n("totalSize"), "sizeWhenDone beyond totalSize"),
-        (n("leftUntilDone") <= n("sizeWhenDone"), "leftUntilDone beyond sizeWhenDone"),
-        (n("haveValid") <= n("totalSize"), "haveValid beyond totalSize"),
-        (t["files"].as_array().is_some_and(|f| f.iter().map(|f| f["length"].as_u64().unwrap_or(0)).sum::<u64>() == n("totalSize") as u64), "files do not add up to totalSize"),
-        (t["fileStats"].as_array().map_or(0, Vec::len) == files && t["wanted"].as_array().map_or(0, Vec::len) == files && t["priorities"].as_array().map_or(0, Vec::len) == files, "files, fileStats, wanted, priorities of different lengths"),
-        (n("sizeWhenDone") == 0.0 || (n("percentDone") - (n("sizeWhenDone") - n("leftUntilDone")) / n("sizeWhenDone")).abs() < 1e-9, "percentDone is not (sizeWhenDone - leftUntilDone) / sizeWhenDone"),
+        (
+            status != 6
+                || (n("leftUntilDone") == 0.0
+                    && n("percentDone") == 1.0
+                    && n("haveValid") == total as f64),
+            "seeding but not done",
+        ),
+        (
+            n("sizeWhenDone") <= n("totalSize"),
+            "sizeWhenDone beyond totalSize",
+        ),
+        (
+            n("leftUntilDone") <= n("sizeWhenDone"),
+            "leftUntilDone beyond sizeWhenDone",
+        ),
+        (
+            n("haveValid") <= n("totalSize"),
+            "haveValid beyond totalSize",
+        ),
+        (
+            t["files"].as_array().is_some_and(|f| {
+                f.iter()
+                    .map(|f| f["length"].as_u64().unwrap_or(0))
+                    .sum::<u64>()
+                    == n("totalSize") as u64
+            }),
+            "files do not add up to totalSize",
+        ),
+        (
+            t["fileStats"].as_array().map_or(0, Vec::len) == files
+                && t["wanted"].as_array().map_or(0, Vec::len) == files
+                && t["priorities"].as_array().map_or(0, Vec::len) == files,
+            "files, fileStats, wanted, priorities of different lengths",
+        ),
+        (
+            n("sizeWhenDone") == 0.0
+                || (n("percentDone")
+                    - (n("sizeWhenDone") - n("leftUntilDone")) / n("sizeWhenDone"))
+                .abs()
+                    < 1e-9,
+            "percentDone is not (sizeWhenDone - leftUntilDone) / sizeWhenDone",
+        ),
         (status != 6 || n("eta") == -1.0, "eta of a seed"),
     ];
     match checks.iter().find(|(ok, _)| !ok) {
@@ -657,10 +1009,19 @@ fn a_magnets_fields_agree_at_every_moment_and_its_metainfo_lands_in_config_dir()
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
     let mut rpc = daemon.client();
     // Slow enough to be seen downloading.
-    rpc.ok("session-set", json!({"speed-limit-down": 1000, "speed-limit-down-enabled": true}));
-    let config = PathBuf::from(rpc.ok("session-get", json!({"fields": ["config-dir"]}))["config-dir"].as_str().unwrap());
+    rpc.ok(
+        "session-set",
+        json!({"speed-limit-down": 1000, "speed-limit-down-enabled": true}),
+    );
+    let config = PathBuf::from(
+        rpc.ok("session-get", json!({"fields": ["config-dir"]}))["config-dir"]
+            .as_str()
+            .unwrap(),
+    );
     assert!(config.is_dir(), "config-dir {config:?} is no folder");
-    let kept = config.join("torrents").join(format!("{}.torrent", hash.to_hex()));
+    let kept = config
+        .join("torrents")
+        .join(format!("{}.torrent", hash.to_hex()));
 
     let added = rpc.ok("torrent-add", json!({"filename": magnet}));
     let id = added["torrent-added"]["id"].clone();
@@ -702,10 +1063,25 @@ fn tracker_stats_say_what_each_tracker_answered() {
     let (_tracker, announce) = tracker();
     let dead = "http://127.0.0.1:1/announce";
     d.data_file("src/t/a.bin", 100_003, 41);
-    let t = make_torrent(&d, &d.join("src/t"), 16384, &["-t", dead, "-t", &announce, "-t", "udp://127.0.0.1:1/announce"]);
+    let t = make_torrent(
+        &d,
+        &d.join("src/t"),
+        16384,
+        &[
+            "-t",
+            dead,
+            "-t",
+            &announce,
+            "-t",
+            "udp://127.0.0.1:1/announce",
+        ],
+    );
     let daemon = Daemon::start(&d.join("dl"), &d.join("state"), &[]);
     let mut rpc = daemon.client();
-    rpc.ok("torrent-add", json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}));
+    rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}),
+    );
     let t = rpc.wait_for("an answer", &["trackerStats"], TIMEOUT, |t| {
         t[0]["trackerStats"][1]["lastAnnounceSucceeded"] == true
     });
@@ -713,10 +1089,18 @@ fn tracker_stats_say_what_each_tracker_answered() {
     println!("{}", serde_json::to_string_pretty(stats).unwrap());
     assert_eq!(stats.len(), 3);
     for s in stats {
-        assert_eq!(s.as_object().unwrap().len(), 27, "26 keys and sitename: {s}");
+        assert_eq!(
+            s.as_object().unwrap().len(),
+            27,
+            "26 keys and sitename: {s}"
+        );
     }
     let (down, up, backup) = (&stats[0], &stats[1], &stats[2]);
-    let port = announce.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap();
+    let port = announce
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap();
     assert_eq!(down["host"], "http://127.0.0.1:1");
     assert_eq!(up["host"], format!("http://127.0.0.1:{port}"));
     assert_eq!(backup["host"], "udp://127.0.0.1:1");
@@ -724,31 +1108,68 @@ fn tracker_stats_say_what_each_tracker_answered() {
     assert_eq!(down["hasAnnounced"], true);
     assert_ne!(down["lastAnnounceResult"], "", "{down}");
     assert_eq!(up["lastAnnounceResult"], "Success");
-    assert_eq!(up["announceState"], 1, "waiting for its next announce: {up}");
-    assert!(up["nextAnnounceTime"].as_i64() > up["lastAnnounceTime"].as_i64(), "{up}");
+    assert_eq!(
+        up["announceState"], 1,
+        "waiting for its next announce: {up}"
+    );
+    assert!(
+        up["nextAnnounceTime"].as_i64() > up["lastAnnounceTime"].as_i64(),
+        "{up}"
+    );
     assert_eq!(up["isBackup"], false);
     assert_eq!((up["tier"].as_u64(), up["id"].as_u64()), (Some(1), Some(1)));
     // The tracker counted us: a seeder (share's tracker says so in its answer).
     assert!(up["seederCount"].as_i64() >= Some(0), "{up}");
     // The third tier was never needed: a backup with nothing planned.
     assert_eq!(backup["isBackup"], true);
-    assert_eq!((backup["announceState"].as_u64(), backup["nextAnnounceTime"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (
+            backup["announceState"].as_u64(),
+            backup["nextAnnounceTime"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
     assert_eq!(backup["hasAnnounced"], false);
 
     // Trackers changed through torrent-set: the working one replaced by another, which is
     // announced to at once; then the dead one removed. Kept across a restart.
     let (_other, announce2) = tracker();
-    rpc.ok("torrent-set", json!({"ids": [1], "trackerReplace": [1, announce2]}));
-    let t = rpc.wait_for("the new tracker's answer", &["trackerStats", "trackers", "magnetLink"], TIMEOUT, |t| {
-        t[0]["trackerStats"][1]["announce"] == announce2.as_str()
-            && t[0]["trackerStats"][1]["lastAnnounceSucceeded"] == true
-    });
-    assert!(!t[0]["trackers"].to_string().contains(&announce), "{}", t[0]["trackers"]);
+    rpc.ok(
+        "torrent-set",
+        json!({"ids": [1], "trackerReplace": [1, announce2]}),
+    );
+    let t = rpc.wait_for(
+        "the new tracker's answer",
+        &["trackerStats", "trackers", "magnetLink"],
+        TIMEOUT,
+        |t| {
+            t[0]["trackerStats"][1]["announce"] == announce2.as_str()
+                && t[0]["trackerStats"][1]["lastAnnounceSucceeded"] == true
+        },
+    );
+    assert!(
+        !t[0]["trackers"].to_string().contains(&announce),
+        "{}",
+        t[0]["trackers"]
+    );
     rpc.ok("torrent-set", json!({"ids": [1], "trackerRemove": [0]}));
     let tiers = |t: &Value| -> Vec<(String, u64)> {
-        t["trackers"].as_array().unwrap().iter().map(|x| (x["announce"].as_str().unwrap().to_owned(), x["tier"].as_u64().unwrap())).collect()
+        t["trackers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["announce"].as_str().unwrap().to_owned(),
+                    x["tier"].as_u64().unwrap(),
+                )
+            })
+            .collect()
     };
-    let want = vec![(announce2.clone(), 0), ("udp://127.0.0.1:1/announce".to_string(), 1)];
+    let want = vec![
+        (announce2.clone(), 0),
+        ("udp://127.0.0.1:1/announce".to_string(), 1),
+    ];
     assert_eq!(tiers(&rpc.torrents(&["trackers"])[0]), want);
     let mut daemon = daemon;
     daemon.proc.stop();
@@ -758,9 +1179,15 @@ fn tracker_stats_say_what_each_tracker_answered() {
 
     // Stopped: nothing planned anywhere.
     rpc.ok("torrent-stop", json!({}));
-    let t = rpc.wait_for("stopped", &["trackerStats", "status"], TIMEOUT, |t| t[0]["status"] == 0);
+    let t = rpc.wait_for("stopped", &["trackerStats", "status"], TIMEOUT, |t| {
+        t[0]["status"] == 0
+    });
     for s in t[0]["trackerStats"].as_array().unwrap() {
-        assert_eq!((s["announceState"].as_u64(), s["nextAnnounceTime"].as_u64()), (Some(0), Some(0)), "{s}");
+        assert_eq!(
+            (s["announceState"].as_u64(), s["nextAnnounceTime"].as_u64()),
+            (Some(0), Some(0)),
+            "{s}"
+        );
     }
 }
 
@@ -775,22 +1202,46 @@ fn an_incomplete_torrent_lives_in_incomplete_dir_and_moves_when_complete() {
     let mut rpc = daemon.client();
     rpc.ok("session-set", json!({"incomplete-dir": "partial", "incomplete-dir-enabled": true, "speed-limit-down": 500, "speed-limit-down-enabled": true}));
     let root = std::fs::canonicalize(d.join("dl")).unwrap();
-    let s = rpc.ok("session-get", json!({"fields": ["incomplete-dir", "incomplete-dir-enabled"]}));
-    assert_eq!(s, json!({"incomplete-dir": root.join("partial"), "incomplete-dir-enabled": true}));
+    let s = rpc.ok(
+        "session-get",
+        json!({"fields": ["incomplete-dir", "incomplete-dir-enabled"]}),
+    );
+    assert_eq!(
+        s,
+        json!({"incomplete-dir": root.join("partial"), "incomplete-dir-enabled": true})
+    );
     // Outside the download folder: refused.
     let v = rpc.call("session-set", json!({"incomplete-dir": "/tmp"}));
-    assert!(v["result"].as_str().unwrap().contains("incomplete-dir"), "{v}");
+    assert!(
+        v["result"].as_str().unwrap().contains("incomplete-dir"),
+        "{v}"
+    );
 
-    rpc.ok("torrent-add", json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}));
+    rpc.ok(
+        "torrent-add",
+        json!({"metainfo": base64_encode(&std::fs::read(&t).unwrap())}),
+    );
     let fields = ["downloadDir", "percentDone", "status", "downloadedEver"];
-    let t0 = rpc.wait_for("some bytes", &fields, TIMEOUT, |t| t[0]["downloadedEver"].as_u64() > Some(0));
-    assert_eq!(t0[0]["downloadDir"], root.to_str().unwrap(), "downloadDir names where it goes");
-    assert!(d.join("dl/partial/inc.bin").exists(), "not downloading into the incomplete folder");
+    let t0 = rpc.wait_for("some bytes", &fields, TIMEOUT, |t| {
+        t[0]["downloadedEver"].as_u64() > Some(0)
+    });
+    assert_eq!(
+        t0[0]["downloadDir"],
+        root.to_str().unwrap(),
+        "downloadDir names where it goes"
+    );
+    assert!(
+        d.join("dl/partial/inc.bin").exists(),
+        "not downloading into the incomplete folder"
+    );
     assert!(!d.join("dl/inc.bin").exists());
     rpc.ok("session-set", json!({"speed-limit-down-enabled": false}));
     rpc.wait_for("moved and seeding", &fields, TIMEOUT, |t| {
         t[0]["status"] == 6 && d.join("dl/inc.bin").exists()
     });
     assert_same_file(&data, &d.join("dl/inc.bin"));
-    assert!(!d.join("dl/partial/inc.bin").exists(), "the incomplete copy stayed");
+    assert!(
+        !d.join("dl/partial/inc.bin").exists(),
+        "the incomplete copy stayed"
+    );
 }

@@ -158,9 +158,18 @@ fn utp_with_rc4_against_libtorrent_both_ways_ten_runs_each() {
                 .args(["--listen", "127.0.0.1:0", "--encryption", "require"])
                 .args(["--peer", &seed.addr.to_string()]),
         );
-        assert_eq!(fetch.wait(TIMEOUT).0, Some(0), "run {run}: {}", fetch.stderr());
+        assert_eq!(
+            fetch.wait(TIMEOUT).0,
+            Some(0),
+            "run {run}: {}",
+            fetch.stderr()
+        );
         assert_same_file(&file, &dst.join("f.bin"));
-        assert!(fetch.stderr().contains("via=µTP, MSE RC4"), "{}", fetch.stderr());
+        assert!(
+            fetch.stderr().contains("via=µTP, MSE RC4"),
+            "{}",
+            fetch.stderr()
+        );
     }
     drop(seed);
     // share seeds over µTP, requiring encryption; libtorrent fetches with RC4 forced.
@@ -177,7 +186,13 @@ fn utp_with_rc4_against_libtorrent_both_ways_ten_runs_each() {
             "fetch",
             &t,
             &dst,
-            &["--force-rc4", "--timeout", "60", "--peer", &share_seed.addr.to_string()],
+            &[
+                "--force-rc4",
+                "--timeout",
+                "60",
+                "--peer",
+                &share_seed.addr.to_string(),
+            ],
         );
         assert!(
             f.wait_line(|l| l == "done", TIMEOUT).is_some(),

@@ -64,7 +64,14 @@ fn libtorrent_reads_shares_v2_and_hybrid_torrents_with_the_same_hashes() {
         let out = ok(share()
             .arg("create")
             .arg(&content)
-            .args(["--piece-length", "16384", "--no-date", "--format", format, "-o"])
+            .args([
+                "--piece-length",
+                "16384",
+                "--no-date",
+                "--format",
+                format,
+                "-o",
+            ])
             .arg(&t));
         let lines: Vec<&str> = out.lines().collect();
         let n = lines.len();
@@ -72,7 +79,11 @@ fn libtorrent_reads_shares_v2_and_hybrid_torrents_with_the_same_hashes() {
         assert!(lines[n - 2].starts_with("info-hash-v2: "), "{out}");
         let v2 = lines[n - 2]["info-hash-v2: ".len()..].to_string();
         assert_eq!(v2.len(), 64);
-        assert_eq!(lines[n - 3].starts_with("info-hash: "), format == "hybrid", "{out}");
+        assert_eq!(
+            lines[n - 3].starts_with("info-hash: "),
+            format == "hybrid",
+            "{out}"
+        );
         assert!(lines[n - 1].contains(&format!("xt=urn:btmh:1220{v2}")));
         // libtorrent's own torrent of the same folder has the same hashes.
         let theirs = d.join(&format!("lt-{format}.torrent"));
@@ -83,12 +94,19 @@ fn libtorrent_reads_shares_v2_and_hybrid_torrents_with_the_same_hashes() {
             .args(["--piece-length", "16384", "--format", format]));
         let (lt_ours, lt_theirs) = (libtorrent_view(&t), libtorrent_view(&theirs));
         assert_eq!(lt_ours["info_hash_v2"], Value::from(v2), "{format}");
-        assert_eq!(lt_ours["info_hash_v2"], lt_theirs["info_hash_v2"], "{format}");
+        assert_eq!(
+            lt_ours["info_hash_v2"], lt_theirs["info_hash_v2"],
+            "{format}"
+        );
         assert_eq!(lt_ours["info_hash"], lt_theirs["info_hash"], "{format}");
         assert_eq!(lt_ours["files"], lt_theirs["files"], "{format}");
     }
     // The default stays v1, mktorrent's hash.
-    let out = ok(share().arg("create").arg(&content).args(["--no-date", "-o"]).arg(d.join("v1.torrent")));
+    let out = ok(share()
+        .arg("create")
+        .arg(&content)
+        .args(["--no-date", "-o"])
+        .arg(d.join("v1.torrent")));
     assert!(!out.contains("info-hash-v2"), "{out}");
 }
 
@@ -111,7 +129,10 @@ fn inspect_reads_a_magnet_link() {
     assert!(human.contains("info-hash-v2: caf1e1c3"), "{human}");
     let bad = run(share().args(["inspect", "magnet:?xt=urn:btmh:1220abc"]));
     assert_eq!(bad.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("1220"), "a clear error");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("1220"),
+        "a clear error"
+    );
 }
 
 fn same_tree(a: &std::path::Path, b: &std::path::Path) {
@@ -214,7 +235,14 @@ fn libtorrent_fetches_shares_v2_and_hybrid_torrents_from_a_share_seed() {
         ok(share()
             .arg("create")
             .arg(&content)
-            .args(["--piece-length", "16384", "--format", format, "--quiet", "-o"])
+            .args([
+                "--piece-length",
+                "16384",
+                "--format",
+                format,
+                "--quiet",
+                "-o",
+            ])
             .arg(&t));
         let mut seed = Proc::start(
             share()
@@ -238,9 +266,15 @@ fn libtorrent_fetches_shares_v2_and_hybrid_torrents_from_a_share_seed() {
         seed.stop();
         // A v2-only torrent's connection is in the v2 swarm; libtorrent takes the hybrid
         // through its v1 hash (encrypted, it does not upgrade): the v1 view serves it.
-        let want = if format == "v2" { "swarm=\"v2\"" } else { "swarm=\"v1\"" };
+        let want = if format == "v2" {
+            "swarm=\"v2\""
+        } else {
+            "swarm=\"v1\""
+        };
         assert!(
-            seed.stderr().lines().any(|l| l.contains("connected") && l.contains(want)),
+            seed.stderr()
+                .lines()
+                .any(|l| l.contains("connected") && l.contains(want)),
             "{format}: {}",
             seed.stderr()
         );
@@ -253,8 +287,19 @@ fn received_by_peer(stderr: &str) -> Vec<(String, u64)> {
         .lines()
         .filter(|l| l.contains("peer totals"))
         .filter_map(|l| {
-            let peer = l.split("peer=").nth(1)?.split_whitespace().next()?.to_string();
-            let n = l.split("received=").nth(1)?.split_whitespace().next()?.parse().ok()?;
+            let peer = l
+                .split("peer=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .to_string();
+            let n = l
+                .split("received=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
             Some((peer, n))
         })
         .collect()
@@ -312,7 +357,14 @@ fn a_peer_sending_one_bad_block_of_a_v2_torrent_is_banned_and_the_fetch_complete
     let out = ok(share()
         .arg("create")
         .arg(&file)
-        .args(["--piece-length", "65536", "--format", "v2", "--no-date", "-o"])
+        .args([
+            "--piece-length",
+            "65536",
+            "--format",
+            "v2",
+            "--no-date",
+            "-o",
+        ])
         .arg(&t));
     let v2 = out
         .lines()
@@ -379,14 +431,20 @@ fn a_peer_sending_one_bad_block_of_a_v2_torrent_is_banned_and_the_fetch_complete
     let err = fetch.stderr();
     assert_eq!(code, Some(0), "{err}");
     assert_same_file(&file, &d.join("dst/one.bin"));
-    assert!(served.load(std::sync::atomic::Ordering::Relaxed) > 0, "the liar was never asked");
+    assert!(
+        served.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the liar was never asked"
+    );
     let banned: Vec<&str> = err.lines().filter(|l| l.contains("banned peer")).collect();
     assert_eq!(banned.len(), 1, "{err}");
     assert!(
         banned[0].contains(&liar.to_string()) && banned[0].contains("failed its merkle check"),
         "{err}"
     );
-    assert!(err.contains("a block failed its merkle check"), "the log names the block: {err}");
+    assert!(
+        err.contains("a block failed its merkle check"),
+        "the log names the block: {err}"
+    );
 }
 
 #[test]
@@ -401,24 +459,40 @@ fn the_daemon_fetches_v2_and_hybrid_torrents_by_torrent_and_magnet_and_streams_t
         let out = ok(share()
             .arg("create")
             .arg(&content)
-            .args(["--piece-length", "16384", "--format", format, "--no-date", "-t", &url, "-o"])
+            .args([
+                "--piece-length",
+                "16384",
+                "--format",
+                format,
+                "--no-date",
+                "-t",
+                &url,
+                "-o",
+            ])
             .arg(&t));
         let v2 = out
             .lines()
             .find_map(|l| l.strip_prefix("info-hash-v2: "))
             .unwrap()
             .to_string();
-        let v1 = out.lines().find_map(|l| l.strip_prefix("info-hash: ")).map(str::to_string);
+        let v1 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("info-hash: "))
+            .map(str::to_string);
         torrents.push((format, t, v1, v2));
     }
     // One seed for each: two torrents of one folder and name are refused in one session.
-    let seeds: Vec<Proc> = torrents.iter().map(|(_, t, _, _)| start_seed(t, d.path(), &[])).collect();
+    let seeds: Vec<Proc> = torrents
+        .iter()
+        .map(|(_, t, _, _)| start_seed(t, d.path(), &[]))
+        .collect();
     for (i, (format, t, v1, v2)) in torrents.iter().enumerate() {
         let seed = &seeds[i];
         for by in ["torrent", "magnet"] {
             let dl = d.join(&format!("daemon-{format}-{by}"));
             std::fs::create_dir_all(&dl).unwrap();
-            let daemon = crate::daemon::Daemon::start(&dl, &d.join(&format!("state-{format}-{by}")), &[]);
+            let daemon =
+                crate::daemon::Daemon::start(&dl, &d.join(&format!("state-{format}-{by}")), &[]);
             let mut rpc = daemon.client();
             let args = if by == "torrent" {
                 json!({"metainfo": crate::daemon::base64_encode(&std::fs::read(t).unwrap())})
@@ -428,15 +502,24 @@ fn the_daemon_fetches_v2_and_hybrid_torrents_by_torrent_and_magnet_and_streams_t
             let added = rpc.ok("torrent-add", args);
             let want = v1.clone().unwrap_or_else(|| v2.clone());
             // A v2 magnet names only the v2 hash until the metadata shows a hybrid's v1.
-            let first = if by == "magnet" { v2.clone() } else { want.clone() };
-            assert_eq!(added["torrent-added"]["hashString"], json!(first), "{format} by {by}");
+            let first = if by == "magnet" {
+                v2.clone()
+            } else {
+                want.clone()
+            };
+            assert_eq!(
+                added["torrent-added"]["hashString"],
+                json!(first),
+                "{format} by {by}"
+            );
             rpc.wait_for(
                 &format!("{format} by {by}"),
                 &["id", "percentDone", "files"],
                 TIMEOUT,
                 |t| {
                     t.first().is_some_and(|x| {
-                        x["percentDone"] == 1.0 && x["files"].as_array().is_some_and(|f| f.len() == 6)
+                        x["percentDone"] == 1.0
+                            && x["files"].as_array().is_some_and(|f| f.len() == 6)
                     })
                 },
             );
@@ -447,7 +530,11 @@ fn the_daemon_fetches_v2_and_hybrid_torrents_by_torrent_and_magnet_and_streams_t
             // A stream of c_big.bin (file 2) reads the file.
             let a = crate::daemon::http(
                 daemon.rpc,
-                &format!("GET /stream/{}/2 HTTP/1.1\nHost: {}", &want[..40], daemon.rpc),
+                &format!(
+                    "GET /stream/{}/2 HTTP/1.1\nHost: {}",
+                    &want[..40],
+                    daemon.rpc
+                ),
                 b"",
             );
             assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
@@ -458,7 +545,11 @@ fn the_daemon_fetches_v2_and_hybrid_torrents_by_torrent_and_magnet_and_streams_t
 }
 
 /// Waits until every file under `src` has its copy under `dst`, byte for byte.
-fn wait_same_files(src: &std::path::Path, dst: &std::path::Path, timeout: std::time::Duration) -> bool {
+fn wait_same_files(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    timeout: std::time::Duration,
+) -> bool {
     let deadline = std::time::Instant::now() + timeout;
     let mut files = Vec::new();
     let mut stack = vec![src.to_path_buf()];
@@ -494,12 +585,20 @@ fn a_v1_only_client_rtorrent_fetches_a_share_hybrid_through_its_v1_view() {
     }
     let d = Dir::new();
     let content = folder(&d);
-    let tracker = Proc::start(share().args(["tracker", "--listen", "127.0.0.1:0", "--interval", "5"]));
+    let tracker =
+        Proc::start(share().args(["tracker", "--listen", "127.0.0.1:0", "--interval", "5"]));
     let t = d.join("hybrid.torrent");
     ok(share()
         .arg("create")
         .arg(&content)
-        .args(["--piece-length", "16384", "--format", "hybrid", "--quiet", "-o"])
+        .args([
+            "--piece-length",
+            "16384",
+            "--format",
+            "hybrid",
+            "--quiet",
+            "-o",
+        ])
         .arg(&t)
         .args(["--tracker", &format!("http://{}/announce", tracker.addr)]));
     let mut seed = Proc::start(
@@ -541,7 +640,9 @@ fn a_v1_only_client_rtorrent_fetches_a_share_hybrid_through_its_v1_view() {
         seed.stderr()
     );
     assert!(
-        seed.stderr().lines().any(|l| l.contains("connected") && l.contains("swarm=\"v1\"")),
+        seed.stderr()
+            .lines()
+            .any(|l| l.contains("connected") && l.contains("swarm=\"v1\"")),
         "{}",
         seed.stderr()
     );

@@ -79,7 +79,13 @@ fn torrent(content: &Path, out: &Path, piece: u32, web_seeds: &[&str]) -> PathBu
     let mut c = share();
     c.arg("create")
         .arg(content)
-        .args(["-q", "--no-date", "--piece-length", &piece.to_string(), "-o"])
+        .args([
+            "-q",
+            "--no-date",
+            "--piece-length",
+            &piece.to_string(),
+            "-o",
+        ])
         .arg(out);
     for w in web_seeds {
         c.args(["--web-seed", w]);
@@ -128,7 +134,12 @@ fn peers_received(log: &str) -> u64 {
 }
 
 fn same_tree(a: &Path, b: &Path) {
-    let out = Command::new("diff").arg("-r").arg(a).arg(b).output().unwrap();
+    let out = Command::new("diff")
+        .arg("-r")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{} and {} differ: {}",
@@ -207,7 +218,10 @@ fn a_web_seed_and_a_rate_limited_seed_share_the_work() {
         "6 MiB: web seed alone {web_only:.1} s, peer alone {peer_only:.1} s, both {both:.1} s \
          (web seed sent {web}, the peer {peer})"
     );
-    assert!(web > 0 && peer > 0, "one source did all: web {web}, peer {peer}\n{log}");
+    assert!(
+        web > 0 && peer > 0,
+        "one source did all: web {web}, peer {peer}\n{log}"
+    );
 }
 
 #[test]
@@ -230,7 +244,10 @@ fn a_server_that_ignores_ranges_is_dropped_with_a_warning_and_memory_stays_bound
     assert_same_file(&file, &d.join("out/big.bin"));
     let err = f.stderr();
     assert!(err.contains("ignores HTTP ranges"), "no warning: {err}");
-    eprintln!("fetch peak RSS {} MiB beside a server sending 96 MiB files whole", peak >> 20);
+    eprintln!(
+        "fetch peak RSS {} MiB beside a server sending 96 MiB files whole",
+        peak >> 20
+    );
     assert!(peak < 90 << 20, "peak RSS {} MiB", peak >> 20);
     assert!(server.stderr().contains("-> 200"), "{}", server.stderr());
 }
@@ -273,8 +290,14 @@ fn a_missing_file_goes_to_peers_and_a_corrupt_server_is_dropped() {
     assert!(log.contains("does not have stuff/z.bin"), "{log}");
     // Asked once per request that was in flight when the first 404 came (two at most).
     let server = missing.stderr();
-    let asked = server.lines().filter(|l| l.contains("z.bin") && l.contains("-> 404")).count();
-    assert!((1..=2).contains(&asked), "z.bin was asked again after its 404: {server}");
+    let asked = server
+        .lines()
+        .filter(|l| l.contains("z.bin") && l.contains("-> 404"))
+        .count();
+    assert!(
+        (1..=2).contains(&asked),
+        "z.bin was asked again after its 404: {server}"
+    );
     assert!(web_received(&log) > 0, "{log}");
     // A corrupt file: the server is dropped at its first piece that fails, no peer is
     // blamed, the fetch completes. (The whole file, so that the piece cannot have come from
@@ -320,7 +343,10 @@ fn a_magnet_with_ws_uses_the_web_seed_beside_the_peer_that_gave_the_metadata() {
     assert_eq!(code, Some(0), "{}", p.stderr());
     assert_same_file(&file, &d.join("out/m.bin"));
     let web = web_received(&p.stderr());
-    eprintln!("magnet with ws=: {:.1} s, web seed sent {web}", started.elapsed().as_secs_f64());
+    eprintln!(
+        "magnet with ws=: {:.1} s, web seed sent {web}",
+        started.elapsed().as_secs_f64()
+    );
     assert!(web > 0, "{}", p.stderr());
 }
 
@@ -334,7 +360,12 @@ fn libtorrent_downloads_a_share_torrent_from_its_nginx_web_seed_alone() {
     let one = d.data_file("www/solo é.bin", 500_001, 12);
     let nginx = Nginx::start(&d.join("nginx"), &d.join("www"), None);
     for (name, content, is_dir) in [("folder", &folder, true), ("single", &one, false)] {
-        let t = torrent(content, &d.join(&format!("{name}.torrent")), 16384, &[&nginx.url]);
+        let t = torrent(
+            content,
+            &d.join(&format!("{name}.torrent")),
+            16384,
+            &[&nginx.url],
+        );
         let dst = d.join(&format!("lt-{name}"));
         std::fs::create_dir_all(&dst).unwrap();
         let mut lt = Proc::start(
@@ -358,7 +389,11 @@ fn libtorrent_downloads_a_share_torrent_from_its_nginx_web_seed_alone() {
         }
     }
     let log = std::fs::read_to_string(d.join("nginx/access.log")).unwrap();
-    assert!(log.to_lowercase().contains("lib%20test/sub%20dir%20%c3%a9/b%26c%20%231.bin"), "{log}");
+    assert!(
+        log.to_lowercase()
+            .contains("lib%20test/sub%20dir%20%c3%a9/b%26c%20%231.bin"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -84,7 +84,11 @@ pub fn answer_from_layer(tree: FileTree, layer: &[Hash], r: &HashRange) -> Optio
     if !tree.valid(r) || r.base < h || layer.len() as u64 != tree.pieces() {
         return None;
     }
-    answer(&layer_nodes(tree, layer, r.base), merkle::pad_hash(r.base), r)
+    answer(
+        &layer_nodes(tree, layer, r.base),
+        merkle::pad_hash(r.base),
+        r,
+    )
 }
 
 /// Answers `r` from a file's block hashes (all of them, unpadded): any layer.
@@ -134,9 +138,18 @@ pub fn answer_within_piece(
     uncles.truncate(want);
     if uncles.len() < want {
         let mut nodes = layer.to_vec();
-        nodes.resize(merkle::num_leafs(tree.pieces()) as usize, merkle::pad_hash(h));
+        nodes.resize(
+            merkle::num_leafs(tree.pieces()) as usize,
+            merkle::pad_hash(h),
+        );
         let more = (want - uncles.len()) as u32;
-        uncles.extend(merkle::uncles(&nodes, merkle::pad_hash(h), piece, 1, more - 1));
+        uncles.extend(merkle::uncles(
+            &nodes,
+            merkle::pad_hash(h),
+            piece,
+            1,
+            more - 1,
+        ));
     }
     if uncles.len() != want {
         return None;
@@ -226,7 +239,10 @@ pub fn accept_layer(
     if proof.root().as_ref() != Some(root) {
         return Err(HashError::Proof);
     }
-    let real = tree.pieces().saturating_sub(r.index as u64).min(r.length as u64) as usize;
+    let real = tree
+        .pieces()
+        .saturating_sub(r.index as u64)
+        .min(r.length as u64) as usize;
     Ok(base[..real].to_vec())
 }
 
@@ -264,7 +280,10 @@ pub fn accept_blocks(
     if &merkle::root(hashes, r.length as u64, [0; 32]) != piece_hash {
         return Err(HashError::Proof);
     }
-    let real = tree.blocks().saturating_sub(r.index as u64).min(r.length as u64) as usize;
+    let real = tree
+        .blocks()
+        .saturating_sub(r.index as u64)
+        .min(r.length as u64) as usize;
     Ok(hashes[..real].to_vec())
 }
 

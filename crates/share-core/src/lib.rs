@@ -79,7 +79,8 @@ impl InfoHashes {
     /// The v2 hash cut to 20 bytes: what v2 swarms use in handshakes, trackers, the DHT
     /// and LSD.
     pub fn v2_short(&self) -> Option<InfoHash> {
-        self.v2.map(|h| InfoHash(h[..20].try_into().expect("20 of 32 bytes")))
+        self.v2
+            .map(|h| InfoHash(h[..20].try_into().expect("20 of 32 bytes")))
     }
 
     /// The 20-byte key a torrent is known by in a session: its v1 hash when it has one,

@@ -258,7 +258,10 @@ mod tests {
         let h = Magnet::parse(&format!("{v2}&xt=urn:btih:{HEX}")).unwrap();
         assert_eq!(h.info_hash.to_hex(), HEX);
         assert!(h.hashes.v2.is_some());
-        for bad in ["1220abc", "1120caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e"] {
+        for bad in [
+            "1220abc",
+            "1120caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e",
+        ] {
             assert!(matches!(
                 Magnet::parse(&format!("magnet:?xt=urn:btmh:{bad}")),
                 Err(MagnetError::BadV2Hash(_))

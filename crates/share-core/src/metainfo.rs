@@ -161,10 +161,11 @@ impl Info {
     /// `files`, and the piece's number inside it.
     pub fn piece_file(&self, index: u32) -> Option<(usize, u32)> {
         let start = index as u64 * self.piece_length as u64;
-        let i = self
+        let i = self.files.partition_point(|f| f.offset + f.length <= start);
+        let f = self
             .files
-            .partition_point(|f| f.offset + f.length <= start);
-        let f = self.files.get(i).filter(|f| !f.padding && f.offset <= start)?;
+            .get(i)
+            .filter(|f| !f.padding && f.offset <= start)?;
         let first = f.offset / self.piece_length as u64;
         Some((i, index - first as u32))
     }
@@ -425,7 +426,10 @@ pub struct V2Piece {
 /// Reads `piece layers` (its raw bytes): a dictionary of 32-byte roots to concatenated
 /// hashes. Each layer must have one hash per piece of a file longer than a piece with that
 /// root and hash to it; layers of unknown roots are ignored.
-fn read_piece_layers(raw: &[u8], info: &Info) -> Result<std::collections::HashMap<Hash, Vec<Hash>>, MetainfoError> {
+fn read_piece_layers(
+    raw: &[u8],
+    info: &Info,
+) -> Result<std::collections::HashMap<Hash, Vec<Hash>>, MetainfoError> {
     let bad = |what: String| MetainfoError::BadPieceLayers(what);
     let dict: std::collections::BTreeMap<serde_bytes::ByteBuf, serde_bytes::ByteBuf> =
         serde_bencode::from_bytes(raw).map_err(|_| bad("not a dictionary of strings".into()))?;
@@ -437,7 +441,10 @@ fn read_piece_layers(raw: &[u8], info: &Info) -> Result<std::collections::HashMa
             .try_into()
             .map_err(|_| bad(format!("a key of {} bytes, not 32", key.len())))?;
         if !value.len().is_multiple_of(32) {
-            return Err(bad(format!("the layer of {} is not whole hashes", hex::encode(root))));
+            return Err(bad(format!(
+                "the layer of {} is not whole hashes",
+                hex::encode(root)
+            )));
         }
         let Some(file) = info
             .files

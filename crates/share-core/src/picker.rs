@@ -680,7 +680,10 @@ mod tests {
         let run = p.pick_run(99, &all, 5, |_| false);
         // Whole pieces only after the first: two pieces (four blocks), consecutive, unless
         // the run starts at the last piece.
-        assert!(run.len() == 4 || (run.len() == 2 && run[0].index == 7), "{run:?}");
+        assert!(
+            run.len() == 4 || (run.len() == 2 && run[0].index == 7),
+            "{run:?}"
+        );
         assert!(run.windows(2).all(|w| {
             (w[1].index, w[1].begin) == (w[0].index, w[0].begin + B)
                 || (w[1].index, w[1].begin) == (w[0].index + 1, 0)
@@ -691,7 +694,11 @@ mod tests {
         let one = q.pick(1, &Bitfield::full(1), 1, true, |_| false);
         assert_eq!(one.len(), 1);
         let run = q.pick_run(99, &Bitfield::full(1), 4, |_| false);
-        assert_eq!(run, vec![q.block(0, 1 - one[0].begin / B)], "the piece's free block");
+        assert_eq!(
+            run,
+            vec![q.block(0, 1 - one[0].begin / B)],
+            "the piece's free block"
+        );
         // Endgame: the block out to the peer, never one of its own.
         let dup = q.pick_run(99, &Bitfield::full(1), 4, |b| *b == run[0]);
         assert_eq!(dup, one);

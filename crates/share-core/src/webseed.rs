@@ -72,7 +72,9 @@ impl Get {
 /// padding files are left out (their bytes are zeros).
 pub fn requests(base: &str, info: &Info, offset: u64, len: u64) -> Vec<Get> {
     let end = offset.saturating_add(len).min(info.total_length);
-    let first = info.files.partition_point(|f| f.offset + f.length <= offset);
+    let first = info
+        .files
+        .partition_point(|f| f.offset + f.length <= offset);
     info.files[first..]
         .iter()
         .enumerate()
@@ -96,7 +98,10 @@ pub fn requests(base: &str, info: &Info, offset: u64, len: u64) -> Vec<Get> {
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => {
-            a.is_loopback() || a.is_private() || a.is_link_local() || a.is_unspecified()
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
                 || a.octets()[0] == 0
                 || (a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64)
         }
@@ -257,7 +262,9 @@ impl Seat {
     }
 
     fn next_pause(&mut self) -> Duration {
-        let pause = FIRST_PAUSE.saturating_mul(1 << self.failures.min(6)).min(MAX_PAUSE);
+        let pause = FIRST_PAUSE
+            .saturating_mul(1 << self.failures.min(6))
+            .min(MAX_PAUSE);
         self.failures += 1;
         pause
     }
@@ -271,7 +278,9 @@ impl Seat {
         if sole {
             self.drop_for("a piece it alone sent failed verification".into());
         } else if self.bad_pieces >= MAX_BAD_PIECES {
-            self.drop_for(format!("{MAX_BAD_PIECES} pieces it sent failed verification"));
+            self.drop_for(format!(
+                "{MAX_BAD_PIECES} pieces it sent failed verification"
+            ));
         }
         self.dropped.is_some()
     }
@@ -303,7 +312,10 @@ mod tests {
         let b = s.failed(Failure::Transport, now);
         assert!(matches!((a, b), (Verdict::Pause(x), Verdict::Pause(y)) if y > x));
         s.answered();
-        assert_eq!(s.failed(Failure::Status(502), now), Verdict::Pause(FIRST_PAUSE));
+        assert_eq!(
+            s.failed(Failure::Status(502), now),
+            Verdict::Pause(FIRST_PAUSE)
+        );
         // Bad pieces shared with others: dropped after a few.
         assert!(!s.bad_piece(false));
         assert!(!s.bad_piece(false));
@@ -315,13 +327,21 @@ mod tests {
         let mut s = Seat::default();
         assert!(s.bad_piece(true));
         let mut s = Seat::default();
-        assert!(matches!(s.failed(Failure::NoRanges, now), Verdict::Drop(w) if w.contains("ranges")));
+        assert!(
+            matches!(s.failed(Failure::NoRanges, now), Verdict::Drop(w) if w.contains("ranges"))
+        );
         let mut s = Seat::default();
-        assert!(matches!(s.failed(Failure::Status(403), now), Verdict::Drop(_)));
+        assert!(matches!(
+            s.failed(Failure::Status(403), now),
+            Verdict::Drop(_)
+        ));
         let mut s = Seat::default();
         s.failed(Failure::BadAnswer, now);
         s.failed(Failure::BadAnswer, now);
-        assert!(matches!(s.failed(Failure::BadAnswer, now), Verdict::Drop(_)));
+        assert!(matches!(
+            s.failed(Failure::BadAnswer, now),
+            Verdict::Drop(_)
+        ));
     }
 
     fn entry(path: &[&str], offset: u64, length: u64, padding: bool) -> FileEntry {
@@ -356,8 +376,14 @@ mod tests {
     #[test]
     fn urls_join_as_bep_19_says() {
         let one = info(true, vec![entry(&[], 0, 10, false)]);
-        assert_eq!(file_url("http://h/x.iso", &one, &one.files[0]), "http://h/x.iso");
-        assert_eq!(file_url("http://h/pub/", &one, &one.files[0]), "http://h/pub/My%20Stuff");
+        assert_eq!(
+            file_url("http://h/x.iso", &one, &one.files[0]),
+            "http://h/x.iso"
+        );
+        assert_eq!(
+            file_url("http://h/pub/", &one, &one.files[0]),
+            "http://h/pub/My%20Stuff"
+        );
         let many = info(false, vec![entry(&["dir é", "a&b.txt"], 0, 10, false)]);
         assert_eq!(
             file_url("http://h/pub", &many, &many.files[0]),
@@ -383,21 +409,49 @@ mod tests {
         );
         let got = requests("http://h/", &i, 50, 17000);
         assert_eq!(got.len(), 3);
-        assert_eq!((got[0].file, got[0].first, got[0].last, got[0].at), (0, 50, 99, 0));
-        assert_eq!((got[1].file, got[1].first, got[1].last, got[1].at), (2, 0, 49, 16334));
-        assert_eq!((got[2].file, got[2].first, got[2].last, got[2].at), (4, 0, 615, 16384));
+        assert_eq!(
+            (got[0].file, got[0].first, got[0].last, got[0].at),
+            (0, 50, 99, 0)
+        );
+        assert_eq!(
+            (got[1].file, got[1].first, got[1].last, got[1].at),
+            (2, 0, 49, 16334)
+        );
+        assert_eq!(
+            (got[2].file, got[2].first, got[2].last, got[2].at),
+            (4, 0, 615, 16384)
+        );
         assert_eq!(got[2].range(), "bytes=0-615");
-        assert!(requests("http://h/", &i, 100, 16284).is_empty(), "padding only");
+        assert!(
+            requests("http://h/", &i, 100, 16284).is_empty(),
+            "padding only"
+        );
     }
 
     #[test]
     fn a_public_server_may_not_redirect_inward() {
         let public: IpAddr = "93.184.216.34".parse().unwrap();
-        for inside in ["127.0.0.1", "10.1.2.3", "192.168.1.1", "169.254.1.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "100.64.0.1"] {
-            assert!(!redirect_allowed(public, inside.parse().unwrap()), "{inside}");
+        for inside in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "169.254.1.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+        ] {
+            assert!(
+                !redirect_allowed(public, inside.parse().unwrap()),
+                "{inside}"
+            );
         }
         assert!(redirect_allowed(public, "1.1.1.1".parse().unwrap()));
         let local: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(redirect_allowed(local, "127.0.0.2".parse().unwrap()), "loopback to loopback");
+        assert!(
+            redirect_allowed(local, "127.0.0.2".parse().unwrap()),
+            "loopback to loopback"
+        );
     }
 }

@@ -444,10 +444,13 @@ mod tests {
             buf.put_u32(len);
             buf.put_u8(22);
             buf.put_slice(&vec![0; len as usize - 1]);
-            assert!(matches!(
-                decode(&mut buf, 1 << 20),
-                Err(WireError::BadLength { id: 22, .. })
-            ), "{len}");
+            assert!(
+                matches!(
+                    decode(&mut buf, 1 << 20),
+                    Err(WireError::BadLength { id: 22, .. })
+                ),
+                "{len}"
+            );
         }
         let mut buf = BytesMut::new();
         buf.put_u32(50);
@@ -517,7 +520,9 @@ mod tests {
         assert_eq!(back, h);
         assert!(back.supports_extensions() && back.supports_fast());
         assert!(!back.supports_dht() && !back.supports_v2());
-        assert!(Handshake::decode(&h.with_v2(true).encode()).unwrap().supports_v2());
+        assert!(Handshake::decode(&h.with_v2(true).encode())
+            .unwrap()
+            .supports_v2());
         assert!(Handshake::decode(&h.with_dht(true).encode())
             .unwrap()
             .supports_dht());

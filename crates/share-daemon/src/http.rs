@@ -47,11 +47,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
-        registry: Handle,
-        config: &DaemonConfig,
-        bound: SocketAddr,
-    ) -> AppState {
+    pub fn new(registry: Handle, config: &DaemonConfig, bound: SocketAddr) -> AppState {
         let session_id: String = (0..48)
             .map(|_| {
                 const C: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

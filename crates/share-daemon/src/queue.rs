@@ -180,10 +180,9 @@ impl Entry {
             return false;
         }
         match (&self.handle, self.state()) {
-            (Some(h), Some(State::Downloading | State::Seeding | State::Paused)) => h
-                .stats
-                .complete
-                .load(std::sync::atomic::Ordering::Relaxed),
+            (Some(h), Some(State::Downloading | State::Seeding | State::Paused)) => {
+                h.stats.complete.load(std::sync::atomic::Ordering::Relaxed)
+            }
             _ => self.saved.done != 0,
         }
     }

@@ -173,18 +173,20 @@ fn find_target(r: &mut Registry, hash: &InfoHash, index: usize) -> Result<Target
             .filter(|(_, f)| !f.padding)
             .collect();
         let Some(&(slot, f)) = files.get(index) else {
-            return Err((
-                StatusCode::NOT_FOUND,
-                "404: no such file in the torrent\n",
-            ));
+            return Err((StatusCode::NOT_FOUND, "404: no such file in the torrent\n"));
         };
         let prefix = e
             .saved
             .download_dir
             .strip_prefix(&r.download_root)
             .map_err(|_| (StatusCode::FORBIDDEN, "403: outside the download folder\n"))?;
-        let layout = share_storage::Layout::for_torrent(r.root.clone(), prefix, info)
-            .map_err(|_| (StatusCode::FORBIDDEN, "403: the torrent's paths are not usable\n"))?;
+        let layout =
+            share_storage::Layout::for_torrent(r.root.clone(), prefix, info).map_err(|_| {
+                (
+                    StatusCode::FORBIDDEN,
+                    "403: the torrent's paths are not usable\n",
+                )
+            })?;
         let t = Target {
             root: r.root.clone(),
             rel: layout.slots[slot].path.clone(),

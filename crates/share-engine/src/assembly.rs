@@ -80,9 +80,15 @@ pub enum Finished {
 }
 
 enum Body {
-    Buffered { buf: PieceBuf, present: Vec<bool> },
+    Buffered {
+        buf: PieceBuf,
+        present: Vec<bool>,
+    },
     /// Blocks ahead of the hash, by offset; `gap` once one of them could not be held.
-    Streamed { held: BTreeMap<usize, Bytes>, gap: bool },
+    Streamed {
+        held: BTreeMap<usize, Bytes>,
+        gap: bool,
+    },
 }
 
 struct Piece {
@@ -133,7 +139,10 @@ impl Assembler {
     fn start(&mut self, size: usize, v2_bytes: Option<usize>) -> Piece {
         let buffer = (size <= BUFFERED_MAX)
             .then(|| {
-                let mut buf = self.pool.pop().or_else(|| self.budget.alloc(self.piece_length))?;
+                let mut buf = self
+                    .pool
+                    .pop()
+                    .or_else(|| self.budget.alloc(self.piece_length))?;
                 buf.set_len(size).then_some(buf)
             })
             .flatten();
@@ -381,7 +390,10 @@ mod tests {
             pair.reverse();
         }
         for (begin, block) in b {
-            assert!(matches!(a.add(0, size, begin, block, None), Placed::WriteThrough(_)));
+            assert!(matches!(
+                a.add(0, size, begin, block, None),
+                Placed::WriteThrough(_)
+            ));
         }
         assert_eq!(a.held, 0);
         let Some(Finished::Streamed { ok, .. }) = a.finish(0, &v1(expected)) else {
@@ -417,7 +429,8 @@ mod tests {
             a.add(0, MAX_BLOCK as usize, 0, data.clone(), None),
             Placed::WriteThrough(_)
         ));
-        let Some(Finished::Streamed { ok, .. }) = a.finish(0, &v1(Sha1::digest(&data).into())) else {
+        let Some(Finished::Streamed { ok, .. }) = a.finish(0, &v1(Sha1::digest(&data).into()))
+        else {
             panic!()
         };
         assert!(ok);
@@ -455,7 +468,11 @@ mod tests {
             let mut bad = blocks[1].1.to_vec();
             bad[100] ^= 1;
             for (n, blk) in blocks.iter().enumerate().take(4) {
-                let b = if n == 1 { Bytes::from(bad.clone()) } else { blk.1.clone() };
+                let b = if n == 1 {
+                    Bytes::from(bad.clone())
+                } else {
+                    blk.1.clone()
+                };
                 a.add(1, size, blk.0, b, Some(file_len));
             }
             let (ok, leaves) = match a.finish(1, &expected).unwrap() {
@@ -476,9 +493,19 @@ mod tests {
         let data = vec![9u8; MAX_BLOCK as usize];
         let node = merkle::piece_hash(&merkle::leaves(&data), data.len() as u64, MAX_BLOCK);
         let sha1: [u8; 20] = Sha1::digest(&data).into();
-        for (v1_hash, v2_node, want) in [(sha1, node, true), ([0; 20], node, false), (sha1, [0; 32], false)] {
+        for (v1_hash, v2_node, want) in [
+            (sha1, node, true),
+            ([0; 20], node, false),
+            (sha1, [0; 32], false),
+        ] {
             let mut a = Assembler::new(MAX_BLOCK, MemoryBudget::default());
-            a.add(0, data.len(), 0, Bytes::from(data.clone()), Some(data.len()));
+            a.add(
+                0,
+                data.len(),
+                0,
+                Bytes::from(data.clone()),
+                Some(data.len()),
+            );
             let e = Expected {
                 v1: Some(v1_hash),
                 v2: Some((v2_node, data.len() as u64)),

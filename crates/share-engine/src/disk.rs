@@ -40,9 +40,14 @@ pub enum Job {
         data: PieceBuf,
     },
     /// Write a block of a piece being assembled on disk.
-    Block { offset: u64, data: Bytes },
+    Block {
+        offset: u64,
+        data: Bytes,
+    },
     /// Every block of verified piece `index` is queued before this: answer `Done::Stored`.
-    Stored { index: u32 },
+    Stored {
+        index: u32,
+    },
     /// Piece `index` (`len` bytes at `offset`) is on disk, hashed up to `from` by `hasher`:
     /// hash the rest from the disk and compare with `expected` (`Done::Checked`).
     HashRest {
@@ -170,7 +175,10 @@ impl DiskPool {
     }
 
     /// Runs `f` on a worker and gives back what it returns (`None` if the pool is gone).
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send(Box::new(move || {
@@ -202,8 +210,8 @@ fn run_job(store: &mut Store, job: Job) -> Result<Option<Done>, String> {
             expected,
             v2_ok,
         } => {
-            let ok = v2_ok.unwrap_or(true)
-                && hash_rest(store, offset, len, from, *hasher, &expected);
+            let ok =
+                v2_ok.unwrap_or(true) && hash_rest(store, offset, len, from, *hasher, &expected);
             Ok(Some(Done::Checked { index, ok }))
         }
         Job::Leaves {
@@ -382,7 +390,10 @@ mod tests {
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
         // B's one job did not wait for all of A's.
         let b_after = b_after.or_else(|| b_done.try_recv().ok().map(|_| seen.len()));
-        assert!(b_after.is_some_and(|n| n < 4 * BATCH), "B ran after {b_after:?} of A's");
+        assert!(
+            b_after.is_some_and(|n| n < 4 * BATCH),
+            "B ran after {b_after:?} of A's"
+        );
         drop((a_tx, b_tx));
         a.await.unwrap();
         b.await.unwrap();

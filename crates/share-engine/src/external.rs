@@ -139,12 +139,18 @@ mod tests {
         e.dht("45.1.0.9".parse().unwrap());
         assert_eq!(e.address().unwrap().1, Source::Dht);
         // A LAN peer's view and one voter are not enough.
-        e.vote("192.168.1.5".parse().unwrap(), "192.168.1.10".parse().unwrap());
+        e.vote(
+            "192.168.1.5".parse().unwrap(),
+            "192.168.1.10".parse().unwrap(),
+        );
         e.vote("8.8.8.8".parse().unwrap(), "45.1.0.2".parse().unwrap());
         e.vote("8.8.8.9".parse().unwrap(), "45.1.0.2".parse().unwrap());
         assert_eq!(e.address().unwrap().1, Source::Dht, "one subnet");
         e.vote("9.9.9.9".parse().unwrap(), "45.1.0.2".parse().unwrap());
-        assert_eq!(e.address(), Some(("45.1.0.2".parse().unwrap(), Source::Peers)));
+        assert_eq!(
+            e.address(),
+            Some(("45.1.0.2".parse().unwrap(), Source::Peers))
+        );
         e.set_mapped(Some("45.1.0.3:7000".parse().unwrap()));
         assert_eq!(e.address().unwrap().1, Source::Mapping);
         assert_eq!(e.port(6881), 7000);

@@ -162,10 +162,14 @@ async fn map_upnp(config: &MapConfig, local: IpAddr) -> Result<Mapped, String> {
     let mut ports = Vec::new();
     for (proto, port) in wanted {
         let local_addr = SocketAddr::new(local, port);
-        let mut result = gateway.add_port(proto, port, local_addr, lease, "share").await;
+        let mut result = gateway
+            .add_port(proto, port, local_addr, lease, "share")
+            .await;
         if matches!(result, Err(AddPortError::OnlyPermanentLeasesSupported)) {
             lease = 0;
-            result = gateway.add_port(proto, port, local_addr, lease, "share").await;
+            result = gateway
+                .add_port(proto, port, local_addr, lease, "share")
+                .await;
         }
         let external = match result {
             Ok(()) => port,
@@ -224,11 +228,11 @@ async fn map_pmp(config: &MapConfig, gateway: Ipv4Addr, local: IpAddr) -> Result
     };
     let external_ip = match first.mapping_type() {
         crab_nat::PortMappingType::Pcp { external_ip, .. } => external_ip,
-        crab_nat::PortMappingType::NatPmp => {
-            IpAddr::V4(crab_nat::natpmp::external_address(IpAddr::V4(gateway), Some(timeouts))
+        crab_nat::PortMappingType::NatPmp => IpAddr::V4(
+            crab_nat::natpmp::external_address(IpAddr::V4(gateway), Some(timeouts))
                 .await
-                .map_err(|e| format!("the NAT-PMP gateway gave no external address ({e})"))?)
-        }
+                .map_err(|e| format!("the NAT-PMP gateway gave no external address ({e})"))?,
+        ),
     };
     Ok(Mapped {
         external: SocketAddr::new(external_ip, first.external_port().get()),
@@ -242,10 +246,11 @@ async fn map_pmp(config: &MapConfig, gateway: Ipv4Addr, local: IpAddr) -> Result
 /// once (a router that speaks only one answers without waiting for the other's search to
 /// time out), the first mapping is kept, and one the other way made later is removed.
 async fn map(config: &MapConfig) -> Result<Mapped, String> {
-    let gateway = gateway_on(config.interface.as_deref()).ok_or_else(|| match &config.interface {
-        Some(i) => format!("no default gateway through interface {i}"),
-        None => "no default gateway".to_owned(),
-    })?;
+    let gateway =
+        gateway_on(config.interface.as_deref()).ok_or_else(|| match &config.interface {
+            Some(i) => format!("no default gateway through interface {i}"),
+            None => "no default gateway".to_owned(),
+        })?;
     let local = local_for(config, Some(gateway)).ok_or("no address towards the gateway")?;
     let (c1, c2) = (config.clone(), config.clone());
     let mut upnp = tokio::spawn(async move { map_upnp(&c1, local).await });
@@ -290,7 +295,13 @@ impl Mapped {
                         config.udp_port.unwrap_or(config.tcp_port)
                     };
                     gateway
-                        .add_port(*proto, *external, SocketAddr::new(local, port), *lease, "share")
+                        .add_port(
+                            *proto,
+                            *external,
+                            SocketAddr::new(local, port),
+                            *lease,
+                            "share",
+                        )
                         .await
                         .map_err(|e| e.to_string())?;
                 }
@@ -337,7 +348,11 @@ impl Mapped {
 
 /// Maps the session's ports until `shutdown`, keeping `status` current, then removes the
 /// mappings. Says the outcome once, and again when it changes.
-pub async fn run(config: MapConfig, status: watch::Sender<Reachability>, shutdown: CancellationToken) {
+pub async fn run(
+    config: MapConfig,
+    status: watch::Sender<Reachability>,
+    shutdown: CancellationToken,
+) {
     let mut current: Option<Mapped> = None;
     let mut gateway = gateway_on(config.interface.as_deref());
     loop {
@@ -359,7 +374,10 @@ pub async fn run(config: MapConfig, status: watch::Sender<Reachability>, shutdow
                     tracing::info!("{r}");
                     status.send_replace(r);
                 }
-                current.as_ref().map_or(RECHECK, Mapped::renew_in).min(RECHECK)
+                current
+                    .as_ref()
+                    .map_or(RECHECK, Mapped::renew_in)
+                    .min(RECHECK)
             }
             Some(m) => m.renew_in().min(RECHECK),
         };
@@ -400,10 +418,14 @@ mod tests {
 
     #[test]
     fn the_default_gateway_is_read_from_the_routing_table() {
-        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        let table =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
             eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
             eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
-        assert_eq!(gateway_from_table(table, None), Some(Ipv4Addr::new(192, 168, 1, 1)));
+        assert_eq!(
+            gateway_from_table(table, None),
+            Some(Ipv4Addr::new(192, 168, 1, 1))
+        );
         assert_eq!(gateway_from_table("Iface\n", None), None);
         // Bound to an interface: only its own default route counts.
         assert_eq!(
@@ -420,6 +442,9 @@ mod tests {
             method: "UPnP",
             gateway: "192.168.1.1".parse().unwrap(),
         };
-        assert_eq!(r.to_string(), "reachable at 203.0.113.7:6881 (UPnP on 192.168.1.1)");
+        assert_eq!(
+            r.to_string(),
+            "reachable at 203.0.113.7:6881 (UPnP on 192.168.1.1)"
+        );
     }
 }

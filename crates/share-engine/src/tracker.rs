@@ -280,7 +280,11 @@ impl Client {
         let a = Announce {
             info_hash: self.me.info_hash,
             peer_id: self.me.peer_id,
-            port: self.me.external.as_ref().map_or(self.me.port, |e| e.port(self.me.port)),
+            port: self
+                .me
+                .external
+                .as_ref()
+                .map_or(self.me.port, |e| e.port(self.me.port)),
             uploaded: self.stats.uploaded.load(Ordering::Relaxed),
             downloaded: self.stats.downloaded.load(Ordering::Relaxed),
             // Before a magnet's metadata arrives the size is unknown: say one piece is left.

@@ -78,7 +78,13 @@ impl TrackerBoard {
     }
 
     /// One tracker's entry, created if new.
-    pub(crate) fn with(&self, writer: u64, url: &str, tier: usize, f: impl FnOnce(&mut TrackerStatus)) {
+    pub(crate) fn with(
+        &self,
+        writer: u64,
+        url: &str,
+        tier: usize,
+        f: impl FnOnce(&mut TrackerStatus),
+    ) {
         self.update(writer, |list| {
             let i = match list.iter().position(|t| t.url == url) {
                 Some(i) => i,

@@ -81,7 +81,10 @@ impl Uploads {
 
     /// Where `b` lies, and its offset inside that unit.
     fn locate(&self, b: &BlockRef) -> (Unit, usize) {
-        ((b.index, b.begin / self.unit), (b.begin % self.unit) as usize)
+        (
+            (b.index, b.begin / self.unit),
+            (b.begin % self.unit) as usize,
+        )
     }
 
     fn block(&self, buf: &PieceBuf, b: &BlockRef) -> Option<Bytes> {

@@ -73,7 +73,10 @@ pub struct WebSeed {
 /// Where `url` points: its host's first address.
 async fn host_ip(url: &reqwest::Url) -> Option<IpAddr> {
     let host = url.host_str()?;
-    if let Ok(ip) = host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+    if let Ok(ip) = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+    {
         return Some(ip);
     }
     let port = url.port_or_known_default().unwrap_or(80);
@@ -103,13 +106,19 @@ impl WebSeed {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(refused("not an http or https URL"));
         }
-        let literal = parsed
-            .host_str()
-            .and_then(|h| h.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().ok());
+        let literal = parsed.host_str().and_then(|h| {
+            h.trim_matches(|c| c == '[' || c == ']')
+                .parse::<IpAddr>()
+                .ok()
+        });
         let ip = if egress.is_proxied() {
             literal
         } else {
-            Some(host_ip(&parsed).await.ok_or_else(|| refused("its host has no address"))?)
+            Some(
+                host_ip(&parsed)
+                    .await
+                    .ok_or_else(|| refused("its host has no address"))?,
+            )
         };
         if loopback_only && !ip.is_some_and(|ip| ip.is_loopback()) {
             return Err(refused("not on loopback (SHARE_LOOPBACK_ONLY)"));
@@ -121,10 +130,11 @@ impl WebSeed {
             if a.previous().len() >= MAX_REDIRECTS {
                 return a.error(format!("more than {MAX_REDIRECTS} redirects"));
             }
-            let target = a
-                .url()
-                .host_str()
-                .and_then(|h| h.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().ok());
+            let target = a.url().host_str().and_then(|h| {
+                h.trim_matches(|c| c == '[' || c == ']')
+                    .parse::<IpAddr>()
+                    .ok()
+            });
             match target {
                 Some(t) if !redirect_allowed(ip, t) || (loopback_only && !t.is_loopback()) => {
                     a.error("a redirect from a public server to an internal address")

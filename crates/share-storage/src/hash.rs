@@ -168,7 +168,9 @@ pub fn check_v2(
                     loop {
                         let k = next.fetch_add(1, Ordering::Relaxed) as usize;
                         let Some(&index) = picked.get(k) else { break };
-                        let Some(e) = expected[index as usize] else { continue };
+                        let Some(e) = expected[index as usize] else {
+                            continue;
+                        };
                         let (offset, _) = layout.piece_range(index);
                         let mut leaves = Vec::with_capacity(e.bytes.div_ceil(merkle::BLOCK));
                         let mut done = 0;
@@ -212,7 +214,10 @@ pub fn check_v2(
 /// hybrid the SHA-1 of each piece of the padded v1 stream.
 #[derive(Debug)]
 pub struct V2Hashes {
-    pub files: Vec<(Option<share_core::merkle::Hash>, Option<Vec<share_core::merkle::Hash>>)>,
+    pub files: Vec<(
+        Option<share_core::merkle::Hash>,
+        Option<Vec<share_core::merkle::Hash>>,
+    )>,
     pub v1_pieces: Option<Vec<u8>>,
 }
 
@@ -256,7 +261,9 @@ pub fn hash_v2(
                     let mut open: Option<(usize, std::fs::File)> = None;
                     while !stop.load(Ordering::Relaxed) {
                         let u = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let Some(&(file, k)) = units.get(u) else { break };
+                        let Some(&(file, k)) = units.get(u) else {
+                            break;
+                        };
                         let (path, len) = &files[file];
                         if open.as_ref().map(|(i, _)| *i) != Some(file) {
                             match std::fs::File::open(path) {
@@ -276,10 +283,17 @@ pub fn hash_v2(
                         while done < n {
                             let m = (n - done).min(buf.len());
                             let dst = &mut buf.as_mut_slice()[..m];
-                            if let Err(e) = std::os::unix::fs::FileExt::read_exact_at(f, dst, start + done as u64) {
+                            if let Err(e) = std::os::unix::fs::FileExt::read_exact_at(
+                                f,
+                                dst,
+                                start + done as u64,
+                            ) {
                                 stop.store(true, Ordering::Relaxed);
                                 return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                                    StorageError::ShortFile { path: path.clone(), expected: *len }
+                                    StorageError::ShortFile {
+                                        path: path.clone(),
+                                        expected: *len,
+                                    }
                                 } else {
                                     StorageError::io(path)(e)
                                 });
@@ -305,7 +319,11 @@ pub fn hash_v2(
                             <[u8; 20]>::from(h.finalize())
                         });
                         let piece = if *len > pl {
-                            PieceOut::Node(merkle::root(&leaves, pl / merkle::BLOCK as u64, [0; 32]))
+                            PieceOut::Node(merkle::root(
+                                &leaves,
+                                pl / merkle::BLOCK as u64,
+                                [0; 32],
+                            ))
                         } else {
                             PieceOut::Leaves(leaves)
                         };
@@ -443,7 +461,9 @@ mod tests {
             .map(|(path, len, seed)| {
                 let p = path.iter().fold(dir.path().to_path_buf(), |p, c| p.join(c));
                 std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-                let data: Vec<u8> = (0..*len).map(|j| ((j * 31 + seed * 7) % 251) as u8).collect();
+                let data: Vec<u8> = (0..*len)
+                    .map(|j| ((j * 31 + seed * 7) % 251) as u8)
+                    .collect();
                 std::fs::write(&p, data).unwrap();
                 (p, *len as u64)
             })
@@ -488,14 +508,26 @@ mod tests {
     #[test]
     fn a_v2_torrents_pieces_are_checked_by_their_merkle_nodes() {
         use crate::root::{Links, Root};
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/v2/multi_v2.torrent");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/v2/multi_v2.torrent"
+        );
         let m = share_core::Metainfo::from_bytes(&std::fs::read(path).unwrap()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let spec = [("a_small.txt", 1000, 1), ("b_mid.bin", 40000, 2), ("c_big.bin", 200000, 3), ("d_empty", 0, 4), ("sub/e_exact.bin", 65536, 5), ("sub/f_two.bin", 131077, 6)];
+        let spec = [
+            ("a_small.txt", 1000, 1),
+            ("b_mid.bin", 40000, 2),
+            ("c_big.bin", 200000, 3),
+            ("d_empty", 0, 4),
+            ("sub/e_exact.bin", 65536, 5),
+            ("sub/f_two.bin", 131077, 6),
+        ];
         for (rel, len, seed) in spec {
             let p = dir.path().join("v2test").join(rel);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            let data: Vec<u8> = (0..len).map(|j| ((j * 31 + seed * 7) % 251) as u8).collect();
+            let data: Vec<u8> = (0..len)
+                .map(|j| ((j * 31 + seed * 7) % 251) as u8)
+                .collect();
             std::fs::write(p, data).unwrap();
         }
         let root = std::sync::Arc::new(Root::open(dir.path(), Links::refuse(), false).unwrap());
@@ -520,6 +552,9 @@ mod tests {
         std::fs::write(&c, data).unwrap();
         std::fs::remove_file(dir.path().join("v2test/sub/f_two.bin")).unwrap();
         let ok = check_v2(&layout, &expected, None, 2, &AtomicU64::new(0));
-        assert_eq!(ok, [true, true, true, true, false, true, true, false, false, false]);
+        assert_eq!(
+            ok,
+            [true, true, true, true, false, true, true, false, false, false]
+        );
     }
 }

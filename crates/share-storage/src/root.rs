@@ -282,7 +282,13 @@ impl Root {
     /// outside?
     fn classify(&self, rel: &Path, op: Op) -> StorageError {
         let root = self.fd.as_ref().expect("a confined root");
-        let why = match rustix::fs::openat2(root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), BENEATH) {
+        let why = match rustix::fs::openat2(
+            root,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            BENEATH,
+        ) {
             Err(Errno::XDEV) => LinkWhy::Outside,
             _ => LinkWhy::Inside,
         };
@@ -312,7 +318,10 @@ impl Root {
             let (want, mode) = if last {
                 (flags | OFlags::CLOEXEC, mode)
             } else {
-                (OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                (
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
             };
             let opened = rustix::fs::openat2(
                 dir,
@@ -354,7 +363,9 @@ impl Root {
             .ok_or_else(|| StorageError::Escapes(self.display(rel)))?;
         let parent = rel.parent().filter(|p| !p.as_os_str().is_empty());
         let fd = match parent {
-            Some(p) => Some(self.resolve(p, OFlags::PATH | OFlags::DIRECTORY, Mode::empty(), op)?),
+            Some(p) => {
+                Some(self.resolve(p, OFlags::PATH | OFlags::DIRECTORY, Mode::empty(), op)?)
+            }
             None => None,
         };
         Ok((fd, name))
@@ -376,7 +387,9 @@ impl Root {
 
     /// Opens `rel` for reading.
     pub fn read_file(&self, rel: &Path) -> Result<File> {
-        Ok(self.resolve(rel, OFlags::RDONLY, Mode::empty(), Op::Read)?.into())
+        Ok(self
+            .resolve(rel, OFlags::RDONLY, Mode::empty(), Op::Read)?
+            .into())
     }
 
     /// Opens `rel` for reading and writing; created (with its folders) when `create`.
@@ -389,13 +402,20 @@ impl Root {
             flags |= OFlags::CREATE;
         }
         let op = if create { Op::Create } else { Op::Write };
-        Ok(self.resolve(rel, flags, Mode::from_raw_mode(0o666), op)?.into())
+        Ok(self
+            .resolve(rel, flags, Mode::from_raw_mode(0o666), op)?
+            .into())
     }
 
     /// Opens an existing `rel` for writes that bypass the page cache (`O_DIRECT`).
     pub fn direct_file(&self, rel: &Path) -> Result<File> {
         Ok(self
-            .resolve(rel, OFlags::WRONLY | OFlags::DIRECT, Mode::empty(), Op::Write)?
+            .resolve(
+                rel,
+                OFlags::WRONLY | OFlags::DIRECT,
+                Mode::empty(),
+                Op::Write,
+            )?
             .into())
     }
 
@@ -418,7 +438,12 @@ impl Root {
             }
         }
         // Whatever was there already must be a folder we may go through.
-        self.resolve(rel, OFlags::PATH | OFlags::DIRECTORY, Mode::empty(), Op::Create)?;
+        self.resolve(
+            rel,
+            OFlags::PATH | OFlags::DIRECTORY,
+            Mode::empty(),
+            Op::Create,
+        )?;
         Ok(())
     }
 
@@ -427,9 +452,7 @@ impl Root {
     pub fn stat(&self, rel: &Path) -> Result<Option<FileStat>> {
         let fd = match self.resolve(rel, OFlags::PATH, Mode::empty(), Op::Read) {
             Ok(fd) => fd,
-            Err(StorageError::Io { error, .. })
-                if error.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(StorageError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(None)
             }
             Err(e) => return Err(e),
@@ -516,9 +539,7 @@ impl Root {
         match self.with_parent(rel, Op::Delete, |dir, name| {
             rustix::fs::unlinkat(dir, name, AtFlags::empty())
         }) {
-            Err(StorageError::Io { error, .. })
-                if error.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(StorageError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
                 Ok(())
             }
             r => r,
@@ -540,9 +561,7 @@ impl Root {
         });
         let st = match st {
             Ok(st) => st,
-            Err(StorageError::Io { error, .. })
-                if error.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(StorageError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(())
             }
             Err(e) => return Err(e),
@@ -560,7 +579,12 @@ impl Root {
     /// The names in the folder `rel`.
     pub fn list_dir(&self, rel: &Path) -> Result<Vec<std::ffi::OsString>> {
         use std::os::unix::ffi::OsStrExt;
-        let fd = self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty(), Op::Read)?;
+        let fd = self.resolve(
+            rel,
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+            Op::Read,
+        )?;
         let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| self.err(rel, e))?;
         let mut names = Vec::new();
         for entry in dir {

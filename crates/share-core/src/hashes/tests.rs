@@ -3,7 +3,9 @@
 use super::*;
 
 fn data(len: usize, seed: usize) -> Vec<u8> {
-    (0..len).map(|j| ((j * 31 + seed * 7) % 251) as u8).collect()
+    (0..len)
+        .map(|j| ((j * 31 + seed * 7) % 251) as u8)
+        .collect()
 }
 
 fn h(s: &str) -> Hash {
@@ -50,7 +52,10 @@ fn answers_are_what_libtorrent_answers() {
     // The tail: block 12, three zero leaves, one uncle (piece 2's hash).
     let got = answer_from_leaves(tree, &leaves, &range(root, 0, 12, 4, 2)).unwrap();
     assert_eq!(got.len(), 5);
-    assert_eq!(got[0], h("af2bad8ebe8a94cf9e9939c7c3c5b4dd51c71fa3d8c16acd2388e3e1bb0d4b18"));
+    assert_eq!(
+        got[0],
+        h("af2bad8ebe8a94cf9e9939c7c3c5b4dd51c71fa3d8c16acd2388e3e1bb0d4b18")
+    );
     assert_eq!(got[1..4], [[0; 32]; 3]);
     assert_eq!(got[4], layer[2]);
     // f_two: three pieces, padded with a piece's pad hash.
@@ -99,7 +104,10 @@ fn a_layer_of_several_chunks_is_asked_proved_and_assembled() {
             accept_layer(tree, &root, &r, &answer[..answer.len() - 1]),
             Err(HashError::Count { .. })
         ));
-        assert_eq!(accept_layer(tree, &[9; 32], &r, &answer), Err(HashError::Proof));
+        assert_eq!(
+            accept_layer(tree, &[9; 32], &r, &answer),
+            Err(HashError::Proof)
+        );
     }
     assert_eq!(got, layer);
 }
@@ -110,14 +118,23 @@ fn block_hashes_of_a_piece_are_proved_by_its_hash() {
     let r = blocks_request(root, tree, 1);
     assert_eq!((r.index, r.length), (4, 4));
     let answer = answer_from_leaves(tree, &leaves, &r).unwrap();
-    assert_eq!(accept_blocks(tree, &layer[1], &r, &answer).unwrap(), leaves[4..8]);
+    assert_eq!(
+        accept_blocks(tree, &layer[1], &r, &answer).unwrap(),
+        leaves[4..8]
+    );
     let mut bad = answer.clone();
     bad[2][7] ^= 1;
-    assert_eq!(accept_blocks(tree, &layer[1], &r, &bad), Err(HashError::Proof));
+    assert_eq!(
+        accept_blocks(tree, &layer[1], &r, &bad),
+        Err(HashError::Proof)
+    );
     // The last piece: one real block, three padding leaves dropped.
     let r = blocks_request(root, tree, 3);
     let answer = answer_from_leaves(tree, &leaves, &r).unwrap();
-    assert_eq!(accept_blocks(tree, &layer[3], &r, &answer).unwrap(), leaves[12..]);
+    assert_eq!(
+        accept_blocks(tree, &layer[3], &r, &answer).unwrap(),
+        leaves[12..]
+    );
     // A file of one piece: its blocks, proved by its root.
     let (small, leaves, root, _) = file(40000, 2);
     let r = blocks_request(root, small, 0);
@@ -145,7 +162,14 @@ fn block_hashes_are_answered_from_one_piece_and_the_layer() {
         assert_eq!(got, want, "{r:?}");
     }
     // Not inside the piece given: refused.
-    assert!(answer_within_piece(tree, Some(&layer), 2, &leaves[8..12], &range(root, 0, 4, 4, 3)).is_none());
+    assert!(answer_within_piece(
+        tree,
+        Some(&layer),
+        2,
+        &leaves[8..12],
+        &range(root, 0, 4, 4, 3)
+    )
+    .is_none());
     // A file of one piece: its own leaves.
     let (small, leaves, root, _) = file(40000, 2);
     let r = blocks_request(root, small, 0);

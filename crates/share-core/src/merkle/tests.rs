@@ -3,7 +3,9 @@
 use super::*;
 
 fn data(len: usize, seed: usize) -> Vec<u8> {
-    (0..len).map(|j| ((j * 31 + seed * 7) % 251) as u8).collect()
+    (0..len)
+        .map(|j| ((j * 31 + seed * 7) % 251) as u8)
+        .collect()
 }
 
 fn h(s: &str) -> Hash {
@@ -15,12 +17,42 @@ const PL: u32 = 65536;
 #[test]
 fn roots_and_piece_layers_match_libtorrent() {
     let cases = [
-        ("a_small", 1000, 1, "008549d94fa71e7a0a483d84380d05a923a4b18e79ba1f8a8ddac923956d32ef"),
-        ("b_mid", 40000, 2, "dd67b7a286410a86729c16421be8193087ba88f42e1f2b3c5a684f8d2c2f8329"),
-        ("c_big", 200000, 3, "6b5e20aeccd272657c12564c2b6755fc029248e9943179e4460019a01b54460b"),
-        ("e_exact", 65536, 5, "a36adae0a2dffc529b21f91eda61ead25226186b412e2b26b94e6fde95865018"),
-        ("f_two", 131077, 6, "85db6f11d750c1525ab22755acb1742489e22a86f0c121c87fdc06dafb99a2ea"),
-        ("one", 100000, 7, "fe59ca528d37886d898f4ef5ee1a1e25a9ddef1f468b09d800815e2a4f4f2980"),
+        (
+            "a_small",
+            1000,
+            1,
+            "008549d94fa71e7a0a483d84380d05a923a4b18e79ba1f8a8ddac923956d32ef",
+        ),
+        (
+            "b_mid",
+            40000,
+            2,
+            "dd67b7a286410a86729c16421be8193087ba88f42e1f2b3c5a684f8d2c2f8329",
+        ),
+        (
+            "c_big",
+            200000,
+            3,
+            "6b5e20aeccd272657c12564c2b6755fc029248e9943179e4460019a01b54460b",
+        ),
+        (
+            "e_exact",
+            65536,
+            5,
+            "a36adae0a2dffc529b21f91eda61ead25226186b412e2b26b94e6fde95865018",
+        ),
+        (
+            "f_two",
+            131077,
+            6,
+            "85db6f11d750c1525ab22755acb1742489e22a86f0c121c87fdc06dafb99a2ea",
+        ),
+        (
+            "one",
+            100000,
+            7,
+            "fe59ca528d37886d898f4ef5ee1a1e25a9ddef1f468b09d800815e2a4f4f2980",
+        ),
     ];
     for (name, len, seed, want) in cases {
         let d = data(len, seed);
@@ -30,7 +62,11 @@ fn roots_and_piece_layers_match_libtorrent() {
         // Each piece's hash, from its own blocks, is what verification compares.
         let layer = layer.unwrap_or_else(|| vec![r]);
         for (k, chunk) in d.chunks(PL as usize).enumerate() {
-            assert_eq!(piece_hash(&leaves(chunk), len as u64, PL), layer[k], "{name} piece {k}");
+            assert_eq!(
+                piece_hash(&leaves(chunk), len as u64, PL),
+                layer[k],
+                "{name} piece {k}"
+            );
         }
     }
     let (_, layer) = file_tree(&leaves(&data(200000, 3)), 200000, PL);

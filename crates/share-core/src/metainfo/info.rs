@@ -146,7 +146,9 @@ pub(super) fn validate(
     let tree = match (version, tree) {
         (2, Some(t)) => Some(v2::read_tree(t, MAX_FILES).map_err(MetainfoError::BadFileTree)?),
         (2, None) => {
-            warnings.add(|| "`meta version` is 2 but there is no `file tree`: read as a v1 torrent".into());
+            warnings.add(|| {
+                "`meta version` is 2 but there is no `file tree`: read as a v1 torrent".into()
+            });
             None
         }
         (_, Some(_)) => {
@@ -236,7 +238,10 @@ pub(super) fn validate(
 }
 
 /// The v1 files: one (`length`) or a list (`files`).
-fn v1_files(raw: &RawInfo, warnings: &mut Warnings) -> Result<(Vec<FileEntry>, bool), MetainfoError> {
+fn v1_files(
+    raw: &RawInfo,
+    warnings: &mut Warnings,
+) -> Result<(Vec<FileEntry>, bool), MetainfoError> {
     match (raw.length, &raw.files) {
         (Some(len), None) => {
             let length = u64::try_from(len).map_err(|_| MetainfoError::BadLength(len))?;
@@ -281,7 +286,11 @@ fn v2_files(
             }),
             v2::Laid::File { index, offset } => {
                 let f = &tree[index];
-                let path = if single { Vec::new() } else { sanitize::path(&f.path) };
+                let path = if single {
+                    Vec::new()
+                } else {
+                    sanitize::path(&f.path)
+                };
                 let symlink = match &f.symlink {
                     None => None,
                     Some(target) => match sanitize::link_target(target) {
@@ -299,7 +308,8 @@ fn v2_files(
                     },
                 };
                 if !single && path.iter().map(String::as_bytes).ne(f.path.iter().copied()) {
-                    warnings.add(|| format!("{} is stored as `{}`", v2::show(&f.path), path.join("/")));
+                    warnings
+                        .add(|| format!("{} is stored as `{}`", v2::show(&f.path), path.join("/")));
                 }
                 files.push(FileEntry {
                     path,
@@ -328,7 +338,11 @@ fn v2_files(
 }
 
 /// The v1 list of a hybrid torrent must be its v2 tree laid out (see `v2.rs`).
-fn check_hybrid(raw: &RawInfo, tree: &[v2::TreeFile], piece_length: u32) -> Result<(), MetainfoError> {
+fn check_hybrid(
+    raw: &RawInfo,
+    tree: &[v2::TreeFile],
+    piece_length: u32,
+) -> Result<(), MetainfoError> {
     fn as_slices(p: &[ByteBuf]) -> Vec<&[u8]> {
         p.iter().map(|c| c.as_slice()).collect()
     }

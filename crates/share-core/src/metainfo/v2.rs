@@ -121,7 +121,10 @@ impl<'a> Walk<'a> {
     /// Reads a file's properties dictionary (its `d` comes next).
     fn file(&mut self) -> Result<(), String> {
         if self.files.len() >= self.max_files {
-            return Err(format!("the file tree holds more than {} files", self.max_files));
+            return Err(format!(
+                "the file tree holds more than {} files",
+                self.max_files
+            ));
         }
         if self.token()? != Token::Dict {
             return Err(self.malformed("file properties that are not a dictionary"));
@@ -277,11 +280,18 @@ pub(super) fn check_hybrid(
         };
         if real_a || real_b {
             let Laid::File { index, offset } = b else {
-                return Err(format!("entry {} of `files` is a file where the tree has padding", i + 1));
+                return Err(format!(
+                    "entry {} of `files` is a file where the tree has padding",
+                    i + 1
+                ));
             };
             let f = &files[*index];
             if !real_a {
-                return Err(format!("entry {} of `files` is padding or empty where the tree has {}", i + 1, show(&f.path)));
+                return Err(format!(
+                    "entry {} of `files` is padding or empty where the tree has {}",
+                    i + 1,
+                    show(&f.path)
+                ));
             }
             let same_path = a.paths.iter().any(|p| *p == f.path.as_slice());
             if !same_path || a.length != f.length || v1_offset != *offset {

@@ -187,10 +187,7 @@ impl NewTorrentV2 {
                             let f = &self.files[i];
                             let mut d = vec![
                                 ("length", Value::Int(f.length as i64)),
-                                (
-                                    "path",
-                                    Value::List(f.path.iter().map(bytes).collect()),
-                                ),
+                                ("path", Value::List(f.path.iter().map(bytes).collect())),
                             ];
                             if f.executable {
                                 d.push(("attr", bytes("x")));
@@ -200,7 +197,10 @@ impl NewTorrentV2 {
                         Entry::Pad(n) => dict(vec![
                             ("attr", bytes("p")),
                             ("length", Value::Int(n as i64)),
-                            ("path", Value::List(vec![bytes(".pad"), bytes(n.to_string())])),
+                            (
+                                "path",
+                                Value::List(vec![bytes(".pad"), bytes(n.to_string())]),
+                            ),
                         ]),
                     })
                     .collect();
@@ -225,7 +225,12 @@ impl NewTorrentV2 {
         if self.trackers.len() > 1 {
             top.push((
                 "announce-list",
-                Value::List(self.trackers.iter().map(|t| Value::List(vec![bytes(t)])).collect()),
+                Value::List(
+                    self.trackers
+                        .iter()
+                        .map(|t| Value::List(vec![bytes(t)]))
+                        .collect(),
+                ),
             ));
         }
         if let Some(c) = &self.comment {
@@ -256,7 +261,9 @@ mod tests {
     use sha1::{Digest, Sha1};
 
     fn data(len: usize, seed: usize) -> Vec<u8> {
-        (0..len).map(|j| ((j * 31 + seed * 7) % 251) as u8).collect()
+        (0..len)
+            .map(|j| ((j * 31 + seed * 7) % 251) as u8)
+            .collect()
     }
 
     /// libtorrent's test folder: (path, length, seed).
@@ -269,7 +276,12 @@ mod tests {
         (&["sub", "f_two.bin"], 131077, 6),
     ];
 
-    fn torrent(files: &[(&[&str], usize, usize)], name: &str, hybrid: bool, single: bool) -> NewTorrentV2 {
+    fn torrent(
+        files: &[(&[&str], usize, usize)],
+        name: &str,
+        hybrid: bool,
+        single: bool,
+    ) -> NewTorrentV2 {
         let pl = 65536u32;
         let mut new: Vec<(NewFileV2, Vec<u8>)> = files
             .iter()
@@ -326,18 +338,68 @@ mod tests {
     #[test]
     fn the_same_files_give_libtorrents_info_hashes() {
         let cases = [
-            (FOLDER, "v2test", true, false, Some("def10d7b1fe3d7ca076b8e5ba164d0b559d4a53a"), "b28f85b039a5c9c1b98ade965480b7c7bdf68d9e88437954fb275825f489e5fb"),
-            (FOLDER, "v2test", false, false, None, "cde5cd2510e07f92646341e72dbd8c9c8e39d678151c5a5e4c0966d273b40d6e"),
-            (&[(&[][..], 100000, 7)][..], "one.bin", true, true, Some("f903b6da7ccf5778bdd4f8747d2f5e2b1bbc08b1"), "426dddc8e4b7b26e347e5032e46ad009e39d407277c72d0c45f2b54605b8176e"),
-            (&[(&[][..], 100000, 7)][..], "one.bin", false, true, None, "ec9b96473755e010343baef5d3cecfadadc65147f9703a650d99ccf1ce1cf1d8"),
-            (&[(&["one.bin"][..], 100000, 7)][..], "single", true, false, Some("466f045f143cf485017d7c18655ee8c23394ddbd"), "c8911f35faa7cf3938b243751a443ed52f9a454c4532eae11b45fcd33bd4b6b7"),
-            (&[(&["one.bin"][..], 100000, 7)][..], "single", false, false, None, "cc5d9745326f1c91ad0e9f3d7a7c9290e29f3ea9b019291fb6a7f984c929a7f6"),
+            (
+                FOLDER,
+                "v2test",
+                true,
+                false,
+                Some("def10d7b1fe3d7ca076b8e5ba164d0b559d4a53a"),
+                "b28f85b039a5c9c1b98ade965480b7c7bdf68d9e88437954fb275825f489e5fb",
+            ),
+            (
+                FOLDER,
+                "v2test",
+                false,
+                false,
+                None,
+                "cde5cd2510e07f92646341e72dbd8c9c8e39d678151c5a5e4c0966d273b40d6e",
+            ),
+            (
+                &[(&[][..], 100000, 7)][..],
+                "one.bin",
+                true,
+                true,
+                Some("f903b6da7ccf5778bdd4f8747d2f5e2b1bbc08b1"),
+                "426dddc8e4b7b26e347e5032e46ad009e39d407277c72d0c45f2b54605b8176e",
+            ),
+            (
+                &[(&[][..], 100000, 7)][..],
+                "one.bin",
+                false,
+                true,
+                None,
+                "ec9b96473755e010343baef5d3cecfadadc65147f9703a650d99ccf1ce1cf1d8",
+            ),
+            (
+                &[(&["one.bin"][..], 100000, 7)][..],
+                "single",
+                true,
+                false,
+                Some("466f045f143cf485017d7c18655ee8c23394ddbd"),
+                "c8911f35faa7cf3938b243751a443ed52f9a454c4532eae11b45fcd33bd4b6b7",
+            ),
+            (
+                &[(&["one.bin"][..], 100000, 7)][..],
+                "single",
+                false,
+                false,
+                None,
+                "cc5d9745326f1c91ad0e9f3d7a7c9290e29f3ea9b019291fb6a7f984c929a7f6",
+            ),
         ];
         for (files, name, hybrid, single, v1, v2) in cases {
             let bytes = torrent(files, name, hybrid, single).to_bytes().unwrap();
             let m = crate::Metainfo::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(m.hashes.v1.map(|h| h.to_hex()).as_deref(), v1, "{name} hybrid={hybrid}");
-            assert_eq!(hex::encode(m.hashes.v2.unwrap()), v2, "{name} hybrid={hybrid}");
+            assert_eq!(
+                m.hashes.v1.map(|h| h.to_hex()).as_deref(),
+                v1,
+                "{name} hybrid={hybrid}"
+            );
+            assert_eq!(
+                hex::encode(m.hashes.v2.unwrap()),
+                v2,
+                "{name} hybrid={hybrid}"
+            );
             assert!(m.missing_layers().is_empty());
         }
     }

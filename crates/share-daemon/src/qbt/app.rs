@@ -139,7 +139,10 @@ pub fn preferences(r: &Registry, me: &Identity) -> Map<String, Value> {
         "max_active_downloads",
         json!(size(q.download_enabled, q.download_size)),
     );
-    set("max_active_uploads", json!(size(q.seed_enabled, q.seed_size)));
+    set(
+        "max_active_uploads",
+        json!(size(q.seed_enabled, q.seed_size)),
+    );
     set("max_active_torrents", json!(-1));
     set("dont_count_slow_torrents", json!(q.stalled_enabled));
     set(
@@ -211,7 +214,9 @@ fn apply_queue(
                     *size = n as u32;
                     Ok(true)
                 }
-                _ => Err(Fail::bad(&format!("'{k}' must be -1 or from 0 to {MAX_SIZE}"))),
+                _ => Err(Fail::bad(&format!(
+                    "'{k}' must be -1 or from 0 to {MAX_SIZE}"
+                ))),
             },
         }
     };
@@ -288,7 +293,11 @@ fn apply(
                     &mut sched.end
                 };
                 let (h, m) = (*minute / 60 % 24, *minute % 60);
-                *minute = if hour_part { n as u16 * 60 + m } else { h * 60 + n as u16 };
+                *minute = if hour_part {
+                    n as u16 * 60 + m
+                } else {
+                    h * 60 + n as u16
+                };
             }
             "scheduler_days" => {
                 s.alt_schedule.days = match as_int(k, v)? {

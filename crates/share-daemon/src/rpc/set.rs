@@ -7,9 +7,7 @@ use serde_json::{json, Value};
 use share_engine::TorrentCommand;
 
 use super::args::{as_bool, as_int};
-use super::{
-    bool_arg, ids, int_in, num_arg, strings_arg, trackers, Args, RpcError, RpcResult,
-};
+use super::{bool_arg, ids, int_in, num_arg, strings_arg, trackers, Args, RpcError, RpcResult};
 use crate::registry::{FileChoice, Registry};
 
 /// A list of file indexes (`files-wanted`, `priority-high`, ...); an empty list means every

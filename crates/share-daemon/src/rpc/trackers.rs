@@ -238,7 +238,8 @@ impl Edit {
         if let Some(l) = list("trackerAdd")? {
             any = true;
             for v in l {
-                e.add.push(announce_url(v).ok_or(format!("trackerAdd: {v} is not a tracker URL"))?);
+                e.add
+                    .push(announce_url(v).ok_or(format!("trackerAdd: {v} is not a tracker URL"))?);
             }
         }
         if let Some(l) = list("trackerRemove")? {
@@ -246,7 +247,8 @@ impl Edit {
             for v in l {
                 e.remove.push(
                     v.as_u64()
-                        .ok_or(format!("trackerRemove: {v} is not a tracker id"))? as usize,
+                        .ok_or(format!("trackerRemove: {v} is not a tracker id"))?
+                        as usize,
                 );
             }
         }
@@ -299,7 +301,11 @@ impl Edit {
             if *id >= flat.len() {
                 return Err(format!("trackerReplace: no tracker {id}"));
             }
-            if flat.iter().enumerate().any(|(i, (_, u))| i != *id && u == url) {
+            if flat
+                .iter()
+                .enumerate()
+                .any(|(i, (_, u))| i != *id && u == url)
+            {
                 return Err(format!("trackerReplace: {url} is a tracker of it already"));
             }
             flat[*id].1 = url.clone();
@@ -346,18 +352,42 @@ mod tests {
     #[test]
     fn tracker_edits_add_remove_replace_and_list_as_transmission_does() {
         let args = |v: Value| v.as_object().unwrap().clone();
-        let now = vec![(0, "http://a/announce".to_string()), (0, "http://b/announce".into()), (1, "udp://c:1".into())];
-        let e = Edit::read(&args(json!({"trackerAdd": ["http://d/announce"]}))).unwrap().unwrap();
+        let now = vec![
+            (0, "http://a/announce".to_string()),
+            (0, "http://b/announce".into()),
+            (1, "udp://c:1".into()),
+        ];
+        let e = Edit::read(&args(json!({"trackerAdd": ["http://d/announce"]})))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             e.apply(now.clone()).unwrap(),
-            vec![vec!["http://a/announce".to_string(), "http://b/announce".into()], vec!["udp://c:1".into()], vec!["http://d/announce".into()]]
+            vec![
+                vec!["http://a/announce".to_string(), "http://b/announce".into()],
+                vec!["udp://c:1".into()],
+                vec!["http://d/announce".into()]
+            ]
         );
-        let e = Edit::read(&args(json!({"trackerRemove": [0, 2], "trackerReplace": [0, "http://e/announce"]}))).unwrap().unwrap();
-        assert_eq!(e.apply(now.clone()).unwrap(), vec![vec!["http://e/announce".to_string()]]);
-        let e = Edit::read(&args(json!({"trackerList": "http://x/a\nhttp://y/a\n\nudp://z:2\n"}))).unwrap().unwrap();
+        let e = Edit::read(&args(
+            json!({"trackerRemove": [0, 2], "trackerReplace": [0, "http://e/announce"]}),
+        ))
+        .unwrap()
+        .unwrap();
         assert_eq!(
             e.apply(now.clone()).unwrap(),
-            vec![vec!["http://x/a".to_string(), "http://y/a".into()], vec!["udp://z:2".into()]]
+            vec![vec!["http://e/announce".to_string()]]
+        );
+        let e = Edit::read(&args(
+            json!({"trackerList": "http://x/a\nhttp://y/a\n\nudp://z:2\n"}),
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            e.apply(now.clone()).unwrap(),
+            vec![
+                vec!["http://x/a".to_string(), "http://y/a".into()],
+                vec!["udp://z:2".into()]
+            ]
         );
         assert!(Edit::read(&args(json!({"nothing": 1}))).unwrap().is_none());
         for bad in [

@@ -83,7 +83,9 @@ pub(crate) struct SessionCtx {
 /// moved or replaced). A lock held for one map operation.
 #[derive(Default)]
 pub(crate) struct RootCache(
-    std::sync::Mutex<std::collections::HashMap<PathBuf, std::sync::Weak<share_storage::root::Root>>>,
+    std::sync::Mutex<
+        std::collections::HashMap<PathBuf, std::sync::Weak<share_storage::root::Root>>,
+    >,
 );
 
 impl RootCache {

@@ -67,7 +67,12 @@ pub(super) async fn run(
 
     loop {
         flush(&mut node, &socket, &config.blocks).await;
-        route_events(&mut node, &torrents, &mut waiting, config.external.as_deref());
+        route_events(
+            &mut node,
+            &torrents,
+            &mut waiting,
+            config.external.as_deref(),
+        );
         let wake = node
             .next_timeout()
             .map(Instant::from_std)
@@ -250,7 +255,9 @@ async fn resolve(hosts: &[String], ipv6: bool, egress: Option<&Egress>) -> Vec<S
                 Ok(port) => e.resolve(host, port).await,
                 Err(_) => Err(std::io::Error::other("no port")),
             },
-            _ => tokio::net::lookup_host(h.as_str()).await.map(|a| a.collect()),
+            _ => tokio::net::lookup_host(h.as_str())
+                .await
+                .map(|a| a.collect()),
         };
         match got {
             Ok(addrs) => out.extend(addrs.into_iter().filter(|a| a.is_ipv6() == ipv6)),

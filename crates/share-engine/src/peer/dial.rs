@@ -73,10 +73,13 @@ async fn open(
 ) -> Result<BoxStream, String> {
     match (transport, utp) {
         (Transport::Tcp, _) => {
-            let tcp = timeout(CONNECT_TIMEOUT, shared.egress.connect_tcp(addr, shared.bind_ip))
-                .await
-                .map_err(|_| "connect timed out".to_owned())?
-                .map_err(|e| format!("connect: {e}"))?;
+            let tcp = timeout(
+                CONNECT_TIMEOUT,
+                shared.egress.connect_tcp(addr, shared.bind_ip),
+            )
+            .await
+            .map_err(|_| "connect timed out".to_owned())?
+            .map_err(|e| format!("connect: {e}"))?;
             Ok(Box::new(tcp))
         }
         (Transport::Utp, Some(u)) => {

@@ -391,9 +391,7 @@ impl Session {
     }
 
     /// Our address as the outside sees it, if known, and where that came from.
-    pub fn external_address(
-        &self,
-    ) -> Option<(std::net::IpAddr, crate::external::Source)> {
+    pub fn external_address(&self) -> Option<(std::net::IpAddr, crate::external::Source)> {
         self.incoming.ctx.external.address()
     }
 
@@ -763,7 +761,12 @@ impl SessionTask {
         memo.retain(|h, _| torrents.contains_key(h));
         let skeys = torrents
             .keys()
-            .map(|h| (*memo.entry(*h).or_insert_with(|| transport::skey_hash(h)), *h))
+            .map(|h| {
+                (
+                    *memo.entry(*h).or_insert_with(|| transport::skey_hash(h)),
+                    *h,
+                )
+            })
             .collect();
         self.routes
             .send_replace(Arc::new(RouteTable { torrents, skeys }));

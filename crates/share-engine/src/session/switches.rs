@@ -139,8 +139,14 @@ mod tests {
 
     #[test]
     fn only_what_the_session_can_have_is_taken() {
-        assert_eq!(check(&sw(false, false, true), true, true, true, false), Ok(()));
-        assert_eq!(check(&sw(true, false, false), false, true, false, false), Ok(()));
+        assert_eq!(
+            check(&sw(false, false, true), true, true, true, false),
+            Ok(())
+        );
+        assert_eq!(
+            check(&sw(true, false, false), false, true, false, false),
+            Ok(())
+        );
         assert_eq!(
             check(&sw(true, false, true), false, true, false, false),
             Err(SwitchError::NoUtpSocket)
@@ -153,7 +159,10 @@ mod tests {
             check(&sw(true, true, true), true, true, true, false),
             Err(SwitchError::LsdOffLoopback)
         );
-        assert_eq!(check(&sw(true, true, true), true, true, false, false), Ok(()));
+        assert_eq!(
+            check(&sw(true, true, true), true, true, false, false),
+            Ok(())
+        );
         assert_eq!(
             check(&sw(true, true, true), true, true, false, true),
             Err(SwitchError::LsdUnderProxy)

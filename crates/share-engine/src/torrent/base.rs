@@ -135,7 +135,11 @@ impl Base {
         let mut book = Book::new(io.ctx.listen, io.ctx.loopback_only);
         let now = Instant::now();
         let free = |a: &SocketAddr| !io.ctx.blocks.contains(a.ip());
-        book.add(config.peers.iter().copied().filter(free), PeerSource::User, now);
+        book.add(
+            config.peers.iter().copied().filter(free),
+            PeerSource::User,
+            now,
+        );
         book.add(magnet_peers.into_iter().filter(free), PeerSource::User, now);
         let (tiers, private) = match source {
             Source::Torrent(m) => (tiers(&m.trackers, &config), m.info.private),
@@ -331,7 +335,11 @@ impl Base {
         let before = addrs.len();
         addrs.retain(|a| !self.ctx.blocks.contains(a.ip()));
         if addrs.len() < before {
-            tracing::debug!(source = source.name(), blocked = before - addrs.len(), "blocked addresses (--blocklist) not kept");
+            tracing::debug!(
+                source = source.name(),
+                blocked = before - addrs.len(),
+                "blocked addresses (--blocklist) not kept"
+            );
         }
         let n = self.book.add(addrs, source, Instant::now());
         if n > 0 {

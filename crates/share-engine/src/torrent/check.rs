@@ -73,10 +73,13 @@ pub(super) async fn check(
     // A v2-only torrent's pieces are checked by their merkle nodes (those whose layer is
     // known), a v1 or hybrid torrent's by SHA-1.
     let v2 = (!info.v1).then(|| v2_expectations(meta));
-    let check_pieces = move |layout: &Layout, only: Option<&[bool]>, progress: &std::sync::atomic::AtomicU64| match &v2 {
-        Some(e) => hash::check_v2(layout, e, only, hash::default_threads(), progress),
-        None => hash::check_some(layout, &pieces, only, hash::default_threads(), progress),
-    };
+    let check_pieces =
+        move |layout: &Layout, only: Option<&[bool]>, progress: &std::sync::atomic::AtomicU64| {
+            match &v2 {
+                Some(e) => hash::check_v2(layout, e, only, hash::default_threads(), progress),
+                None => hash::check_some(layout, &pieces, only, hash::default_threads(), progress),
+            }
+        };
     let st = stats.clone();
     let resume = resume.map(|p| p.to_path_buf());
     let valid = tokio::task::spawn_blocking(move || {

@@ -256,7 +256,12 @@ impl Torrent {
         }
         p.queued.fetch_add(1, Ordering::Relaxed);
         // The ledger: the piece is being given to it; a new piece may bring new offers.
-        if valid && self.handout.as_mut().is_some_and(|h| h.requested(key, b.index)) {
+        if valid
+            && self
+                .handout
+                .as_mut()
+                .is_some_and(|h| h.requested(key, b.index))
+        {
             let contested = self.contested();
             self.send_offers(key, contested);
         }
@@ -357,7 +362,8 @@ impl Torrent {
             let piece_offset = index as u64 * self.info.piece_length as u64;
             let v2_bytes = self.v2_bytes(index);
             if let Placed::WriteThrough(data) =
-                self.assembly.add(index, size, begin as usize, data, v2_bytes)
+                self.assembly
+                    .add(index, size, begin as usize, data, v2_bytes)
             {
                 let offset = piece_offset + begin as u64;
                 let _ = self.disk.send(Job::Block { offset, data }).await;

@@ -24,9 +24,7 @@ use super::transfer::Torrent;
 impl Torrent {
     /// Makes the ledger once the torrent has every piece, fed what the peers have.
     pub(super) fn start_handout(&mut self) {
-        if self.handout.is_some()
-            || self.base.config.no_upload
-            || !self.picker.have().is_complete()
+        if self.handout.is_some() || self.base.config.no_upload || !self.picker.have().is_complete()
         {
             return;
         }
@@ -49,7 +47,9 @@ impl Torrent {
 
     /// Whether this torrent is a super-seed now (announces offers instead of its pieces).
     pub(super) fn super_seeding(&self) -> bool {
-        self.handout.as_ref().is_some_and(|h| h.mode() == Mode::Super)
+        self.handout
+            .as_ref()
+            .is_some_and(|h| h.mode() == Mode::Super)
     }
 
     /// Other peers wait for the seed: a choked peer that wants a piece and takes turns

@@ -141,7 +141,9 @@ impl Torrent {
             return;
         }
         if self.punch.asked.len() >= MAX_REMEMBERED {
-            self.punch.asked.retain(|_, at| now.duration_since(*at) < ASK_AGAIN);
+            self.punch
+                .asked
+                .retain(|_, at| now.duration_since(*at) < ASK_AGAIN);
         }
         if self.send_holepunch(relay, Holepunch::Rendezvous(target)) {
             self.punch.asked.insert(target, now);
@@ -182,7 +184,8 @@ impl Torrent {
         let external = self.base.ctx.external.address().map(|(ip, _)| ip);
         // A blocked address is introduced to no one, nor anyone to it: as if it were not
         // there (we are not connected to it anyway, once a list blocks it).
-        let blocked = |a: Option<SocketAddr>| a.is_some_and(|a| self.base.ctx.blocks.contains(a.ip()));
+        let blocked =
+            |a: Option<SocketAddr>| a.is_some_and(|a| self.base.ctx.blocks.contains(a.ip()));
         let refusal = if target.port() == 0 || target.ip().is_unspecified() {
             Some(Refusal::NoSuchPeer)
         } else if blocked(Some(target)) || blocked(self.endpoint(key)) {

@@ -141,7 +141,12 @@ impl Torrent {
             return;
         }
         let via = link.via;
-        let peer = Peer::new(link, outgoing, self.info.piece_count(), self.base.hashes.v2_short());
+        let peer = Peer::new(
+            link,
+            outgoing,
+            self.info.piece_count(),
+            self.base.hashes.v2_short(),
+        );
         if hs.supports_extensions() {
             peer.send(
                 self.base
@@ -255,8 +260,8 @@ impl Torrent {
             .map(|p| p.addr)
             .or(self.base.dialing.get(&key).copied());
         tracing::debug!(peer = ?addr, reason = reason.to_string(), "connection closed");
-        let dial_failed = self.base.dialing.contains_key(&key)
-            && matches!(reason, CloseReason::Dial(_));
+        let dial_failed =
+            self.base.dialing.contains_key(&key) && matches!(reason, CloseReason::Dial(_));
         self.base.dial_ended(key, &reason);
         self.drop_peer(key);
         if let (true, Some(addr)) = (dial_failed, addr) {

@@ -86,7 +86,8 @@ pub(super) async fn transfer(
     handed: Vec<(PeerKey, magnet::Connected)>,
 ) -> Result<Outcome, EngineError> {
     let info = meta.info.clone();
-    base.metainfo.send_replace(Some(std::sync::Arc::new(meta.clone())));
+    base.metainfo
+        .send_replace(Some(std::sync::Arc::new(meta.clone())));
     base.stats.total.store(info.total_length, Ordering::Relaxed);
     if let Err(e) = priorities::apply_file_filter(&mut base.config, &info) {
         base.stop_trackers().await;
@@ -165,7 +166,12 @@ pub(super) async fn transfer(
     base.set_complete(picker.is_done());
     base.start_trackers();
     let v2 = super::v2::V2State::new(&meta);
-    let web_urls: Vec<String> = meta.url_list.iter().chain(&base.web_seeds).cloned().collect();
+    let web_urls: Vec<String> = meta
+        .url_list
+        .iter()
+        .chain(&base.web_seeds)
+        .cloned()
+        .collect();
     let web = super::web::Web::start(
         &web_urls,
         std::sync::Arc::new(info.clone()),

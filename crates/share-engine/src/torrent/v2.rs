@@ -93,7 +93,9 @@ fn blocked(meta: &share_core::Metainfo) -> Option<share_core::bitfield::Bitfield
     let bits: Vec<bool> = (0..meta.info.piece_count())
         .map(|i| meta.v2_piece(i).is_some_and(|p| p.hash.is_none()))
         .collect();
-    bits.iter().any(|&b| b).then(|| share_core::bitfield::Bitfield::from_bools(&bits))
+    bits.iter()
+        .any(|&b| b)
+        .then(|| share_core::bitfield::Bitfield::from_bools(&bits))
 }
 
 /// The tree of the file whose root is `root`.
@@ -180,7 +182,12 @@ impl Torrent {
         }
         let width = (1u64 << h) >> r.base;
         let in_file = r.index as u64 / width;
-        let Some(f) = self.info.files.iter().find(|f| f.pieces_root == Some(r.root)) else {
+        let Some(f) = self
+            .info
+            .files
+            .iter()
+            .find(|f| f.pieces_root == Some(r.root))
+        else {
             return false;
         };
         let pl = self.info.piece_length as u64;

@@ -44,7 +44,10 @@ fn a_planted_link_at_a_files_path_is_neither_written_nor_read() {
         e.to_string(),
         "`q/file` resolves outside the download folder through a symlink; not created"
     );
-    assert_eq!(why(root.read_file(Path::new("q/file")).unwrap_err()), LinkWhy::Outside);
+    assert_eq!(
+        why(root.read_file(Path::new("q/file")).unwrap_err()),
+        LinkWhy::Outside
+    );
     assert!(matches!(
         root.stat(Path::new("q/file")),
         Err(StorageError::Link { .. })
@@ -105,7 +108,10 @@ fn user_links_are_followed_with_the_option_and_torrent_links_never() {
         Path::new("q/c"),
     )
     .unwrap();
-    assert_eq!(std::fs::read_link(s.dl.join("q/b")).unwrap(), Path::new("c"));
+    assert_eq!(
+        std::fs::read_link(s.dl.join("q/b")).unwrap(),
+        Path::new("c")
+    );
     assert_eq!(
         why(root.write_file(Path::new("q/b/x"), true).unwrap_err()),
         LinkWhy::TorrentLink

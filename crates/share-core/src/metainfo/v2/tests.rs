@@ -12,8 +12,13 @@ fn the_tree_is_read_in_order_with_roots_and_lengths() {
     let paths: Vec<String> = files.iter().map(|f| show(&f.path)).collect();
     assert_eq!(paths, ["`a.txt`", "`sub/b.bin`", "`sub/c`"]);
     assert_eq!(files[0].root, Some([b'a'; 32]));
-    assert_eq!((files[1].length, files[2].length, files[2].root), (5, 0, None));
-    assert!(read_tree(TREE, 2).unwrap_err().contains("more than 2 files"));
+    assert_eq!(
+        (files[1].length, files[2].length, files[2].root),
+        (5, 0, None)
+    );
+    assert!(read_tree(TREE, 2)
+        .unwrap_err()
+        .contains("more than 2 files"));
 }
 
 #[test]
@@ -25,8 +30,14 @@ fn malformed_trees_are_refused_not_panicked_on() {
         (b"d1:ad0:d6:lengthi3e11:pieces root3:abcee", "not 32 bytes"),
         (b"d1:ad0:d4:attr1:p6:lengthi3eeee", "padding file"),
         (b"d1:ad0:d4:attr1:lee", "symlink without a `symlink path`"),
-        (b"d1:ad0:d6:lengthi0ee1:xd0:d6:lengthi0eeee", "both a file and a folder"),
-        (b"d1:bd0:d6:lengthi0eee1:ad0:d6:lengthi0eeee", "keys out of order"),
+        (
+            b"d1:ad0:d6:lengthi0ee1:xd0:d6:lengthi0eeee",
+            "both a file and a folder",
+        ),
+        (
+            b"d1:bd0:d6:lengthi0eee1:ad0:d6:lengthi0eeee",
+            "keys out of order",
+        ),
         (b"d1:ad0:d6:lengthi-1eeee", "negative length"),
         (b"d1:adee", "an empty folder"),
         (b"d1:ad0:d6:lengthi0e", "malformed"),
@@ -51,11 +62,26 @@ fn each_non_empty_file_starts_a_piece_and_the_last_one_is_padded_too() {
     assert_eq!(
         laid,
         [
-            Laid::File { index: 0, offset: 0 },
-            Laid::Pad { length: 16381, offset: 3 },
-            Laid::File { index: 1, offset: 16384 },
-            Laid::Pad { length: 16379, offset: 16389 },
-            Laid::File { index: 2, offset: 32768 },
+            Laid::File {
+                index: 0,
+                offset: 0
+            },
+            Laid::Pad {
+                length: 16381,
+                offset: 3
+            },
+            Laid::File {
+                index: 1,
+                offset: 16384
+            },
+            Laid::Pad {
+                length: 16379,
+                offset: 16389
+            },
+            Laid::File {
+                index: 2,
+                offset: 32768
+            },
         ]
     );
     assert_eq!(total, 32768);
@@ -97,19 +123,38 @@ fn each_disagreement_of_a_hybrid_is_named() {
     type L<'a> = Vec<(&'a [&'a str], u64, bool)>;
     let cases: Vec<(L, &str)> = vec![
         (
-            vec![(&["a.txt"], 4, false), (&[".pad", "1"], 16380, true), (&["sub", "b.bin"], 5, false), (&["sub", "c"], 0, false)],
+            vec![
+                (&["a.txt"], 4, false),
+                (&[".pad", "1"], 16380, true),
+                (&["sub", "b.bin"], 5, false),
+                (&["sub", "c"], 0, false),
+            ],
             "file 1 is `a.txt` (4 bytes at 0)",
         ),
         (
-            vec![(&["a.txt"], 3, false), (&[".pad", "1"], 16381, true), (&["sub", "B.bin"], 5, false), (&["sub", "c"], 0, false)],
+            vec![
+                (&["a.txt"], 3, false),
+                (&[".pad", "1"], 16381, true),
+                (&["sub", "B.bin"], 5, false),
+                (&["sub", "c"], 0, false),
+            ],
             "file 3 is `sub/B.bin`",
         ),
         (
-            vec![(&["a.txt"], 3, false), (&["sub", "b.bin"], 5, false), (&["sub", "c"], 0, false)],
+            vec![
+                (&["a.txt"], 3, false),
+                (&["sub", "b.bin"], 5, false),
+                (&["sub", "c"], 0, false),
+            ],
             "lists 3 entries, the `file tree` lays out 5",
         ),
         (
-            vec![(&["a.txt"], 3, false), (&[".pad", "1"], 16000, true), (&["sub", "b.bin"], 5, false), (&["sub", "c"], 0, false)],
+            vec![
+                (&["a.txt"], 3, false),
+                (&[".pad", "1"], 16000, true),
+                (&["sub", "b.bin"], 5, false),
+                (&["sub", "c"], 0, false),
+            ],
             "at 16003) in `files` but `sub/b.bin` (5 bytes at 16384)",
         ),
     ];
