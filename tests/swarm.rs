@@ -30,19 +30,12 @@ fn swarm_torrent(d: &Dir, size: usize, tracker: &Proc) -> std::path::PathBuf {
 }
 
 /// `share fetch` with no --peer: peers come from the tracker only.
-fn leecher(t: &Path, dir: &Path, extra: &[&str]) -> Proc {
-    start_fetch(t, dir, &[], extra)
-}
-
-#[test]
-fn six_leechers_trade_so_the_seed_uploads_under_three_copies() {
-    let tracker = tracker();
-    let d = Dir::new();
-    let size = 8 << 20;
-    let t = swarm_torrent(&d, size, &tracker);
-    let mut seed = start_seed(&t, &d.join("src"), &["--max-upload-rate", "2M"]);
-    let mut leechers: Vec<Proc> = (0..6)
-        .map(|i| leecher(&t, &d.join(&format!("l{i}")), &["--seed"]))
+/// Starts `n` seeding leechers of `t` beside `seed`, waits until each has every piece and
+/// the same bytes as the source, stops them all, and returns how many copies of the `size`
+/// bytes the seed uploaded, and how many bytes the leechers uploaded.
+fn copies_for_leechers(d: &Dir, t: &Path, seed: &mut Proc, n: usize, size: usize) -> (f64, u64) {
+    let mut leechers: Vec<Proc> = (0..n)
+        .map(|i| leecher(t, &d.join(&format!("l{i}")), &["--seed"]))
         .collect();
     for (i, l) in leechers.iter().enumerate() {
         assert!(
@@ -57,10 +50,24 @@ fn six_leechers_trade_so_the_seed_uploads_under_three_copies() {
     }
     assert_eq!(seed.stop().0, Some(0));
     let (uploaded, _) = seed.transfer_counts();
-    let copies = uploaded as f64 / size as f64;
+    let traded = leechers.iter().map(|l| l.transfer_counts().0).sum();
+    (uploaded as f64 / size as f64, traded)
+}
+
+fn leecher(t: &Path, dir: &Path, extra: &[&str]) -> Proc {
+    start_fetch(t, dir, &[], extra)
+}
+
+#[test]
+fn six_leechers_trade_so_the_seed_uploads_under_three_copies() {
+    let tracker = tracker();
+    let d = Dir::new();
+    let size = 8 << 20;
+    let t = swarm_torrent(&d, size, &tracker);
+    let mut seed = start_seed(&t, &d.join("src"), &["--max-upload-rate", "2M"]);
+    let (copies, traded) = copies_for_leechers(&d, &t, &mut seed, 6, size);
     eprintln!("seed uploaded {copies:.2} copies for 6 leechers");
     assert!(copies < 3.0, "the seed uploaded {copies:.2} copies");
-    let traded: u64 = leechers.iter().map(|l| l.transfer_counts().0).sum();
     assert!(
         traded > size as u64 * 3,
         "leechers uploaded only {traded} bytes to each other"
@@ -201,23 +208,7 @@ fn a_super_seed_uploads_about_one_copy_to_two_leechers() {
         &d.join("src"),
         &["--super-seed", "--max-upload-rate", "1M"],
     );
-    let mut leechers: Vec<Proc> = (0..2)
-        .map(|i| leecher(&t, &d.join(&format!("l{i}")), &["--seed"]))
-        .collect();
-    for (i, l) in leechers.iter().enumerate() {
-        assert!(
-            l.wait_stderr("complete: every piece verified", TIMEOUT),
-            "leecher {i} did not finish: {}",
-            l.stderr()
-        );
-    }
-    for (i, l) in leechers.iter_mut().enumerate() {
-        assert_eq!(l.stop().0, Some(0));
-        assert_same_file(&d.join("src/f.bin"), &d.join(&format!("l{i}/f.bin")));
-    }
-    assert_eq!(seed.stop().0, Some(0));
-    let (uploaded, _) = seed.transfer_counts();
-    let copies = uploaded as f64 / size as f64;
+    let (copies, _) = copies_for_leechers(&d, &t, &mut seed, 2, size);
     eprintln!("super-seed uploaded {copies:.2} copies for 2 leechers");
     assert!(copies >= 1.0, "the seed uploaded {copies:.2} copies");
     assert!(copies < 1.35, "the super-seed uploaded {copies:.2} copies");
